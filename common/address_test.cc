@@ -1,0 +1,61 @@
+#include "common/address.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gtest/gtest.h"
+
+namespace prolong {
+namespace {
+
+TEST(ParseHostPortTest, AcceptsHostnamesIpv4AndBracketedIpv6) {
+  absl::StatusOr<HostPort> parsed = ParseHostPort("127.0.0.1:7400", "address");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->host, "127.0.0.1");
+  EXPECT_EQ(parsed->port, 7400);
+  EXPECT_EQ(parsed->ToString(), "127.0.0.1:7400");
+
+  parsed = ParseHostPort("[::1]:0", "address");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->host, "::1");
+  EXPECT_EQ(parsed->port, 0);
+  EXPECT_EQ(parsed->ToString(), "[::1]:0");
+
+  parsed = ParseHostPort("localhost:65535", "address");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->port, 65535);
+}
+
+TEST(ParseHostPortTest, RejectsMalformedAddressesNamingTheField) {
+  for (const char* bad : {"7400", "127.0.0.1", ":7400", "host:", "host:65536", "host:-1",
+                          "host:http", "::1:80", "[::1]80", "[::1"}) {
+    absl::StatusOr<HostPort> parsed = ParseHostPort(bad, "metrics_address");
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(parsed.status().message().find("metrics_address: '"), absl::string_view::npos)
+        << parsed.status();
+  }
+}
+
+TEST(CheckCanListenTest, ReportsAnAddressInUse) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const HostPort taken{"127.0.0.1", ntohs(addr.sin_port)};
+
+  absl::Status status = CheckCanListen(taken);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(), taken.ToString() + ": address already in use");
+  close(fd);
+  EXPECT_TRUE(CheckCanListen(taken).ok());
+  EXPECT_TRUE(CheckCanListen({"127.0.0.1", 0}).ok());
+}
+
+}  // namespace
+}  // namespace prolong

@@ -1,0 +1,175 @@
+#include "common/server.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/address.h"
+#include "common/http_get.h"
+#include "common/log.h"
+#include "common/process_metrics.h"
+#include "common/rpc_metrics.h"
+#include "common/shutdown_signal.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+#include "grpc/support/log.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "prometheus/exposer.h"
+#include "prometheus/gauge.h"
+
+namespace prolong {
+namespace {
+
+// gRPC's own log lines go through ours, so a process has one log format.
+void ForwardGrpcLog(gpr_log_func_args* args) {
+  const LogSeverity severity = args->severity == GPR_LOG_SEVERITY_ERROR ? LogSeverity::kError
+                                                                        : LogSeverity::kInfo;
+  internal::LogMessage(severity, args->file, args->line).stream() << "grpc: " << args->message;
+}
+
+void ConfigureGrpcOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    gpr_set_log_function(ForwardGrpcLog);
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  });
+}
+
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartExposer(const HostPort& address) {
+  RETURN_IF_ERROR(CheckCanListen(address));
+  try {
+    return std::make_unique<prometheus::Exposer>(address.ToString(), /*num_threads=*/2);
+  } catch (const std::exception& e) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(address.ToString(), ": cannot serve /metrics: ", e.what()));
+  }
+}
+
+// civetweb's listener polls with a 2 s timeout and looks at its stop flag only between polls,
+// so stopping it takes up to 2 s. A request while it stops wakes the poll at once.
+void StopExposer(std::unique_ptr<prometheus::Exposer> exposer, const std::string& address) {
+  if (exposer == nullptr) return;
+  std::string local = address;
+  if (absl::StartsWith(local, "0.0.0.0:")) {
+    local = absl::StrCat("127.0.0.1", local.substr(7));
+  } else if (absl::StartsWith(local, "[::]:")) {
+    local = absl::StrCat("[::1]", local.substr(4));
+  }
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    exposer.reset();
+    stopped = true;
+  });
+  while (!stopped) {
+    HttpGet(local, "/", absl::Milliseconds(50)).IgnoreError();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  stopper.join();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const ServerOptions& options, const std::vector<HostedService>& services,
+    std::shared_ptr<prometheus::Registry> registry) {
+  ASSIGN_OR_RETURN(HostPort grpc_address, ParseHostPort(options.address, "address"));
+  std::optional<HostPort> metrics_address;
+  if (!options.metrics_address.empty()) {
+    ASSIGN_OR_RETURN(metrics_address, ParseHostPort(options.metrics_address, "metrics_address"));
+  }
+  RETURN_IF_ERROR(CheckCanListen(grpc_address));
+  ConfigureGrpcOnce();
+
+  std::unique_ptr<Server> server(new Server());
+  server->options_ = options;
+  server->registry_ = std::move(registry);
+  prometheus::BuildGauge()
+      .Name("prolong_build_info")
+      .Help("Always 1; labels name the component and its version.")
+      .Register(*server->registry_)
+      .Add({{"component", options.component}, {"version", kVersion}})
+      .Set(1);
+
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(grpc_address.ToString(), grpc::InsecureServerCredentials(),
+                           &bound_port);
+  // Without this, Linux lets a second server bind the same port and steal half the calls.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(NewRpcMetricsInterceptorFactory(*server->registry_));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  for (const HostedService& hosted : services) {
+    builder.RegisterService(hosted.service);
+    server->service_names_.push_back(hosted.name);
+  }
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || bound_port == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(grpc_address.ToString(), ": cannot listen (see the log above)"));
+  }
+  grpc_address.port = bound_port;
+  server->address_ = grpc_address.ToString();
+  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+  for (const std::string& name : server->service_names_) health->SetServingStatus(name, true);
+
+  if (metrics_address.has_value()) {
+    ASSIGN_OR_RETURN(server->exposer_, StartExposer(*metrics_address));
+    server->exposer_->RegisterCollectable(server->registry_);
+    server->process_metrics_ = std::make_shared<ProcessMetrics>();
+    server->exposer_->RegisterCollectable(server->process_metrics_);
+    metrics_address->port = server->exposer_->GetListeningPorts().at(0);
+    server->metrics_address_ = metrics_address->ToString();
+  }
+  return server;
+}
+
+Server::~Server() { Shutdown(); }
+
+void Server::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(options_.shutdown_grace));
+  server_->Wait();
+  StopExposer(std::move(exposer_), metrics_address_);
+}
+
+int RunServerUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
+                         std::shared_ptr<prometheus::Registry> registry) {
+  InstallShutdownSignalHandlers();
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, services, registry);
+  if (!server.ok()) {
+    std::fprintf(stderr, "%s: %s\n", options.component.c_str(),
+                 std::string(server.status().message()).c_str());
+    return 1;
+  }
+  std::cout << options.component << " listening: grpc=" << (*server)->address()
+            << " metrics=" << (*server)->metrics_address() << std::endl;
+  PROLONG_LOG(INFO) << options.component << " " << kVersion << " serving gRPC on "
+                    << (*server)->address() << ", /metrics on "
+                    << ((*server)->metrics_address().empty() ? "(off)"
+                                                             : (*server)->metrics_address());
+  const int signal_number = WaitForShutdownSignal();
+  PROLONG_LOG(INFO) << "received " << strsignal(signal_number) << ", shutting down";
+  (*server)->Shutdown();
+  PROLONG_LOG(INFO) << options.component << " stopped";
+  return 0;
+}
+
+}  // namespace prolong

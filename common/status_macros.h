@@ -1,0 +1,41 @@
+// Early-return helpers for absl::Status and absl::StatusOr (Abseil 20220623 has none).
+#ifndef PROLONG_COMMON_STATUS_MACROS_H_
+#define PROLONG_COMMON_STATUS_MACROS_H_
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+// RETURN_IF_ERROR(expr): if `expr` (a Status or StatusOr) is not OK, returns its status.
+#define RETURN_IF_ERROR(expr)                                                 \
+  do {                                                                        \
+    ::absl::Status prolong_status_ = ::prolong::internal::ToStatus((expr));   \
+    if (!prolong_status_.ok()) return prolong_status_;                        \
+  } while (false)
+
+// ASSIGN_OR_RETURN(lhs, expr): evaluates the StatusOr `expr`; returns its status if not OK,
+// otherwise moves its value into `lhs` (a declaration such as `auto x` or an lvalue).
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  PROLONG_ASSIGN_OR_RETURN_IMPL_(PROLONG_CONCAT_(prolong_statusor_, __LINE__), lhs, expr)
+
+#define PROLONG_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
+  auto statusor = (expr);                                   \
+  if (!statusor.ok()) return std::move(statusor).status();  \
+  lhs = *std::move(statusor)
+
+#define PROLONG_CONCAT_(a, b) PROLONG_CONCAT_INNER_(a, b)
+#define PROLONG_CONCAT_INNER_(a, b) a##b
+
+namespace prolong::internal {
+
+inline absl::Status ToStatus(absl::Status status) { return status; }
+
+template <typename T>
+absl::Status ToStatus(const absl::StatusOr<T>& status_or) {
+  return status_or.status();
+}
+
+}  // namespace prolong::internal
+
+#endif  // PROLONG_COMMON_STATUS_MACROS_H_

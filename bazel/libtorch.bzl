@@ -39,10 +39,10 @@ cc_library(
     hdrs = glob({hdr_globs}),
     includes = {includes},
     # --no-as-needed: libtorch_cuda registers its kernels from static initialisers only.
-    linkopts = {search} + ["-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10"] + select({{
+    linkopts = {search} + ["-Wl,--push-state,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10"] + select({{
         "@//bazel:cuda_enabled": ["-ltorch_cuda", "-lc10_cuda"],
         "//conditions:default": [],
-    }}) + ["-Wl,--as-needed"],
+    }}) + ["-Wl,--pop-state"],
 )
 """.format(hdr_globs = hdr_globs, includes = includes, search = search))
 

@@ -1,21 +1,16 @@
 #include "common/server.h"
 
-#include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <iostream>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "common/address.h"
-#include "common/http_get.h"
 #include "common/log.h"
+#include "common/metrics_endpoint.h"
 #include "common/process_metrics.h"
 #include "common/rpc_metrics.h"
 #include "common/shutdown_signal.h"
@@ -26,7 +21,6 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "prometheus/exposer.h"
 #include "prometheus/gauge.h"
 
 namespace prolong {
@@ -46,38 +40,6 @@ void ConfigureGrpcOnce() {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   });
-}
-
-absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartExposer(const HostPort& address) {
-  RETURN_IF_ERROR(CheckCanListen(address));
-  try {
-    return std::make_unique<prometheus::Exposer>(address.ToString(), /*num_threads=*/2);
-  } catch (const std::exception& e) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(address.ToString(), ": cannot serve /metrics: ", e.what()));
-  }
-}
-
-// civetweb's listener polls with a 2 s timeout and looks at its stop flag only between polls,
-// so stopping it takes up to 2 s. A request while it stops wakes the poll at once.
-void StopExposer(std::unique_ptr<prometheus::Exposer> exposer, const std::string& address) {
-  if (exposer == nullptr) return;
-  std::string local = address;
-  if (absl::StartsWith(local, "0.0.0.0:")) {
-    local = absl::StrCat("127.0.0.1", local.substr(7));
-  } else if (absl::StartsWith(local, "[::]:")) {
-    local = absl::StrCat("[::1]", local.substr(4));
-  }
-  std::atomic<bool> stopped{false};
-  std::thread stopper([&] {
-    exposer.reset();
-    stopped = true;
-  });
-  while (!stopped) {
-    HttpGet(local, "/", absl::Milliseconds(50)).IgnoreError();
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  stopper.join();
 }
 
 }  // namespace
@@ -128,12 +90,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   for (const std::string& name : server->service_names_) health->SetServingStatus(name, true);
 
   if (metrics_address.has_value()) {
-    ASSIGN_OR_RETURN(server->exposer_, StartExposer(*metrics_address));
-    server->exposer_->RegisterCollectable(server->registry_);
-    server->process_metrics_ = std::make_shared<ProcessMetrics>();
-    server->exposer_->RegisterCollectable(server->process_metrics_);
-    metrics_address->port = server->exposer_->GetListeningPorts().at(0);
-    server->metrics_address_ = metrics_address->ToString();
+    ASSIGN_OR_RETURN(server->metrics_endpoint_,
+                     MetricsEndpoint::Start(*metrics_address,
+                                            {server->registry_, std::make_shared<ProcessMetrics>()}));
+    server->metrics_address_ = server->metrics_endpoint_->address().ToString();
   }
   return server;
 }
@@ -147,7 +107,7 @@ void Server::Shutdown() {
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
   server_->Wait();
-  StopExposer(std::move(exposer_), metrics_address_);
+  metrics_endpoint_.reset();
 }
 
 int RunServerUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,

@@ -13,13 +13,9 @@
 #include "grpcpp/server.h"
 #include "prometheus/registry.h"
 
-namespace prometheus {
-class Exposer;
-}  // namespace prometheus
-
 namespace prolong {
 
-class ProcessMetrics;
+class MetricsEndpoint;
 
 struct ServerOptions {
   // Names the process in logs, in its ready line and in prolong_build_info: "scheduler".
@@ -73,9 +69,8 @@ class Server {
   ServerOptions options_;
   std::vector<std::string> service_names_;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<ProcessMetrics> process_metrics_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::string address_;
   std::string metrics_address_;
   bool shut_down_ = false;

@@ -1,0 +1,137 @@
+#include "tests/subprocess.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+extern char** environ;
+
+namespace prolong::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+}  // namespace
+
+std::string MakeTempDir() {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string pattern = absl::StrCat(base != nullptr ? base : "/tmp", "/prolong-XXXXXX");
+  if (mkdtemp(pattern.data()) == nullptr) std::abort();
+  return pattern;
+}
+
+absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
+                                                              const std::string& stdin_path) {
+  static std::atomic<int> counter{0};
+  std::unique_ptr<Subprocess> process(new Subprocess());
+  const std::string dir = MakeTempDir();
+  const int id = counter++;
+  process->stdout_path_ = absl::StrCat(dir, "/stdout.", id);
+  process->stderr_path_ = absl::StrCat(dir, "/stderr.", id);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO,
+                                   stdin_path.empty() ? "/dev/null" : stdin_path.c_str(),
+                                   O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, process->stdout_path_.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, process->stderr_path_.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const int rc = posix_spawn(&process->pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    return absl::InternalError(absl::StrCat("cannot start ", argv[0], ": ", std::strerror(rc)));
+  }
+  process->running_ = true;
+  return process;
+}
+
+Subprocess::~Subprocess() {
+  if (running_) {
+    kill(pid_, SIGKILL);
+    Reap(/*block=*/true);
+  }
+}
+
+bool Subprocess::Reap(bool block) {
+  if (!running_) return true;
+  int status = 0;
+  const pid_t done = waitpid(pid_, &status, block ? 0 : WNOHANG);
+  if (done != pid_) return false;
+  running_ = false;
+  exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return true;
+}
+
+absl::StatusOr<std::string> Subprocess::ReadStdoutLine(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const bool exited = Reap(/*block=*/false);  // Read after reaping: nothing is missed.
+    const std::string text = Stdout();
+    const size_t newline = text.find('\n', stdout_consumed_);
+    if (newline != std::string::npos) {
+      std::string line = text.substr(stdout_consumed_, newline - stdout_consumed_);
+      stdout_consumed_ = newline + 1;
+      return line;
+    }
+    if (exited) {
+      return absl::OutOfRangeError(absl::StrCat("process exited with code ", exit_code_,
+                                                "; stderr: ", Stderr()));
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("no stdout line; stderr: ", Stderr()));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+std::string Subprocess::Stdout() const { return ReadFile(stdout_path_); }
+
+std::string Subprocess::Stderr() const { return ReadFile(stderr_path_); }
+
+void Subprocess::Signal(int signal_number) const {
+  if (running_) kill(pid_, signal_number);
+}
+
+absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!Reap(/*block=*/false)) {
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("pid ", pid_, " still running"));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return exit_code_;
+}
+
+absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, absl::Duration timeout,
+                              const std::string& stdin_path) {
+  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv, stdin_path);
+  if (!process.ok()) return process.status();
+  absl::StatusOr<int> exit_code = (*process)->Wait(timeout);
+  if (!exit_code.ok()) return exit_code.status();
+  return RunResult{*exit_code, (*process)->Stdout(), (*process)->Stderr()};
+}
+
+}  // namespace prolong::testing

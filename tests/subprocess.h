@@ -1,6 +1,6 @@
 // Runs a program as a child process for multi-process tests: its stdout and stderr go to files
 // (no pipe to fill up and block it), its lines can be awaited, and it is killed and reaped on
-// destruction if still running.
+// destruction if still running, or when the test process dies first.
 #ifndef PROLONG_TESTS_SUBPROCESS_H_
 #define PROLONG_TESTS_SUBPROCESS_H_
 
@@ -18,6 +18,7 @@ namespace prolong::testing {
 class Subprocess {
  public:
   // Starts argv[0] (a path) with the given arguments; stdin from `stdin_path` or /dev/null.
+  // A program that cannot be executed exits with code 127.
   static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
                                                            const std::string& stdin_path = "");
 

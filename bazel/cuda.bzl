@@ -46,7 +46,7 @@ def _cuda_repository_impl(ctx):
     if ctx.path(cuda_home + "/include/cuda_runtime_api.h").exists and cudart_dir:
         ctx.symlink(cuda_home + "/include", "cuda_include")
         build.append(_library("cudart", "cuda_include", cudart_dir, "cudart",
-                              ["cuda_include/*.h", "cuda_include/crt/*.h", "cuda_include/*.hpp"]))
+                              ["cuda_include/**"]))
     else:
         build.append(_missing("cudart", "CUDA runtime not found under CUDA_HOME=%s" % cuda_home))
 

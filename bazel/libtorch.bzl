@@ -30,13 +30,26 @@ def _libtorch_repository_impl(ctx):
         hdr_globs = ["include/**", "api_include/**"]
         includes = ["include", "api_include"]
         search = ["-L%s/lib" % root, "-Wl,-rpath,%s/lib" % root]
+    has_cuda = bool(root) and ctx.path(root + "/lib/libtorch_cuda.so").exists
+    cuda_message = "--config=cuda needs PROLONG_LIBTORCH set to a LibTorch built with CUDA" + (
+        " (%s has no lib/libtorch_cuda.so)" % root if root else " (it is unset, and the Debian LibTorch is CPU-only)")
 
     ctx.file("BUILD.bazel", """
 package(default_visibility = ["//visibility:public"])
 
+# Under --config=cuda without a CUDA LibTorch, fail with a message rather than at link time.
+genrule(
+    name = "cuda_libtorch_missing",
+    outs = ["cuda_libtorch_missing.h"],
+    cmd = "echo '{cuda_message}' >&2; exit 1",
+)
+
 cc_library(
     name = "torch",
-    hdrs = glob({hdr_globs}),
+    hdrs = glob({hdr_globs}) + select({{
+        "@//bazel:cuda_enabled": [] if {has_cuda} else [":cuda_libtorch_missing.h"],
+        "//conditions:default": [],
+    }}),
     includes = {includes},
     # --no-as-needed: libtorch_cuda registers its kernels from static initialisers only.
     linkopts = {search} + ["-Wl,--push-state,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10"] + select({{
@@ -44,7 +57,8 @@ cc_library(
         "//conditions:default": [],
     }}) + ["-Wl,--pop-state"],
 )
-""".format(hdr_globs = hdr_globs, includes = includes, search = search))
+""".format(hdr_globs = hdr_globs, includes = includes, search = search, has_cuda = has_cuda,
+           cuda_message = cuda_message))
 
 libtorch_repository = repository_rule(
     implementation = _libtorch_repository_impl,

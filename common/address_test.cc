@@ -59,3 +59,24 @@ TEST(CheckCanListenTest, ReportsAnAddressInUse) {
 
 }  // namespace
 }  // namespace prolong
+
+namespace prolong {
+namespace {
+
+TEST(ListenTcpTest, PortZeroGetsARealPortThatConnectReaches) {
+  HostPort address{"127.0.0.1", 0};
+  absl::StatusOr<int> listener = ListenTcp(&address);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  EXPECT_GT(address.port, 0);
+  absl::StatusOr<int> client = ConnectTcp(address);
+  ASSERT_TRUE(client.ok()) << client.status();
+  close(*client);
+
+  HostPort same = address;
+  EXPECT_EQ(ListenTcp(&same).status().message(), address.ToString() + ": address already in use");
+  close(*listener);
+  EXPECT_EQ(ConnectTcp(address).status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace prolong

@@ -1,6 +1,5 @@
 #include "common/http_get.h"
 
-#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,28 +20,6 @@
 namespace prolong {
 namespace {
 
-absl::StatusOr<int> Connect(const HostPort& address) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(address.port);
-  if (int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError(absl::StrCat(address.ToString(), ": ", gai_strerror(rc)));
-  }
-  absl::Cleanup free_found = [found] { freeaddrinfo(found); };
-  int error = 0;
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) return fd;
-    error = errno;
-    close(fd);
-  }
-  return absl::UnavailableError(
-      absl::StrCat(address.ToString(), ": cannot connect: ", std::strerror(error)));
-}
-
 // Waits until `fd` is ready for `events` or the deadline passes.
 absl::Status AwaitReady(int fd, short events, absl::Time deadline) {
   pollfd p{fd, events, 0};
@@ -59,11 +36,11 @@ absl::StatusOr<std::string> HttpGet(absl::string_view address, absl::string_view
                                     absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   ASSIGN_OR_RETURN(HostPort host_port, ParseHostPort(address, "address"));
-  ASSIGN_OR_RETURN(int fd, Connect(host_port));
+  ASSIGN_OR_RETURN(int fd, ConnectTcp(host_port));
   absl::Cleanup close_fd = [fd] { close(fd); };
 
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address,
-                                           "\r\nConnection: close\r\n\r\n");
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address, "\r\nConnection: close\r\n\r\n");
   for (size_t sent = 0; sent < request.size();) {
     RETURN_IF_ERROR(AwaitReady(fd, POLLOUT, deadline));
     const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
@@ -84,8 +61,8 @@ absl::StatusOr<std::string> HttpGet(absl::string_view address, absl::string_view
   if (header_end == std::string::npos) return absl::InternalError("malformed HTTP response");
   const absl::string_view headers = absl::string_view(response).substr(0, header_end);
   std::string body = response.substr(header_end + 4);
-  const std::vector<absl::string_view> status_line = absl::StrSplit(
-      headers.substr(0, headers.find("\r\n")), absl::MaxSplits(' ', 2));
+  const std::vector<absl::string_view> status_line =
+      absl::StrSplit(headers.substr(0, headers.find("\r\n")), absl::MaxSplits(' ', 2));
   int code = 0;
   if (status_line.size() < 2 || !absl::SimpleAtoi(status_line[1], &code)) {
     return absl::InternalError("malformed HTTP status line");

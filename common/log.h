@@ -42,14 +42,13 @@ struct LogVoidify {
 #define PROLONG_LOG_SEVERITY_ERROR ::prolong::LogSeverity::kError
 #define PROLONG_LOG_SEVERITY_FATAL ::prolong::LogSeverity::kFatal
 
-#define PROLONG_LOG(severity)                                                            \
-  ::prolong::internal::LogMessage(PROLONG_LOG_SEVERITY_##severity, __FILE__, __LINE__) \
-      .stream()
+#define PROLONG_LOG(severity) \
+  ::prolong::internal::LogMessage(PROLONG_LOG_SEVERITY_##severity, __FILE__, __LINE__).stream()
 
 // For impossible states: logs and aborts when `condition` is false.
-#define PROLONG_CHECK(condition)                    \
-  (condition) ? (void)0                             \
-              : ::prolong::internal::LogVoidify() & \
-                    PROLONG_LOG(FATAL) << "Check failed: " #condition " "
+#define PROLONG_CHECK(condition) \
+  (condition)                    \
+      ? (void)0                  \
+      : ::prolong::internal::LogVoidify() & PROLONG_LOG(FATAL) << "Check failed: " #condition " "
 
 #endif  // PROLONG_COMMON_LOG_H_

@@ -1,16 +1,13 @@
 #include "common/metrics_endpoint.h"
 
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -22,48 +19,6 @@ namespace {
 // A scrape that has not sent its request line by then is dropped, so one stuck client cannot
 // hold the endpoint for long.
 constexpr absl::Duration kRequestTimeout = absl::Seconds(2);
-
-absl::StatusOr<int> Listen(HostPort& address) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(address.port);
-  if (int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(address.ToString(), ": cannot resolve host: ", gai_strerror(rc)));
-  }
-  absl::Cleanup free_found = [found] { freeaddrinfo(found); };
-  int error = 0;
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      error = errno;
-      continue;
-    }
-    const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_storage bound{};
-    socklen_t length = sizeof(bound);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
-      char service[NI_MAXSERV];
-      getnameinfo(reinterpret_cast<sockaddr*>(&bound), length, nullptr, 0, service,
-                  sizeof(service), NI_NUMERICSERV);
-      address.port = std::atoi(service);
-      return fd;
-    }
-    error = errno;
-    close(fd);
-  }
-  if (error == EADDRINUSE) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(address.ToString(), ": address already in use"));
-  }
-  return absl::FailedPreconditionError(
-      absl::StrCat(address.ToString(), ": cannot listen: ", std::strerror(error)));
-}
 
 void SendAll(int fd, absl::string_view data) {
   while (!data.empty()) {
@@ -87,7 +42,7 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint());
   endpoint->address_ = address;
   endpoint->sources_ = std::move(sources);
-  absl::StatusOr<int> fd = Listen(endpoint->address_);
+  absl::StatusOr<int> fd = ListenTcp(&endpoint->address_);
   if (!fd.ok()) return fd.status();
   endpoint->listen_fd_ = *fd;
   if (pipe2(endpoint->wake_fds_, O_CLOEXEC) != 0) {

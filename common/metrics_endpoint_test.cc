@@ -65,7 +65,8 @@ TEST_F(MetricsEndpointTest, AnAddressInUseIsRefused) {
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> second =
       MetricsEndpoint::Start(endpoint_->address(), {registry_});
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(second.status().message(), endpoint_->address().ToString() + ": address already in use");
+  EXPECT_EQ(second.status().message(),
+            endpoint_->address().ToString() + ": address already in use");
 }
 
 TEST_F(MetricsEndpointTest, ASilentClientDoesNotBlockStopping) {

@@ -79,8 +79,7 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
              CountOpenFds()),
       Family("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
              static_cast<double>(fd_limit.rlim_cur)),
-      Family("process_threads", "Number of OS threads in the process.", MetricType::Gauge,
-             threads),
+      Family("process_threads", "Number of OS threads in the process.", MetricType::Gauge, threads),
   };
 }
 

@@ -19,11 +19,10 @@ namespace {
 using grpc::experimental::InterceptionHookPoints;
 
 constexpr const char* kCodeNames[] = {
-    "OK",           "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",    "ALREADY_EXISTS",   "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",         "UNAVAILABLE",      "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
 struct MethodLabels {
   std::string service;
@@ -77,10 +76,10 @@ class RpcMetrics {
               {"grpc_code", code_name}})
         .Increment();
     // 0.5 ms to ~33 min: unary calls and the long server streams that feed training.
-    static const auto* kBuckets = new prometheus::Histogram::BucketBoundaries(
-        prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                0.1,    0.25,  0.5,    1,     2.5,  5,    10,
-                                                30,     60,    300,    600,   2000});
+    static const auto* kBuckets =
+        new prometheus::Histogram::BucketBoundaries(prometheus::Histogram::BucketBoundaries{
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+            300, 600, 2000});
     seconds_.Add({{"grpc_service", labels.service}, {"grpc_method", labels.method}}, *kBuckets)
         .Observe(absl::ToDoubleSeconds(elapsed));
   }
@@ -116,8 +115,7 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   grpc::StatusCode code_ = grpc::StatusCode::CANCELLED;
 };
 
-class RpcMetricsInterceptorFactory
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class RpcMetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   explicit RpcMetricsInterceptorFactory(prometheus::Registry& registry) : metrics_(registry) {}
 
@@ -132,8 +130,8 @@ class RpcMetricsInterceptorFactory
 
 }  // namespace
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewRpcMetricsInterceptorFactory(
-    prometheus::Registry& registry) {
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+NewRpcMetricsInterceptorFactory(prometheus::Registry& registry) {
   return std::make_unique<RpcMetricsInterceptorFactory>(registry);
 }
 

@@ -14,8 +14,8 @@
 namespace prolong {
 
 // Install with ServerBuilder::experimental().SetInterceptorCreators. Thread-safe.
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewRpcMetricsInterceptorFactory(
-    prometheus::Registry& registry);
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+NewRpcMetricsInterceptorFactory(prometheus::Registry& registry);
 
 }  // namespace prolong
 

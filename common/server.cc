@@ -28,8 +28,8 @@ namespace {
 
 // gRPC's own log lines go through ours, so a process has one log format.
 void ForwardGrpcLog(gpr_log_func_args* args) {
-  const LogSeverity severity = args->severity == GPR_LOG_SEVERITY_ERROR ? LogSeverity::kError
-                                                                        : LogSeverity::kInfo;
+  const LogSeverity severity =
+      args->severity == GPR_LOG_SEVERITY_ERROR ? LogSeverity::kError : LogSeverity::kInfo;
   internal::LogMessage(severity, args->file, args->line).stream() << "grpc: " << args->message;
 }
 
@@ -67,8 +67,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(grpc_address.ToString(), grpc::InsecureServerCredentials(),
-                           &bound_port);
+  builder.AddListeningPort(grpc_address.ToString(), grpc::InsecureServerCredentials(), &bound_port);
   // Without this, Linux lets a second server bind the same port and steal half the calls.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
@@ -90,9 +89,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   for (const std::string& name : server->service_names_) health->SetServingStatus(name, true);
 
   if (metrics_address.has_value()) {
-    ASSIGN_OR_RETURN(server->metrics_endpoint_,
-                     MetricsEndpoint::Start(*metrics_address,
-                                            {server->registry_, std::make_shared<ProcessMetrics>()}));
+    ASSIGN_OR_RETURN(
+        server->metrics_endpoint_,
+        MetricsEndpoint::Start(*metrics_address,
+                               {server->registry_, std::make_shared<ProcessMetrics>()}));
     server->metrics_address_ = server->metrics_endpoint_->address().ToString();
   }
   return server;

@@ -45,9 +45,9 @@ grpc::Status CheckHealth(const std::string& address, const std::string& service,
 class ServerTest : public testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Server>> started = Server::Start(
-        TestOptions(), {Hosted<v1::Scheduler>(&scheduler_)},
-        std::make_shared<prometheus::Registry>());
+    absl::StatusOr<std::unique_ptr<Server>> started =
+        Server::Start(TestOptions(), {Hosted<v1::Scheduler>(&scheduler_)},
+                      std::make_shared<prometheus::Registry>());
     ASSERT_TRUE(started.ok()) << started.status();
     server_ = *std::move(started);
   }
@@ -82,8 +82,7 @@ TEST_F(ServerTest, UnimplementedMethodsAnswerUnimplementedAndAreCounted) {
     grpc::ClientContext context;
     v1::GetRunRequest request;
     v1::Run run;
-    EXPECT_EQ(stub->GetRun(&context, request, &run).error_code(),
-              grpc::StatusCode::UNIMPLEMENTED);
+    EXPECT_EQ(stub->GetRun(&context, request, &run).error_code(), grpc::StatusCode::UNIMPLEMENTED);
   }
   absl::StatusOr<std::string> metrics = HttpGet(server_->metrics_address(), "/metrics");
   ASSERT_TRUE(metrics.ok()) << metrics.status();
@@ -92,16 +91,14 @@ TEST_F(ServerTest, UnimplementedMethodsAnswerUnimplementedAndAreCounted) {
       "prolong_rpc_server_handled_total{grpc_code=\"UNIMPLEMENTED\",grpc_method=\"GetRun\","
       "grpc_service=\"prolong.v1.Scheduler\"} 3"))
       << *metrics;
-  EXPECT_TRUE(absl::StrContains(
-      *metrics,
-      "prolong_rpc_server_started_total{grpc_method=\"GetRun\","
-      "grpc_service=\"prolong.v1.Scheduler\"} 3"));
-  EXPECT_TRUE(absl::StrContains(
-      *metrics,
-      "prolong_rpc_server_handling_seconds_count{grpc_method=\"GetRun\","
-      "grpc_service=\"prolong.v1.Scheduler\"} 3"));
-  EXPECT_TRUE(absl::StrContains(
-      *metrics, "prolong_build_info{component=\"test\",version=\"0.1.0\"} 1"));
+  EXPECT_TRUE(absl::StrContains(*metrics,
+                                "prolong_rpc_server_started_total{grpc_method=\"GetRun\","
+                                "grpc_service=\"prolong.v1.Scheduler\"} 3"));
+  EXPECT_TRUE(absl::StrContains(*metrics,
+                                "prolong_rpc_server_handling_seconds_count{grpc_method=\"GetRun\","
+                                "grpc_service=\"prolong.v1.Scheduler\"} 3"));
+  EXPECT_TRUE(
+      absl::StrContains(*metrics, "prolong_build_info{component=\"test\",version=\"0.1.0\"} 1"));
   EXPECT_TRUE(absl::StrContains(*metrics, "process_resident_memory_bytes "));
 }
 
@@ -116,8 +113,8 @@ TEST_F(ServerTest, MethodsNotServedShareOneLabel) {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
-  generic.UnaryCall(&context, "/scanner.Probe/Random123", grpc::StubOptions(), &request,
-                    &response, [&](grpc::Status s) {
+  generic.UnaryCall(&context, "/scanner.Probe/Random123", grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status s) {
                       std::lock_guard<std::mutex> lock(mu);
                       status = s;
                       done = true;
@@ -138,8 +135,7 @@ TEST_F(ServerTest, ShutdownStopsServingAndIsIdempotent) {
   server_->Shutdown();
   HealthCheckResponse response;
   EXPECT_EQ(CheckHealth(address, "", &response).error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(HttpGet(metrics_address, "/metrics").status().code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(HttpGet(metrics_address, "/metrics").status().code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(ServerTest, SecondServerOnTheSamePortFailsWithOneClearReason) {

@@ -8,10 +8,10 @@
 #include "absl/status/statusor.h"
 
 // RETURN_IF_ERROR(expr): if `expr` (a Status or StatusOr) is not OK, returns its status.
-#define RETURN_IF_ERROR(expr)                                                 \
-  do {                                                                        \
-    ::absl::Status prolong_status_ = ::prolong::internal::ToStatus((expr));   \
-    if (!prolong_status_.ok()) return prolong_status_;                        \
+#define RETURN_IF_ERROR(expr)                                               \
+  do {                                                                      \
+    ::absl::Status prolong_status_ = ::prolong::internal::ToStatus((expr)); \
+    if (!prolong_status_.ok()) return prolong_status_;                      \
   } while (false)
 
 // ASSIGN_OR_RETURN(lhs, expr): evaluates the StatusOr `expr`; returns its status if not OK,

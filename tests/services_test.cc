@@ -69,27 +69,27 @@ struct ServiceCase {
 
 std::vector<ServiceCase> AllServices() {
   return {
-      {"scheduler", "services/scheduler/scheduler", "prolong.v1.Scheduler",
+      {"scheduler",
+       "services/scheduler/scheduler",
+       "prolong.v1.Scheduler",
        "prolong/v1/scheduler.proto",
-       {"SubmitRun", "GetRun", "ListRuns", "CancelRun", "WatchRun", "RegisterWorker",
-        "Heartbeat", "ReportMetrics", "ReportCheckpoint"},
-       [](auto channel) {
-         return CallUnary(channel, &v1::Scheduler::Stub::GetRun);
-       },
+       {"SubmitRun", "GetRun", "ListRuns", "CancelRun", "WatchRun", "RegisterWorker", "Heartbeat",
+        "ReportMetrics", "ReportCheckpoint"},
+       [](auto channel) { return CallUnary(channel, &v1::Scheduler::Stub::GetRun); },
        "GetRun"},
-      {"datamixer", "services/datamixer/datamixer", "prolong.v1.DataMixer",
+      {"datamixer",
+       "services/datamixer/datamixer",
+       "prolong.v1.DataMixer",
        "prolong/v1/datamixer.proto",
        {"Ingest", "ListDomains", "GetStats", "PlanStage", "StreamBatches"},
-       [](auto channel) {
-         return CallUnary(channel, &v1::DataMixer::Stub::ListDomains);
-       },
+       [](auto channel) { return CallUnary(channel, &v1::DataMixer::Stub::ListDomains); },
        "ListDomains"},
-      {"evaluator", "services/evaluator/evaluator", "prolong.v1.Evaluator",
+      {"evaluator",
+       "services/evaluator/evaluator",
+       "prolong.v1.Evaluator",
        "prolong/v1/evaluator.proto",
        {"Evaluate", "GetEvaluation", "ListEvaluations", "WatchEvaluation"},
-       [](auto channel) {
-         return CallUnary(channel, &v1::Evaluator::Stub::GetEvaluation);
-       },
+       [](auto channel) { return CallUnary(channel, &v1::Evaluator::Stub::GetEvaluation); },
        "GetEvaluation"},
       {"trainer", "services/trainer/trainer", "", "", {}, nullptr, ""},
   };
@@ -102,8 +102,7 @@ struct RunningService {
 };
 
 // Starts the binary on port 0 and reads the addresses from its ready line.
-RunningService StartService(const ServiceCase& service,
-                            std::vector<std::string> extra_args = {}) {
+RunningService StartService(const ServiceCase& service, std::vector<std::string> extra_args = {}) {
   std::vector<std::string> argv = {service.binary, "--address=127.0.0.1:0",
                                    "--metrics-address=127.0.0.1:0"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
@@ -213,10 +212,10 @@ TEST_P(ServiceProcessTest, MetricsPassPromtool) {
   EXPECT_TRUE(absl::StrContains(
       *metrics, absl::StrCat("prolong_build_info{component=\"", service.component, "\"")));
   EXPECT_TRUE(absl::StrContains(*metrics, "process_cpu_seconds_total "));
-  EXPECT_TRUE(absl::StrContains(
-      *metrics,
-      "prolong_rpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Check\","
-      "grpc_service=\"grpc.health.v1.Health\"} 1"))
+  EXPECT_TRUE(
+      absl::StrContains(*metrics,
+                        "prolong_rpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Check\","
+                        "grpc_service=\"grpc.health.v1.Health\"} 1"))
       << *metrics;
   EXPECT_TRUE(absl::StrContains(*metrics, "prolong_rpc_server_handling_seconds_bucket{"));
   if (service.call) {

@@ -106,8 +106,8 @@ absl::StatusOr<std::string> Subprocess::ReadStdoutLine(absl::Duration timeout) {
       return line;
     }
     if (exited) {
-      return absl::OutOfRangeError(absl::StrCat("process exited with code ", exit_code_,
-                                                "; stderr: ", Stderr()));
+      return absl::OutOfRangeError(
+          absl::StrCat("process exited with code ", exit_code_, "; stderr: ", Stderr()));
     }
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(absl::StrCat("no stdout line; stderr: ", Stderr()));

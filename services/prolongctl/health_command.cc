@@ -26,15 +26,16 @@ struct HealthFlags {
 };
 
 int CheckHealth(const HealthFlags& flags) {
-  auto stub = Health::NewStub(
-      grpc::CreateChannel(flags.address, grpc::InsecureChannelCredentials()));
+  auto stub =
+      Health::NewStub(grpc::CreateChannel(flags.address, grpc::InsecureChannelCredentials()));
   const absl::Time give_up = absl::Now() + absl::Seconds(flags.wait_seconds);
-  const std::string what = flags.service.empty() ? flags.address
-                                                 : flags.address + " " + flags.service;
+  const std::string what =
+      flags.service.empty() ? flags.address : flags.address + " " + flags.service;
   while (true) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(static_cast<int64_t>(flags.timeout_seconds * 1000)));
+    context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(static_cast<int64_t>(flags.timeout_seconds * 1000)));
     HealthCheckRequest request;
     request.set_service(flags.service);
     HealthCheckResponse response;
@@ -50,8 +51,8 @@ int CheckHealth(const HealthFlags& flags) {
         return 1;
       }
       if (status.ok()) {
-        std::cerr << what << ": "
-                  << HealthCheckResponse::ServingStatus_Name(response.status()) << std::endl;
+        std::cerr << what << ": " << HealthCheckResponse::ServingStatus_Name(response.status())
+                  << std::endl;
         return 1;
       }
       std::cerr << what << ": unreachable: " << status.error_message() << std::endl;
@@ -72,8 +73,9 @@ void AddHealthCommand(CLI::App& app, int* exit_code) {
                       "Full service name, e.g. prolong.v1.Scheduler (default: the whole server)");
   command->add_option("--timeout-seconds", flags->timeout_seconds, "Deadline of each check")
       ->check(CLI::PositiveNumber);
-  command->add_option("--wait-seconds", flags->wait_seconds,
-                      "Keep asking until SERVING or this much time has passed")
+  command
+      ->add_option("--wait-seconds", flags->wait_seconds,
+                   "Keep asking until SERVING or this much time has passed")
       ->check(CLI::NonNegativeNumber);
   command->callback([flags, exit_code] { *exit_code = CheckHealth(*flags); });
 }

@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   options.component = "scheduler";
   options.address = "127.0.0.1:7400";
   options.metrics_address = "127.0.0.1:7401";
-  CLI::App app("prolong scheduler: runs, stages, worker gangs and restarts; what prolongctl talks to.");
+  CLI::App app(
+      "prolong scheduler: runs, stages, worker gangs and restarts; what prolongctl talks to.");
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;
   }

@@ -90,8 +90,9 @@ class RpcMetrics {
   prometheus::Family<prometheus::Histogram>& seconds_;
 };
 
-// One per call; gRPC destroys it when the call ends, which is when the call is recorded (a call
-// cancelled before sending a status is recorded as CANCELLED).
+// One per call. The call is recorded just before its status goes out, so a client that has its
+// answer also sees it counted; a call that ends without sending a status (the client went away)
+// is recorded as CANCELLED when gRPC destroys the interceptor.
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
   RpcMetricsInterceptor(RpcMetrics& metrics, MethodLabels labels)
@@ -99,11 +100,14 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
     metrics_.Started(labels_);
   }
 
-  ~RpcMetricsInterceptor() override { metrics_.Handled(labels_, code_, absl::Now() - start_); }
+  ~RpcMetricsInterceptor() override {
+    if (!recorded_) metrics_.Handled(labels_, grpc::StatusCode::CANCELLED, absl::Now() - start_);
+  }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      code_ = methods->GetSendStatus().error_code();
+      metrics_.Handled(labels_, methods->GetSendStatus().error_code(), absl::Now() - start_);
+      recorded_ = true;
     }
     methods->Proceed();
   }
@@ -112,7 +116,7 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   RpcMetrics& metrics_;
   const MethodLabels labels_;
   const absl::Time start_;
-  grpc::StatusCode code_ = grpc::StatusCode::CANCELLED;
+  bool recorded_ = false;
 };
 
 class RpcMetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {

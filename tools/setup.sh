@@ -18,6 +18,9 @@ packages=(
   # Tests and benchmarks.
   googletest libgtest-dev libgmock-dev libbenchmark-dev curl python3 python3-grpcio
 )
+# Node.js runs the reference tokenizer (npm's tiktoken) in parity tests and benchmarks. The
+# machines may carry a Node.js of their own with npm inside; only without one take Debian's.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,4 +36,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: all ${#packages[@]} packages present"
+fi
+
+# The npm packages of tools/npm, at the versions its lock file pins.
+cd "$(dirname "$0")/npm"
+if ! node -e 'const want = require("./package.json").dependencies;
+  for (const [name, version] of Object.entries(want))
+    if (require(`./node_modules/${name}/package.json`).version !== version) process.exit(1);' \
+    2>/dev/null; then
+  echo "setup: installing tools/npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -1,0 +1,128 @@
+#include "datamixer/tokenizer/bpe_tokenizer.h"
+
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "datamixer/tokenizer/presets.h"
+#include "gtest/gtest.h"
+
+namespace prolong::tokenizer {
+namespace {
+
+// A rank file: every single byte, then `merges` in rank order.
+std::string RankFile(const std::vector<std::string>& merges) {
+  std::string file;
+  uint32_t rank = 0;
+  for (int b = 0; b < 256; ++b) {
+    absl::StrAppend(&file, absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", rank++,
+                    "\n");
+  }
+  for (const std::string& merge : merges) {
+    absl::StrAppend(&file, absl::Base64Escape(merge), " ", rank++, "\n");
+  }
+  return file;
+}
+
+std::unique_ptr<BpeTokenizer> Make(const std::vector<std::string>& merges) {
+  BpeSpec spec;
+  spec.ranks = RankFile(merges);
+  spec.pattern = kCl100kPattern;
+  spec.special_tokens = {{"<|endoftext|>", 1000}, {"<|end|>", 1001}};
+  spec.eos_token = "<|endoftext|>";
+  absl::StatusOr<std::unique_ptr<BpeTokenizer>> tokenizer = BpeTokenizer::Create(spec);
+  EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
+  return tokenizer.ok() ? *std::move(tokenizer) : nullptr;
+}
+
+TEST(BpeTokenizerTest, SplitsWithThePatternThenMerges) {
+  // Ranks 256.. in order: "he", "ll", "hell", "hello", " w", "or", " wor", " world".
+  auto tokenizer = Make({"he", "ll", "hell", "hello", " w", "or", " wor", " world"});
+  ASSERT_NE(tokenizer, nullptr);
+  EXPECT_EQ(tokenizer->Encode("hello world"), (std::vector<uint32_t>{259, 263}));
+  // "hello" then " wor" + "ld" by merges, "!" a piece of its own.
+  EXPECT_EQ(tokenizer->Encode("hello world!"), (std::vector<uint32_t>{259, 263, '!'}));
+  EXPECT_EQ(tokenizer->Encode("helo"), (std::vector<uint32_t>{256, 'l', 'o'}));
+  EXPECT_EQ(tokenizer->vocab_size(), 1002u);
+  EXPECT_EQ(tokenizer->num_ranks(), 264u);
+  EXPECT_EQ(tokenizer->eos_id(), 1000u);
+  EXPECT_EQ(tokenizer->bos_id(), std::nullopt);
+}
+
+TEST(BpeTokenizerTest, DecodeInvertsEncodeOnValidText) {
+  auto tokenizer = Make({"he", "ll", "  ", "    ", "\n\n"});
+  ASSERT_NE(tokenizer, nullptr);
+  for (const char* text : {"", "hello", "  indented\n\n\tcode();", "caf\xC3\xA9 \xE4\xB8\xAD",
+                           "\xF0\x9F\x98\x80\xF0\x9F\x98\x80", "12345 678", "it's ISN'T"}) {
+    absl::StatusOr<std::string> decoded = tokenizer->Decode(tokenizer->Encode(text));
+    ASSERT_TRUE(decoded.ok());
+    EXPECT_EQ(*decoded, text);
+  }
+}
+
+TEST(BpeTokenizerTest, InvalidUtf8IsReadAsReplacementCharacters) {
+  auto tokenizer = Make({});
+  ASSERT_NE(tokenizer, nullptr);
+  EXPECT_EQ(tokenizer->Encode("a\xFF"
+                              "b"),
+            tokenizer->Encode("a\xEF\xBF\xBD"
+                              "b"));
+}
+
+TEST(BpeTokenizerTest, SpecialTokensOnlyWhenAsked) {
+  auto tokenizer = Make({});
+  ASSERT_NE(tokenizer, nullptr);
+  const std::string text = "a<|endoftext|>b<|end|>";
+  const std::vector<uint32_t> plain = tokenizer->Encode(text);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 1000u), 0);
+  EXPECT_EQ(*tokenizer->Decode(plain), text);
+  EXPECT_EQ(tokenizer->EncodeWithSpecialTokens(text),
+            (std::vector<uint32_t>{'a', 1000, 'b', 1001}));
+  EXPECT_EQ(tokenizer->SpecialTokenId("<|end|>"), 1001u);
+  EXPECT_EQ(tokenizer->SpecialTokenId("<|nope|>"), std::nullopt);
+}
+
+TEST(BpeTokenizerTest, DecodeNamesAnUnknownId) {
+  auto tokenizer = Make({});
+  ASSERT_NE(tokenizer, nullptr);
+  absl::StatusOr<std::string> decoded = tokenizer->Decode({'a', 999, 'b'});
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(decoded.status().message(), "ids[1] = 999 is not in the vocabulary");
+  EXPECT_FALSE(tokenizer->Decode({5000}).ok());
+}
+
+TEST(BpeTokenizerTest, BadSpecsAreRejectedWithTheReason) {
+  BpeSpec spec;
+  spec.pattern = kCl100kPattern;
+  spec.ranks = RankFile({}) + "not-base64!! 300\n";
+  EXPECT_EQ(BpeTokenizer::Create(spec).status().message().substr(0, 20), "rank file line 257: ");
+
+  spec.ranks = RankFile({}).substr(RankFile({}).find('\n') + 1);  // Byte 0 missing.
+  EXPECT_EQ(BpeTokenizer::Create(spec).status().message(),
+            "rank file has no token for the single byte 0");
+
+  spec.ranks = RankFile({});
+  spec.pattern = "(unclosed";
+  EXPECT_EQ(BpeTokenizer::Create(spec).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BpeTokenizer::Create(spec).status().message().substr(0, 18), "pattern: at offset");
+
+  spec.pattern = kCl100kPattern;
+  spec.special_tokens = {{"<|x|>", 65}};  // The id of "A".
+  EXPECT_FALSE(BpeTokenizer::Create(spec).ok());
+
+  spec.special_tokens = {{"<|x|>", 300}};
+  spec.bos_token = "<|bos|>";
+  EXPECT_EQ(BpeTokenizer::Create(spec).status().message(),
+            "bos/eos token '<|bos|>' is not a special token");
+}
+
+TEST(BpeTokenizerTest, LongWhitespaceAndLettersDoNotBlowUp) {
+  auto tokenizer = Make({"  ", "    ", "aa", "aaaa"});
+  ASSERT_NE(tokenizer, nullptr);
+  const std::string text = std::string(1 << 20, ' ') + "x" + std::string(1 << 20, 'a');
+  const std::vector<uint32_t> ids = tokenizer->Encode(text);
+  EXPECT_EQ(*tokenizer->Decode(ids), text);
+}
+
+}  // namespace
+}  // namespace prolong::tokenizer

@@ -1,0 +1,104 @@
+#include "datamixer/tokenizer/load.h"
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+
+namespace prolong::tokenizer {
+namespace {
+
+class LoadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = prolong::testing::MakeTempDir();
+    std::string ranks;
+    for (int b = 0; b < 256; ++b) {
+      absl::StrAppend(&ranks, absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", b,
+                      "\n");
+    }
+    absl::StrAppend(&ranks, absl::Base64Escape("ab"), " 256\n");
+    Write("tiny.tiktoken", ranks);
+  }
+
+  std::string Write(const std::string& name, const std::string& contents) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << contents;
+    return path;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(LoadTest, BareRankFileWithPresets) {
+  auto llama = LoadTokenizer(dir_ + "/tiny.tiktoken", "llama3");
+  ASSERT_TRUE(llama.ok()) << llama.status();
+  // Llama 3 numbers its 256 special tokens after the ranks (257 here).
+  EXPECT_EQ((*llama)->SpecialTokenId("<|begin_of_text|>"), 257u);
+  EXPECT_EQ((*llama)->SpecialTokenId("<|eot_id|>"), 266u);
+  EXPECT_EQ((*llama)->bos_id(), 257u);
+  EXPECT_EQ((*llama)->eos_id(), 258u);
+  EXPECT_EQ((*llama)->vocab_size(), 257u + 256u);
+  EXPECT_EQ((*llama)->Encode("ab"), (std::vector<uint32_t>{256}));
+
+  auto cl100k = LoadTokenizer(dir_ + "/tiny.tiktoken", "cl100k_base");
+  ASSERT_TRUE(cl100k.ok()) << cl100k.status();
+  EXPECT_EQ((*cl100k)->eos_id(), 100257u);
+}
+
+TEST_F(LoadTest, DescriptionFilesInJsonAndYaml) {
+  Write("tok.json", R"({"type": "tiktoken", "ranks": "tiny.tiktoken", "preset": "llama3",
+                        "special_tokens": {"<|x|>": 300, "<|y|>": 301}, "eos_token": "<|y|>"})");
+  auto json = LoadTokenizer(dir_ + "/tok.json");
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ((*json)->SpecialTokenId("<|x|>"), 300u);
+  EXPECT_EQ((*json)->SpecialTokenId("<|begin_of_text|>"), std::nullopt);  // Overridden.
+  EXPECT_EQ((*json)->eos_id(), 301u);
+
+  Write("tok.yaml",
+        "type: tiktoken\nranks: tiny.tiktoken\npattern: '\\w+|\\s+|.'\n"
+        "special_tokens:\n  <|end|>: 400\neos_token: <|end|>\n");
+  auto yaml = LoadTokenizer(dir_ + "/tok.yaml");
+  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  EXPECT_EQ((*yaml)->eos_id(), 400u);
+  EXPECT_EQ((*yaml)->EncodeWithSpecialTokens("ab<|end|>"), (std::vector<uint32_t>{256, 400}));
+}
+
+TEST_F(LoadTest, ErrorsNameTheFileAndField) {
+  auto missing = LoadTokenizer(dir_ + "/nope.tiktoken", "llama3");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StrContains(missing.status().message(), "nope.tiktoken"));
+
+  auto bare = LoadTokenizer(dir_ + "/tiny.tiktoken");
+  EXPECT_EQ(bare.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(bare.status().message(), "needs a preset")) << bare.status();
+
+  EXPECT_EQ(LoadTokenizer(dir_ + "/tiny.tiktoken", "gpt9").status().message(),
+            "preset: unknown 'gpt9' (known: llama3, cl100k_base)");
+
+  Write("badtype.json", R"({"type": "wordpiece"})");
+  EXPECT_TRUE(absl::StrContains(LoadTokenizer(dir_ + "/badtype.json").status().message(),
+                                "type: want tiktoken or sentencepiece"));
+  Write("noranks.yaml", "type: tiktoken\n");
+  EXPECT_TRUE(absl::StrContains(LoadTokenizer(dir_ + "/noranks.yaml").status().message(),
+                                "ranks: missing"));
+  Write("badid.yaml",
+        "type: tiktoken\nranks: tiny.tiktoken\npreset: llama3\n"
+        "special_tokens: {a: notanumber}\n");
+  EXPECT_TRUE(absl::StrContains(LoadTokenizer(dir_ + "/badid.yaml").status().message(),
+                                "special_tokens: 'a' needs an integer id"));
+  Write("broken.json", "{\"type\": ");
+  EXPECT_EQ(LoadTokenizer(dir_ + "/broken.json").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  Write("badline.tiktoken", "YWI= x\n");
+  auto badline = LoadTokenizer(dir_ + "/badline.tiktoken", "llama3");
+  EXPECT_TRUE(absl::StrContains(badline.status().message(), "badline.tiktoken: rank file line 1"))
+      << badline.status();
+}
+
+}  // namespace
+}  // namespace prolong::tokenizer

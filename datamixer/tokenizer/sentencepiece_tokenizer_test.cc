@@ -1,0 +1,101 @@
+#include "datamixer/tokenizer/sentencepiece_tokenizer.h"
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+
+namespace prolong::tokenizer {
+namespace {
+
+// Trains one small model for the whole suite (a second or two).
+class SentencePieceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string dir = prolong::testing::MakeTempDir();
+    const std::string corpus = dir + "/corpus.txt";
+    std::ofstream out(corpus);
+    const char* sentences[] = {
+        "long context models read whole books and code repositories",
+        "the quick brown fox jumps over the lazy dog",
+        "attention is computed blockwise with an online softmax",
+        "documents are packed into sequences of sixty four thousand tokens",
+        "caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80 mixed scripts appear too"};
+    for (int i = 0; i < 400; ++i) out << sentences[i % 5] << " " << i << "\n";
+    out.close();
+    SentencePieceTraining training;
+    training.inputs = {corpus};
+    training.vocab_size = kVocabSize;
+    training.model_prefix = dir + "/spm";
+    const absl::Status trained = TrainSentencePiece(training);
+    ASSERT_TRUE(trained.ok()) << trained;
+    model_path_ = new std::string(dir + "/spm.model");
+  }
+
+  void SetUp() override { ASSERT_NE(model_path_, nullptr) << "training failed"; }
+
+  // Byte fallback takes 256 pieces; the rest are characters and merges.
+  static constexpr int kVocabSize = 400;
+  static std::string* model_path_;
+};
+
+std::string* SentencePieceTest::model_path_ = nullptr;
+
+TEST_F(SentencePieceTest, EncodeDecodeRoundTripsAnyText) {
+  absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> tokenizer =
+      SentencePieceTokenizer::Load(*model_path_);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  EXPECT_EQ((*tokenizer)->vocab_size(), static_cast<uint32_t>(kVocabSize));
+  for (const char* text : {"the quick brown fox", "unseen words: zyxwvut \xE2\x82\xAC\xC3\x9F",
+                           "\xE4\xB8\xAD\xE6\x96\x87 and emoji \xF0\x9F\x98\x80"}) {
+    const std::vector<uint32_t> ids = (*tokenizer)->Encode(text);
+    ASSERT_FALSE(ids.empty());
+    for (uint32_t id : ids) EXPECT_LT(id, static_cast<uint32_t>(kVocabSize));
+    absl::StatusOr<std::string> decoded = (*tokenizer)->Decode(ids);
+    ASSERT_TRUE(decoded.ok());
+    EXPECT_EQ(*decoded, text);  // Byte fallback: nothing becomes unknown.
+  }
+  // Frequent words cost fewer tokens than their bytes (merges were learned).
+  EXPECT_LT((*tokenizer)->Encode("attention").size(), std::string("attention").size());
+}
+
+TEST_F(SentencePieceTest, ControlSymbolsOnlyWhenAsked) {
+  auto tokenizer = SentencePieceTokenizer::Load(*model_path_);
+  ASSERT_TRUE(tokenizer.ok());
+  const std::optional<uint32_t> bos = (*tokenizer)->bos_id();
+  const std::optional<uint32_t> eos = (*tokenizer)->eos_id();
+  ASSERT_TRUE(bos.has_value() && eos.has_value());
+  EXPECT_EQ((*tokenizer)->SpecialTokenId("<s>"), bos);
+  EXPECT_EQ((*tokenizer)->SpecialTokenId("</s>"), eos);
+  const std::vector<uint32_t> plain = (*tokenizer)->Encode("<s>fox</s>");
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), *bos), 0);
+  const std::vector<uint32_t> special = (*tokenizer)->EncodeWithSpecialTokens("<s>fox</s>");
+  ASSERT_GE(special.size(), 3u);
+  EXPECT_EQ(special.front(), *bos);
+  EXPECT_EQ(special.back(), *eos);
+}
+
+TEST_F(SentencePieceTest, ErrorsNameTheProblem) {
+  EXPECT_EQ(SentencePieceTokenizer::Load("/no/such/file.model").status().code(),
+            absl::StatusCode::kNotFound);
+  const std::string bogus = prolong::testing::MakeTempDir() + "/bogus.model";
+  std::ofstream(bogus) << "not a model";
+  EXPECT_EQ(SentencePieceTokenizer::Load(bogus).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto tokenizer = SentencePieceTokenizer::Load(*model_path_);
+  ASSERT_TRUE(tokenizer.ok());
+  EXPECT_EQ((*tokenizer)->Decode({1, 100000}).status().message(),
+            "ids[1] = 100000 is not in the vocabulary");
+
+  SentencePieceTraining training;
+  training.vocab_size = 300;
+  training.model_prefix = "/tmp/x";
+  EXPECT_EQ(TrainSentencePiece(training).message(), "inputs: none given");
+  training.inputs = {"a,b.txt"};
+  EXPECT_EQ(TrainSentencePiece(training).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace prolong::tokenizer

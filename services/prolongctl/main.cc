@@ -6,6 +6,7 @@
 #include "common/cli.h"
 #include "common/version.h"
 #include "services/prolongctl/health_command.h"
+#include "services/prolongctl/tokenizer_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app("prolongctl: operate prolong, long-context training at cluster scale.");
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   prolong::ctl::AddHealthCommand(app, &exit_code);
+  prolong::ctl::AddTokenizerCommand(app, &exit_code);
   app.add_subcommand("version", "Print prolongctl's version.")->callback([] {
     std::cout << "prolongctl " << prolong::kVersion << std::endl;
   });

@@ -74,10 +74,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(NewRpcMetricsInterceptorFactory(*server->registry_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  for (const HostedService& hosted : services) {
-    builder.RegisterService(hosted.service);
-    server->service_names_.push_back(hosted.name);
-  }
+  for (const HostedService& hosted : services) builder.RegisterService(hosted.service);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || bound_port == 0) {
     return absl::FailedPreconditionError(
@@ -86,7 +83,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   grpc_address.port = bound_port;
   server->address_ = grpc_address.ToString();
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
-  for (const std::string& name : server->service_names_) health->SetServingStatus(name, true);
+  for (const HostedService& hosted : services) health->SetServingStatus(hosted.name, true);
 
   if (metrics_address.has_value()) {
     ASSIGN_OR_RETURN(

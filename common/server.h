@@ -67,7 +67,6 @@ class Server {
   Server() = default;
 
   ServerOptions options_;
-  std::vector<std::string> service_names_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;

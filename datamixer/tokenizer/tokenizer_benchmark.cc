@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   const std::string text_path = FlagValue(argc, argv, "text");
   benchmark::Initialize(&argc, argv);
   if (tokenizer_path.empty() || text_path.empty()) {
-    std::fprintf(stderr, "usage: tokenizer_benchmark --tokenizer=FILE [--preset=NAME] --text=FILE\n");
+    std::fprintf(stderr,
+                 "usage: tokenizer_benchmark --tokenizer=FILE [--preset=NAME] --text=FILE\n");
     return 2;
   }
   auto tokenizer = prolong::tokenizer::LoadTokenizer(tokenizer_path, preset);
@@ -50,16 +51,20 @@ int main(int argc, char** argv) {
   contents << in.rdbuf();
   const std::string text = contents.str();
 
-  benchmark::RegisterBenchmark("Encode", [&](benchmark::State& state) {
-    size_t tokens = 0;
-    for (auto _ : state) {
-      std::vector<uint32_t> ids = (*tokenizer)->Encode(text);
-      tokens = ids.size();
-      benchmark::DoNotOptimize(ids.data());
-    }
-    state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
-    state.counters["tokens"] = static_cast<double>(tokens);
-  })->Unit(benchmark::kMillisecond)->MinTime(3.0);
+  benchmark::RegisterBenchmark(
+      "Encode",
+      [&](benchmark::State& state) {
+        size_t tokens = 0;
+        for (auto _ : state) {
+          std::vector<uint32_t> ids = (*tokenizer)->Encode(text);
+          tokens = ids.size();
+          benchmark::DoNotOptimize(ids.data());
+        }
+        state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
+        state.counters["tokens"] = static_cast<double>(tokens);
+      })
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(3.0);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -90,8 +90,8 @@ void AddTokenizerCommand(CLI::App& app, int* exit_code) {
   tokenizer->require_subcommand(1);
 
   auto flags = std::make_shared<TokenizerFlags>();
-  CLI::App* encode = tokenizer->add_subcommand(
-      "encode", "Read text on stdin, print its ids as one JSON array");
+  CLI::App* encode =
+      tokenizer->add_subcommand("encode", "Read text on stdin, print its ids as one JSON array");
   AddLoadFlags(encode, *flags);
   encode->add_flag("--special", flags->special,
                    "Turn special-token strings (e.g. <|eot_id|>) into their ids");
@@ -108,8 +108,7 @@ void AddTokenizerCommand(CLI::App& app, int* exit_code) {
   train->add_option("--input", training->inputs, "Text files")->required()->expected(1, -1);
   train->add_option("--vocab-size", training->vocab_size, "Pieces, 256 of them bytes")
       ->check(CLI::Range(300, 1 << 20));
-  train->add_option("--out", training->model_prefix, "Writes OUT.model and OUT.vocab")
-      ->required();
+  train->add_option("--out", training->model_prefix, "Writes OUT.model and OUT.vocab")->required();
   train->add_option("--model-type", training->model_type, "bpe or unigram")
       ->check(CLI::IsMember({"bpe", "unigram"}));
   train->callback([training, exit_code] {

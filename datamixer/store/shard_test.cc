@@ -126,12 +126,15 @@ TEST(ShardTest, KillingTheWriterLeavesWholeBatches) {
   std::mt19937 rng(11);
   for (int round = 0; round < 4; ++round) {
     const std::string dir = prolong::testing::MakeTempDir() + "/shard";
+    int first_batch[2];
+    ASSERT_EQ(pipe(first_batch), 0);
     const pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
       auto shard = Shard::Open(dir, Shard::Mode::kReadWrite);
       if (!shard.ok()) _exit(1);
       for (int batch = 0;; ++batch) {
+        if (batch == 1 && write(first_batch[1], "1", 1) != 1) _exit(3);
         std::vector<Document> documents;
         for (int i = 0; i < kBatchSize; ++i) {
           documents.push_back(Doc("web", absl::StrCat(batch, "/", i),
@@ -140,7 +143,12 @@ TEST(ShardTest, KillingTheWriterLeavesWholeBatches) {
         if (!(*shard)->AddBatch(documents).ok()) _exit(2);
       }
     }
-    usleep(std::uniform_int_distribution<int>(50000, 400000)(rng));
+    // Kill at a random moment once the first batch is in.
+    char byte;
+    ASSERT_EQ(read(first_batch[0], &byte, 1), 1);
+    close(first_batch[0]);
+    close(first_batch[1]);
+    usleep(std::uniform_int_distribution<int>(0, 300000)(rng));
     kill(child, SIGKILL);
     int status = 0;
     waitpid(child, &status, 0);

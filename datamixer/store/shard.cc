@@ -1,6 +1,5 @@
 #include "datamixer/store/shard.h"
 
-#include <openssl/sha.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -78,14 +78,11 @@ std::string EncodeTokens(absl::Span<const uint32_t> tokens) {
 }  // namespace
 
 DocumentId ComputeDocumentId(absl::Span<const uint32_t> tokens, absl::string_view loss_mask) {
-  SHA256_CTX context;
-  SHA256_Init(&context);
+  Sha256 hasher;
   // Little-endian on every machine we run on (x86-64, aarch64): ids are portable.
-  SHA256_Update(&context, tokens.data(), tokens.size() * sizeof(uint32_t));
-  SHA256_Update(&context, loss_mask.data(), loss_mask.size());
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256_Final(digest, &context);
-  return DocumentId(reinterpret_cast<const char*>(digest), kIdBytes);
+  hasher.Update(tokens.data(), tokens.size() * sizeof(uint32_t));
+  hasher.Update(loss_mask);
+  return hasher.Finish().substr(0, kIdBytes);
 }
 
 std::string HexId(const DocumentId& id) { return absl::BytesToHexString(id); }

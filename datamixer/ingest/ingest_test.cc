@@ -1,0 +1,177 @@
+#include <fstream>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "datamixer/ingest/ingester.h"
+#include "datamixer/store/stats.h"
+#include "datamixer/tokenizer/bpe_tokenizer.h"
+#include "datamixer/tokenizer/presets.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+
+namespace prolong::ingest {
+namespace {
+
+std::unique_ptr<tokenizer::Tokenizer> ByteTokenizer() {
+  tokenizer::BpeSpec spec;
+  for (int b = 0; b < 256; ++b) {
+    absl::StrAppend(&spec.ranks, absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", b,
+                    "\n");
+  }
+  absl::StrAppend(&spec.ranks, absl::Base64Escape("th"), " 256\n", absl::Base64Escape("the"),
+                  " 257\n");
+  spec.pattern = tokenizer::kCl100kPattern;
+  auto created = tokenizer::BpeTokenizer::Create(spec);
+  EXPECT_TRUE(created.ok()) << created.status();
+  return *std::move(created);
+}
+
+class IngestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = prolong::testing::MakeTempDir();
+    auto shard = store::Shard::Open(dir_ + "/shard", store::Shard::Mode::kReadWrite);
+    ASSERT_TRUE(shard.ok()) << shard.status();
+    shard_ = *std::move(shard);
+    tokenizer_ = ByteTokenizer();
+  }
+
+  std::string Write(const std::string& name, const std::string& contents) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << contents;
+    return path;
+  }
+
+  absl::StatusOr<IngestSummary> Run(IngestOptions options) {
+    return Ingest(options, *tokenizer_, *shard_, nullptr);
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::Shard> shard_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+};
+
+TEST_F(IngestTest, JsonlSkipsAndReportsBadLines) {
+  const std::string path = Write("web.jsonl",
+                                 "{\"text\": \"the first document\"}\n"
+                                 "{\"text\": \"the second\", \"id\": 2}\n"
+                                 "not json at all\n"
+                                 "{\"body\": \"no text field\"}\n"
+                                 "\n"
+                                 "{\"text\": \"\"}\n"
+                                 "{\"text\": 42}\n"
+                                 "{\"id\": 3, \"text\": \"escaped \\u00e9 \\n third\"}\n");
+  IngestOptions options;
+  options.domain = "web";
+  options.read = {Format::kJsonl, "text", {path}};
+  absl::StatusOr<IngestSummary> summary = Run(options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->documents_added, 3);
+  EXPECT_EQ(summary->documents_invalid, 4);
+  ASSERT_EQ(summary->problems.size(), 4u);
+  EXPECT_EQ(summary->problems[0].source, path + ":3");
+  EXPECT_EQ(summary->problems[0].reason.substr(0, 14), "malformed JSON");
+  EXPECT_EQ(summary->problems[1].source, path + ":4");
+  EXPECT_EQ(summary->problems[1].reason, "no string field 'text'");
+  EXPECT_EQ(summary->problems[2].reason, "empty document");
+  EXPECT_EQ(summary->problems[3].source, path + ":7");
+
+  // The escaped text is stored unescaped.
+  std::vector<std::string> texts;
+  ASSERT_TRUE(shard_
+                  ->ScanIndex("web",
+                              [&](const store::IndexEntry& entry) {
+                                texts.push_back(
+                                    *tokenizer_->Decode(*shard_->ReadTokens("web", entry.id)));
+                              })
+                  .ok());
+  EXPECT_NE(std::find(texts.begin(), texts.end(), "escaped \xC3\xA9 \n third"), texts.end());
+}
+
+TEST_F(IngestTest, TextFilesAreOneDocumentEachAndInvalidUtf8IsSkipped) {
+  IngestOptions options;
+  options.domain = "books";
+  options.read = {Format::kText,
+                  "text",
+                  {Write("a.txt", "the book a"), Write("b.txt", "bad \xFF byte"),
+                   Write("c.txt", "the book c")}};
+  absl::StatusOr<IngestSummary> summary = Run(options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->documents_added, 2);
+  ASSERT_EQ(summary->problems.size(), 1u);
+  EXPECT_EQ(summary->problems[0].source, dir_ + "/b.txt");
+  EXPECT_EQ(summary->problems[0].reason, "invalid UTF-8 at byte 4");
+}
+
+TEST_F(IngestTest, ReingestingAddsNothingAndMinTokensDrops) {
+  IngestOptions options;
+  options.domain = "books";
+  options.read = {Format::kText,
+                  "text",
+                  {Write("short.txt", "tiny"), Write("long.txt", std::string(500, 'x'))}};
+  options.min_tokens = 100;
+  absl::StatusOr<IngestSummary> first = Run(options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->documents_added, 1);
+  EXPECT_EQ(first->documents_too_short, 1);
+  absl::StatusOr<IngestSummary> second = Run(options);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->documents_added, 0);
+  EXPECT_EQ(second->documents_duplicate, 1);
+}
+
+TEST_F(IngestTest, StrictStopsAtTheFirstProblemAndMissingInputsFailFirst) {
+  IngestOptions options;
+  options.domain = "web";
+  options.strict = true;
+  options.read = {Format::kJsonl, "text", {Write("x.jsonl", "{\"text\": \"ok\"}\n{oops\n")}};
+  absl::StatusOr<IngestSummary> summary = Run(options);
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(summary.status().message(), dir_ + "/x.jsonl:2: malformed JSON"))
+      << summary.status();
+
+  options.strict = false;
+  options.read.inputs = {Write("y.jsonl", "{\"text\": \"fine\"}\n"), dir_ + "/missing.jsonl"};
+  summary = Run(options);
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(summary.status().message(), dir_ + "/missing.jsonl: not a readable file");
+  // Neither run wrote anything: the strict one stopped before its first batch was complete, and
+  // the missing file was found before reading began.
+  int64_t documents = 0;
+  ASSERT_TRUE(shard_->ScanIndex("web", [&](const store::IndexEntry&) { ++documents; }).ok());
+  EXPECT_EQ(documents, 0);
+}
+
+// Four workers store exactly what one does, and progress reaches the input's size.
+TEST_F(IngestTest, ParallelIngestEqualsSerialIngest) {
+  std::string lines;
+  for (int i = 0; i < 3000; ++i) {
+    absl::StrAppend(&lines, "{\"text\": \"the document number ", i, " ", std::string(i % 97, 'z'),
+                    "\"}\n");
+  }
+  const std::string path = Write("many.jsonl", lines);
+  IngestOptions options;
+  options.domain = "web";
+  options.read = {Format::kJsonl, "text", {path}};
+  options.batch_documents = 100;
+  options.threads = 1;
+  ASSERT_TRUE(Run(options).ok());
+  const std::string serial = *store::ComputeFingerprint(*shard_);
+
+  auto parallel_shard = store::Shard::Open(dir_ + "/parallel", store::Shard::Mode::kReadWrite);
+  ASSERT_TRUE(parallel_shard.ok());
+  options.threads = 4;
+  IngestProgress last;
+  absl::StatusOr<IngestSummary> summary =
+      Ingest(options, *tokenizer_, **parallel_shard, [&](const IngestProgress& p) { last = p; });
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->documents_added, 3000);
+  EXPECT_EQ(*store::ComputeFingerprint(**parallel_shard), serial);
+  EXPECT_EQ(last.input_bytes_read, last.input_bytes_total);
+  EXPECT_EQ(last.documents, 3000);
+}
+
+}  // namespace
+}  // namespace prolong::ingest

@@ -1,0 +1,116 @@
+#include "datamixer/ingest/sources.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "datamixer/tokenizer/utf8.h"
+#include "simdjson.h"
+
+namespace prolong::ingest {
+namespace {
+
+// The reason a text cannot be a document, or "" if it can.
+std::string TextProblem(absl::string_view text) {
+  if (text.empty()) return "empty document";
+  if (const size_t bad = tokenizer::FindInvalidUtf8(text); bad != text.size()) {
+    return absl::StrCat("invalid UTF-8 at byte ", bad);
+  }
+  return "";
+}
+
+// Hands over a document or its problem; false to stop reading.
+bool Offer(std::string source, std::string text, const std::function<bool(RawDocument)>& document,
+           const std::function<bool(Problem)>& problem) {
+  if (std::string reason = TextProblem(text); !reason.empty()) {
+    return problem(Problem{std::move(source), std::move(reason)});
+  }
+  return document(RawDocument{std::move(source), std::move(text)});
+}
+
+absl::Status ReadText(const std::string& path, const std::function<bool(RawDocument)>& document,
+                      const std::function<bool(Problem)>& problem, bool* go_on,
+                      std::atomic<int64_t>* bytes_read) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  std::string text = contents.str();
+  *bytes_read += static_cast<int64_t>(text.size());
+  *go_on = Offer(path, std::move(text), document, problem);
+  return absl::OkStatus();
+}
+
+absl::Status ReadJsonl(const std::string& path, const std::string& field,
+                       const std::function<bool(RawDocument)>& document,
+                       const std::function<bool(Problem)>& problem, bool* go_on,
+                       std::atomic<int64_t>* bytes_read) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  simdjson::ondemand::parser parser;
+  std::string line;
+  for (int64_t number = 1; *go_on && std::getline(in, line); ++number) {
+    *bytes_read += static_cast<int64_t>(line.size()) + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // Blank line.
+    const std::string source = absl::StrCat(path, ":", number);
+    simdjson::padded_string json(line);
+    simdjson::ondemand::document parsed;
+    std::string_view text;
+    simdjson::error_code error = parser.iterate(json).get(parsed);
+    simdjson::ondemand::object object;
+    if (!error) error = parsed.get_object().get(object);
+    if (error) {
+      *go_on = problem(
+          Problem{source, absl::StrCat("malformed JSON (", simdjson::error_message(error), ")")});
+      continue;
+    }
+    error = object.find_field_unordered(field).get_string().get(text);
+    if (error) {
+      *go_on = problem(Problem{source, absl::StrCat("no string field '", field, "'")});
+      continue;
+    }
+    *go_on = Offer(source, std::string(text), document, problem);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Format> ParseFormat(absl::string_view name) {
+  if (name == "text") return Format::kText;
+  if (name == "jsonl") return Format::kJsonl;
+  return absl::InvalidArgumentError(
+      absl::StrCat("format: unknown '", name, "' (known: text, jsonl)"));
+}
+
+absl::StatusOr<int64_t> TotalInputBytes(const std::vector<std::string>& inputs) {
+  int64_t total = 0;
+  for (const std::string& input : inputs) {
+    struct stat info;
+    if (stat(input.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+      return absl::NotFoundError(absl::StrCat(input, ": not a readable file"));
+    }
+    total += info.st_size;
+  }
+  return total;
+}
+
+absl::Status ReadDocuments(const ReadOptions& options,
+                           const std::function<bool(RawDocument)>& document,
+                           const std::function<bool(Problem)>& problem,
+                           std::atomic<int64_t>* bytes_read) {
+  bool go_on = true;
+  for (const std::string& input : options.inputs) {
+    if (!go_on) break;
+    const absl::Status status =
+        options.format == Format::kText
+            ? ReadText(input, document, problem, &go_on, bytes_read)
+            : ReadJsonl(input, options.field, document, problem, &go_on, bytes_read);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace prolong::ingest

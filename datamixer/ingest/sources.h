@@ -1,0 +1,55 @@
+// Reading raw documents out of input files, in the formats `prolongctl data ingest` accepts:
+//   text   one document per file
+//   jsonl  one document per line, its text in a string field ("text" by default)
+// A bad document (malformed JSON, a missing field, invalid UTF-8, an empty text) is reported with
+// its file and line and skipped; reading goes on.
+#ifndef PROLONG_DATAMIXER_INGEST_SOURCES_H_
+#define PROLONG_DATAMIXER_INGEST_SOURCES_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace prolong::ingest {
+
+enum class Format { kText, kJsonl };
+
+// "text" or "jsonl"; INVALID_ARGUMENT naming the known formats otherwise.
+absl::StatusOr<Format> ParseFormat(absl::string_view name);
+
+struct RawDocument {
+  std::string source;  // "path" or "path:line".
+  std::string text;    // Valid UTF-8, not empty.
+};
+
+struct Problem {
+  std::string source;
+  std::string reason;
+};
+
+struct ReadOptions {
+  Format format = Format::kText;
+  std::string field = "text";  // jsonl only.
+  std::vector<std::string> inputs;
+};
+
+// Total size of the inputs. NOT_FOUND naming the first input that cannot be read, so that a
+// typo fails before any work starts.
+absl::StatusOr<int64_t> TotalInputBytes(const std::vector<std::string>& inputs);
+
+// Reads every input in order. `document` returns false to stop early (the caller is done or
+// failing); `problem` is told of each skipped document. `bytes_read` advances as input is
+// consumed, for progress. Fails only when a file cannot be read.
+absl::Status ReadDocuments(const ReadOptions& options,
+                           const std::function<bool(RawDocument)>& document,
+                           const std::function<bool(Problem)>& problem,
+                           std::atomic<int64_t>* bytes_read);
+
+}  // namespace prolong::ingest
+
+#endif  // PROLONG_DATAMIXER_INGEST_SOURCES_H_

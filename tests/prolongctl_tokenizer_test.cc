@@ -56,8 +56,8 @@ TEST_F(ProlongctlTokenizerTest, EncodesAndDecodesWithARankFileAndPreset) {
                 "ab<|eot_id|>");
   EXPECT_EQ(encoded.stdout_text, "[256,266]\n");
 
-  testing::RunResult decoded = Run(
-      {"tokenizer", "decode", "--tokenizer", ranks_, "--preset", "llama3"}, "[256, 266, 99]");
+  testing::RunResult decoded =
+      Run({"tokenizer", "decode", "--tokenizer", ranks_, "--preset", "llama3"}, "[256, 266, 99]");
   EXPECT_EQ(decoded.exit_code, 0) << decoded.stderr_text;
   EXPECT_EQ(decoded.stdout_text, "ab<|eot_id|>c");
 }
@@ -68,17 +68,17 @@ TEST_F(ProlongctlTokenizerTest, TrainsASentencePieceModelThatRoundTrips) {
     absl::StrAppend(&corpus, "packed sequences of long documents number ", i, "\n");
   }
   const std::string input = Write("corpus.txt", corpus);
-  testing::RunResult trained = Run({"tokenizer", "train", "--input", input, "--vocab-size", "400",
-                                    "--out", dir_ + "/spm"});
+  testing::RunResult trained =
+      Run({"tokenizer", "train", "--input", input, "--vocab-size", "400", "--out", dir_ + "/spm"});
   ASSERT_EQ(trained.exit_code, 0) << trained.stderr_text;
   EXPECT_TRUE(absl::StrContains(trained.stdout_text, "spm.model"));
 
   const std::string text = "long documents, packed \xE2\x9C\x93";
-  testing::RunResult encoded = Run({"tokenizer", "encode", "--tokenizer", dir_ + "/spm.model"},
-                                   text);
+  testing::RunResult encoded =
+      Run({"tokenizer", "encode", "--tokenizer", dir_ + "/spm.model"}, text);
   ASSERT_EQ(encoded.exit_code, 0) << encoded.stderr_text;
-  testing::RunResult decoded = Run({"tokenizer", "decode", "--tokenizer", dir_ + "/spm.model"},
-                                   encoded.stdout_text);
+  testing::RunResult decoded =
+      Run({"tokenizer", "decode", "--tokenizer", dir_ + "/spm.model"}, encoded.stdout_text);
   ASSERT_EQ(decoded.exit_code, 0) << decoded.stderr_text;
   EXPECT_EQ(decoded.stdout_text, text);
 }

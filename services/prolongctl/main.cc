@@ -5,6 +5,7 @@
 #include "CLI/CLI.hpp"
 #include "common/cli.h"
 #include "common/version.h"
+#include "services/prolongctl/data_command.h"
 #include "services/prolongctl/health_command.h"
 #include "services/prolongctl/tokenizer_command.h"
 
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   prolong::ctl::AddHealthCommand(app, &exit_code);
+  prolong::ctl::AddDataCommand(app, &exit_code);
   prolong::ctl::AddTokenizerCommand(app, &exit_code);
   app.add_subcommand("version", "Print prolongctl's version.")->callback([] {
     std::cout << "prolongctl " << prolong::kVersion << std::endl;

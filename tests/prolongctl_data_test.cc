@@ -1,0 +1,95 @@
+// `prolongctl data ingest` and `data stats` end to end, as separate processes on one store.
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+
+namespace prolong {
+namespace {
+
+constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
+
+class ProlongctlDataTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir();
+    std::string ranks;
+    for (int b = 0; b < 256; ++b) {
+      absl::StrAppend(&ranks, absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", b,
+                      "\n");
+    }
+    ranks_ = Write("bytes.tiktoken", ranks);
+  }
+
+  std::string Write(const std::string& name, const std::string& contents) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << contents;
+    return path;
+  }
+
+  testing::RunResult Run(std::vector<std::string> args) {
+    args.insert(args.begin(), kProlongctl);
+    absl::StatusOr<testing::RunResult> result = testing::Run(args, absl::Seconds(60));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : testing::RunResult{};
+  }
+
+  std::string dir_;
+  std::string ranks_;
+};
+
+TEST_F(ProlongctlDataTest, IngestTwiceThenStats) {
+  const std::string input = Write("web.jsonl",
+                                  "{\"text\": \"abcdef\"}\n"
+                                  "{\"text\": \"ghij\"}\n"
+                                  "{\"text\": \"a much longer document here\"}\n"
+                                  "{\"nope\": 1}\n");
+  const std::vector<std::string> ingest = {"data",         "ingest", "--store",  dir_ + "/store",
+                                           "--domain",     "web",    "--format", "jsonl",
+                                           "--tokenizer",  ranks_,   "--preset", "cl100k_base",
+                                           "--min-tokens", "5",      input};
+  testing::RunResult first = Run(ingest);
+  ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
+  EXPECT_TRUE(absl::StrContains(
+      first.stdout_text, "ingested web: 2 added, 0 duplicate, 1 too short (< 5 tokens), 1 invalid"))
+      << first.stdout_text;
+  EXPECT_TRUE(absl::StrContains(first.stdout_text, input + ":4: no string field 'text'"));
+
+  testing::RunResult second = Run(ingest);
+  ASSERT_EQ(second.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(second.stdout_text, "0 added, 2 duplicate")) << second.stdout_text;
+
+  testing::RunResult stats = Run({"data", "stats", "--store", dir_ + "/store", "--json"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.stderr_text;
+  // 6 + 27 byte tokens; "ghij" (4) was too short.
+  EXPECT_TRUE(absl::StrContains(stats.stdout_text,
+                                "{\"name\": \"web\", \"documents\": 2, \"tokens\": 33, "
+                                "\"min_document_tokens\": 6, \"max_document_tokens\": 27"))
+      << stats.stdout_text;
+  EXPECT_TRUE(absl::StrContains(stats.stdout_text, "\"fingerprint\": \""));
+}
+
+TEST_F(ProlongctlDataTest, ErrorsAreOneClearLine) {
+  testing::RunResult result = Run({"data", "stats", "--store", dir_ + "/none"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.stderr_text, "prolongctl data stats: " + dir_ + "/none: no shard here\n");
+
+  result = Run({"data", "ingest", "--store", dir_ + "/store", "--domain", "web", "--tokenizer",
+                ranks_, "--preset", "llama3", dir_ + "/missing.txt"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(result.stderr_text, "missing.txt: not a readable file"));
+
+  result = Run({"data", "ingest", "--store", dir_ + "/store", "--domain", "Bad Name", "--tokenizer",
+                ranks_, "--preset", "llama3", Write("a.txt", "text")});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(result.stderr_text, "domain 'Bad Name' is not [a-z0-9_-]{1,63}"))
+      << result.stderr_text;
+}
+
+}  // namespace
+}  // namespace prolong

@@ -8,6 +8,7 @@
 #include "datamixer/store/stats.h"
 #include "datamixer/tokenizer/bpe_tokenizer.h"
 #include "datamixer/tokenizer/presets.h"
+#include "datamixer/tokenizer/test_ranks.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 

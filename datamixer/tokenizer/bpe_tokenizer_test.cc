@@ -2,31 +2,17 @@
 
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "datamixer/tokenizer/presets.h"
+#include "datamixer/tokenizer/test_ranks.h"
 #include "gtest/gtest.h"
 
 namespace prolong::tokenizer {
 namespace {
 
-// A rank file: every single byte, then `merges` in rank order.
-std::string RankFile(const std::vector<std::string>& merges) {
-  std::string file;
-  uint32_t rank = 0;
-  for (int b = 0; b < 256; ++b) {
-    absl::StrAppend(&file, absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", rank++,
-                    "\n");
-  }
-  for (const std::string& merge : merges) {
-    absl::StrAppend(&file, absl::Base64Escape(merge), " ", rank++, "\n");
-  }
-  return file;
-}
-
 std::unique_ptr<BpeTokenizer> Make(const std::vector<std::string>& merges) {
   BpeSpec spec;
-  spec.ranks = RankFile(merges);
+  spec.ranks = ByteRankFile(merges);
   spec.pattern = kCl100kPattern;
   spec.special_tokens = {{"<|endoftext|>", 1000}, {"<|end|>", 1001}};
   spec.eos_token = "<|endoftext|>";
@@ -94,14 +80,14 @@ TEST(BpeTokenizerTest, DecodeNamesAnUnknownId) {
 TEST(BpeTokenizerTest, BadSpecsAreRejectedWithTheReason) {
   BpeSpec spec;
   spec.pattern = kCl100kPattern;
-  spec.ranks = RankFile({}) + "not-base64!! 300\n";
+  spec.ranks = ByteRankFile({}) + "not-base64!! 300\n";
   EXPECT_EQ(BpeTokenizer::Create(spec).status().message().substr(0, 20), "rank file line 257: ");
 
-  spec.ranks = RankFile({}).substr(RankFile({}).find('\n') + 1);  // Byte 0 missing.
+  spec.ranks = ByteRankFile({}).substr(ByteRankFile({}).find('\n') + 1);  // Byte 0 missing.
   EXPECT_EQ(BpeTokenizer::Create(spec).status().message(),
             "rank file has no token for the single byte 0");
 
-  spec.ranks = RankFile({});
+  spec.ranks = ByteRankFile({});
   spec.pattern = "(unclosed";
   EXPECT_EQ(BpeTokenizer::Create(spec).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(BpeTokenizer::Create(spec).status().message().substr(0, 18), "pattern: at offset");

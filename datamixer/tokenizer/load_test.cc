@@ -3,9 +3,9 @@
 #include <fstream>
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "datamixer/tokenizer/test_ranks.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
@@ -16,13 +16,7 @@ class LoadTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = prolong::testing::MakeTempDir();
-    std::string ranks;
-    for (int b = 0; b < 256; ++b) {
-      absl::StrAppend(&ranks, absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", b,
-                      "\n");
-    }
-    absl::StrAppend(&ranks, absl::Base64Escape("ab"), " 256\n");
-    Write("tiny.tiktoken", ranks);
+    Write("tiny.tiktoken", ByteRankFile({"ab"}));
   }
 
   std::string Write(const std::string& name, const std::string& contents) {

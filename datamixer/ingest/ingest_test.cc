@@ -1,7 +1,6 @@
 #include <fstream>
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "datamixer/ingest/ingester.h"
@@ -17,12 +16,7 @@ namespace {
 
 std::unique_ptr<tokenizer::Tokenizer> ByteTokenizer() {
   tokenizer::BpeSpec spec;
-  for (int b = 0; b < 256; ++b) {
-    absl::StrAppend(&spec.ranks, absl::Base64Escape(std::string(1, static_cast<char>(b))), " ", b,
-                    "\n");
-  }
-  absl::StrAppend(&spec.ranks, absl::Base64Escape("th"), " 256\n", absl::Base64Escape("the"),
-                  " 257\n");
+  spec.ranks = tokenizer::ByteRankFile({"th", "the"});
   spec.pattern = tokenizer::kCl100kPattern;
   auto created = tokenizer::BpeTokenizer::Create(spec);
   EXPECT_TRUE(created.ok()) << created.status();

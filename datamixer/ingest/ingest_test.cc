@@ -1,4 +1,5 @@
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -137,6 +138,50 @@ TEST_F(IngestTest, StrictStopsAtTheFirstProblemAndMissingInputsFailFirst) {
   int64_t documents = 0;
   ASSERT_TRUE(shard_->ScanIndex("web", [&](const store::IndexEntry&) { ++documents; }).ok());
   EXPECT_EQ(documents, 0);
+}
+
+TEST_F(IngestTest, ChatConversationsKeepAnAssistantOnlyLossMask) {
+  tokenizer::BpeSpec spec;
+  spec.ranks = tokenizer::ByteRankFile();
+  tokenizer::ApplyPreset(tokenizer::Preset::kLlama3, 256, spec);
+  auto llama = tokenizer::BpeTokenizer::Create(spec);
+  ASSERT_TRUE(llama.ok());
+  const std::string path =
+      Write("chat.jsonl",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, "
+            "{\"role\": \"assistant\", \"content\": \"Yo\"}]}\n"
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"no answer\"}]}\n"
+            "{\"messages\": [{\"role\": \"user\"}]}\n"
+            "{\"text\": \"not a chat\"}\n");
+  IngestOptions options;
+  options.domain = "sft";
+  options.read = {Format::kChat, "text", {path}};
+  absl::StatusOr<IngestSummary> summary = Ingest(options, **llama, *shard_, nullptr);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->documents_added, 1);
+  // Problems found by the reader and by the tokenizing workers arrive in any order.
+  std::map<std::string, std::string> reasons;
+  for (const Problem& problem : summary->problems) reasons[problem.source] = problem.reason;
+  EXPECT_EQ(reasons, (std::map<std::string, std::string>{
+                         {path + ":2", "messages: no assistant message, so nothing to learn"},
+                         {path + ":3", "messages[0] needs string fields 'role' and 'content'"},
+                         {path + ":4", "no array field 'messages'"}}));
+
+  std::vector<store::IndexEntry> entries;
+  ASSERT_TRUE(
+      shard_->ScanIndex("sft", [&](const store::IndexEntry& e) { entries.push_back(e); }).ok());
+  ASSERT_EQ(entries.size(), 1u);
+  const std::vector<uint32_t> tokens = *shard_->ReadTokens("sft", entries[0].id);
+  const std::string mask = *shard_->ReadLossMask("sft", entries[0].id);
+  ASSERT_EQ(mask.size(), tokens.size());
+  std::string targets;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (mask[i]) targets += *llama.value()->Decode({tokens[i]});
+  }
+  EXPECT_EQ(targets, "Yo<|eot_id|>");
+
+  // A tokenizer without chat tokens is refused before anything is read.
+  EXPECT_EQ(Run(options).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 // Four workers store exactly what one does, and progress reaches the input's size.

@@ -80,12 +80,40 @@ struct Tokenized {
   bool too_short = false;
 };
 
+// A worker's job: one raw document to token ids (and a loss mask for chat), or the reason not.
+Tokenized Tokenize(const IngestOptions& options, const tokenizer::Tokenizer& tokenizer,
+                   RawDocument document) {
+  std::vector<uint32_t> tokens;
+  std::string loss_mask;
+  if (options.read.format == Format::kChat) {
+    absl::StatusOr<tokenizer::ChatTokens> chat =
+        tokenizer::EncodeChat(tokenizer, document.messages);
+    if (!chat.ok()) {
+      return Tokenized{std::nullopt,
+                       Problem{document.source, std::string(chat.status().message())}};
+    }
+    tokens = std::move(chat->tokens);
+    loss_mask = std::move(chat->loss_mask);
+  } else {
+    tokens = tokenizer.Encode(document.text);
+  }
+  Tokenized item;
+  if (static_cast<int64_t>(tokens.size()) < std::max<int64_t>(options.min_tokens, 1)) {
+    item.too_short = true;
+  } else {
+    item.document = store::Document{options.domain, std::move(document.source), std::move(tokens),
+                                    std::move(loss_mask)};
+  }
+  return item;
+}
+
 }  // namespace
 
 absl::StatusOr<IngestSummary> Ingest(const IngestOptions& options,
                                      const tokenizer::Tokenizer& tokenizer, store::Shard& shard,
                                      const std::function<void(const IngestProgress&)>& progress) {
   ASSIGN_OR_RETURN(const int64_t total_bytes, TotalInputBytes(options.read.inputs));
+  if (options.read.format == Format::kChat) RETURN_IF_ERROR(tokenizer::CheckChatTokens(tokenizer));
   const int threads = std::max(1, options.threads);
   BoundedQueue<RawDocument> raw(4 * threads);
   BoundedQueue<Tokenized> tokenized(2 * options.batch_documents);
@@ -106,15 +134,7 @@ absl::StatusOr<IngestSummary> Ingest(const IngestOptions& options,
   for (int i = 0; i < threads; ++i) {
     workers.emplace_back([&] {
       while (std::optional<RawDocument> document = raw.Pop()) {
-        Tokenized item;
-        std::vector<uint32_t> tokens = tokenizer.Encode(document->text);
-        if (static_cast<int64_t>(tokens.size()) < std::max<int64_t>(options.min_tokens, 1)) {
-          item.too_short = true;
-        } else {
-          item.document =
-              store::Document{options.domain, std::move(document->source), std::move(tokens), ""};
-        }
-        if (!tokenized.Push(std::move(item))) break;
+        if (!tokenized.Push(Tokenize(options, tokenizer, *std::move(document)))) break;
       }
       if (--workers_left == 0) tokenized.Close();
     });

@@ -48,7 +48,8 @@ struct IngestSummary {
   int64_t documents_too_short = 0;
   int64_t documents_invalid = 0;
   int64_t tokens_added = 0;
-  std::vector<Problem> problems;  // The first max_listed_problems.
+  // Up to max_listed_problems, in the order found (reader and workers interleave).
+  std::vector<Problem> problems;
 };
 
 // NOT_FOUND for a missing input (before anything is written), INVALID_ARGUMENT for a problem

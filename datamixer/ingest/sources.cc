@@ -43,7 +43,29 @@ absl::Status ReadText(const std::string& path, const std::function<bool(RawDocum
   return absl::OkStatus();
 }
 
-absl::Status ReadJsonl(const std::string& path, const std::string& field,
+// The messages of a chat line, or the reason it has none.
+std::string ParseMessages(simdjson::ondemand::object& object,
+                          std::vector<tokenizer::ChatMessage>* messages) {
+  simdjson::ondemand::array array;
+  if (object.find_field_unordered("messages").get_array().get(array)) {
+    return "no array field 'messages'";
+  }
+  size_t index = 0;
+  for (auto element : array) {
+    simdjson::ondemand::object message;
+    std::string_view role, content;
+    if (element.get_object().get(message) ||
+        message.find_field_unordered("role").get_string().get(role) ||
+        message.find_field_unordered("content").get_string().get(content)) {
+      return absl::StrCat("messages[", index, "] needs string fields 'role' and 'content'");
+    }
+    messages->push_back({std::string(role), std::string(content)});
+    ++index;
+  }
+  return messages->empty() ? "empty conversation" : "";
+}
+
+absl::Status ReadJsonl(const std::string& path, const std::string& field, bool chat,
                        const std::function<bool(RawDocument)>& document,
                        const std::function<bool(Problem)>& problem, bool* go_on,
                        std::atomic<int64_t>* bytes_read) {
@@ -66,6 +88,15 @@ absl::Status ReadJsonl(const std::string& path, const std::string& field,
           Problem{source, absl::StrCat("malformed JSON (", simdjson::error_message(error), ")")});
       continue;
     }
+    if (chat) {
+      RawDocument document_value{source, "", {}};
+      if (std::string reason = ParseMessages(object, &document_value.messages); !reason.empty()) {
+        *go_on = problem(Problem{source, std::move(reason)});
+      } else {
+        *go_on = document(std::move(document_value));
+      }
+      continue;
+    }
     error = object.find_field_unordered(field).get_string().get(text);
     if (error) {
       *go_on = problem(Problem{source, absl::StrCat("no string field '", field, "'")});
@@ -81,8 +112,9 @@ absl::Status ReadJsonl(const std::string& path, const std::string& field,
 absl::StatusOr<Format> ParseFormat(absl::string_view name) {
   if (name == "text") return Format::kText;
   if (name == "jsonl") return Format::kJsonl;
+  if (name == "chat") return Format::kChat;
   return absl::InvalidArgumentError(
-      absl::StrCat("format: unknown '", name, "' (known: text, jsonl)"));
+      absl::StrCat("format: unknown '", name, "' (known: text, jsonl, chat)"));
 }
 
 absl::StatusOr<int64_t> TotalInputBytes(const std::vector<std::string>& inputs) {
@@ -107,7 +139,8 @@ absl::Status ReadDocuments(const ReadOptions& options,
     const absl::Status status =
         options.format == Format::kText
             ? ReadText(input, document, problem, &go_on, bytes_read)
-            : ReadJsonl(input, options.field, document, problem, &go_on, bytes_read);
+            : ReadJsonl(input, options.field, options.format == Format::kChat, document, problem,
+                        &go_on, bytes_read);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();

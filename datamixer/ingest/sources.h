@@ -1,6 +1,7 @@
 // Reading raw documents out of input files, in the formats `prolongctl data ingest` accepts:
 //   text   one document per file
 //   jsonl  one document per line, its text in a string field ("text" by default)
+//   chat   one conversation per line: {"messages": [{"role": ..., "content": ...}, ...]}
 // A bad document (malformed JSON, a missing field, invalid UTF-8, an empty text) is reported with
 // its file and line and skipped; reading goes on.
 #ifndef PROLONG_DATAMIXER_INGEST_SOURCES_H_
@@ -14,17 +15,19 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "datamixer/tokenizer/chat_template.h"
 
 namespace prolong::ingest {
 
-enum class Format { kText, kJsonl };
+enum class Format { kText, kJsonl, kChat };
 
-// "text" or "jsonl"; INVALID_ARGUMENT naming the known formats otherwise.
+// "text", "jsonl" or "chat"; INVALID_ARGUMENT naming the known formats otherwise.
 absl::StatusOr<Format> ParseFormat(absl::string_view name);
 
 struct RawDocument {
-  std::string source;  // "path" or "path:line".
-  std::string text;    // Valid UTF-8, not empty.
+  std::string source;                            // "path" or "path:line".
+  std::string text;                              // Valid UTF-8, not empty; unused for chat.
+  std::vector<tokenizer::ChatMessage> messages;  // Chat only.
 };
 
 struct Problem {

@@ -149,8 +149,11 @@ void AddDataCommand(CLI::App& app, int* exit_code) {
       "ingest", "Tokenize documents and add them to a domain of a store (RocksDB)");
   ingest->add_option("--store", flags->store, "Store directory (created if absent)")->required();
   ingest->add_option("--domain", flags->options.domain, "Domain, [a-z0-9_-]{1,63}")->required();
-  ingest->add_option("--format", flags->format, "text (a document per file) or jsonl")
-      ->check(CLI::IsMember({"text", "jsonl"}));
+  ingest
+      ->add_option("--format", flags->format,
+                   "text (a document per file), jsonl (one per line) or chat (JSONL "
+                   "conversations, loss on assistant replies; needs Llama 3's chat tokens)")
+      ->check(CLI::IsMember({"text", "jsonl", "chat"}));
   ingest->add_option("--tokenizer", flags->tokenizer, "Tokenizer file (see tokenizer encode)")
       ->required();
   ingest->add_option("--preset", flags->preset, "llama3 or cl100k_base, for a bare rank file");

@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -182,6 +183,49 @@ TEST_F(IngestTest, ChatConversationsKeepAnAssistantOnlyLossMask) {
 
   // A tokenizer without chat tokens is refused before anything is read.
   EXPECT_EQ(Run(options).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(IngestTest, ARepositoryIsOneDocumentOfItsTextFilesInPathOrder) {
+  const std::string repo = dir_ + "/repo";
+  for (const char* sub : {"/src", "/.git", "/node_modules/lib", "/docs"}) {
+    std::filesystem::create_directories(repo + sub);
+  }
+  Write("repo/src/main.cc", "int main() {}\n");
+  Write("repo/README.md", "# readme");
+  Write("repo/docs/a.txt", "a");
+  Write("repo/.git/HEAD", "ref: main\n");
+  Write("repo/.hidden", "secret");
+  Write("repo/node_modules/lib/x.js", "vendored");
+  Write("repo/logo.png", std::string("\x89PNG\0\0", 6));
+  Write("repo/latin1.txt", "caf\xE9");
+  Write("repo/huge.txt", std::string((1 << 20) + 1, 'h'));
+  std::filesystem::create_directories(dir_ + "/empty_repo/.git");
+
+  IngestOptions options;
+  options.domain = "code";
+  options.read = {Format::kRepo, "text", {repo, dir_ + "/empty_repo"}};
+  absl::StatusOr<IngestSummary> summary = Run(options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->documents_added, 1);
+  ASSERT_EQ(summary->problems.size(), 1u);
+  EXPECT_EQ(summary->problems[0].source, dir_ + "/empty_repo");
+  EXPECT_EQ(summary->problems[0].reason, "no text files");
+
+  std::string text;
+  ASSERT_TRUE(shard_
+                  ->ScanIndex("code",
+                              [&](const store::IndexEntry& entry) {
+                                EXPECT_EQ(entry.source, repo);
+                                text = *tokenizer_->Decode(*shard_->ReadTokens("code", entry.id));
+                              })
+                  .ok());
+  EXPECT_EQ(text,
+            "# File: README.md\n# readme\n"
+            "# File: docs/a.txt\na\n"
+            "# File: src/main.cc\nint main() {}\n");
+
+  options.read.inputs = {dir_ + "/no_such_repo"};
+  EXPECT_EQ(Run(options).status().code(), absl::StatusCode::kNotFound);
 }
 
 // Four workers store exactly what one does, and progress reaches the input's size.

@@ -112,7 +112,7 @@ Tokenized Tokenize(const IngestOptions& options, const tokenizer::Tokenizer& tok
 absl::StatusOr<IngestSummary> Ingest(const IngestOptions& options,
                                      const tokenizer::Tokenizer& tokenizer, store::Shard& shard,
                                      const std::function<void(const IngestProgress&)>& progress) {
-  ASSIGN_OR_RETURN(const int64_t total_bytes, TotalInputBytes(options.read.inputs));
+  ASSIGN_OR_RETURN(const int64_t total_bytes, TotalInputBytes(options.read));
   if (options.read.format == Format::kChat) RETURN_IF_ERROR(tokenizer::CheckChatTokens(tokenizer));
   const int threads = std::max(1, options.threads);
   BoundedQueue<RawDocument> raw(4 * threads);

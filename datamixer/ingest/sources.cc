@@ -2,10 +2,13 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "datamixer/tokenizer/utf8.h"
 #include "simdjson.h"
 
@@ -107,19 +110,85 @@ absl::Status ReadJsonl(const std::string& path, const std::string& field, bool c
   return absl::OkStatus();
 }
 
+constexpr int64_t kMaxRepoFileBytes = 1 << 20;
+
+bool SkippedDirectory(const std::string& name) {
+  return name[0] == '.' || name == "node_modules" || name == "vendor" || name == "third_party" ||
+         name == "site-packages" || name == "__pycache__";
+}
+
+// The files of a repository that its document takes, by relative path in bytewise order
+// (binaries are recognised only when read).
+absl::StatusOr<std::vector<std::string>> RepoFiles(const std::string& root) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  if (!fs::is_directory(root, error)) {
+    return absl::NotFoundError(absl::StrCat(root, ": not a directory"));
+  }
+  std::vector<std::string> files;
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, error);
+  for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (it->is_directory(error)) {
+      if (SkippedDirectory(name)) it.disable_recursion_pending();
+      continue;
+    }
+    if (name[0] == '.' || !it->is_regular_file(error) ||
+        static_cast<int64_t>(it->file_size(error)) > kMaxRepoFileBytes) {
+      continue;
+    }
+    files.push_back(fs::relative(it->path(), root, error).string());
+  }
+  if (error) return absl::NotFoundError(absl::StrCat(root, ": ", error.message()));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+absl::Status ReadRepo(const std::string& root, const std::function<bool(RawDocument)>& document,
+                      const std::function<bool(Problem)>& problem, bool* go_on,
+                      std::atomic<int64_t>* bytes_read) {
+  ASSIGN_OR_RETURN(std::vector<std::string> files, RepoFiles(root));
+  std::string text;
+  for (const std::string& file : files) {
+    std::ifstream in(root + "/" + file, std::ios::binary);
+    std::ostringstream contents;
+    contents << in.rdbuf();
+    const std::string body = contents.str();
+    *bytes_read += static_cast<int64_t>(body.size());
+    const bool binary = absl::string_view(body).substr(0, 8192).find('\0') != std::string::npos;
+    if (binary || body.empty() || tokenizer::FindInvalidUtf8(body) != body.size()) continue;
+    absl::StrAppend(&text, "# File: ", file, "\n", body, body.back() == '\n' ? "" : "\n");
+  }
+  if (text.empty()) {
+    *go_on = problem(Problem{root, "no text files"});
+  } else {
+    *go_on = document(RawDocument{root, std::move(text), {}});
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Format> ParseFormat(absl::string_view name) {
   if (name == "text") return Format::kText;
   if (name == "jsonl") return Format::kJsonl;
   if (name == "chat") return Format::kChat;
+  if (name == "repo") return Format::kRepo;
   return absl::InvalidArgumentError(
-      absl::StrCat("format: unknown '", name, "' (known: text, jsonl, chat)"));
+      absl::StrCat("format: unknown '", name, "' (known: text, jsonl, chat, repo)"));
 }
 
-absl::StatusOr<int64_t> TotalInputBytes(const std::vector<std::string>& inputs) {
+absl::StatusOr<int64_t> TotalInputBytes(const ReadOptions& options) {
   int64_t total = 0;
-  for (const std::string& input : inputs) {
+  for (const std::string& input : options.inputs) {
+    if (options.format == Format::kRepo) {
+      ASSIGN_OR_RETURN(std::vector<std::string> files, RepoFiles(input));
+      for (const std::string& file : files) {
+        std::error_code error;
+        total += static_cast<int64_t>(std::filesystem::file_size(input + "/" + file, error));
+      }
+      continue;
+    }
     struct stat info;
     if (stat(input.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
       return absl::NotFoundError(absl::StrCat(input, ": not a readable file"));
@@ -136,11 +205,20 @@ absl::Status ReadDocuments(const ReadOptions& options,
   bool go_on = true;
   for (const std::string& input : options.inputs) {
     if (!go_on) break;
-    const absl::Status status =
-        options.format == Format::kText
-            ? ReadText(input, document, problem, &go_on, bytes_read)
-            : ReadJsonl(input, options.field, options.format == Format::kChat, document, problem,
-                        &go_on, bytes_read);
+    absl::Status status;
+    switch (options.format) {
+      case Format::kText:
+        status = ReadText(input, document, problem, &go_on, bytes_read);
+        break;
+      case Format::kJsonl:
+      case Format::kChat:
+        status = ReadJsonl(input, options.field, options.format == Format::kChat, document, problem,
+                           &go_on, bytes_read);
+        break;
+      case Format::kRepo:
+        status = ReadRepo(input, document, problem, &go_on, bytes_read);
+        break;
+    }
     if (!status.ok()) return status;
   }
   return absl::OkStatus();

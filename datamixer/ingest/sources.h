@@ -2,6 +2,11 @@
 //   text   one document per file
 //   jsonl  one document per line, its text in a string field ("text" by default)
 //   chat   one conversation per line: {"messages": [{"role": ..., "content": ...}, ...]}
+//   repo   one document per repository directory (ProLong's code-repository documents): its
+//          files in bytewise path order, each after a line "# File: <relative path>". Skipped:
+//          hidden files and directories (.git ...), vendored trees (node_modules, vendor,
+//          third_party, site-packages, __pycache__), files over 1 MiB, and binaries (a NUL byte
+//          in the first 8 KiB, or invalid UTF-8).
 // A bad document (malformed JSON, a missing field, invalid UTF-8, an empty text) is reported with
 // its file and line and skipped; reading goes on.
 #ifndef PROLONG_DATAMIXER_INGEST_SOURCES_H_
@@ -19,9 +24,9 @@
 
 namespace prolong::ingest {
 
-enum class Format { kText, kJsonl, kChat };
+enum class Format { kText, kJsonl, kChat, kRepo };
 
-// "text", "jsonl" or "chat"; INVALID_ARGUMENT naming the known formats otherwise.
+// "text", "jsonl", "chat" or "repo"; INVALID_ARGUMENT naming the known formats otherwise.
 absl::StatusOr<Format> ParseFormat(absl::string_view name);
 
 struct RawDocument {
@@ -41,9 +46,9 @@ struct ReadOptions {
   std::vector<std::string> inputs;
 };
 
-// Total size of the inputs. NOT_FOUND naming the first input that cannot be read, so that a
-// typo fails before any work starts.
-absl::StatusOr<int64_t> TotalInputBytes(const std::vector<std::string>& inputs);
+// Total size of the inputs (for repo: of the files a repository document would take). NOT_FOUND
+// naming the first input that cannot be read, so that a typo fails before any work starts.
+absl::StatusOr<int64_t> TotalInputBytes(const ReadOptions& options);
 
 // Reads every input in order. `document` returns false to stop early (the caller is done or
 // failing); `problem` is told of each skipped document. `bytes_read` advances as input is

@@ -151,9 +151,10 @@ void AddDataCommand(CLI::App& app, int* exit_code) {
   ingest->add_option("--domain", flags->options.domain, "Domain, [a-z0-9_-]{1,63}")->required();
   ingest
       ->add_option("--format", flags->format,
-                   "text (a document per file), jsonl (one per line) or chat (JSONL "
-                   "conversations, loss on assistant replies; needs Llama 3's chat tokens)")
-      ->check(CLI::IsMember({"text", "jsonl", "chat"}));
+                   "text (a document per file), jsonl (one per line), chat (JSONL "
+                   "conversations, loss on assistant replies; needs Llama 3's chat tokens) or "
+                   "repo (a repository directory per document)")
+      ->check(CLI::IsMember({"text", "jsonl", "chat", "repo"}));
   ingest->add_option("--tokenizer", flags->tokenizer, "Tokenizer file (see tokenizer encode)")
       ->required();
   ingest->add_option("--preset", flags->preset, "llama3 or cl100k_base, for a bare rank file");
@@ -164,7 +165,10 @@ void AddDataCommand(CLI::App& app, int* exit_code) {
   ingest->add_flag("--strict", flags->options.strict, "Stop at the first bad document");
   ingest->add_option("--threads", flags->options.threads, "Tokenizing threads")
       ->check(CLI::PositiveNumber);
-  ingest->add_option("inputs", flags->options.read.inputs, "Input files")->required();
+  ingest
+      ->add_option("inputs", flags->options.read.inputs,
+                   "Input files (repo: repository directories)")
+      ->required();
   ingest->callback([flags, exit_code] { *exit_code = RunIngest(*flags); });
 
   auto store_dir = std::make_shared<std::string>();

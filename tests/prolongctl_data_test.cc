@@ -72,12 +72,23 @@ TEST_F(ProlongctlDataTest, IngestTwiceThenStats) {
 TEST_F(ProlongctlDataTest, ErrorsAreOneClearLine) {
   testing::RunResult result = Run({"data", "stats", "--store", dir_ + "/none"});
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_EQ(result.stderr_text, "prolongctl data stats: " + dir_ + "/none: no shard here\n");
+  EXPECT_EQ(result.stderr_text,
+            "prolongctl data stats: " + dir_ + "/none: not a store (no MANIFEST)\n");
 
   result = Run({"data", "ingest", "--store", dir_ + "/store", "--domain", "web", "--tokenizer",
                 ranks_, "--preset", "llama3", dir_ + "/missing.txt"});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(result.stderr_text, "missing.txt: not a readable file"));
+
+  // A store keeps the tokenizer it was built with.
+  result = Run({"data", "ingest", "--store", dir_ + "/store", "--domain", "web", "--tokenizer",
+                ranks_, "--preset", "llama3", Write("b.txt", "text")});
+  ASSERT_EQ(result.exit_code, 0) << result.stderr_text;
+  result = Run({"data", "ingest", "--store", dir_ + "/store", "--domain", "web", "--tokenizer",
+                ranks_, "--preset", "cl100k_base", Write("c.txt", "text")});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(result.stderr_text, "/store: built with tokenizer "))
+      << result.stderr_text;
 
   result = Run({"data", "ingest", "--store", dir_ + "/store", "--domain", "Bad Name", "--tokenizer",
                 ranks_, "--preset", "llama3", Write("a.txt", "text")});

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "datamixer/tokenizer/utf8.h"
 
 namespace prolong::tokenizer {
@@ -158,6 +159,16 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(const BpeSpec
     if (!special.ok()) return special.status();
     tokenizer->pattern_->special = *std::move(special);
   }
+
+  Sha256 hasher;
+  for (const std::string* part : {&spec.ranks, &spec.pattern, &spec.bos_token, &spec.eos_token}) {
+    hasher.Update(absl::StrCat(part->size(), ":"));
+    hasher.Update(*part);
+  }
+  for (const auto& [token, id] : spec.special_tokens) {  // A std::map: in a fixed order.
+    hasher.Update(absl::StrCat(token.size(), ":", token, "=", id, ";"));
+  }
+  tokenizer->fingerprint_ = absl::BytesToHexString(hasher.Finish());
 
   for (auto [name, target] : {std::pair{&spec.bos_token, &tokenizer->bos_id_},
                               std::pair{&spec.eos_token, &tokenizer->eos_id_}}) {

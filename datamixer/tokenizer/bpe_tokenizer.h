@@ -39,6 +39,7 @@ class BpeTokenizer : public Tokenizer {
   std::optional<uint32_t> SpecialTokenId(absl::string_view token) const override;
   std::optional<uint32_t> bos_id() const override { return bos_id_; }
   std::optional<uint32_t> eos_id() const override { return eos_id_; }
+  const std::string& fingerprint() const override { return fingerprint_; }
 
   // Number of ranked (non-special) tokens.
   size_t num_ranks() const { return ranks_.size(); }
@@ -52,6 +53,7 @@ class BpeTokenizer : public Tokenizer {
   absl::flat_hash_map<std::string, uint32_t> special_tokens_;
   std::vector<std::string> decoder_;  // Id -> bytes; empty for unused ids.
   std::optional<uint32_t> bos_id_, eos_id_;
+  std::string fingerprint_;
   struct Pattern;
   std::unique_ptr<Pattern> pattern_;
 };

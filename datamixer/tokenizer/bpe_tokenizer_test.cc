@@ -102,6 +102,22 @@ TEST(BpeTokenizerTest, BadSpecsAreRejectedWithTheReason) {
             "bos/eos token '<|bos|>' is not a special token");
 }
 
+TEST(BpeTokenizerTest, FingerprintChangesWithAnythingThatChangesIds) {
+  auto base = Make({"he"});
+  auto same = Make({"he"});
+  auto other_merges = Make({"ll"});
+  ASSERT_TRUE(base && same && other_merges);
+  EXPECT_EQ(base->fingerprint().size(), 64u);
+  EXPECT_EQ(base->fingerprint(), same->fingerprint());
+  EXPECT_NE(base->fingerprint(), other_merges->fingerprint());
+  BpeSpec spec;
+  spec.ranks = ByteRankFile({"he"});
+  spec.pattern = "\\S+|\\s+";
+  auto other_pattern = BpeTokenizer::Create(spec);
+  ASSERT_TRUE(other_pattern.ok());
+  EXPECT_NE((*other_pattern)->fingerprint(), base->fingerprint());
+}
+
 TEST(BpeTokenizerTest, LongWhitespaceAndLettersDoNotBlowUp) {
   auto tokenizer = Make({"  ", "    ", "aa", "aaaa"});
   ASSERT_NE(tokenizer, nullptr);

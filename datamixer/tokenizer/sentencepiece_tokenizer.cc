@@ -2,8 +2,13 @@
 
 #include <sys/stat.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/sha256.h"
 #include "datamixer/tokenizer/utf8.h"
 
 namespace prolong::tokenizer {
@@ -21,6 +26,12 @@ absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::
     return absl::InvalidArgumentError(
         absl::StrCat(model_path, ": not a SentencePiece model: ", error));
   }
+  std::ifstream model(model_path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << model.rdbuf();
+  Sha256 hasher;
+  hasher.Update(bytes.str());
+  tokenizer->fingerprint_ = absl::BytesToHexString(hasher.Finish());
   for (int id = 0; id < tokenizer->model_->PieceCount(); ++id) {
     if (tokenizer->model_->IsControl(id)) {
       tokenizer->control_symbols_.emplace_back(tokenizer->model_->Piece(id), id);

@@ -28,6 +28,7 @@ class SentencePieceTokenizer : public Tokenizer {
   std::optional<uint32_t> SpecialTokenId(absl::string_view token) const override;
   std::optional<uint32_t> bos_id() const override;
   std::optional<uint32_t> eos_id() const override;
+  const std::string& fingerprint() const override { return fingerprint_; }
 
  private:
   SentencePieceTokenizer() : model_(internal::NewSentencePieceModel()) {}
@@ -35,6 +36,7 @@ class SentencePieceTokenizer : public Tokenizer {
 
   std::unique_ptr<internal::SentencePieceModel> model_;
   std::vector<std::pair<std::string, uint32_t>> control_symbols_;  // e.g. ("<s>", 1)
+  std::string fingerprint_;
 };
 
 struct SentencePieceTraining {

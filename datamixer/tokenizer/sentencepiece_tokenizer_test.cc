@@ -57,6 +57,10 @@ TEST_F(SentencePieceTest, EncodeDecodeRoundTripsAnyText) {
     ASSERT_TRUE(decoded.ok());
     EXPECT_EQ(*decoded, text);  // Byte fallback: nothing becomes unknown.
   }
+  // The fingerprint is the model file's: the same on every load.
+  EXPECT_EQ((*tokenizer)->fingerprint().size(), 64u);
+  EXPECT_EQ((*SentencePieceTokenizer::Load(*model_path_))->fingerprint(),
+            (*tokenizer)->fingerprint());
   // Frequent words cost fewer tokens than their bytes (merges were learned).
   EXPECT_LT((*tokenizer)->Encode("attention").size(), std::string("attention").size());
 }

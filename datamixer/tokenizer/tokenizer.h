@@ -38,6 +38,10 @@ class Tokenizer {
   // Beginning and end of a document, when the tokenizer defines them.
   virtual std::optional<uint32_t> bos_id() const = 0;
   virtual std::optional<uint32_t> eos_id() const = 0;
+
+  // Hex SHA-256 of everything that decides the ids (ranks, pattern, special tokens; or the
+  // model file): equal fingerprints encode every text alike.
+  virtual const std::string& fingerprint() const = 0;
 };
 
 }  // namespace prolong::tokenizer

@@ -13,6 +13,7 @@
 #include "datamixer/ingest/ingester.h"
 #include "datamixer/store/shard.h"
 #include "datamixer/store/stats.h"
+#include "datamixer/store/store.h"
 #include "datamixer/tokenizer/load.h"
 
 namespace prolong::ctl {
@@ -65,12 +66,12 @@ int RunIngest(IngestFlags& flags) {
   absl::StatusOr<std::unique_ptr<tokenizer::Tokenizer>> tokenizer =
       tokenizer::LoadTokenizer(flags.tokenizer, flags.preset);
   if (!tokenizer.ok()) return Fail("ingest", tokenizer.status());
-  absl::StatusOr<std::unique_ptr<store::Shard>> shard =
-      store::Shard::Open(flags.store, store::Shard::Mode::kReadWrite);
-  if (!shard.ok()) return Fail("ingest", shard.status());
+  absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::OpenForWriting(
+      flags.store, {(*tokenizer)->fingerprint(), (*tokenizer)->vocab_size()});
+  if (!store.ok()) return Fail("ingest", store.status());
   const absl::Time start = absl::Now();
   absl::StatusOr<ingest::IngestSummary> summary =
-      ingest::Ingest(flags.options, **tokenizer, **shard, ShowProgress);
+      ingest::Ingest(flags.options, **tokenizer, (*store)->shard(), ShowProgress);
   if (!summary.ok()) return Fail("ingest", summary.status());
   std::cout << absl::StrFormat(
       "ingested %s: %d added, %d duplicate, %d too short (< %d tokens), %d invalid; %s tokens "
@@ -89,15 +90,18 @@ int RunIngest(IngestFlags& flags) {
 }
 
 int RunStats(const std::string& store_dir, bool json) {
-  absl::StatusOr<std::unique_ptr<store::Shard>> shard =
-      store::Shard::Open(store_dir, store::Shard::Mode::kReadOnly);
-  if (!shard.ok()) return Fail("stats", shard.status());
-  absl::StatusOr<std::vector<store::DomainStats>> domains = store::ComputeDomainStats(**shard);
+  absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::OpenForReading(store_dir);
+  if (!store.ok()) return Fail("stats", store.status());
+  const store::Shard& shard = (*store)->shard();
+  const store::TokenizerIdentity& tokenizer = (*store)->tokenizer();
+  absl::StatusOr<std::vector<store::DomainStats>> domains = store::ComputeDomainStats(shard);
   if (!domains.ok()) return Fail("stats", domains.status());
-  absl::StatusOr<std::string> fingerprint = store::ComputeFingerprint(**shard);
+  absl::StatusOr<std::string> fingerprint = store::ComputeFingerprint(shard);
   if (!fingerprint.ok()) return Fail("stats", fingerprint.status());
   if (json) {
-    std::string out = absl::StrCat("{\"fingerprint\": \"", *fingerprint, "\", \"domains\": [");
+    std::string out = absl::StrCat(
+        "{\"fingerprint\": \"", *fingerprint, "\", \"tokenizer_fingerprint\": \"",
+        tokenizer.fingerprint, "\", \"vocab_size\": ", tokenizer.vocab_size, ", \"domains\": [");
     for (size_t i = 0; i < domains->size(); ++i) {
       const store::DomainStats& d = (*domains)[i];
       absl::StrAppendFormat(&out,
@@ -133,7 +137,8 @@ int RunStats(const std::string& store_dir, bool json) {
     }
     std::cout << histogram << "\n";
   }
-  std::cout << "fingerprint: " << *fingerprint << std::endl;
+  std::cout << "tokenizer: " << tokenizer.fingerprint << " (vocabulary " << tokenizer.vocab_size
+            << ")\nfingerprint: " << *fingerprint << std::endl;
   return 0;
 }
 

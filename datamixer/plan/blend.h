@@ -4,8 +4,8 @@
 // integer counts allow), and the extras rotate so that after any number of batches every
 // domain's running total is within one sequence of p_i * B * batches. The extras go, batch by
 // batch, to the domains furthest behind their running target (ties to the earlier domain): a
-// deterministic greedy in the spirit of Megatron-LM's BlendedDataset, which instead picks one
-// sample at a time and so can give a batch two more or fewer than its share.
+// deterministic greedy in the spirit of Megatron-LM's BlendedDataset, which picks one sample
+// at a time and so bounds the running totals but not each batch.
 #ifndef PROLONG_DATAMIXER_PLAN_BLEND_H_
 #define PROLONG_DATAMIXER_PLAN_BLEND_H_
 

@@ -1,0 +1,90 @@
+#include "datamixer/plan/pack.h"
+
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace prolong::plan {
+namespace {
+
+// Fisher-Yates with a fully specified generator (std::shuffle's algorithm is not specified).
+template <typename T>
+void Shuffle(std::vector<T>& items, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (size_t i = items.size(); i > 1; --i) {
+    std::swap(items[i - 1], items[rng() % i]);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Packer> Packer::Create(Packing packing, std::vector<int64_t> lengths,
+                                      int64_t seq_len, int64_t min_doc_tokens, uint64_t seed) {
+  if (seq_len < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("seq_len: must be at least 2, got ", seq_len));
+  }
+  if (min_doc_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_doc_tokens: must not be negative, got ", min_doc_tokens));
+  }
+  Packer packer;
+  packer.packing_ = packing;
+  packer.seq_len_ = seq_len;
+  const int64_t minimum =
+      std::max<int64_t>({min_doc_tokens, packing == Packing::kLong ? seq_len : 1, 1});
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    if (lengths[i] < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("lengths[", i, "]: negative"));
+    }
+    if (lengths[i] < minimum) continue;
+    if (packing == Packing::kLong) {
+      for (int64_t chunk = 0; chunk < lengths[i] / seq_len; ++chunk) {
+        packer.chunks_.emplace_back(static_cast<int64_t>(i), chunk);
+      }
+    } else {
+      packer.documents_.push_back(static_cast<int64_t>(i));
+    }
+  }
+  packer.lengths_ = std::move(lengths);
+  if (packing == Packing::kLong) {
+    Shuffle(packer.chunks_, seed);
+    packer.sequences_per_epoch_ = static_cast<int64_t>(packer.chunks_.size());
+    return packer;
+  }
+  Shuffle(packer.documents_, seed);
+  // Count by packing a copy: the rule for sft depends on where documents are cut.
+  Packer counter = packer;
+  while (!counter.Next().empty()) ++packer.sequences_per_epoch_;
+  return packer;
+}
+
+std::vector<Piece> Packer::Next() {
+  std::vector<Piece> pieces;
+  if (packing_ == Packing::kLong) {
+    if (cursor_ >= chunks_.size()) return pieces;
+    const auto [document, chunk] = chunks_[cursor_++];
+    pieces.push_back({document, chunk * seq_len_, seq_len_});
+    return pieces;
+  }
+  int64_t remaining = seq_len_;
+  size_t cursor = cursor_;
+  int64_t offset = offset_;
+  while (remaining > 0 && cursor < documents_.size()) {
+    const int64_t document = documents_[cursor];
+    const int64_t take = std::min(remaining, lengths_[document] - offset);
+    pieces.push_back({document, offset, take});
+    remaining -= take;
+    offset += take;
+    if (offset == lengths_[document] || (packing_ == Packing::kSft && remaining == 0)) {
+      ++cursor;  // Done with it, or (sft) its cut-off rest is dropped.
+      offset = 0;
+    }
+  }
+  if (remaining > 0) return {};  // The epoch cannot fill another sequence.
+  cursor_ = cursor;
+  offset_ = offset;
+  return pieces;
+}
+
+}  // namespace prolong::plan

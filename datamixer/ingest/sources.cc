@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "common/status_macros.h"
 #include "datamixer/tokenizer/utf8.h"
 #include "simdjson.h"
@@ -36,11 +36,7 @@ bool Offer(std::string source, std::string text, const std::function<bool(RawDoc
 absl::Status ReadText(const std::string& path, const std::function<bool(RawDocument)>& document,
                       const std::function<bool(Problem)>& problem, bool* go_on,
                       std::atomic<int64_t>* bytes_read) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  std::string text = contents.str();
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   *bytes_read += static_cast<int64_t>(text.size());
   *go_on = Offer(path, std::move(text), document, problem);
   return absl::OkStatus();
@@ -150,10 +146,9 @@ absl::Status ReadRepo(const std::string& root, const std::function<bool(RawDocum
   ASSIGN_OR_RETURN(std::vector<std::string> files, RepoFiles(root));
   std::string text;
   for (const std::string& file : files) {
-    std::ifstream in(root + "/" + file, std::ios::binary);
-    std::ostringstream contents;
-    contents << in.rdbuf();
-    const std::string body = contents.str();
+    absl::StatusOr<std::string> read = ReadFile(root + "/" + file);
+    if (!read.ok()) continue;  // Unreadable files are skipped like binaries.
+    const std::string& body = *read;
     *bytes_read += static_cast<int64_t>(body.size());
     const bool binary = absl::string_view(body).substr(0, 8192).find('\0') != std::string::npos;
     if (binary || body.empty() || tokenizer::FindInvalidUtf8(body) != body.size()) continue;

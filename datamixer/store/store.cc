@@ -1,18 +1,15 @@
 #include "datamixer/store/store.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file.h"
 #include "common/status_macros.h"
 
 namespace prolong::store {
@@ -42,28 +39,12 @@ absl::StatusOr<TokenizerIdentity> ReadManifest(const std::string& dir) {
   return identity;
 }
 
-// Temporary file, fsync, rename, fsync of the directory: a crash leaves the old manifest or the
-// new one, never a torn one.
 absl::Status WriteManifest(const std::string& dir, const TokenizerIdentity& identity) {
-  const std::string contents =
+  // Atomic: a crash leaves no manifest or a whole one.
+  return WriteFileAtomically(
+      ManifestPath(dir),
       absl::StrCat(kManifestHeader, "\ntokenizer_fingerprint ", identity.fingerprint,
-                   "\ntokenizer_vocab_size ", identity.vocab_size, "\n");
-  const std::string temporary = ManifestPath(dir) + ".tmp";
-  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::FailedPreconditionError(absl::StrCat(temporary, ": ", strerror(errno)));
-  const bool written =
-      write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()) &&
-      fsync(fd) == 0;
-  close(fd);
-  if (!written || rename(temporary.c_str(), ManifestPath(dir).c_str()) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(ManifestPath(dir), ": cannot write: ", strerror(errno)));
-  }
-  if (const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
-    fsync(dir_fd);
-    close(dir_fd);
-  }
-  return absl::OkStatus();
+                   "\ntokenizer_vocab_size ", identity.vocab_size, "\n"));
 }
 
 }  // namespace

@@ -1,10 +1,8 @@
 #include "datamixer/tokenizer/load.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "common/status_macros.h"
 #include "datamixer/tokenizer/bpe_tokenizer.h"
 #include "datamixer/tokenizer/presets.h"
@@ -13,14 +11,6 @@
 
 namespace prolong::tokenizer {
 namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
 
 std::string RelativeTo(const std::string& base_file, const std::string& path) {
   if (path.empty() || path[0] == '/') return path;

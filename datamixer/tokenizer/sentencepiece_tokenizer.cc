@@ -2,12 +2,10 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/file.h"
 #include "common/sha256.h"
 #include "datamixer/tokenizer/utf8.h"
 
@@ -26,11 +24,10 @@ absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::
     return absl::InvalidArgumentError(
         absl::StrCat(model_path, ": not a SentencePiece model: ", error));
   }
-  std::ifstream model(model_path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << model.rdbuf();
+  absl::StatusOr<std::string> bytes = ReadFile(model_path);
+  if (!bytes.ok()) return bytes.status();
   Sha256 hasher;
-  hasher.Update(bytes.str());
+  hasher.Update(*bytes);
   tokenizer->fingerprint_ = absl::BytesToHexString(hasher.Finish());
   for (int id = 0; id < tokenizer->model_->PieceCount(); ++id) {
     if (tokenizer->model_->IsControl(id)) {

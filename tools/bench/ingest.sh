@@ -5,14 +5,15 @@
 # sources cut into ~4 KB documents, numbered so that none is a duplicate, about 24 MB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source tools/bench/lib.sh
 rounds=${ROUNDS:-3}
 
 bazel build //services/prolongctl >/dev/null 2>&1
 prolongctl="$(bazel info bazel-bin 2>/dev/null)/services/prolongctl/prolongctl"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-node tools/npm/tiktoken_reference.js ranks cl100k_base >"$work/cl100k_base.tiktoken"
-cat /usr/share/common-licenses/* $(git ls-files '*.cc' '*.h' '*.proto' '*.md') >"$work/text.txt"
+write_cl100k_ranks "$work/cl100k_base.tiktoken"
+write_bench_text "$work/text.txt"
 python3 - "$work/text.txt" "$work/corpus.jsonl" <<'PY'
 import json, sys
 text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
@@ -46,7 +47,6 @@ for round in $(seq "$rounds"); do
   two+=("$(run 2)")
   printf 'round %d: 1 thread %.2f MB/s, 2 threads %.2f MB/s\n' "$round" "${one[-1]}" "${two[-1]}"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m1=$(median "${one[@]}")
 m2=$(median "${two[@]}")
 printf 'median: 1 thread %.2f MB/s, 2 threads %.2f MB/s (%.2f MB/s per core), scaling %.2fx\n' \

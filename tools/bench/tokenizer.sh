@@ -5,15 +5,15 @@
 # repository's sources (prose and code), about 1 MB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source tools/bench/lib.sh
 rounds=${ROUNDS:-5}
 
 bazel build //datamixer/tokenizer:tokenizer_benchmark //services/prolongctl >/dev/null 2>&1
 bin=$(bazel info bazel-bin 2>/dev/null)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-node tools/npm/tiktoken_reference.js ranks cl100k_base >"$work/cl100k_base.tiktoken"
-cat /usr/share/common-licenses/* $(git ls-files '*.cc' '*.h' '*.proto' '*.md' '*.sh') \
-  >"$work/text.txt"
+write_cl100k_ranks "$work/cl100k_base.tiktoken"
+write_bench_text "$work/text.txt"
 echo "text: $(wc -c <"$work/text.txt") bytes"
 
 ours=()
@@ -29,7 +29,6 @@ for round in $(seq "$rounds"); do
   printf 'round %d: prolong %.2f MB/s, npm tiktoken %.2f MB/s\n' "$round" "$mbps" "$ref"
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m_ours=$(median "${ours[@]}")
 m_ref=$(median "${reference[@]}")
 printf 'median: prolong %.2f MB/s, npm tiktoken %.2f MB/s, ratio %.2fx\n' "$m_ours" "$m_ref" \

@@ -1,5 +1,6 @@
 #include "datamixer/plan/pack.h"
 
+#include <algorithm>
 #include <random>
 #include <utility>
 
@@ -19,7 +20,8 @@ void Shuffle(std::vector<T>& items, uint64_t seed) {
 
 }  // namespace
 
-absl::StatusOr<Packer> Packer::Create(Packing packing, std::vector<int64_t> lengths,
+absl::StatusOr<Packer> Packer::Create(Packing packing,
+                                      std::shared_ptr<const std::vector<int64_t>> lengths,
                                       int64_t seq_len, int64_t min_doc_tokens, uint64_t seed) {
   if (seq_len < 2) {
     return absl::InvalidArgumentError(absl::StrCat("seq_len: must be at least 2, got ", seq_len));
@@ -33,13 +35,12 @@ absl::StatusOr<Packer> Packer::Create(Packing packing, std::vector<int64_t> leng
   packer.seq_len_ = seq_len;
   const int64_t minimum =
       std::max<int64_t>({min_doc_tokens, packing == Packing::kLong ? seq_len : 1, 1});
-  for (size_t i = 0; i < lengths.size(); ++i) {
-    if (lengths[i] < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("lengths[", i, "]: negative"));
-    }
-    if (lengths[i] < minimum) continue;
+  for (size_t i = 0; i < lengths->size(); ++i) {
+    const int64_t length = (*lengths)[i];
+    if (length < 0) return absl::InvalidArgumentError(absl::StrCat("lengths[", i, "]: negative"));
+    if (length < minimum) continue;
     if (packing == Packing::kLong) {
-      for (int64_t chunk = 0; chunk < lengths[i] / seq_len; ++chunk) {
+      for (int64_t chunk = 0; chunk < length / seq_len; ++chunk) {
         packer.chunks_.emplace_back(static_cast<int64_t>(i), chunk);
       }
     } else {
@@ -53,37 +54,40 @@ absl::StatusOr<Packer> Packer::Create(Packing packing, std::vector<int64_t> leng
     return packer;
   }
   Shuffle(packer.documents_, seed);
-  // Count by packing a copy: the rule for sft depends on where documents are cut.
-  Packer counter = packer;
-  while (!counter.Next().empty()) ++packer.sequences_per_epoch_;
+  // Count by walking the epoch: the rule for sft depends on where documents are cut.
+  PackPosition position;
+  while (!packer.Fill(position, &position).empty()) ++packer.sequences_per_epoch_;
   return packer;
 }
 
-std::vector<Piece> Packer::Next() {
+std::vector<Piece> Packer::Next() { return Fill(position_, &position_); }
+
+std::vector<Piece> Packer::Fill(PackPosition position, PackPosition* next) const {
   std::vector<Piece> pieces;
   if (packing_ == Packing::kLong) {
-    if (cursor_ >= chunks_.size()) return pieces;
-    const auto [document, chunk] = chunks_[cursor_++];
+    if (position.cursor >= static_cast<int64_t>(chunks_.size())) return pieces;
+    const auto [document, chunk] = chunks_[position.cursor];
     pieces.push_back({document, chunk * seq_len_, seq_len_});
+    if (next != nullptr) *next = {position.cursor + 1, 0};
     return pieces;
   }
+  const std::vector<int64_t>& lengths = *lengths_;
   int64_t remaining = seq_len_;
-  size_t cursor = cursor_;
-  int64_t offset = offset_;
-  while (remaining > 0 && cursor < documents_.size()) {
+  int64_t cursor = position.cursor;
+  int64_t offset = position.offset;
+  while (remaining > 0 && cursor < static_cast<int64_t>(documents_.size())) {
     const int64_t document = documents_[cursor];
-    const int64_t take = std::min(remaining, lengths_[document] - offset);
+    const int64_t take = std::min(remaining, lengths[document] - offset);
     pieces.push_back({document, offset, take});
     remaining -= take;
     offset += take;
-    if (offset == lengths_[document] || (packing_ == Packing::kSft && remaining == 0)) {
+    if (offset == lengths[document] || (packing_ == Packing::kSft && remaining == 0)) {
       ++cursor;  // Done with it, or (sft) its cut-off rest is dropped.
       offset = 0;
     }
   }
   if (remaining > 0) return {};  // The epoch cannot fill another sequence.
-  cursor_ = cursor;
-  offset_ = offset;
+  if (next != nullptr) *next = {cursor, offset};
   return pieces;
 }
 

@@ -13,6 +13,7 @@
 #define PROLONG_DATAMIXER_PLAN_PACK_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,14 +33,33 @@ struct Piece {
   }
 };
 
+// Where a sequence starts in an epoch: the index of its first chunk (long) or document
+// (short, sft) in the shuffled order, and the offset into that document.
+struct PackPosition {
+  int64_t cursor = 0;
+  int64_t offset = 0;
+};
+
 class Packer {
  public:
   // INVALID_ARGUMENT naming the field for seq_len < 2 or a negative length or minimum.
-  static absl::StatusOr<Packer> Create(Packing packing, std::vector<int64_t> lengths,
+  // `lengths` is shared, so that the packers of several epochs hold one copy.
+  static absl::StatusOr<Packer> Create(Packing packing,
+                                       std::shared_ptr<const std::vector<int64_t>> lengths,
                                        int64_t seq_len, int64_t min_doc_tokens, uint64_t seed);
+  static absl::StatusOr<Packer> Create(Packing packing, std::vector<int64_t> lengths,
+                                       int64_t seq_len, int64_t min_doc_tokens, uint64_t seed) {
+    return Create(packing, std::make_shared<const std::vector<int64_t>>(std::move(lengths)),
+                  seq_len, min_doc_tokens, seed);
+  }
 
   // The pieces of the next sequence of this epoch, in order; empty once the epoch is done.
   std::vector<Piece> Next();
+
+  // Where the next sequence starts. A plan keeps these instead of the pieces themselves.
+  PackPosition position() const { return position_; }
+  // The pieces of the sequence that starts at `position` (a value position() returned).
+  std::vector<Piece> PiecesAt(PackPosition position) const { return Fill(position, nullptr); }
 
   // How many sequences one epoch yields.
   int64_t sequences_per_epoch() const { return sequences_per_epoch_; }
@@ -47,16 +67,18 @@ class Packer {
  private:
   Packer() = default;
 
+  // The pieces of the sequence at `position` (empty if the epoch cannot fill it), and where
+  // the following one starts.
+  std::vector<Piece> Fill(PackPosition position, PackPosition* next) const;
+
   Packing packing_ = Packing::kShort;
-  std::vector<int64_t> lengths_;
+  std::shared_ptr<const std::vector<int64_t>> lengths_;
   int64_t seq_len_ = 0;
   // long: the chunks (document, chunk index) in order; short/sft: the documents in order.
   std::vector<std::pair<int64_t, int64_t>> chunks_;
   std::vector<int64_t> documents_;
   int64_t sequences_per_epoch_ = 0;
-  // Where the next sequence starts.
-  size_t cursor_ = 0;
-  int64_t offset_ = 0;
+  PackPosition position_;
 };
 
 }  // namespace prolong::plan

@@ -104,6 +104,19 @@ TEST(PackTest, TheSeedDecidesTheOrderAndNothingElse) {
   EXPECT_EQ(documents, (std::vector<int64_t>{1, 3, 6, 0, 2, 8, 7, 5, 9, 4}));
 }
 
+TEST(PackTest, APositionReproducesTheSequenceThatStartsThere) {
+  for (Packing packing : {Packing::kLong, Packing::kShort, Packing::kSft}) {
+    Packer packer = *Packer::Create(packing, {35, 4, 17, 60, 9, 23, 11}, 10, 0, 3);
+    for (;;) {
+      const PackPosition start = packer.position();
+      const std::vector<Piece> pieces = packer.Next();
+      if (pieces.empty()) break;
+      EXPECT_EQ(packer.PiecesAt(start), pieces);
+    }
+    EXPECT_TRUE(packer.PiecesAt(packer.position()).empty()) << "past the epoch's end";
+  }
+}
+
 TEST(PackTest, BadArgumentsNameTheField) {
   EXPECT_EQ(Packer::Create(Packing::kShort, {5}, 1, 0, 0).status().message(),
             "seq_len: must be at least 2, got 1");

@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <string>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -95,6 +96,73 @@ TEST_F(ProlongctlDataTest, ErrorsAreOneClearLine) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(result.stderr_text, "domain 'Bad Name' is not [a-z0-9_-]{1,63}"))
       << result.stderr_text;
+}
+
+TEST_F(ProlongctlDataTest, PlanPrintsEachBatchAndIsTheSameEveryTime) {
+  std::string long_text, short_lines;
+  for (int i = 0; i < 8; ++i) long_text += "0123456789abcdef";  // 128 byte tokens.
+  for (int i = 0; i < 40; ++i) short_lines += absl::StrCat("{\"text\": \"doc ", i, " xyz\"}\n");
+  for (const auto& [domain, format, input] :
+       {std::tuple{"books", "text", Write("book.txt", long_text)},
+        std::tuple{"web", "jsonl", Write("web.jsonl", short_lines)}}) {
+    testing::RunResult ingest =
+        Run({"data", "ingest", "--store", dir_ + "/store", "--domain", domain, "--format", format,
+             "--tokenizer", ranks_, "--preset", "cl100k_base", input});
+    ASSERT_EQ(ingest.exit_code, 0) << ingest.stderr_text;
+  }
+  // 16-token sequences, 4 a batch, 3 batches: books gives 8 chunks, needs 0.5 * 12 = 6.
+  const std::string stage = Write("stage.yaml", R"(
+name: test
+seq_len: 16
+batch_tokens: 64
+total_tokens: 192
+mixture:
+  - {domain: books, proportion: 0.5, packing: long}
+  - {domain: web, proportion: 0.5, packing: short}
+)");
+  const std::vector<std::string> plan = {"data", "plan",   "--store", dir_ + "/store", "--stage",
+                                         stage,  "--seed", "3",       "--json"};
+  testing::RunResult first = Run(plan);
+  ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
+  EXPECT_TRUE(absl::StrContains(first.stdout_text,
+                                R"("seq_len":"16","sequences_per_batch":"4","steps":"3")"))
+      << first.stdout_text;
+  EXPECT_TRUE(absl::StrContains(
+      first.stdout_text, R"({"domain":"books","sequences":"6","tokens":"96","epochs":0.75})"))
+      << first.stdout_text;
+  EXPECT_TRUE(absl::StrContains(first.stdout_text, R"("tokens_per_domain":{)"));
+  EXPECT_EQ(Run(plan).stdout_text, first.stdout_text) << "a plan is a function of its inputs";
+
+  testing::RunResult text =
+      Run({"data", "plan", "--store", dir_ + "/store", "--stage", stage, "--steps", "2"});
+  ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
+  EXPECT_TRUE(absl::StrContains(text.stdout_text, "3 steps of 4 sequences of 16 tokens"))
+      << text.stdout_text;
+  EXPECT_TRUE(absl::StrContains(text.stdout_text, "       1           32           32"))
+      << "step 1: 32 tokens of each domain\n"
+      << text.stdout_text;
+  EXPECT_FALSE(absl::StrContains(text.stdout_text, "       2           32")) << "--steps 2";
+
+  const std::string greedy = Write("greedy.yaml", R"(
+seq_len: 16
+batch_tokens: 64
+total_tokens: 640
+mixture:
+  - {domain: books, proportion: 0.5, packing: long}
+  - {domain: web, proportion: 0.5, packing: short}
+)");
+  testing::RunResult refused = Run({"data", "plan", "--store", dir_ + "/store", "--stage", greedy});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.stderr_text,
+            "prolongctl data plan: stage.mixture[0] (domain books): the stage needs 20 sequences "
+            "of 16 tokens from it, one epoch holds 8: short by 12 sequences (192 tokens); set "
+            "stage.allow_repetition or lower its proportion\n");
+
+  testing::RunResult typo = Run(
+      {"data", "plan", "--store", dir_ + "/store", "--stage", Write("typo.yaml", "seq_len: x\n")});
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_EQ(typo.stderr_text, "prolongctl data plan: " + dir_ +
+                                  "/typo.yaml:1: seq_len: \"x\" is not a whole number in range\n");
 }
 
 }  // namespace

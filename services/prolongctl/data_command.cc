@@ -8,13 +8,20 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "common/proto_file.h"
 #include "datamixer/ingest/ingester.h"
+#include "datamixer/plan/data_index.h"
+#include "datamixer/plan/stage_plan.h"
+#include "datamixer/serve/describe_plan.h"
 #include "datamixer/store/shard.h"
 #include "datamixer/store/stats.h"
 #include "datamixer/store/store.h"
 #include "datamixer/tokenizer/load.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace prolong::ctl {
 namespace {
@@ -142,6 +149,75 @@ int RunStats(const std::string& store_dir, bool json) {
   return 0;
 }
 
+struct PlanFlags {
+  std::string store;
+  std::string stage;
+  uint64_t seed = 0;
+  int64_t steps = -1;
+  bool json = false;
+};
+
+int RunPlan(const PlanFlags& flags) {
+  v1::StageSpec stage;
+  if (absl::Status status = ReadProtoFile(flags.stage, &stage); !status.ok()) {
+    return Fail("plan", status);
+  }
+  absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::OpenForReading(flags.store);
+  if (!store.ok()) return Fail("plan", store.status());
+  absl::StatusOr<std::shared_ptr<const plan::DataIndex>> index =
+      plan::LoadDataIndex((*store)->shard());
+  if (!index.ok()) return Fail("plan", index.status());
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::shared_ptr<const plan::StagePlan>> plan =
+      plan::StagePlan::Build(stage, flags.seed, *index);
+  if (!plan.ok()) return Fail("plan", plan.status());
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const int64_t steps = flags.steps < 0 ? (*plan)->steps() : flags.steps;
+  const v1::StagePlan description = serve::DescribePlan(**plan, steps);
+  if (flags.json) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    options.always_print_primitive_fields = true;
+    if (!google::protobuf::util::MessageToJsonString(description, &json, options).ok()) {
+      return Fail("plan", absl::InternalError("cannot print the plan as JSON"));
+    }
+    std::cout << json << std::endl;
+    return 0;
+  }
+  std::cout << absl::StrFormat(
+      "plan %s: seed %d over data %s\n%d steps of %d sequences of %d tokens (built in %.2f s)\n\n",
+      description.plan_id(), flags.seed, description.fingerprint(), description.steps(),
+      description.sequences_per_batch(), description.seq_len(), seconds);
+  std::cout << absl::StrFormat("%-16s %-7s %10s %10s %12s %8s\n", "domain", "packing", "share",
+                               "sequences", "tokens", "epochs");
+  for (int i = 0; i < description.domains_size(); ++i) {
+    const v1::DomainPlan& domain = description.domains(i);
+    std::cout << absl::StrFormat("%-16s %-7s %10.4f %10d %12s %8.3f\n", domain.domain(),
+                                 absl::AsciiStrToLower(absl::StripPrefix(
+                                     v1::Packing_Name(stage.mixture(i).packing()), "PACKING_")),
+                                 stage.mixture(i).proportion(), domain.sequences(),
+                                 Count(domain.tokens()), domain.epochs());
+  }
+  if (description.batches_size() == 0) return 0;
+  std::string header = absl::StrFormat("\n%8s", "step");
+  for (const v1::DomainPlan& domain : description.domains()) {
+    absl::StrAppendFormat(&header, " %12s", domain.domain().substr(0, 12));
+  }
+  std::cout << header << absl::StrFormat(" %10s %14s\n", "documents", "sum of squares");
+  for (const v1::BatchDescription& batch : description.batches()) {
+    std::string line = absl::StrFormat("%8d", batch.step());
+    for (const v1::DomainPlan& domain : description.domains()) {
+      absl::StrAppendFormat(&line, " %12d", batch.tokens_per_domain().at(domain.domain()));
+    }
+    std::cout << line
+              << absl::StrFormat(" %10d %14.4g\n", batch.documents(),
+                                 batch.sum_squared_document_lengths());
+  }
+  std::cout << std::flush;
+  return 0;
+}
+
 }  // namespace
 
 void AddDataCommand(CLI::App& app, int* exit_code) {
@@ -183,6 +259,20 @@ void AddDataCommand(CLI::App& app, int* exit_code) {
   stats->add_option("--store", *store_dir, "Store directory")->required();
   stats->add_flag("--json", *json, "Print JSON");
   stats->callback([store_dir, json, exit_code] { *exit_code = RunStats(*store_dir, *json); });
+
+  auto plan_flags = std::make_shared<PlanFlags>();
+  CLI::App* plan = data->add_subcommand(
+      "plan", "Build a stage's deterministic plan and print each global batch's composition");
+  plan->add_option("--store", plan_flags->store, "Store directory")->required();
+  plan->add_option("--stage", plan_flags->stage,
+                   "Stage spec: YAML or JSON (prolong.v1.StageSpec fields), or text format "
+                   "(.textproto)")
+      ->required();
+  plan->add_option("--seed", plan_flags->seed, "Plan seed (the run's seed)");
+  plan->add_option("--steps", plan_flags->steps, "Describe the first K batches (default: all)")
+      ->check(CLI::NonNegativeNumber);
+  plan->add_flag("--json", plan_flags->json, "Print the plan as prolong.v1.StagePlan JSON");
+  plan->callback([plan_flags, exit_code] { *exit_code = RunPlan(*plan_flags); });
 }
 
 }  // namespace prolong::ctl

@@ -1,5 +1,6 @@
 // Starts every service binary as a real process on port 0 and checks what each one promises
-// from day one: gRPC health and reflection, its API answering UNIMPLEMENTED, a /metrics page
+// from day one: gRPC health and reflection, its API answering (UNIMPLEMENTED until built), a
+// /metrics page
 // that promtool accepts, a clean exit 0 on SIGTERM within 5 s, and one clear line for an
 // address in use or usage for an unknown flag.
 
@@ -18,6 +19,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/http_get.h"
+#include "common/log.h"
+#include "datamixer/store/store.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -62,10 +65,24 @@ struct ServiceCase {
   std::string service;
   std::string proto_file;
   std::vector<std::string> methods;
-  // One unary call to its API, and the method it calls.
+  // One unary call to its API, the method it calls and the code it answers.
   std::function<grpc::Status(std::shared_ptr<grpc::Channel>)> call;
   std::string called_method;
+  grpc::StatusCode code = grpc::StatusCode::UNIMPLEMENTED;
+  std::string code_name = "UNIMPLEMENTED";
+  // Flags it needs besides the addresses.
+  std::vector<std::string> args;
 };
+
+// An empty store for the datamixer, served read-only so that several processes share it.
+std::vector<std::string> DatamixerArgs() {
+  static const std::string* const dir = [] {
+    auto* path = new std::string(testing::MakeTempDir() + "/store");
+    PROLONG_CHECK(store::Store::OpenForWriting(*path, {"test", 256}).ok());
+    return path;
+  }();
+  return {"--store=" + *dir};
+}
 
 std::vector<ServiceCase> AllServices() {
   return {
@@ -83,7 +100,10 @@ std::vector<ServiceCase> AllServices() {
        "prolong/v1/datamixer.proto",
        {"Ingest", "ListDomains", "GetStats", "PlanStage", "StreamBatches"},
        [](auto channel) { return CallUnary(channel, &v1::DataMixer::Stub::ListDomains); },
-       "ListDomains"},
+       "ListDomains",
+       grpc::StatusCode::OK,
+       "OK",
+       DatamixerArgs()},
       {"evaluator",
        "services/evaluator/evaluator",
        "prolong.v1.Evaluator",
@@ -102,10 +122,10 @@ struct RunningService {
 };
 
 // Starts the binary on port 0 and reads the addresses from its ready line.
-RunningService StartService(const ServiceCase& service, std::vector<std::string> extra_args = {}) {
+RunningService StartService(const ServiceCase& service) {
   std::vector<std::string> argv = {service.binary, "--address=127.0.0.1:0",
                                    "--metrics-address=127.0.0.1:0"};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  argv.insert(argv.end(), service.args.begin(), service.args.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv);
   EXPECT_TRUE(process.ok()) << process.status();
   if (!process.ok()) return {};
@@ -156,15 +176,14 @@ ServerReflectionResponse Reflect(const std::string& address, ServerReflectionReq
 
 class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {};
 
-TEST_P(ServiceProcessTest, ServesHealthAndTheApiUnimplemented) {
+TEST_P(ServiceProcessTest, ServesHealthAndItsApi) {
   const ServiceCase& service = GetParam();
   RunningService running = StartService(service);
   ASSERT_FALSE(running.grpc_address.empty());
   EXPECT_EQ(Health(running.grpc_address, ""), HealthCheckResponse::SERVING);
   if (service.service.empty()) return;
   EXPECT_EQ(Health(running.grpc_address, service.service), HealthCheckResponse::SERVING);
-  EXPECT_EQ(service.call(Connect(running.grpc_address)).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(service.call(Connect(running.grpc_address)).error_code(), service.code);
 }
 
 TEST_P(ServiceProcessTest, ServesReflectionOfItsApi) {
@@ -220,8 +239,9 @@ TEST_P(ServiceProcessTest, MetricsPassPromtool) {
   EXPECT_TRUE(absl::StrContains(*metrics, "prolong_rpc_server_handling_seconds_bucket{"));
   if (service.call) {
     EXPECT_TRUE(absl::StrContains(
-        *metrics, absl::StrCat("grpc_code=\"UNIMPLEMENTED\",grpc_method=\"", service.called_method,
-                               "\",grpc_service=\"", service.service, "\"} 1")))
+        *metrics,
+        absl::StrCat("grpc_code=\"", service.code_name, "\",grpc_method=\"", service.called_method,
+                     "\",grpc_service=\"", service.service, "\"} 1")))
         << *metrics;
   }
 
@@ -254,9 +274,14 @@ TEST_P(ServiceProcessTest, AddressInUseGivesOneClearLine) {
   RunningService first = StartService(service);
   ASSERT_FALSE(first.grpc_address.empty());
 
-  absl::StatusOr<testing::RunResult> second = testing::Run(
-      {service.binary, "--address=" + first.grpc_address, "--metrics-address=127.0.0.1:0"},
-      absl::Seconds(30));
+  auto with_args = [&](std::vector<std::string> argv) {
+    argv.insert(argv.end(), service.args.begin(), service.args.end());
+    return argv;
+  };
+  absl::StatusOr<testing::RunResult> second =
+      testing::Run(with_args({service.binary, "--address=" + first.grpc_address,
+                              "--metrics-address=127.0.0.1:0"}),
+                   absl::Seconds(30));
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_NE(second->exit_code, 0);
   // Log lines (I...) may come first; the failure itself is one line, and no error lines.
@@ -268,9 +293,9 @@ TEST_P(ServiceProcessTest, AddressInUseGivesOneClearLine) {
   }
 
   // The same for the metrics address.
-  second = testing::Run(
-      {service.binary, "--address=127.0.0.1:0", "--metrics-address=" + first.metrics_address},
-      absl::Seconds(30));
+  second = testing::Run(with_args({service.binary, "--address=127.0.0.1:0",
+                                   "--metrics-address=" + first.metrics_address}),
+                        absl::Seconds(30));
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_NE(second->exit_code, 0);
   EXPECT_TRUE(absl::EndsWith(
@@ -281,8 +306,9 @@ TEST_P(ServiceProcessTest, AddressInUseGivesOneClearLine) {
 
 TEST_P(ServiceProcessTest, UnknownFlagPrintsUsageAndFails) {
   const ServiceCase& service = GetParam();
-  absl::StatusOr<testing::RunResult> result =
-      testing::Run({service.binary, "--no-such-flag=1"}, absl::Seconds(30));
+  std::vector<std::string> argv = {service.binary, "--no-such-flag=1"};
+  argv.insert(argv.end(), service.args.begin(), service.args.end());
+  absl::StatusOr<testing::RunResult> result = testing::Run(argv, absl::Seconds(30));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_NE(result->exit_code, 0);
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "--no-such-flag")) << result->stderr_text;

@@ -39,24 +39,6 @@ uint64_t EpochSeed(uint64_t seed, const std::string& domain, int64_t epoch) {
   return value;
 }
 
-std::string PlanId(const std::string& fingerprint, const v1::StageSpec& stage, uint64_t seed) {
-  std::string serialized;
-  {
-    google::protobuf::io::StringOutputStream stream(&serialized);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    stage.SerializeToCodedStream(&coded);
-  }
-  Sha256 hasher;
-  hasher.Update(fingerprint);
-  hasher.Update("", 1);
-  hasher.Update(serialized);
-  std::string seed_bytes;
-  AppendLittleEndian(seed_bytes, seed);
-  hasher.Update(seed_bytes);
-  return absl::BytesToHexString(hasher.Finish().substr(0, 16));
-}
-
 absl::StatusOr<Packing> ToPacking(v1::Packing packing, int index) {
   switch (packing) {
     case v1::PACKING_LONG:
@@ -89,6 +71,24 @@ std::string WhyEmpty(Packing packing, int64_t seq_len, int64_t min_doc_tokens) {
 }
 
 }  // namespace
+
+std::string PlanId(const std::string& fingerprint, const v1::StageSpec& stage, uint64_t seed) {
+  std::string serialized;
+  {
+    google::protobuf::io::StringOutputStream stream(&serialized);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    stage.SerializeToCodedStream(&coded);
+  }
+  Sha256 hasher;
+  hasher.Update(fingerprint);
+  hasher.Update("", 1);
+  hasher.Update(serialized);
+  std::string seed_bytes;
+  AppendLittleEndian(seed_bytes, seed);
+  hasher.Update(seed_bytes);
+  return absl::BytesToHexString(hasher.Finish().substr(0, 16));
+}
 
 double SumOfSquaredLengths(const std::vector<Piece>& pieces) {
   double sum = 0;

@@ -71,9 +71,9 @@ absl::Status BatchBuilder::AppendSlice(const plan::PlannedSequence& sequence,
   }
 
   for (const plan::Range& span : plan::ContextParallelSpans(plan_->seq_len(), rank)) {
-    std::vector<uint32_t> token_ids(span.size()), target_ids(span.size(), 0);
+    std::vector<uint32_t> token_ids(span.size());
     std::vector<uint8_t> loss_mask(span.size(), 0);
-    std::vector<int32_t> position_ids(span.size());
+    uint32_t next_token_id = 0;
     int64_t piece_begin = 0;  // Where the piece starts in the sequence.
     for (const plan::Piece& piece : sequence.pieces) {
       const int64_t piece_end = piece_begin + piece.length;
@@ -94,9 +94,8 @@ absl::Status BatchBuilder::AppendSlice(const plan::PlannedSequence& sequence,
           const int64_t k = i - begin;         // Into tokens.
           const int64_t out = i - span.begin;  // Into the span's arrays.
           token_ids[out] = tokens[k];
-          position_ids[out] = static_cast<int32_t>(i - piece_begin);
           if (i + 1 < piece_end) {
-            target_ids[out] = tokens[k + 1];
+            if (i + 1 == span.end) next_token_id = tokens[k + 1];
             const int64_t target_in_document = piece.offset + i + 1 - piece_begin;
             loss_mask[out] = mask.empty() || mask[target_in_document] != 0 ? 1 : 0;
           }
@@ -107,9 +106,8 @@ absl::Status BatchBuilder::AppendSlice(const plan::PlannedSequence& sequence,
     v1::TokenSpan* out = slice->add_spans();
     out->set_offset(static_cast<int32_t>(span.begin));
     SetBytes(token_ids, out->mutable_token_ids());
-    SetBytes(target_ids, out->mutable_target_ids());
+    out->set_next_token_id(next_token_id);
     SetBytes(loss_mask, out->mutable_loss_mask());
-    SetBytes(position_ids, out->mutable_position_ids());
   }
   return absl::OkStatus();
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "datamixer/plan/data_index.h"
+#include "datamixer/serve/span_arrays.h"
 #include "datamixer/serve/test_corpus.h"
 #include "datamixer/store/stats.h"
 #include "datamixer/store/store.h"
@@ -16,13 +17,6 @@
 
 namespace prolong::serve {
 namespace {
-
-template <typename T>
-std::vector<T> FromBytes(const std::string& bytes) {
-  std::vector<T> values(bytes.size() / sizeof(T));
-  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(T));
-  return values;
-}
 
 // A process's view: the store opened read-only, its index loaded, the plan built.
 struct Server {
@@ -103,10 +97,13 @@ TEST_F(BatchBuilderTest, EveryTokenOfEveryGlobalBatchReachesExactlyOneRank) {
             std::vector<int>& counts = delivered[index];
             counts.resize(50, 0);
             for (const v1::TokenSpan& span : slice.spans()) {
-              const auto tokens = FromBytes<uint32_t>(span.token_ids());
-              const auto targets = FromBytes<uint32_t>(span.target_ids());
-              const auto mask = FromBytes<uint8_t>(span.loss_mask());
-              const auto positions = FromBytes<int32_t>(span.position_ids());
+              const SpanArrays arrays = ExpandSpan(slice, span);
+              const std::vector<uint32_t>& tokens = arrays.token_ids;
+              const std::vector<uint32_t>& targets = arrays.target_ids;
+              const std::vector<uint8_t>& mask = arrays.loss_mask;
+              const std::vector<int32_t>& positions = arrays.position_ids;
+              EXPECT_EQ(span.token_ids().size(), 4 * tokens.size()) << "5 bytes a token";
+              EXPECT_EQ(span.loss_mask().size(), tokens.size());
               ASSERT_EQ(targets.size(), tokens.size());
               ASSERT_EQ(mask.size(), tokens.size());
               ASSERT_EQ(positions.size(), tokens.size());

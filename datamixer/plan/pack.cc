@@ -1,6 +1,7 @@
 #include "datamixer/plan/pack.h"
 
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <utility>
 
@@ -35,16 +36,21 @@ absl::StatusOr<Packer> Packer::Create(Packing packing,
   packer.seq_len_ = seq_len;
   const int64_t minimum =
       std::max<int64_t>({min_doc_tokens, packing == Packing::kLong ? seq_len : 1, 1});
+  if (lengths->size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lengths: ", lengths->size(), " documents, more than a domain may hold (2^31)"));
+  }
   for (size_t i = 0; i < lengths->size(); ++i) {
     const int64_t length = (*lengths)[i];
     if (length < 0) return absl::InvalidArgumentError(absl::StrCat("lengths[", i, "]: negative"));
     if (length < minimum) continue;
     if (packing == Packing::kLong) {
+      // 32 bits hold it: overflowing needs a document of 2^31 chunks (over 4G tokens).
       for (int64_t chunk = 0; chunk < length / seq_len; ++chunk) {
-        packer.chunks_.emplace_back(static_cast<int64_t>(i), chunk);
+        packer.chunks_.emplace_back(static_cast<int32_t>(i), static_cast<int32_t>(chunk));
       }
     } else {
-      packer.documents_.push_back(static_cast<int64_t>(i));
+      packer.documents_.push_back(static_cast<int32_t>(i));
     }
   }
   packer.lengths_ = std::move(lengths);
@@ -67,7 +73,7 @@ std::vector<Piece> Packer::Fill(PackPosition position, PackPosition* next) const
   if (packing_ == Packing::kLong) {
     if (position.cursor >= static_cast<int64_t>(chunks_.size())) return pieces;
     const auto [document, chunk] = chunks_[position.cursor];
-    pieces.push_back({document, chunk * seq_len_, seq_len_});
+    pieces.push_back({document, int64_t{chunk} * seq_len_, seq_len_});
     if (next != nullptr) *next = {position.cursor + 1, 0};
     return pieces;
   }

@@ -75,8 +75,10 @@ class Packer {
   std::shared_ptr<const std::vector<int64_t>> lengths_;
   int64_t seq_len_ = 0;
   // long: the chunks (document, chunk index) in order; short/sft: the documents in order.
-  std::vector<std::pair<int64_t, int64_t>> chunks_;
-  std::vector<int64_t> documents_;
+  // 32-bit, as a plan holds one of these per epoch of each domain (tens of millions of short
+  // documents).
+  std::vector<std::pair<int32_t, int32_t>> chunks_;
+  std::vector<int32_t> documents_;
   int64_t sequences_per_epoch_ = 0;
   PackPosition position_;
 };

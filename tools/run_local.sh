@@ -29,6 +29,16 @@ stack=(
   "evaluator 7420 7421 prolong.v1.Evaluator"
 )
 
+# The datamixer serves (and accepts ingests into) a store under $PROLONG_HOME, tokenized with
+# cl100k_base (the rank file comes from npm's tiktoken, installed by setup).
+if [[ ! -s "$home/cl100k_base.tiktoken" ]]; then
+  node tools/npm/tiktoken_reference.js ranks cl100k_base >"$home/cl100k_base.tiktoken.tmp"
+  mv "$home/cl100k_base.tiktoken.tmp" "$home/cl100k_base.tiktoken"
+fi
+declare -A args=(
+  [datamixer]="--store=$home/store --tokenizer=$home/cl100k_base.tiktoken --preset=cl100k_base"
+)
+
 pids=()
 stop_all() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -39,8 +49,9 @@ trap 'exit 130' INT TERM
 
 for entry in "${stack[@]}"; do
   read -r name port metrics_port _ <<<"$entry"
+  # shellcheck disable=SC2086  # the extra arguments are words
   "$bin/$name/$name" --address="127.0.0.1:$port" --metrics-address="127.0.0.1:$metrics_port" \
-    >"$home/logs/$name.log" 2>&1 &
+    ${args[$name]:-} >"$home/logs/$name.log" 2>&1 &
   pids+=($!)
 done
 

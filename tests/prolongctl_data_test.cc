@@ -130,7 +130,7 @@ mixture:
   EXPECT_TRUE(absl::StrContains(
       first.stdout_text, R"({"domain":"books","sequences":"6","tokens":"96","epochs":0.75})"))
       << first.stdout_text;
-  EXPECT_TRUE(absl::StrContains(first.stdout_text, R"("tokens_per_domain":{)"));
+  EXPECT_TRUE(absl::StrContains(first.stdout_text, R"({"step":"0","domain_tokens":["32","32"],"documents":)"));
   EXPECT_EQ(Run(plan).stdout_text, first.stdout_text) << "a plan is a function of its inputs";
 
   testing::RunResult text =

@@ -1,21 +1,22 @@
 #include "datamixer/serve/describe_plan.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace prolong::serve {
 
 v1::BatchDescription DescribeBatch(const plan::StagePlan& plan, int64_t step) {
   v1::BatchDescription description;
   description.set_step(step);
-  auto& tokens = *description.mutable_tokens_per_domain();
-  for (const plan::DomainUsage& domain : plan.domains()) tokens[domain.data->name] = 0;
+  std::vector<int64_t> tokens(plan.domains().size(), 0);
   int64_t documents = 0;
   double work = 0;
   for (const plan::PlannedSequence& sequence : plan.GlobalBatch(step)) {
-    tokens[plan.domains()[sequence.domain].data->name] += plan.seq_len();
+    tokens[sequence.domain] += plan.seq_len();
     documents += static_cast<int64_t>(sequence.pieces.size());
     work += plan::SumOfSquaredLengths(sequence.pieces);
   }
+  description.mutable_domain_tokens()->Assign(tokens.begin(), tokens.end());
   description.set_documents(documents);
   description.set_sum_squared_document_lengths(work);
   return description;

@@ -207,9 +207,7 @@ int RunPlan(const PlanFlags& flags) {
   std::cout << header << absl::StrFormat(" %10s %14s\n", "documents", "sum of squares");
   for (const v1::BatchDescription& batch : description.batches()) {
     std::string line = absl::StrFormat("%8d", batch.step());
-    for (const v1::DomainPlan& domain : description.domains()) {
-      absl::StrAppendFormat(&line, " %12d", batch.tokens_per_domain().at(domain.domain()));
-    }
+    for (int64_t tokens : batch.domain_tokens()) absl::StrAppendFormat(&line, " %12d", tokens);
     std::cout << line
               << absl::StrFormat(" %10d %14.4g\n", batch.documents(),
                                  batch.sum_squared_document_lengths());

@@ -1,0 +1,76 @@
+// Collectives between training ranks behind one interface: Gloo over TCP on CPU (LibTorch's
+// c10d), NCCL on GPU. A gang of `world_size` processes meets at a TCP store (a key-value server
+// one process hosts, normally the launcher); every rank then builds the same communicators.
+//
+// Ranks are laid out with context parallelism innermost: rank = dp_rank * cp_size + cp_rank, so
+// the ranks that share a sequence are neighbours (on GPUs: within a node).
+//
+// Thread-safety: a communicator's collectives are called from one thread, in the same order on
+// every member.
+#ifndef PROLONG_TRAINER_COMM_COMMUNICATOR_H_
+#define PROLONG_TRAINER_COMM_COMMUNICATOR_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "torch/types.h"
+
+namespace prolong::comm {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // Sums `tensor` over the members, in place.
+  virtual void AllReduceSum(torch::Tensor& tensor) = 0;
+  // Every member's `tensor` (the same shape on all), concatenated along dim 0 in rank order.
+  virtual torch::Tensor AllGather(const torch::Tensor& tensor) = 0;
+  // `tensor` has size() * n rows; returns rows [rank * n, (rank + 1) * n) summed over members.
+  virtual torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) = 0;
+  virtual void Barrier() = 0;
+};
+
+// A TCP store served by this process (a launcher or a test) until destroyed.
+class StoreServer {
+ public:
+  virtual ~StoreServer() = default;
+  // host:port the ranks connect to.
+  virtual std::string address() const = 0;
+};
+// Port 0 picks a free port.
+absl::StatusOr<std::unique_ptr<StoreServer>> ServeStore(const std::string& host, int port = 0);
+
+struct RendezvousOptions {
+  std::string store_address;  // host:port of a StoreServer.
+  int rank = 0;
+  int world_size = 1;
+  int dp_size = 1;
+  int cp_size = 1;
+  absl::Duration timeout = absl::Seconds(60);
+};
+
+// This rank's communicators. `cp` holds the ranks of its data-parallel replica (the same
+// dp_rank), `dp` the ranks with its cp_rank; `world` everyone.
+struct ProcessGroups {
+  int dp_rank = 0;
+  int cp_rank = 0;
+  std::unique_ptr<Communicator> world;
+  std::unique_ptr<Communicator> dp;
+  std::unique_ptr<Communicator> cp;
+};
+
+// Joins the gang over Gloo. INVALID_ARGUMENT for an inconsistent layout; DEADLINE_EXCEEDED
+// naming the ranks that did not arrive within the timeout; UNAVAILABLE if the store cannot be
+// reached.
+absl::StatusOr<ProcessGroups> JoinGloo(const RendezvousOptions& options);
+
+}  // namespace prolong::comm
+
+#endif  // PROLONG_TRAINER_COMM_COMMUNICATOR_H_

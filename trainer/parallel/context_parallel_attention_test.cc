@@ -1,0 +1,126 @@
+// Context-parallel attention across real processes over Gloo against the plain single-process
+// result: for C in {2, 4} and for dp x cp = 2 x 2, every rank's outputs and gradients of q, k
+// and v equal the rows of one process's attention over the whole sequence, within 1e-5.
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "torch/serialize.h"
+#include "trainer/attention/blockwise_attention.h"
+#include "trainer/comm/communicator.h"
+#include "trainer/parallel/cp_test_data.h"
+
+namespace prolong::parallel {
+namespace {
+
+constexpr char kWorker[] = "trainer/parallel/cp_attention_worker";
+
+struct Reference {
+  torch::Tensor out, dq, dk, dv;
+};
+
+// One process, the whole sequence, no parallelism.
+Reference SingleProcess(uint64_t seed) {
+  const testing::PackedSequence sequence = testing::MakePackedSequence(seed);
+  torch::Tensor q = sequence.q.clone().requires_grad_();
+  torch::Tensor k = sequence.k.clone().requires_grad_();
+  torch::Tensor v = sequence.v.clone().requires_grad_();
+  const torch::Tensor out =
+      attention::DocumentMaskedAttention(q, k, v, sequence.layout, sequence.layout,
+                                         1.0 / std::sqrt(static_cast<double>(testing::kHeadDim)));
+  (out * sequence.weights).sum().backward();
+  return {out.detach(), q.grad(), k.grad(), v.grad()};
+}
+
+void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected,
+                 const std::string& what) {
+  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
+  const double scale = std::max(1.0, expected.abs().max().item<double>());
+  const double error = (actual - expected).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(actual, expected, 1e-5, 1e-6 * scale))
+      << what << ": largest difference " << error;
+}
+
+// Runs dp x cp workers and checks each against the single-process result of its replica.
+void RunGang(int dp, int cp) {
+  auto store = comm::ServeStore("127.0.0.1");
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::string dir = prolong::testing::MakeTempDir();
+  const int world = dp * cp;
+  std::vector<std::unique_ptr<prolong::testing::Subprocess>> workers;
+  for (int rank = 0; rank < world; ++rank) {
+    auto worker = prolong::testing::Subprocess::Start(
+        {kWorker, "--store=" + (*store)->address(), absl::StrCat("--rank=", rank),
+         absl::StrCat("--world=", world), absl::StrCat("--dp=", dp), absl::StrCat("--cp=", cp),
+         "--seed=40", absl::StrCat("--out=", dir, "/rank", rank, ".pt")});
+    ASSERT_TRUE(worker.ok()) << worker.status();
+    workers.push_back(*std::move(worker));
+  }
+  for (int rank = 0; rank < world; ++rank) {
+    auto exit_code = workers[rank]->Wait(absl::Seconds(120));
+    ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+    ASSERT_EQ(*exit_code, 0) << "rank " << rank << ": " << workers[rank]->Stderr();
+  }
+  for (int rank = 0; rank < world; ++rank) {
+    SCOPED_TRACE(absl::StrCat("dp ", dp, " cp ", cp, " rank ", rank));
+    const int dp_rank = rank / cp, cp_rank = rank % cp;
+    const Reference reference = SingleProcess(40 + dp_rank);
+    const torch::Tensor rows = testing::ZigzagIndices(testing::kTokens, cp_rank, cp);
+    std::vector<torch::Tensor> got;
+    torch::load(got, absl::StrCat(dir, "/rank", rank, ".pt"));
+    ASSERT_EQ(got.size(), 4u);
+    ExpectClose(got[0], reference.out.index_select(0, rows), "out");
+    ExpectClose(got[1], reference.dq.index_select(0, rows), "dq");
+    ExpectClose(got[2], reference.dk.index_select(0, rows), "dk");
+    ExpectClose(got[3], reference.dv.index_select(0, rows), "dv");
+  }
+}
+
+TEST(ContextParallelAttentionTest, TwoRanksMatchOneProcess) { RunGang(1, 2); }
+TEST(ContextParallelAttentionTest, FourRanksMatchOneProcess) { RunGang(1, 4); }
+TEST(ContextParallelAttentionTest, TwoReplicasOfTwoRanksMatchOneProcess) { RunGang(2, 2); }
+
+TEST(ContextParallelAttentionTest, TheTestSequenceHasDocumentsAcrossChunksAndRanks) {
+  // Otherwise the tests above would not exercise cross-rank masking.
+  const testing::PackedSequence sequence = testing::MakePackedSequence(40);
+  const torch::Tensor document = sequence.layout.document;
+  const torch::Tensor rank0 = testing::ZigzagIndices(testing::kTokens, 0, 4);
+  const torch::Tensor rank1 = testing::ZigzagIndices(testing::kTokens, 1, 4);
+  bool shared = false;
+  for (int64_t d : std::vector<int64_t>(document.data_ptr<int64_t>(),
+                                        document.data_ptr<int64_t>() + document.numel())) {
+    shared |= (document.index_select(0, rank0) == d).any().item<bool>() &&
+              (document.index_select(0, rank1) == d).any().item<bool>();
+  }
+  EXPECT_TRUE(shared) << "some document spans ranks 0 and 1";
+  EXPECT_GT(std::get<0>(at::_unique2(document)).numel(), 6);
+}
+
+TEST(ContextParallelAttentionTest, AMissingRankIsNamed) {
+  auto store = comm::ServeStore("127.0.0.1");
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::string dir = prolong::testing::MakeTempDir();
+  // Ranks 0 and 2 of 3 arrive; rank 1 never does.
+  std::vector<std::unique_ptr<prolong::testing::Subprocess>> workers;
+  for (int rank : {0, 2}) {
+    workers.push_back(*prolong::testing::Subprocess::Start(
+        {kWorker, "--store=" + (*store)->address(), absl::StrCat("--rank=", rank), "--world=3",
+         "--dp=3", "--cp=1", "--timeout-seconds=2", "--out=" + dir + "/x.pt"}));
+  }
+  for (auto& worker : workers) {
+    auto exit_code = worker->Wait(absl::Seconds(60));
+    ASSERT_TRUE(exit_code.ok());
+    EXPECT_EQ(*exit_code, 1);
+    EXPECT_TRUE(absl::StrContains(worker->Stderr(), "rank 1 of 3 did not arrive within 2s"))
+        << worker->Stderr();
+  }
+}
+
+}  // namespace
+}  // namespace prolong::parallel

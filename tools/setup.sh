@@ -17,6 +17,8 @@ packages=(
   prometheus-cpp-dev prometheus
   # Tests and benchmarks.
   googletest libgtest-dev libgmock-dev libbenchmark-dev curl python3 python3-grpcio
+  # The model tests compare against an independent Python (PyTorch) Llama reference.
+  python3-torch python3-numpy
 )
 # Node.js runs the reference tokenizer (npm's tiktoken) in parity tests and benchmarks. The
 # machines may carry a Node.js of their own with npm inside; only without one take Debian's.

@@ -123,6 +123,11 @@ LlamaAttention::LlamaAttention(const LlamaConfig& config)
   o_proj = register_module("o_proj", Projection(num_heads_ * head_dim_, config.hidden_size));
 }
 
+Tensor DefaultAttentionCore(const Tensor& q, const Tensor& k, const Tensor& v,
+                            const attention::TokenLayout& layout, double scale) {
+  return attention::DocumentMaskedAttention(q, k, v, layout, layout, scale);
+}
+
 Tensor LlamaAttention::forward(const Tensor& x, const Tensor& cos, const Tensor& sin,
                                const attention::TokenLayout& layout) {
   const int64_t tokens = x.size(0);
@@ -130,8 +135,7 @@ Tensor LlamaAttention::forward(const Tensor& x, const Tensor& cos, const Tensor&
   const Tensor k =
       ApplyRotaryEmbedding(k_proj(x).view({tokens, num_kv_heads_, head_dim_}), cos, sin);
   const Tensor v = v_proj(x).view({tokens, num_kv_heads_, head_dim_});
-  const Tensor out = attention::DocumentMaskedAttention(q, k, v, layout, layout,
-                                                        1.0 / std::sqrt(double(head_dim_)));
+  const Tensor out = core_(q, k, v, layout, 1.0 / std::sqrt(double(head_dim_)));
   return o_proj(out.reshape({tokens, num_heads_ * head_dim_}));
 }
 
@@ -210,6 +214,10 @@ Tensor LlamaForCausalLM::Logits(const Tensor& hidden, int64_t begin, int64_t end
   TORCH_CHECK(0 <= begin && begin <= end && end <= hidden.size(0), "Logits: rows [", begin, ", ",
               end, ") outside the ", hidden.size(0), " hidden states");
   return torch::linear(hidden.narrow(0, begin, end - begin), lm_head_weight());
+}
+
+void LlamaForCausalLM::SetAttentionCore(const AttentionCore& core) {
+  for (const auto& layer : model->decoder_layers()) layer->self_attn->set_core(core);
 }
 
 absl::Status LlamaForCausalLM::SetRopeTheta(double theta) {

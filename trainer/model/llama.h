@@ -23,6 +23,7 @@
 #define PROLONG_TRAINER_MODEL_LLAMA_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,10 +77,23 @@ class RotaryEmbedding : public torch::nn::Module {
 torch::Tensor ApplyRotaryEmbedding(const torch::Tensor& x, const torch::Tensor& cos,
                                    const torch::Tensor& sin);
 
-// Grouped-query self-attention; the core is document-masked blockwise attention.
+// The attention core: q [T, Hq, D] and k, v [T, Hkv, D] (after RoPE), the tokens' documents
+// and positions, the softmax scale -> [T, Hq, D]. Parallelism and devices plug in here: context
+// parallelism gathers keys from other ranks, a GPU uses fused kernels.
+using AttentionCore = std::function<torch::Tensor(
+    const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+    const attention::TokenLayout& layout, double scale)>;
+
+// attention::DocumentMaskedAttention: blockwise, any device, the default.
+torch::Tensor DefaultAttentionCore(const torch::Tensor& q, const torch::Tensor& k,
+                                   const torch::Tensor& v, const attention::TokenLayout& layout,
+                                   double scale);
+
+// Grouped-query self-attention around an AttentionCore.
 class LlamaAttention : public torch::nn::Module {
  public:
   explicit LlamaAttention(const LlamaConfig& config);
+  void set_core(AttentionCore core) { core_ = std::move(core); }
   // x [T, hidden]; cos, sin [T, head_dim].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const attention::TokenLayout& layout);
@@ -90,6 +104,7 @@ class LlamaAttention : public torch::nn::Module {
   int64_t num_heads_;
   int64_t num_kv_heads_;
   int64_t head_dim_;
+  AttentionCore core_ = DefaultAttentionCore;
 };
 
 // down_proj(silu(gate_proj(x)) * up_proj(x)).
@@ -126,6 +141,10 @@ class LlamaModel : public torch::nn::Module {
   std::shared_ptr<RMSNorm> norm;
   std::shared_ptr<RotaryEmbedding> rotary_emb;
 
+  const std::vector<std::shared_ptr<LlamaDecoderLayer>>& decoder_layers() const {
+    return decoder_layers_;
+  }
+
  private:
   std::vector<std::shared_ptr<LlamaDecoderLayer>> decoder_layers_;
 };
@@ -153,6 +172,9 @@ class LlamaForCausalLM : public torch::nn::Module {
   // Changes RoPE theta in place (ProLong raises it between stages); the config follows, so a
   // later save records it. INVALID_ARGUMENT unless positive and finite.
   absl::Status SetRopeTheta(double theta);
+
+  // Every layer's attention core (DefaultAttentionCore until set).
+  void SetAttentionCore(const AttentionCore& core);
 
   // Hugging Face's initialization: every linear and embedding weight ~ N(0, initializer_range),
   // norm weights 1. The same seed gives the same weights on any device.

@@ -71,6 +71,12 @@ struct ProcessGroups {
 // reached.
 absl::StatusOr<ProcessGroups> JoinGloo(const RendezvousOptions& options);
 
+#ifdef PROLONG_CUDA
+// The same over NCCL, for tensors on this rank's GPU (selected before joining). Built only with
+// a CUDA LibTorch (--config=cuda).
+absl::StatusOr<ProcessGroups> JoinNccl(const RendezvousOptions& options);
+#endif
+
 }  // namespace prolong::comm
 
 #endif  // PROLONG_TRAINER_COMM_COMMUNICATOR_H_

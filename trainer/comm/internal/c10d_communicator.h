@@ -1,0 +1,76 @@
+// What the Gloo and NCCL communicators share: a Communicator over any c10d process group (the
+// collectives have the same signatures in both), and the rendezvous that names missing ranks.
+// Included only by the backends' .cc files: it pulls in c10d.
+#ifndef PROLONG_TRAINER_COMM_INTERNAL_C10D_COMMUNICATOR_H_
+#define PROLONG_TRAINER_COMM_INTERNAL_C10D_COMMUNICATOR_H_
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "torch/csrc/distributed/c10d/Store.hpp"
+#include "trainer/comm/communicator.h"
+
+namespace prolong::comm::internal {
+
+inline std::chrono::milliseconds ToChrono(absl::Duration duration) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(duration));
+}
+
+template <typename Group>
+class C10dCommunicator final : public Communicator {
+ public:
+  explicit C10dCommunicator(c10::intrusive_ptr<Group> group) : group_(std::move(group)) {}
+
+  int rank() const override { return group_->getRank(); }
+  int size() const override { return group_->getSize(); }
+
+  void AllReduceSum(torch::Tensor& tensor) override {
+    std::vector<torch::Tensor> tensors = {tensor};
+    group_->allreduce(tensors)->wait();
+  }
+
+  torch::Tensor AllGather(const torch::Tensor& tensor) override {
+    const torch::Tensor input = tensor.contiguous();
+    std::vector<std::vector<torch::Tensor>> outputs(1);
+    for (int r = 0; r < size(); ++r) outputs[0].push_back(torch::empty_like(input));
+    std::vector<torch::Tensor> inputs = {input};
+    group_->allgather(outputs, inputs)->wait();
+    return torch::cat(outputs[0], 0);
+  }
+
+  torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) override {
+    TORCH_CHECK(tensor.size(0) % size() == 0, "ReduceScatterSum: ", tensor.size(0),
+                " rows do not split among ", size(), " ranks");
+    // Gloo has no reduce-scatter: exchange the row blocks all-to-all, then sum what arrived.
+    torch::Tensor input = tensor.contiguous();
+    torch::Tensor received = torch::empty_like(input);
+    std::vector<int64_t> counts;
+    group_->alltoall_base(received, input, counts, counts)->wait();
+    std::vector<int64_t> shape = input.sizes().vec();
+    shape[0] /= size();
+    shape.insert(shape.begin(), size());
+    return received.view(shape).sum(0);
+  }
+
+  void Barrier() override { group_->barrier()->wait(); }
+
+ private:
+  c10::intrusive_ptr<Group> group_;
+};
+
+// Makes one group of `members` (world ranks, this one among them) under the key prefix `name`.
+using GroupFactory = std::function<absl::StatusOr<std::unique_ptr<Communicator>>(
+    const c10::intrusive_ptr<c10d::Store>& store, const std::string& name, int rank, int size)>;
+
+// Connects to the store, waits for every rank (naming the missing ones on timeout) and builds
+// the world, dp and cp groups with `factory`.
+absl::StatusOr<ProcessGroups> Join(const RendezvousOptions& options, const GroupFactory& factory);
+
+}  // namespace prolong::comm::internal
+
+#endif  // PROLONG_TRAINER_COMM_INTERNAL_C10D_COMMUNICATOR_H_

@@ -39,6 +39,7 @@ const std::set<std::string>& InterpretedKeys() {
       "num_key_value_heads",
       "pad_token_id",
       "rms_norm_eps",
+      "rope_parameters",
       "rope_scaling",
       "rope_theta",
       "tie_word_embeddings",
@@ -302,6 +303,13 @@ absl::StatusOr<LlamaConfig> ParseLlamaConfig(absl::string_view text, absl::strin
   RETURN_IF_ERROR(reader.Double("rope_theta", &c.rope_theta));
   if (const Json* scaling = reader.Find("rope_scaling"); scaling != nullptr) {
     ASSIGN_OR_RETURN(c.rope_scaling, ParseRopeScaling(*scaling, source));
+  }
+  // transformers 5 writes theta and scaling as one object.
+  if (const Json* parameters = reader.Find("rope_parameters");
+      parameters != nullptr && parameters->is_object()) {
+    RETURN_IF_ERROR(
+        Reader(*parameters, source, "rope_parameters.").Double("rope_theta", &c.rope_theta));
+    ASSIGN_OR_RETURN(c.rope_scaling, ParseRopeScaling(*parameters, source));
   }
   RETURN_IF_ERROR(reader.Int("max_position_embeddings", &c.max_position_embeddings));
   RETURN_IF_ERROR(reader.Bool("tie_word_embeddings", &c.tie_word_embeddings));

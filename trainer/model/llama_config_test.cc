@@ -213,6 +213,21 @@ TEST(LlamaConfigTest, RopeScalingVariants) {
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_TRUE(config->rope_scaling.has_value());
   EXPECT_EQ(config->rope_scaling->factor, 32.0);
+
+  // transformers 5: one rope_parameters object holds theta and the scaling.
+  Json v5 = Minimal();
+  v5["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
+  absl::StatusOr<LlamaConfig> parsed = ParseLlamaConfig(v5.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->rope_theta, 500000.0);
+  EXPECT_FALSE(parsed->rope_scaling.has_value());
+  v5["rope_parameters"] = {{"rope_type", "llama3"},   {"rope_theta", 500000.0},
+                           {"factor", 8.0},           {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  parsed = ParseLlamaConfig(v5.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_TRUE(parsed->rope_scaling.has_value());
+  EXPECT_EQ(parsed->rope_scaling->factor, 8.0);
 }
 
 TEST(LlamaConfigTest, WritesWhatTransformersLoadsAndReadsItBack) {

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""GPU checks of the trainer core, on a machine with a GPU and PyTorch (no Bazel needed).
+
+Builds trainer/attention, trainer/model and the NCCL communicator against the installed
+PyTorch's LibTorch (torch.utils.cpp_extension; Abseil and nlohmann-json from tools/gpu/deps,
+made by tools/gpu/prepare.sh on a Debian machine), then checks:
+  1. blockwise attention forward and backward against torch's scaled_dot_product_attention in
+     bf16 (tolerances as TransformerEngine's tests: 2.5e-2 with as many kv heads as query
+     heads, 3.5e-2 with grouped-query attention), and the fused per-document core likewise;
+  2. Llama logits against transformers' LlamaForCausalLM on the same random weights, both ways:
+     transformers' save_pretrained read by us, and ours read by from_pretrained (fp32: 1e-4
+     relative; bf16: 3e-2), a packed sequence against its documents run one by one;
+  3. the NCCL communicator with one rank;
+  4. the throughput of one Llama-3-8B-shaped decoder layer, forward and backward, bf16, on
+     65,536 packed tokens (one document, and 64 of 1,024 tokens): tokens/s and MFU.
+Writes the results as JSON to --out and prints them; exits 1 if a check fails.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+
+import torch
+from torch.utils import cpp_extension
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DEPS = os.path.join(ROOT, "tools", "gpu", "deps")
+# Dense bf16 peak of an H100 or H200 SXM, in FLOP/s.
+PEAK_BF16 = 989.4e12
+
+
+def build(build_dir):
+    libraries = sorted({os.path.basename(p)[3:-3] for p in glob.glob(DEPS + "/lib/libabsl_*.so")})
+    sources = [
+        "tools/gpu/bindings.cc",
+        "trainer/attention/blockwise_attention.cc",
+        "trainer/attention/fused_attention.cc",
+        "trainer/model/llama.cc",
+        "trainer/model/llama_config.cc",
+        "trainer/model/safetensors.cc",
+        "trainer/comm/internal/rendezvous.cc",
+        "trainer/comm/nccl_communicator.cc",
+        "common/address.cc",
+        "common/file.cc",
+        "common/log.cc",
+    ]
+    return cpp_extension.load(
+        name="prolong_gpu",
+        sources=[os.path.join(ROOT, s) for s in sources],
+        extra_include_paths=[ROOT, DEPS + "/include"],
+        extra_cflags=["-O2", "-std=c++17", "-DPROLONG_CUDA=1", "-DUSE_C10D_NCCL"],
+        extra_ldflags=["-L" + DEPS + "/lib", "-Wl,-rpath," + DEPS + "/lib"]
+        + ["-l" + name for name in libraries],
+        with_cuda=True,
+        build_directory=build_dir,
+        verbose=False,
+    )
+
+
+def packed_layout(lengths, device):
+    document = torch.cat([torch.full((n,), i, dtype=torch.int64) for i, n in enumerate(lengths)])
+    position = torch.cat([torch.arange(n, dtype=torch.int64) for n in lengths])
+    return document.to(device), position.to(device)
+
+
+def sdpa_by_document(q, k, v, lengths, scale):
+    """Reference: torch's fused attention, causal within each document, [T, H, D] in and out."""
+    groups = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(groups, 1)
+    v = v.repeat_interleave(groups, 1)
+    out, begin = [], 0
+    for n in lengths:
+        piece = [t[begin:begin + n].transpose(0, 1)[None] for t in (q, k, v)]
+        out.append(torch.nn.functional.scaled_dot_product_attention(
+            *piece, is_causal=True, scale=scale)[0].transpose(0, 1))
+        begin += n
+    return torch.cat(out)
+
+
+def relative_error(actual, expected):
+    return ((actual.float() - expected.float()).abs().max() /
+            expected.float().abs().max().clamp_min(1e-12)).item()
+
+
+def close(actual, expected, tolerance):
+    return torch.allclose(actual.float(), expected.float(), atol=tolerance, rtol=tolerance)
+
+
+def check_attention(ext, results):
+    torch.manual_seed(0)
+    lengths = [100, 400, 3, 521]
+    tokens = sum(lengths)
+    document, position = packed_layout(lengths, "cuda")
+    for heads, kv_heads in [(8, 8), (8, 2)]:
+        tolerance = 2.5e-2 if heads == kv_heads else 3.5e-2
+        q = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
+        v = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
+        dout = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
+        scale = 64 ** -0.5
+        ref_in = [t.clone().requires_grad_() for t in (q, k, v)]
+        ref_out = sdpa_by_document(*ref_in, lengths, scale)
+        ref_out.backward(dout)
+        out, lse = ext.attention_forward(q, k, v, document, position, scale)
+        dq, dk, dv = ext.attention_backward(dout, q, k, v, out, lse, document, position, scale)
+        fused_in = [t.clone().requires_grad_() for t in (q, k, v)]
+        fused_out = ext.fused_attention(*fused_in, document, position, scale)
+        fused_out.backward(dout)
+        name = f"attention_{heads}q_{kv_heads}kv"
+        entry = {"tolerance": tolerance}
+        for label, actual, expected in [
+                ("out", out, ref_out), ("dq", dq, ref_in[0].grad), ("dk", dk, ref_in[1].grad),
+                ("dv", dv, ref_in[2].grad), ("fused_out", fused_out, ref_out),
+                ("fused_dq", fused_in[0].grad, ref_in[0].grad),
+                ("fused_dk", fused_in[1].grad, ref_in[1].grad),
+                ("fused_dv", fused_in[2].grad, ref_in[2].grad)]:
+            entry[label + "_max_abs_error"] = (actual.float() - expected.float()).abs().max().item()
+            entry[label + "_ok"] = close(actual, expected, tolerance)
+        entry["lse_finite"] = bool(torch.isfinite(lse).all().item())
+        results[name] = entry
+
+
+def check_llama(ext, results, work):
+    try:
+        import transformers
+    except ImportError:
+        results["llama"] = {"skipped": "transformers is not installed"}
+        return
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=1000, hidden_size=256, intermediate_size=688, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, rope_theta=5e5, max_position_embeddings=4096,
+        tie_word_embeddings=False, attn_implementation="eager")
+    lengths = [37, 64, 5]
+    ids = torch.randint(0, 1000, (sum(lengths),))
+    document, position = packed_layout(lengths, "cpu")
+
+    def theirs(model, dtype):
+        model = model.to("cuda", dtype).eval()
+        out, begin = [], 0
+        with torch.no_grad():
+            for n in lengths:
+                out.append(model(ids[begin:begin + n][None].cuda()).logits[0].float().cpu())
+                begin += n
+        return torch.cat(out)
+
+    entry = {"transformers": transformers.__version__}
+    hf_dir = os.path.join(work, "from_transformers")
+    hf_model = transformers.LlamaForCausalLM(config)
+    hf_model.save_pretrained(hf_dir, safe_serialization=True)
+    expected = theirs(hf_model, torch.float32)
+    for label, bf16, fused, tolerance in [("fp32", False, False, 1e-4),
+                                          ("fp32_fused", False, True, 1e-4),
+                                          ("bf16", True, True, 3e-2)]:
+        reference = expected if not bf16 else theirs(hf_model, torch.bfloat16)
+        ours = ext.llama_logits(hf_dir, ids, document, position, "cuda", bf16, fused)
+        error = relative_error(ours, reference)
+        entry[f"theirs_to_ours_{label}_relative_error"] = error
+        entry[f"theirs_to_ours_{label}_ok"] = error <= tolerance
+    ours_dir = os.path.join(work, "from_prolong")
+    ext.save_random_llama(os.path.join(hf_dir, "config.json"), ours_dir, 7)
+    loaded = transformers.LlamaForCausalLM.from_pretrained(ours_dir, torch_dtype=torch.float32)
+    error = relative_error(ext.llama_logits(ours_dir, ids, document, position, "cuda", False, False),
+                           theirs(loaded, torch.float32))
+    entry["ours_to_theirs_fp32_relative_error"] = error
+    entry["ours_to_theirs_fp32_ok"] = error <= 1e-4
+    results["llama"] = entry
+
+
+def check_layer_throughput(ext, results, work):
+    config = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+              "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+              "rms_norm_eps": 1e-5, "rope_theta": 8e6, "max_position_embeddings": 131072,
+              "tie_word_embeddings": False}
+    path = os.path.join(work, "llama3_8b_config.json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    hidden, ffn, kv = 4096, 14336, 8 * 128
+    layer_parameters = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * ffn + 2 * hidden
+    tokens = 65536
+    for document_tokens in [65536, 1024]:
+        seconds = ext.layer_seconds(path, tokens, document_tokens, 5)
+        # 6 FLOPs per parameter and token (forward + backward); causal attention: QK^T and PV,
+        # each 2 * hidden FLOPs per (query, key) pair over document_tokens / 2 keys on average,
+        # times 3 for forward + backward.
+        flops = tokens * (6 * layer_parameters + 3 * 2 * 2 * hidden * document_tokens / 2)
+        results[f"layer_8b_{tokens}_tokens_documents_of_{document_tokens}"] = {
+            "seconds_per_step": seconds,
+            "tokens_per_second": tokens / seconds,
+            "model_tokens_per_second_32_layers": tokens / seconds / 32,
+            "tflops": flops / seconds / 1e12,
+            "mfu": flops / seconds / PEAK_BF16,
+        }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="gpu_check.json")
+    args = parser.parse_args()
+    results = {"torch": torch.__version__, "cuda": torch.version.cuda,
+               "device": torch.cuda.get_device_name(0)}
+    work = tempfile.mkdtemp()
+    start = time.time()
+    ext = build(os.path.join(work, "build"))
+    results["build_seconds"] = time.time() - start
+    ok = True
+    for name, check in [("attention", lambda: check_attention(ext, results)),
+                        ("llama", lambda: check_llama(ext, results, work)),
+                        ("nccl", lambda: results.__setitem__("nccl", dict(ext.nccl_check()))),
+                        ("throughput", lambda: check_layer_throughput(ext, results, work))]:
+        try:
+            check()
+        except Exception as error:  # Report and go on: one failure must not hide the others.
+            results[name + "_error"] = f"{type(error).__name__}: {error}"
+            ok = False
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    failed = [f"{key}.{k}" for key, value in results.items() if isinstance(value, dict)
+              for k, v in value.items() if k.endswith("_ok") and v is False]
+    if isinstance(results.get("nccl"), dict):
+        failed += [f"nccl.{k}" for k, v in results["nccl"].items() if v is not True]
+    results["failed"] = failed
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+    print(json.dumps(results, indent=2))
+    return 0 if ok and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# On a GPU machine with PyTorch (and transformers for the Llama check): builds the trainer core
+# against that PyTorch and runs tools/gpu/check.py. tools/gpu/deps must have been made by
+# tools/gpu/prepare.sh on a Debian machine and copied along. Results: ${OUT:-.}/gpu_check.json.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[[ -d tools/gpu/deps/include/absl ]] || { echo "run tools/gpu/prepare.sh first" >&2; exit 2; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+python3 tools/gpu/check.py --out "${OUT:-.}/gpu_check.json"

@@ -33,6 +33,7 @@ PEAK_BF16 = 989.4e12
 
 
 def build(build_dir):
+    os.makedirs(build_dir, exist_ok=True)
     libraries = sorted({os.path.basename(p)[3:-3] for p in glob.glob(DEPS + "/lib/libabsl_*.so")})
     sources = [
         "tools/gpu/bindings.cc",

@@ -64,7 +64,7 @@ absl::StatusOr<ProcessGroups> Join(const RendezvousOptions& options, const Group
   }
 
   // Arrive, then wait for everyone, so that a rank that never comes is named.
-  store->set(absl::StrCat("arrived/", options.rank), {1});
+  store->set(absl::StrCat("arrived/", options.rank), std::vector<uint8_t>{1});
   const absl::Time deadline = absl::Now() + options.timeout;
   std::vector<std::string> keys;
   for (int r = 0; r < options.world_size; ++r) keys.push_back(absl::StrCat("arrived/", r));

@@ -53,7 +53,8 @@ def build(build_dir):
         sources=[os.path.join(ROOT, s) for s in sources],
         extra_include_paths=[ROOT, DEPS + "/include"],
         extra_cflags=["-O2", "-std=c++17", "-DPROLONG_CUDA=1", "-DUSE_C10D_NCCL"],
-        extra_ldflags=["-L" + DEPS + "/lib", "-Wl,-rpath," + DEPS + "/lib"]
+        # DT_RPATH rather than RUNPATH: it also finds the Abseil libraries' own dependencies.
+        extra_ldflags=["-L" + DEPS + "/lib", "-Wl,--disable-new-dtags,-rpath," + DEPS + "/lib"]
         + ["-l" + name for name in libraries],
         with_cuda=True,
         build_directory=build_dir,

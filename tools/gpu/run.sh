@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 [[ -d tools/gpu/deps/include/absl ]] || { echo "run tools/gpu/prepare.sh first" >&2; exit 2; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+export LD_LIBRARY_PATH="$PWD/tools/gpu/deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 python3 tools/gpu/check.py --out "${OUT:-.}/gpu_check.json"

@@ -117,6 +117,8 @@ double LayerSeconds(const std::string& config_path, int64_t tokens, int64_t docu
   const torch::Tensor x =
       torch::randn({tokens, config.hidden_size}, cuda.dtype(torch::kBFloat16)).requires_grad_();
   const torch::Tensor grad = torch::randn_like(x);
+  // The autograd engine runs its own threads; Python's lock must not be held meanwhile.
+  py::gil_scoped_release no_gil;
   auto step = [&] { layer->forward(x, cos, sin, layout).backward(grad); };
   for (int i = 0; i < 2; ++i) step();
   torch::cuda::synchronize();

@@ -111,6 +111,9 @@ def check_attention(ext, results):
         fused_in = [t.clone().requires_grad_() for t in (q, k, v)]
         fused_out = ext.fused_attention(*fused_in, document, position, scale)
         fused_out.backward(dout)
+        # The same reference again, to tell a flaky kernel from a wrong gradient.
+        again_in = [t.clone().requires_grad_() for t in (q, k, v)]
+        sdpa_by_document(*again_in, lengths, scale).backward(dout)
         name = f"attention_{heads}q_{kv_heads}kv"
         entry = {"tolerance": tolerance}
         for label, actual, expected in [
@@ -118,7 +121,8 @@ def check_attention(ext, results):
                 ("dv", dv, ref_in[2].grad), ("fused_out", fused_out, ref_out),
                 ("fused_dq", fused_in[0].grad, ref_in[0].grad),
                 ("fused_dk", fused_in[1].grad, ref_in[1].grad),
-                ("fused_dv", fused_in[2].grad, ref_in[2].grad)]:
+                ("fused_dv", fused_in[2].grad, ref_in[2].grad),
+                ("reference_again_dq", again_in[0].grad, ref_in[0].grad)]:
             entry[label + "_max_abs_error"] = (actual.float() - expected.float()).abs().max().item()
             entry[label + "_ok"] = close(actual, expected, tolerance)
         entry["lse_finite"] = bool(torch.isfinite(lse).all().item())

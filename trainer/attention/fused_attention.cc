@@ -16,21 +16,26 @@ torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor
   const torch::Tensor documents = layout.document.to(torch::kCPU).contiguous();
   const int64_t* document = documents.data_ptr<int64_t>();
   const int64_t groups = q.size(1) / k.size(1);
-  // [H, T, D], as the kernels want heads before tokens.
-  const torch::Tensor qh = q.transpose(0, 1);
-  const torch::Tensor kh = k.repeat_interleave(groups, 1).transpose(0, 1);
-  const torch::Tensor vh = v.repeat_interleave(groups, 1).transpose(0, 1);
+  const torch::Tensor keys = k.repeat_interleave(groups, 1);
+  const torch::Tensor values = v.repeat_interleave(groups, 1);
+  // Per document: [1, H, L, D] views in (the kernels want heads before tokens), [L, H, D] out.
+  auto heads_first = [](const torch::Tensor& x, int64_t begin, int64_t length) {
+    return x.narrow(0, begin, length).transpose(0, 1).unsqueeze(0);
+  };
   std::vector<torch::Tensor> outputs;
   for (int64_t begin = 0; begin < tokens;) {
     int64_t end = begin + 1;
     while (end < tokens && document[end] == document[begin]) ++end;
     const int64_t length = end - begin;
     outputs.push_back(at::scaled_dot_product_attention(
-        qh.narrow(1, begin, length).unsqueeze(0), kh.narrow(1, begin, length).unsqueeze(0),
-        vh.narrow(1, begin, length).unsqueeze(0), std::nullopt, 0.0, /*is_causal=*/true, scale));
+                          heads_first(q, begin, length), heads_first(keys, begin, length),
+                          heads_first(values, begin, length), std::nullopt, 0.0,
+                          /*is_causal=*/true, scale)
+                          .squeeze(0)
+                          .transpose(0, 1));
     begin = end;
   }
-  return torch::cat(outputs, 2).squeeze(0).transpose(0, 1);
+  return torch::cat(outputs, 0);
 }
 
 }  // namespace prolong::attention

@@ -20,7 +20,7 @@ torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor
   const torch::Tensor values = v.repeat_interleave(groups, 1);
   // Per document: [1, H, L, D] views in (the kernels want heads before tokens), [L, H, D] out.
   auto heads_first = [](const torch::Tensor& x, int64_t begin, int64_t length) {
-    return x.narrow(0, begin, length).transpose(0, 1).unsqueeze(0);
+    return x.narrow(0, begin, length).transpose(0, 1).unsqueeze(0).contiguous();
   };
   std::vector<torch::Tensor> outputs;
   for (int64_t begin = 0; begin < tokens;) {

@@ -1,0 +1,79 @@
+#include "trainer/train/activation_checkpointing.h"
+
+#include <vector>
+
+#include "torch/autograd.h"
+
+namespace prolong::train {
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
+ public:
+  // `parameters` are inputs only so that autograd connects them to this node; forward reads
+  // them through the layer.
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, at::TensorList parameters,
+                        const Tensor& cos, const Tensor& sin, const Tensor& document,
+                        const Tensor& position, model::LlamaDecoderLayer* layer) {
+    ctx->save_for_backward({x, cos, sin, document, position});
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
+    ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
+    return layer->forward(x, cos, sin, {document, position});
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<model::LlamaDecoderLayer*>(ctx->saved_data["layer"].toInt());
+    const int64_t parameter_count = ctx->saved_data["parameters"].toInt();
+    variable_list inputs = {saved[0].detach().requires_grad_(true)};
+    for (const Tensor& p : layer->parameters()) {
+      if (p.requires_grad()) inputs.push_back(p);
+    }
+    TORCH_CHECK(static_cast<int64_t>(inputs.size()) == parameter_count + 1,
+                "a checkpointed layer's trainable parameters changed between forward and backward");
+    Tensor out;
+    {
+      torch::AutoGradMode enable_grad(true);
+      out = layer->forward(inputs[0], saved[1], saved[2], {saved[3], saved[4]});
+    }
+    variable_list grads = torch::autograd::grad({out}, inputs, {grad_outputs[0]},
+                                                /*retain_graph=*/false, /*create_graph=*/false,
+                                                /*allow_unused=*/true);
+    // x, each parameter, then nothing for cos, sin, document, position and the layer.
+    grads.resize(grads.size() + 5);
+    return grads;
+  }
+};
+
+}  // namespace
+
+Tensor CheckpointedLayer(model::LlamaDecoderLayer& layer, const Tensor& x, const Tensor& cos,
+                         const Tensor& sin, const attention::TokenLayout& layout) {
+  std::vector<Tensor> parameters;
+  for (const Tensor& p : layer.parameters()) {
+    if (p.requires_grad()) parameters.push_back(p);
+  }
+  return CheckpointFunction::apply(x, at::TensorList(parameters), cos, sin, layout.document,
+                                   layout.position, &layer);
+}
+
+Tensor ForwardHidden(model::LlamaForCausalLM& model, const Tensor& input_ids,
+                     const attention::TokenLayout& layout, bool checkpoint) {
+  if (!checkpoint) return model.forward(input_ids, layout);
+  model::LlamaModel& body = *model.model;
+  TORCH_CHECK(input_ids.dim() == 1 && input_ids.scalar_type() == torch::kInt64,
+              "input_ids must be int64 [T], got ", input_ids.scalar_type(), " ", input_ids.sizes());
+  TORCH_CHECK(
+      layout.document.sizes() == input_ids.sizes() && layout.position.sizes() == input_ids.sizes(),
+      "layout.document and layout.position must be [T] like input_ids ", input_ids.sizes());
+  Tensor h = body.embed_tokens(input_ids);
+  const auto [cos, sin] = body.rotary_emb->forward(layout.position, h.scalar_type());
+  for (const auto& layer : body.decoder_layers())
+    h = CheckpointedLayer(*layer, h, cos, sin, layout);
+  return body.norm->forward(h);
+}
+
+}  // namespace prolong::train

@@ -1,0 +1,39 @@
+// Activation checkpointing per decoder layer (LibTorch's C++ API has no
+// torch.utils.checkpoint): a layer's forward runs without keeping its activations, only its
+// input, and backward runs the layer again with gradients on before backpropagating through
+// it. Memory then holds one [T, hidden] input per layer plus one layer's activations at a time,
+// for about one more forward of compute.
+//
+// Recomputation is exact: the layer has no randomness (no dropout), and its collectives
+// (context-parallel attention's all-gather and reduce-scatter) run again in the same order on
+// every rank, since every rank recomputes the same layers in the same (reverse) order.
+#ifndef PROLONG_TRAINER_TRAIN_ACTIVATION_CHECKPOINTING_H_
+#define PROLONG_TRAINER_TRAIN_ACTIVATION_CHECKPOINTING_H_
+
+#include <cstdint>
+
+#include "torch/types.h"
+#include "trainer/attention/blockwise_attention.h"
+#include "trainer/model/llama.h"
+
+namespace prolong::train {
+
+// The RunSpec's default (ActivationCheckpointing UNSPECIFIED): on for sequences of 16K tokens
+// and more.
+inline bool DefaultActivationCheckpointing(int64_t seq_len) { return seq_len >= 16384; }
+
+// layer->forward(x, cos, sin, layout) as one autograd node that saves only x: gradients reach x
+// and every parameter of `layer` that requires grad (accumulated into their .grad by the
+// engine, like any leaf). `layer` must live until backward has run.
+torch::Tensor CheckpointedLayer(model::LlamaDecoderLayer& layer, const torch::Tensor& x,
+                                const torch::Tensor& cos, const torch::Tensor& sin,
+                                const attention::TokenLayout& layout);
+
+// model.forward(input_ids, layout), with each decoder layer checkpointed when `checkpoint`.
+// The same arithmetic as LlamaModel::forward, in the same order (tests compare them).
+torch::Tensor ForwardHidden(model::LlamaForCausalLM& model, const torch::Tensor& input_ids,
+                            const attention::TokenLayout& layout, bool checkpoint);
+
+}  // namespace prolong::train
+
+#endif  // PROLONG_TRAINER_TRAIN_ACTIVATION_CHECKPOINTING_H_

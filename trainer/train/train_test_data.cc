@@ -1,0 +1,147 @@
+#include "trainer/train/train_test_data.h"
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "common/status_macros.h"
+#include "torch/nn/functional/loss.h"
+#include "trainer/train/batch.h"
+#include "trainer/train/trainer.h"
+
+namespace prolong::train::testing {
+
+model::LlamaConfig TinyConfig() {
+  model::LlamaConfig c;
+  c.vocab_size = 128;
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 16;
+  c.max_position_embeddings = 256;
+  c.initializer_range = 0.05;
+  return c;
+}
+
+std::vector<GlobalSequence> MakeGlobalBatch(uint64_t seed) {
+  std::mt19937_64 random(seed);
+  auto uniform = [&](int64_t low, int64_t high) {  // [low, high]
+    return std::uniform_int_distribution<int64_t>(low, high)(random);
+  };
+  std::vector<GlobalSequence> batch(kSequences);
+  for (GlobalSequence& sequence : batch) {
+    sequence.cu_seqlens = {0};
+    while (sequence.cu_seqlens.back() < kSeqLen) {
+      const int64_t roll = uniform(0, 9);
+      const int64_t length = roll == 0 ? 1 : roll < 4 ? uniform(2, 12) : uniform(13, 45);
+      sequence.cu_seqlens.push_back(
+          static_cast<int32_t>(std::min<int64_t>(kSeqLen, sequence.cu_seqlens.back() + length)));
+    }
+    for (int64_t t = 0; t < kSeqLen; ++t) {
+      sequence.tokens.push_back(static_cast<uint32_t>(uniform(0, 127)));
+      sequence.loss_mask.push_back(uniform(0, 6) != 0);
+    }
+    for (size_t d = 1; d < sequence.cu_seqlens.size(); ++d) {
+      sequence.loss_mask[sequence.cu_seqlens[d] - 1] = 0;
+    }
+  }
+  return batch;
+}
+
+v1::Batch RankBatch(const std::vector<GlobalSequence>& batch, int64_t step,
+                    const plan::Rank& rank) {
+  v1::Batch out;
+  out.set_step(step);
+  int64_t targets = 0;
+  for (const GlobalSequence& sequence : batch) {
+    for (uint8_t m : sequence.loss_mask) targets += m;
+  }
+  out.set_global_target_tokens(targets);
+  const plan::Range sequences = plan::DataParallelSlice(batch.size(), rank);
+  for (int64_t i = sequences.begin; i < sequences.end; ++i) {
+    const GlobalSequence& global = batch[i];
+    v1::SequenceSlice* slice = out.add_sequences();
+    slice->set_sequence_index(i);
+    slice->set_sequence_length(kSeqLen);
+    for (int32_t bound : global.cu_seqlens) slice->add_cu_seqlens(bound);
+    for (const plan::Range& range : plan::ContextParallelSpans(kSeqLen, rank)) {
+      v1::TokenSpan* span = slice->add_spans();
+      span->set_offset(static_cast<int32_t>(range.begin));
+      std::string ids(range.size() * sizeof(uint32_t), '\0');
+      std::memcpy(ids.data(), global.tokens.data() + range.begin, ids.size());
+      span->set_token_ids(ids);
+      span->set_loss_mask(std::string(global.loss_mask.begin() + range.begin,
+                                      global.loss_mask.begin() + range.end));
+      const bool piece_ends = std::find(global.cu_seqlens.begin(), global.cu_seqlens.end(),
+                                        range.end) != global.cu_seqlens.end();
+      span->set_next_token_id(piece_ends ? 0 : global.tokens[range.end]);
+    }
+  }
+  return out;
+}
+
+double PlainMeanCrossEntropy(model::LlamaForCausalLM& model,
+                             const std::vector<GlobalSequence>& batch) {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  int64_t count = 0;
+  for (const GlobalSequence& sequence : batch) {
+    const std::vector<int64_t> bounds(sequence.cu_seqlens.begin(), sequence.cu_seqlens.end());
+    const attention::TokenLayout layout = *model::PackedLayout(bounds);
+    const torch::Tensor ids =
+        torch::tensor(std::vector<int64_t>(sequence.tokens.begin(), sequence.tokens.end()));
+    const torch::Tensor logits = model.Logits(model.forward(ids, layout), 0, kSeqLen);
+    // Next token within the document; the mask is 0 wherever that does not exist.
+    const torch::Tensor targets = torch::roll(ids, -1);
+    const torch::Tensor mask =
+        torch::tensor(std::vector<int64_t>(sequence.loss_mask.begin(), sequence.loss_mask.end()))
+            .to(torch::kFloat64);
+    const torch::Tensor losses = torch::nn::functional::cross_entropy(
+        logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    sum += (losses.to(torch::kFloat64) * mask).sum().item<double>();
+    count += mask.sum().item<int64_t>();
+  }
+  return sum / static_cast<double>(count);
+}
+
+absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* groups,
+                                        const plan::Rank& rank, const RunOptions& options) {
+  ASSIGN_OR_RETURN(std::shared_ptr<model::LlamaForCausalLM> model,
+                   model::CreateLlama(TinyConfig(), seed));
+  TrainerOptions trainer_options;
+  trainer_options.schedule.peak_lr = 1e-3;
+  trainer_options.schedule.warmup_fraction = 0;
+  trainer_options.schedule.steps = 4;
+  // Adam's update g / (|g| + eps) turns rounding noise d in a gradient element near 0 into an
+  // update difference of up to lr * d / eps. Float32 sums in another order give d ~ 2e-9 here, so
+  // with eps 1e-8 the odd element of 90K whose gradient happens to be that small moves 2e-5
+  // differently in one process and in a gang; eps 1e-5 bounds that at 2e-7. (Gradients are
+  // compared directly as well: Adam's first step hardly depends on their scale.)
+  trainer_options.adamw.epsilon = 1e-5;
+  trainer_options.activation_checkpointing = options.activation_checkpointing;
+  trainer_options.logit_block_size = 40;    // Several blocks per micro-batch, not dividing it.
+  trainer_options.bucket_bytes = 64 << 10;  // Several buckets.
+  ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                   Trainer::Create(model, groups, trainer_options));
+  RunResult result;
+  for (int64_t step = 0; step < 2; ++step) {
+    const v1::Batch batch = RankBatch(MakeGlobalBatch(seed + step), step, rank);
+    ASSIGN_OR_RETURN(const StepInput input,
+                     StepInputFromBatch(batch, options.sequences_per_micro_batch));
+    ASSIGN_OR_RETURN(const StepMetrics metrics, trainer->Step(input));
+    result.losses.push_back(metrics.loss);
+    result.grad_norms.push_back(metrics.grad_norm);
+    result.lrs.push_back(metrics.lr);
+    if (step == 0) {
+      for (const torch::Tensor& p : model->parameters())
+        result.gradients.push_back(p.grad().clone());
+    }
+  }
+  for (const torch::Tensor& p : model->parameters()) result.parameters.push_back(p.detach());
+  return result;
+}
+
+}  // namespace prolong::train::testing

@@ -1,0 +1,66 @@
+// Seeded global batches and a two-step training run for the trainer's tests: the same code
+// runs in one process (the reference) and in each rank of a multi-process gang.
+#ifndef PROLONG_TRAINER_TRAIN_TRAIN_TEST_DATA_H_
+#define PROLONG_TRAINER_TRAIN_TRAIN_TEST_DATA_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "datamixer/plan/rank_layout.h"
+#include "prolong/v1/datamixer.pb.h"
+#include "torch/types.h"
+#include "trainer/comm/communicator.h"
+#include "trainer/model/llama.h"
+#include "trainer/model/llama_config.h"
+
+namespace prolong::train::testing {
+
+// Hidden 64, 2 layers, 4 heads of 16, 2 kv heads, vocabulary 128.
+model::LlamaConfig TinyConfig();
+
+constexpr int64_t kSeqLen = 96;
+constexpr int64_t kSequences = 4;
+
+// One packed sequence as the datamixer's plan holds it.
+struct GlobalSequence {
+  std::vector<uint32_t> tokens;
+  std::vector<int32_t> cu_seqlens;
+  // 1 where the token's target is trained on: never at a piece's last token, and (as in SFT)
+  // not at some other tokens either.
+  std::vector<uint8_t> loss_mask;
+};
+
+// kSequences sequences of kSeqLen tokens, several documents each (some of one token, some
+// crossing the zigzag chunk boundaries).
+std::vector<GlobalSequence> MakeGlobalBatch(uint64_t seed);
+
+// What the datamixer sends `rank` for this batch (see proto/prolong/v1/datamixer.proto).
+v1::Batch RankBatch(const std::vector<GlobalSequence>& batch, int64_t step, const plan::Rank& rank);
+
+// The mean cross-entropy over the masked tokens of the whole batch, computed plainly: each
+// sequence through model.forward with PackedLayout, full logits, torch's cross_entropy.
+double PlainMeanCrossEntropy(model::LlamaForCausalLM& model,
+                             const std::vector<GlobalSequence>& batch);
+
+struct RunOptions {
+  int64_t sequences_per_micro_batch = 1;
+  bool activation_checkpointing = false;
+};
+
+struct RunResult {
+  std::vector<torch::Tensor> parameters;  // named_parameters() order, after the last step
+  std::vector<torch::Tensor> gradients;   // the first step's, reduced and clipped
+  std::vector<double> losses;
+  std::vector<double> grad_norms;
+  std::vector<double> lrs;
+};
+
+// Two optimizer steps of a seeded tiny Llama on batches MakeGlobalBatch(seed), (seed + 1):
+// `groups` null for one process, else this rank's communicators (`rank` says its place).
+absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* groups,
+                                        const plan::Rank& rank, const RunOptions& options);
+
+}  // namespace prolong::train::testing
+
+#endif  // PROLONG_TRAINER_TRAIN_TRAIN_TEST_DATA_H_

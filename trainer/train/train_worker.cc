@@ -1,0 +1,55 @@
+// One rank of parallel_trainer_test: joins the gang, runs TrainTwoSteps on its slice of the
+// seeded batches and saves the parameters, their last gradients, then {losses, grad norms, lrs},
+// with torch::save.
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "common/cli.h"
+#include "torch/serialize.h"
+#include "trainer/comm/communicator.h"
+#include "trainer/train/train_test_data.h"
+
+int main(int argc, char** argv) {
+  prolong::comm::RendezvousOptions options;
+  std::string out;
+  uint64_t seed = 1;
+  prolong::train::testing::RunOptions run;
+  CLI::App app("One rank of a parallel training test.");
+  prolong::ConfigureCli(app);
+  app.add_option("--store", options.store_address)->required();
+  app.add_option("--rank", options.rank)->required();
+  app.add_option("--world", options.world_size)->required();
+  app.add_option("--dp", options.dp_size)->required();
+  app.add_option("--cp", options.cp_size)->required();
+  app.add_option("--seed", seed);
+  app.add_option("--micro-batch-sequences", run.sequences_per_micro_batch);
+  app.add_flag("--checkpointing", run.activation_checkpointing);
+  app.add_option("--out", out)->required();
+  if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
+
+  absl::StatusOr<prolong::comm::ProcessGroups> groups = prolong::comm::JoinGloo(options);
+  if (!groups.ok()) {
+    std::cerr << "rank " << options.rank << ": " << groups.status().message() << std::endl;
+    return 1;
+  }
+  const prolong::plan::Rank rank{groups->dp_rank, options.dp_size, groups->cp_rank,
+                                 options.cp_size};
+  absl::StatusOr<prolong::train::testing::RunResult> result =
+      prolong::train::testing::TrainTwoSteps(seed, &*groups, rank, run);
+  if (!result.ok()) {
+    std::cerr << "rank " << options.rank << ": " << result.status() << std::endl;
+    return 1;
+  }
+  std::vector<double> metrics = result->losses;
+  metrics.insert(metrics.end(), result->grad_norms.begin(), result->grad_norms.end());
+  metrics.insert(metrics.end(), result->lrs.begin(), result->lrs.end());
+  std::vector<torch::Tensor> saved = result->parameters;
+  saved.insert(saved.end(), result->gradients.begin(), result->gradients.end());
+  saved.push_back(torch::tensor(metrics, torch::kFloat64));
+  torch::save(saved, out);
+  groups->world->Barrier();  // Nobody leaves while a peer may still need it.
+  return 0;
+}

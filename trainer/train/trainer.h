@@ -1,0 +1,143 @@
+// One optimizer step of ProLong training on one rank: forward and backward over the rank's
+// micro-batches, gradient reduction across ranks, clipping, AdamW with a scheduled rate.
+//
+// The loss is the exact token average over the global batch. Each rank computes
+//   loss_r = (sum of cross-entropy over its loss-masked tokens) / global_target_tokens
+// where global_target_tokens (from the datamixer) counts the masked tokens of every dp and cp
+// rank and every micro-batch of the step; the global loss is the sum of the loss_r, which is the
+// mean over all masked tokens. Its gradient is the sum over ranks of the gradients of loss_r, so
+// gradients are all-reduced with SUM (not averaged) over the world group: context-parallel ranks
+// of one replica hold partial gradients of the same parameters just as data-parallel replicas
+// do. Micro-batches accumulate into .grad before the reduction. ProLong's own code divided by a
+// running average of per-device counts, an approximation; no rank here needs to know how the
+// tokens are spread. The trainer checks, before any compute, that the ranks' masks add up to
+// global_target_tokens.
+//
+// Every rank must start from identical parameters (same seed or checkpoint); identical reduced
+// gradients then keep them identical, and grad norm, loss and the non-finite decision are the
+// same on every rank.
+//
+// Thread-safety: a Trainer is used from one thread; all ranks call Step in the same order.
+#ifndef PROLONG_TRAINER_TRAIN_TRAINER_H_
+#define PROLONG_TRAINER_TRAIN_TRAINER_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "torch/optim/adamw.h"
+#include "torch/types.h"
+#include "trainer/comm/communicator.h"
+#include "trainer/model/llama.h"
+#include "trainer/train/batch.h"
+#include "trainer/train/blocked_cross_entropy.h"
+#include "trainer/train/lr_schedule.h"
+
+namespace prolong::train {
+
+// ProLong's AdamW (the RunSpec's OptimizerSpec defaults).
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double epsilon = 1e-8;
+  // Applied to 2-D weights (linear and embedding matrices) only, not to RMSNorm weights (or
+  // biases, which Llama has none of), as Hugging Face's Trainer does.
+  double weight_decay = 0.1;
+};
+
+struct TrainerOptions {
+  LrSchedule schedule;
+  AdamWOptions adamw;
+  // Global gradient-norm clipping after the reduction; 0 turns it off.
+  double grad_clip_norm = 1.0;
+  // Recompute each decoder layer in backward (see DefaultActivationCheckpointing).
+  bool activation_checkpointing = false;
+  int64_t logit_block_size = kDefaultLogitBlockSize;
+  // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB).
+  int64_t bucket_bytes = 25 << 20;
+  // A step whose loss or gradient norm is NaN or infinite: false fails it (INTERNAL, no
+  // update); true skips its update and reports `skipped` (the RunSpec's SKIP_BATCH). Either way
+  // the parameters and optimizer state are untouched.
+  bool skip_nonfinite = false;
+};
+
+struct StepMetrics {
+  // Optimizer steps this trainer has run, counting this one (skipped steps included), and the
+  // step's index within the current schedule.
+  int64_t step = 0;
+  int64_t stage_step = 0;
+  // The global mean cross-entropy over masked tokens; the same on every rank.
+  double loss = 0;
+  // Global gradient norm before clipping.
+  double grad_norm = 0;
+  double lr = 0;
+  int64_t target_tokens = 0;  // global
+  int64_t tokens = 0;         // global input tokens
+  bool skipped = false;
+  // This process's peak resident memory so far (getrusage), bytes.
+  int64_t peak_rss_bytes = 0;
+  double seconds = 0;
+};
+
+class Trainer {
+ public:
+  // `groups` is null for a single process; otherwise it must outlive the trainer, and with a cp
+  // group larger than 1 every layer's attention becomes ContextParallelAttention over it.
+  // INVALID_ARGUMENT naming the option.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
+      const TrainerOptions& options);
+
+  // Trains on this rank's part of one global batch and steps the optimizer.
+  // INVALID_ARGUMENT (on every rank, naming the rank) for a malformed input: tensor shapes or
+  // dtypes, ids outside the vocabulary, cp ranks with different micro-batch counts, masks that
+  // do not add up to global_target_tokens. INTERNAL for a non-finite loss or gradient norm
+  // unless skip_nonfinite. On error nothing is updated and gradients are cleared.
+  absl::StatusOr<StepMetrics> Step(const StepInput& input);
+
+  // Starts a new stage's schedule at its step 0; AdamW's moments are kept (ProLong stage 2).
+  absl::Status ResetSchedule(const LrSchedule& schedule);
+  // Drops AdamW's moments and step counts (a stage with reset_optimizer_state).
+  void ResetOptimizerState();
+
+  int64_t steps() const { return steps_; }
+  int64_t stage_step() const { return stage_step_; }
+  const TrainerOptions& options() const { return options_; }
+  // Two groups: weight-decayed matrices, then undecayed vectors.
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+
+ private:
+  Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
+          const TrainerOptions& options);
+  absl::Status CheckInputs(const StepInput& input, int64_t* global_tokens);
+  void ClearGradients();
+
+  std::shared_ptr<model::LlamaForCausalLM> model_;
+  comm::ProcessGroups* groups_;
+  TrainerOptions options_;
+  std::vector<torch::Tensor> parameters_;  // Trainable, in named_parameters() order.
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t steps_ = 0;
+  int64_t stage_step_ = 0;
+};
+
+// Building blocks of Step, exposed for tests.
+
+// Sums every parameter's gradient over `comm`, in flat buckets of consecutive parameters of one
+// dtype and device, each up to `bucket_bytes` (a larger gradient is a bucket of its own). A
+// parameter without a gradient takes part as zeros, so buckets line up on every rank. The
+// reduction starts after backward has finished: overlapping it with backward (gradient hooks
+// that launch a bucket as soon as it is full) is not done, as it would only help the last
+// micro-batch of a step and Gloo's CPU all-reduce would compete with backward for the cores.
+void AllReduceGradients(const std::vector<torch::Tensor>& parameters, comm::Communicator& comm,
+                        int64_t bucket_bytes);
+
+// torch.nn.utils.clip_grad_norm_: returns the global L2 norm of the gradients and, when it
+// exceeds max_norm > 0, scales them by max_norm / (norm + 1e-6). Non-finite norms scale nothing.
+double ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm);
+
+}  // namespace prolong::train
+
+#endif  // PROLONG_TRAINER_TRAIN_TRAINER_H_

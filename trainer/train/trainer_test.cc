@@ -1,0 +1,395 @@
+#include "trainer/train/trainer.h"
+
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "datamixer/plan/rank_layout.h"
+#include "gtest/gtest.h"
+#include "torch/torch.h"
+#include "trainer/train/activation_checkpointing.h"
+#include "trainer/train/batch.h"
+#include "trainer/train/blocked_cross_entropy.h"
+#include "trainer/train/train_test_data.h"
+
+namespace prolong::train {
+namespace {
+
+using torch::Tensor;
+
+constexpr plan::Rank kOneProcess{0, 1, 0, 1};
+
+std::shared_ptr<model::LlamaForCausalLM> TinyModel(uint64_t seed = 3) {
+  return *model::CreateLlama(testing::TinyConfig(), seed);
+}
+
+StepInput Input(uint64_t seed, int64_t sequences_per_micro_batch,
+                const plan::Rank& rank = kOneProcess) {
+  return *StepInputFromBatch(testing::RankBatch(testing::MakeGlobalBatch(seed), 0, rank),
+                             sequences_per_micro_batch);
+}
+
+TrainerOptions Options() {
+  TrainerOptions options;
+  options.schedule.peak_lr = 1e-3;
+  options.schedule.warmup_fraction = 0;
+  options.schedule.steps = 10;
+  options.logit_block_size = 64;
+  return options;
+}
+
+std::vector<Tensor> Snapshot(torch::nn::Module& module) {
+  std::vector<Tensor> copies;
+  for (const Tensor& p : module.parameters()) copies.push_back(p.detach().clone());
+  return copies;
+}
+
+void ExpectAllClose(const std::vector<Tensor>& actual, const std::vector<Tensor>& expected,
+                    double tolerance, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double scale = std::max(1e-30, expected[i].abs().max().item<double>());
+    const double error = (actual[i] - expected[i]).abs().max().item<double>();
+    EXPECT_LE(error, tolerance * scale) << what << " " << i << ": difference " << error;
+  }
+}
+
+std::vector<Tensor> Gradients(torch::nn::Module& module) {
+  std::vector<Tensor> grads;
+  for (const Tensor& p : module.parameters()) grads.push_back(p.grad().clone());
+  return grads;
+}
+
+TEST(ActivationCheckpointingTest, GivesTheSameValuesAndGradients) {
+  auto model = TinyModel();
+  const MicroBatch batch = Input(11, 2).micro_batches[0];
+  auto loss = [&](bool checkpoint, Tensor* hidden) {
+    for (auto& p : model->parameters()) p.mutable_grad() = Tensor();
+    *hidden = ForwardHidden(*model, batch.input_ids, batch.layout, checkpoint);
+    BlockedCrossEntropySum(*hidden, model->lm_head_weight(), batch.target_ids, batch.loss_mask)
+        .backward();
+    return Gradients(*model);
+  };
+  Tensor plain_hidden, checkpointed_hidden;
+  const std::vector<Tensor> plain = loss(false, &plain_hidden);
+  const std::vector<Tensor> checkpointed = loss(true, &checkpointed_hidden);
+  EXPECT_TRUE(torch::equal(plain_hidden, checkpointed_hidden));
+  ExpectAllClose(checkpointed, plain, 1e-6, "gradient");
+  // Every parameter got a gradient, the layers' included.
+  for (const Tensor& g : checkpointed) EXPECT_GT(g.abs().max().item<double>(), 0);
+}
+
+// The names of the autograd nodes behind `output`, with repetitions.
+std::multiset<std::string> GraphNodes(const Tensor& output) {
+  std::multiset<std::string> names;
+  std::set<torch::autograd::Node*> seen;
+  std::vector<torch::autograd::Node*> stack = {output.grad_fn().get()};
+  while (!stack.empty()) {
+    torch::autograd::Node* node = stack.back();
+    stack.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    names.insert(node->name());
+    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
+  }
+  return names;
+}
+
+size_t CountContaining(const std::multiset<std::string>& names, const std::string& part) {
+  size_t count = 0;
+  for (const std::string& name : names) count += name.find(part) != std::string::npos;
+  return count;
+}
+
+TEST(ActivationCheckpointingTest, KeepsNothingInsideTheLayers) {
+  auto model = TinyModel();
+  const MicroBatch batch = Input(11, 4).micro_batches[0];
+  const auto plain = GraphNodes(ForwardHidden(*model, batch.input_ids, batch.layout, false));
+  const auto checkpointed = GraphNodes(ForwardHidden(*model, batch.input_ids, batch.layout, true));
+  // Without checkpointing each layer's attention and projections are nodes holding their inputs;
+  // with it, one node per layer stands for all of them.
+  EXPECT_EQ(CountContaining(plain, "DocumentMaskedAttention"), 2u);
+  EXPECT_EQ(CountContaining(checkpointed, "DocumentMaskedAttention"), 0u);
+  EXPECT_EQ(CountContaining(checkpointed, "CheckpointFunction"), 2u);
+  EXPECT_LT(checkpointed.size() * 3, plain.size());
+  EXPECT_TRUE(DefaultActivationCheckpointing(16384));
+  EXPECT_FALSE(DefaultActivationCheckpointing(8192));
+}
+
+TEST(TrainerTest, TheLossIsThePlainMeanCrossEntropy) {
+  auto model = TinyModel();
+  const std::vector<testing::GlobalSequence> batch = testing::MakeGlobalBatch(12);
+  const double plain = testing::PlainMeanCrossEntropy(*model, batch);
+  auto trainer = *Trainer::Create(model, nullptr, Options());
+  const StepInput input =
+      *StepInputFromBatch(testing::RankBatch(batch, 0, kOneProcess), /*sequences=*/3);
+  ASSERT_EQ(input.micro_batches.size(), 2u);
+  const absl::StatusOr<StepMetrics> metrics = trainer->Step(input);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NEAR(metrics->loss, plain, 1e-6 * plain);
+  int64_t targets = 0;
+  for (const auto& sequence : batch) {
+    for (uint8_t m : sequence.loss_mask) targets += m;
+  }
+  EXPECT_EQ(metrics->target_tokens, targets);
+  EXPECT_EQ(metrics->tokens, testing::kSequences * testing::kSeqLen);
+  EXPECT_EQ(metrics->step, 1);
+  EXPECT_EQ(metrics->stage_step, 0);
+  EXPECT_DOUBLE_EQ(metrics->lr, 1e-3);
+  EXPECT_GT(metrics->grad_norm, 0);
+  EXPECT_FALSE(metrics->skipped);
+  EXPECT_GT(metrics->peak_rss_bytes, 1 << 20);
+  EXPECT_EQ(trainer->steps(), 1);
+  EXPECT_EQ(trainer->stage_step(), 1);
+}
+
+TEST(TrainerTest, MicroBatchSplitsAndCheckpointingDoNotChangeTheStep) {
+  std::vector<std::vector<Tensor>> parameters, gradients;
+  std::vector<double> losses;
+  for (const auto& [sequences, checkpoint] :
+       std::vector<std::pair<int64_t, bool>>{{4, false}, {1, false}, {3, true}}) {
+    auto model = TinyModel();
+    TrainerOptions options = Options();
+    options.activation_checkpointing = checkpoint;
+    // Keeps Adam from magnifying rounding noise in near-zero gradients (see TrainTwoSteps).
+    options.adamw.epsilon = 1e-5;
+    auto trainer = *Trainer::Create(model, nullptr, options);
+    const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(13, sequences));
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    losses.push_back(metrics->loss);
+    parameters.push_back(Snapshot(*model));
+    gradients.push_back(Gradients(*model));
+  }
+  for (size_t i = 1; i < parameters.size(); ++i) {
+    EXPECT_NEAR(losses[i], losses[0], 1e-6 * losses[0]);
+    ExpectAllClose(gradients[i], gradients[0], 1e-5, "gradient");
+    ExpectAllClose(parameters[i], parameters[0], 1e-5, "parameter");
+  }
+}
+
+TEST(TrainerTest, AdamWDecaysMatricesButNotNormWeights) {
+  auto model = TinyModel();
+  TrainerOptions options = Options();
+  auto trainer = *Trainer::Create(model, nullptr, options);
+  auto& groups = trainer->optimizer().param_groups();
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamWOptions&>(groups[0].options()).weight_decay(),
+                   0.1);
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamWOptions&>(groups[1].options()).weight_decay(), 0);
+  // 2 layers x 2 norms + the final norm.
+  EXPECT_EQ(groups[1].params().size(), 5u);
+  for (const Tensor& p : groups[0].params()) EXPECT_EQ(p.dim(), 2);
+  const auto betas = static_cast<torch::optim::AdamWOptions&>(groups[0].options()).betas();
+  EXPECT_EQ(std::get<0>(betas), 0.9);
+  EXPECT_EQ(std::get<1>(betas), 0.95);
+
+  // AdamW's first step by hand: m = (1 - b1) g, v = (1 - b2) g^2, bias-corrected to g and g^2:
+  // p <- p (1 - lr wd) - lr g / (|g| + eps).
+  const auto before = model->named_parameters().values();
+  std::vector<Tensor> initial;
+  for (const Tensor& p : before) initial.push_back(p.detach().clone());
+  const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(14, 2));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const double lr = metrics->lr;
+  const auto named = model->named_parameters();
+  size_t i = 0;
+  for (const auto& item : named) {
+    const Tensor g = item.value().grad();  // Reduced and clipped; kept after the step.
+    const double decay = item.value().dim() >= 2 ? 0.1 : 0.0;
+    const Tensor expected = initial[i] * (1 - lr * decay) - lr * g / (g.abs() + 1e-8);
+    const double error = (item.value().detach() - expected).abs().max().item<double>();
+    EXPECT_LE(error, 1e-7) << item.key();
+    ++i;
+  }
+}
+
+TEST(TrainerTest, ClippingUsesTheGlobalNorm) {
+  Tensor a = torch::zeros({2}, torch::requires_grad()),
+         b = torch::zeros({1}, torch::requires_grad());
+  a.mutable_grad() = torch::tensor({3.0f, 0.0f});
+  b.mutable_grad() = torch::tensor({4.0f});
+  EXPECT_NEAR(ClipGradNorm({a, b}, 1.0), 5.0, 1e-6);
+  EXPECT_NEAR(a.grad()[0].item<float>(), 0.6, 1e-6);
+  EXPECT_NEAR(b.grad()[0].item<float>(), 0.8, 1e-6);
+  EXPECT_NEAR(ClipGradNorm({a, b}, 2.0), 1.0, 1e-6);  // Under the limit: untouched.
+  EXPECT_NEAR(b.grad()[0].item<float>(), 0.8, 1e-6);
+}
+
+// Sums over "two ranks" holding the same gradients: doubles, and records each bucket's size.
+class DoublingCommunicator : public comm::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  void AllReduceSum(Tensor& tensor) override {
+    sizes.push_back(tensor.numel());
+    tensor.mul_(2);
+  }
+  Tensor AllGather(const Tensor& tensor) override { return torch::cat({tensor, tensor}); }
+  Tensor ReduceScatterSum(const Tensor& tensor) override {
+    return tensor.narrow(0, 0, tensor.size(0) / 2) * 2;
+  }
+  void Barrier() override {}
+
+  std::vector<int64_t> sizes;
+};
+
+TEST(TrainerTest, GradientsAreReducedInBuckets) {
+  std::vector<Tensor> parameters = {torch::zeros({2, 5}), torch::zeros({10}), torch::zeros({100}),
+                                    torch::zeros({5}), torch::zeros({3}, torch::kFloat64)};
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    parameters[i].requires_grad_();
+    if (i != 2) parameters[i].mutable_grad() = torch::full_like(parameters[i], double(i + 1));
+  }
+  DoublingCommunicator comm;
+  AllReduceGradients(parameters, comm, /*bucket_bytes=*/80);
+  // 40 + 40 bytes fill a bucket; 400 bytes are a bucket alone; float64 starts its own.
+  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{20, 100, 5, 3}));
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const double expected = i == 2 ? 0 : 2.0 * (i + 1);
+    EXPECT_TRUE(torch::all(parameters[i].grad() == expected).item<bool>()) << i;
+    EXPECT_EQ(parameters[i].grad().sizes(), parameters[i].sizes());
+  }
+}
+
+TEST(TrainerTest, ANonFiniteLossFailsTheStepOrSkipsIt) {
+  for (bool skip : {false, true}) {
+    SCOPED_TRACE(skip);
+    auto model = TinyModel();
+    {
+      torch::NoGradGuard no_grad;
+      model->model->norm->weight[3] = NAN;
+    }
+    TrainerOptions options = Options();
+    options.skip_nonfinite = skip;
+    auto trainer = *Trainer::Create(model, nullptr, options);
+    const Tensor embedding = model->model->embed_tokens->weight.detach().clone();
+    const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(15, 4));
+    if (skip) {
+      ASSERT_TRUE(metrics.ok()) << metrics.status();
+      EXPECT_TRUE(metrics->skipped);
+      EXPECT_TRUE(std::isnan(metrics->loss));
+      EXPECT_EQ(trainer->steps(), 1);
+    } else {
+      EXPECT_EQ(metrics.status().code(), absl::StatusCode::kInternal);
+      EXPECT_NE(metrics.status().message().find("non-finite loss"), std::string::npos);
+      EXPECT_EQ(trainer->steps(), 0);
+    }
+    EXPECT_TRUE(torch::equal(model->model->embed_tokens->weight, embedding));
+    EXPECT_TRUE(trainer->optimizer().state().empty());
+    EXPECT_FALSE(model->model->embed_tokens->weight.grad().defined());
+  }
+}
+
+TEST(TrainerTest, InvalidInputsAreRejectedBeforeAnyWork) {
+  auto model = TinyModel();
+  auto trainer = *Trainer::Create(model, nullptr, Options());
+  auto expect = [&](const StepInput& input, const std::string& message) {
+    const absl::StatusOr<StepMetrics> metrics = trainer->Step(input);
+    EXPECT_EQ(metrics.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(metrics.status().message().find(message), std::string::npos)
+        << metrics.status().message();
+    EXPECT_FALSE(model->lm_head->weight.grad().defined());
+  };
+  StepInput input = Input(16, 2);
+  input.global_target_tokens += 1;
+  expect(input, "global_target_tokens is");
+  input = Input(16, 2);
+  input.micro_batches[1].input_ids[5] = 128;
+  expect(input, "micro_batches[1].input_ids must be in [0, 128)");
+  input = Input(16, 2);
+  input.micro_batches[0].loss_mask = input.micro_batches[0].loss_mask.to(torch::kFloat32);
+  expect(input, "micro_batches[0].loss_mask must be Bool");
+  input = Input(16, 2);
+  input.global_target_tokens = 0;
+  expect(input, "global_target_tokens must be >= 1");
+  EXPECT_EQ(trainer->steps(), 0);
+
+  TrainerOptions options = Options();
+  options.logit_block_size = 0;
+  EXPECT_NE(Trainer::Create(model, nullptr, options).status().message().find("logit_block_size"),
+            std::string::npos);
+  options = Options();
+  options.schedule.steps = 0;
+  EXPECT_NE(Trainer::Create(model, nullptr, options).status().message().find("schedule.steps"),
+            std::string::npos);
+}
+
+TEST(TrainerTest, ANewStageRestartsTheScheduleAndKeepsTheMoments) {
+  auto model = TinyModel();
+  TrainerOptions options = Options();
+  options.schedule.steps = 2;
+  auto trainer = *Trainer::Create(model, nullptr, options);
+  std::vector<double> lrs;
+  for (uint64_t seed : {17, 18}) lrs.push_back(trainer->Step(Input(seed, 4))->lr);
+  EXPECT_DOUBLE_EQ(lrs[0], 1e-3);
+  EXPECT_NEAR(lrs[1], 1e-4, 1e-18);
+  const size_t states = trainer->optimizer().state().size();
+  EXPECT_EQ(states, model->parameters().size());
+
+  LrSchedule stage2;
+  stage2.peak_lr = 5e-4;
+  stage2.warmup_fraction = 0;
+  stage2.steps = 3;
+  ASSERT_TRUE(trainer->ResetSchedule(stage2).ok());
+  EXPECT_EQ(trainer->stage_step(), 0);
+  const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(19, 4));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_DOUBLE_EQ(metrics->lr, 5e-4);
+  EXPECT_EQ(metrics->step, 3);
+  EXPECT_EQ(metrics->stage_step, 0);
+  for (const auto& [key, state] : trainer->optimizer().state()) {
+    EXPECT_EQ(static_cast<torch::optim::AdamWParamState&>(*state).step(), 3);
+  }
+  trainer->ResetOptimizerState();
+  EXPECT_TRUE(trainer->optimizer().state().empty());
+}
+
+TEST(BatchTest, AContextParallelRankGetsItsRowsOfTheGlobalLayout) {
+  const std::vector<testing::GlobalSequence> batch = testing::MakeGlobalBatch(20);
+  const plan::Rank rank{1, 2, 1, 2};  // Sequences 2 and 3, chunks 1 and 2 of 4.
+  const absl::StatusOr<StepInput> input = StepInputFromBatch(testing::RankBatch(batch, 7, rank), 2);
+  ASSERT_TRUE(input.ok()) << input.status();
+  ASSERT_EQ(input->micro_batches.size(), 1u);
+  const MicroBatch& micro = input->micro_batches[0];
+  std::vector<int64_t> ids, targets, mask, documents, positions;
+  int64_t first_document = 0;
+  for (int s : {2, 3}) {
+    const testing::GlobalSequence& sequence = batch[s];
+    for (const plan::Range& range : plan::ContextParallelSpans(testing::kSeqLen, rank)) {
+      for (int64_t t = range.begin; t < range.end; ++t) {
+        int64_t piece = 0;
+        while (sequence.cu_seqlens[piece + 1] <= t) ++piece;
+        ids.push_back(sequence.tokens[t]);
+        mask.push_back(sequence.loss_mask[t]);
+        targets.push_back(sequence.loss_mask[t] ? sequence.tokens[t + 1] : -1);
+        documents.push_back(first_document + piece);
+        positions.push_back(t - sequence.cu_seqlens[piece]);
+      }
+    }
+    first_document += sequence.cu_seqlens.size() - 1;
+  }
+  EXPECT_TRUE(torch::equal(micro.input_ids, torch::tensor(ids)));
+  EXPECT_TRUE(torch::equal(micro.loss_mask, torch::tensor(mask).to(torch::kBool)));
+  EXPECT_TRUE(torch::equal(micro.layout.document, torch::tensor(documents)));
+  EXPECT_TRUE(torch::equal(micro.layout.position, torch::tensor(positions)));
+  const Tensor trained = micro.loss_mask;
+  EXPECT_TRUE(torch::equal(micro.target_ids.masked_select(trained),
+                           torch::tensor(targets).masked_select(trained)));
+  EXPECT_EQ(micro.input_ids.size(0), 2 * testing::kSeqLen / 2);
+}
+
+TEST(BatchTest, MalformedBatchesNameTheField) {
+  v1::Batch batch = testing::RankBatch(testing::MakeGlobalBatch(21), 0, kOneProcess);
+  batch.mutable_sequences(1)->mutable_spans(0)->mutable_loss_mask()->pop_back();
+  EXPECT_NE(StepInputFromBatch(batch, 1).status().message().find("sequences[1].spans[0].loss_mask"),
+            std::string::npos);
+  batch = testing::RankBatch(testing::MakeGlobalBatch(21), 0, kOneProcess);
+  batch.mutable_sequences(2)->set_cu_seqlens(1, 500);
+  EXPECT_NE(StepInputFromBatch(batch, 1).status().message().find("sequences[2].cu_seqlens"),
+            std::string::npos);
+  EXPECT_FALSE(StepInputFromBatch(batch, 0).ok());
+}
+
+}  // namespace
+}  // namespace prolong::train

@@ -1,0 +1,360 @@
+#include "trainer/checkpoint/training_checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/file.h"
+#include "common/status_macros.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "torch/version.h"
+#include "trainer/checkpoint/checkpoint_store.h"
+#include "trainer/checkpoint/checkpoint_test_util.h"
+#include "trainer/checkpoint/trainer_state.h"
+#include "trainer/model/llama.h"
+#include "trainer/model/llama_config.h"
+
+namespace prolong::checkpoint {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::MakeAdamW;
+using testing::TinyConfig;
+using testing::TrainStep;
+using torch::Tensor;
+
+std::shared_ptr<model::LlamaForCausalLM> Model(const model::LlamaConfig& config, uint64_t seed) {
+  absl::StatusOr<std::shared_ptr<model::LlamaForCausalLM>> model = model::CreateLlama(config, seed);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return *model;
+}
+
+// Bitwise: same dtype, shape and bytes.
+::testing::AssertionResult Identical(const Tensor& a, const Tensor& b) {
+  if (a.scalar_type() != b.scalar_type()) {
+    return ::testing::AssertionFailure() << a.scalar_type() << " vs " << b.scalar_type();
+  }
+  if (!a.sizes().equals(b.sizes())) {
+    return ::testing::AssertionFailure() << a.sizes() << " vs " << b.sizes();
+  }
+  const Tensor x = a.contiguous();
+  const Tensor y = b.contiguous();
+  if (std::memcmp(x.data_ptr(), y.data_ptr(), x.nbytes()) != 0) {
+    return ::testing::AssertionFailure() << "different bytes";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+void ExpectSameParameters(model::LlamaForCausalLM& a, model::LlamaForCausalLM& b) {
+  const auto theirs = b.named_parameters();
+  for (const auto& item : a.named_parameters()) {
+    EXPECT_TRUE(Identical(item.value(), theirs[item.key()])) << item.key();
+  }
+}
+
+void ExpectSameOptimizerState(torch::optim::AdamW& a, model::LlamaForCausalLM& model_a,
+                              torch::optim::AdamW& b, model::LlamaForCausalLM& model_b) {
+  absl::StatusOr<OptimizerState> x = ExtractAdamWState(a, model_a.named_parameters());
+  absl::StatusOr<OptimizerState> y = ExtractAdamWState(b, model_b.named_parameters());
+  ASSERT_TRUE(x.ok()) << x.status();
+  ASSERT_TRUE(y.ok()) << y.status();
+  ASSERT_EQ(x->tensors.size(), y->tensors.size());
+  for (const auto& [name, tensor] : x->tensors) {
+    ASSERT_EQ(y->tensors.count(name), 1u) << name;
+    EXPECT_TRUE(Identical(tensor, y->tensors.at(name))) << name;
+  }
+}
+
+TrainerState SomeTrainerState(int64_t step) {
+  TrainerState state;
+  state.step = step;
+  state.stage_index = 1;
+  state.stage_name = "stage2-512k";
+  state.schedule = {{"stage_step", "2"}, {"lr", "0.01"}};
+  state.data_cursor = {{"plan_id", "plan-7"},
+                       {"data_fingerprint", "sha256:abc"},
+                       {"stage", "1"},
+                       {"seed", "42"},
+                       {"global_step", absl::StrCat(step)}};
+  state.run.run_name = "tiny";
+  state.run.dp_size = 2;
+  state.run.cp_size = 2;
+  state.elapsed_seconds = 12.5;
+  return state;
+}
+
+// A model and an AdamW after a few steps, and the state to save with them.
+struct Trained {
+  std::shared_ptr<model::LlamaForCausalLM> model;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+};
+Trained Train(int steps, bool amsgrad = false, uint64_t seed = 1) {
+  Trained trained;
+  trained.model = Model(TinyConfig(), seed);
+  trained.optimizer = MakeAdamW(*trained.model, amsgrad);
+  for (int i = 0; i < steps; ++i) TrainStep(*trained.model, *trained.optimizer);
+  return trained;
+}
+
+absl::StatusOr<std::string> Save(const std::string& dir, Trained& trained, int64_t step,
+                                 int keep_last = 0) {
+  ASSIGN_OR_RETURN(OptimizerState optimizer,
+                   ExtractAdamWState(*trained.optimizer, trained.model->named_parameters()));
+  TrainerState state = SomeTrainerState(step);
+  state.rng = CaptureRngState();
+  SaveOptions options;
+  options.keep_last = keep_last;
+  return SaveCheckpoint(dir, *trained.model, optimizer, state, options);
+}
+
+class RoundTripTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RoundTripTest, RestoresModelOptimizerAndRngBitwise) {
+  const bool amsgrad = GetParam();
+  torch::manual_seed(5);
+  Trained original = Train(2, amsgrad);
+  const std::string dir = prolong::testing::MakeTempDir();
+  const RngState rng_at_save = CaptureRngState();
+  absl::StatusOr<std::string> path = Save(dir, original, 2);
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(*path, dir + "/step-00000002");
+
+  // What the generator gives next, then the original's third step from the same point.
+  const Tensor next_draw = torch::rand({8});
+  ASSERT_TRUE(RestoreRngState(rng_at_save).ok());
+  TrainStep(*original.model, *original.optimizer);
+  const RngState rng_after_original_step = CaptureRngState();
+
+  // A fresh model (other weights) and a fresh optimizer (no state), the generator elsewhere.
+  Trained restored = Train(0, amsgrad, /*seed=*/99);
+  torch::manual_seed(12345);
+  TrainerState state;
+  ASSERT_TRUE(LoadCheckpoint(*path, *restored.model, *restored.optimizer, &state).ok());
+  EXPECT_EQ(CaptureRngState(), rng_at_save);
+  EXPECT_TRUE(Identical(torch::rand({8}), next_draw));
+
+  TrainerState expected = SomeTrainerState(2);
+  expected.rng = rng_at_save;
+  expected.saved_at = state.saved_at;
+  expected.run.versions = {{"prolong", "0.1.0"}, {"torch", TORCH_VERSION}};
+  EXPECT_EQ(state, expected);
+  EXPECT_THAT(state.saved_at, ::testing::MatchesRegex("20[0-9-]+T[0-9:]+Z"));
+
+  // The loaded weights and moments are the ones saved: a second run of the same two steps.
+  torch::manual_seed(5);
+  Trained replay = Train(2, amsgrad);
+  ExpectSameParameters(*restored.model, *replay.model);
+  ExpectSameOptimizerState(*restored.optimizer, *restored.model, *replay.optimizer, *replay.model);
+
+  // One more step from the restored state equals the original's third step, bitwise.
+  ASSERT_TRUE(RestoreRngState(state.rng).ok());
+  TrainStep(*restored.model, *restored.optimizer);
+  EXPECT_EQ(CaptureRngState(), rng_after_original_step);
+  ExpectSameParameters(*restored.model, *original.model);
+  ExpectSameOptimizerState(*restored.optimizer, *restored.model, *original.optimizer,
+                           *original.model);
+
+  // The model directory is a Hugging Face checkpoint on its own.
+  absl::StatusOr<std::shared_ptr<model::LlamaForCausalLM>> hf = model::LoadLlama(*path + "/model");
+  ASSERT_TRUE(hf.ok()) << hf.status();
+  ExpectSameParameters(**hf, *replay.model);
+}
+
+INSTANTIATE_TEST_SUITE_P(AmsGrad, RoundTripTest, ::testing::Bool());
+
+TEST(TrainingCheckpointTest, OptimizerStateNamesAndMetadata) {
+  torch::manual_seed(1);
+  Trained trained = Train(2);
+  absl::StatusOr<OptimizerState> state =
+      ExtractAdamWState(*trained.optimizer, trained.model->named_parameters());
+  ASSERT_TRUE(state.ok()) << state.status();
+  const std::string name = "model.layers.0.self_attn.q_proj.weight";
+  EXPECT_EQ(state->tensors.at("exp_avg/" + name).sizes(), torch::IntArrayRef({32, 32}));
+  EXPECT_EQ(state->tensors.at("exp_avg_sq/" + name).sizes(), torch::IntArrayRef({32, 32}));
+  EXPECT_EQ(state->tensors.at("step/" + name).item<int64_t>(), 2);
+  EXPECT_EQ(state->tensors.count("max_exp_avg_sq/" + name), 0u);
+  EXPECT_EQ(state->tensors.size(), 3 * trained.model->named_parameters().size());
+  EXPECT_EQ(state->metadata.at("optimizer"), "adamw");
+  EXPECT_EQ(state->metadata.at("param_group.0.lr"), "0.01");
+  EXPECT_EQ(state->metadata.at("param_group.0.beta2"), "0.95");
+  EXPECT_EQ(state->metadata.at("param_group.0.weight_decay"), "0.1");
+
+  // A parameter the optimizer holds but the list leaves out would be lost.
+  NamedParameters partial;
+  partial.insert("lm_head.weight", trained.model->lm_head->weight);
+  EXPECT_EQ(ExtractAdamWState(*trained.optimizer, partial).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(TrainingCheckpointTest, RestoreRejectsStateThatDoesNotFit) {
+  torch::manual_seed(1);
+  Trained trained = Train(1);
+  const auto parameters = trained.model->named_parameters();
+  OptimizerState good = ExtractAdamWState(*trained.optimizer, parameters).value();
+  Trained fresh = Train(0);
+  const auto fresh_parameters = fresh.model->named_parameters();
+  auto error = [&](const OptimizerState& state) {
+    const absl::Status status = RestoreAdamWState(state, fresh_parameters, *fresh.optimizer);
+    EXPECT_TRUE(fresh.optimizer->state().empty()) << "changed on error";
+    return std::string(status.message());
+  };
+  const std::string name = "model.layers.1.mlp.up_proj.weight";
+
+  OptimizerState shape = good;
+  shape.tensors["exp_avg/" + name] = torch::zeros({3, 5});
+  EXPECT_THAT(error(shape), HasSubstr("optimizer tensor exp_avg/" + name +
+                                      " has shape [3, 5], the parameter has [64, 32]"));
+  OptimizerState unknown = good;
+  unknown.tensors["exp_avg/model.layers.7.mlp.up_proj.weight"] = torch::zeros({64, 32});
+  EXPECT_THAT(error(unknown), HasSubstr("model.layers.7.mlp.up_proj.weight, which the model "
+                                        "does not have"));
+  OptimizerState missing = good;
+  missing.tensors.erase("exp_avg_sq/" + name);
+  EXPECT_THAT(error(missing), HasSubstr("lacks exp_avg_sq/" + name));
+  OptimizerState other = good;
+  other.metadata["optimizer"] = "sgd";
+  EXPECT_THAT(error(other), HasSubstr("not AdamW's"));
+  OptimizerState odd = good;
+  odd.tensors["momentum/" + name] = torch::zeros({64, 32});
+  EXPECT_THAT(error(odd), HasSubstr("unexpected optimizer tensor momentum/" + name));
+
+  ASSERT_TRUE(RestoreAdamWState(good, fresh_parameters, *fresh.optimizer).ok());
+  EXPECT_EQ(fresh.optimizer->state().size(), parameters.size());
+}
+
+TEST(TrainingCheckpointTest, ConfigMismatchNamesTheKeyAndChangesNothing) {
+  torch::manual_seed(1);
+  Trained trained = Train(1);
+  const std::string path = Save(prolong::testing::MakeTempDir(), trained, 1).value();
+
+  model::LlamaConfig wider = TinyConfig();
+  wider.intermediate_size = 96;
+  auto other = Model(wider, 3);
+  auto other_optimizer = MakeAdamW(*other);
+  const Tensor before = other->named_parameters()["model.norm.weight"].clone();
+  const RngState rng_before = CaptureRngState();
+  TrainerState state;
+  const absl::Status status = LoadCheckpoint(path, *other, *other_optimizer, &state);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(path + "/model/config.json: intermediate_size is 64, the model has 96"));
+  EXPECT_TRUE(Identical(other->named_parameters()["model.norm.weight"], before));
+  EXPECT_TRUE(other_optimizer->state().empty());
+  EXPECT_EQ(CaptureRngState(), rng_before);
+  EXPECT_EQ(state.step, 0);
+}
+
+// A checkpoint whose config.json agrees with the model but whose tensors do not.
+TEST(TrainingCheckpointTest, ShapeMismatchNamesTheTensorAndBothShapes) {
+  torch::manual_seed(1);
+  Trained trained = Train(1);
+  const std::string dir = prolong::testing::MakeTempDir();
+  model::LlamaConfig wider = TinyConfig();
+  wider.intermediate_size = 96;
+  auto other = Model(wider, 3);
+  auto other_optimizer = MakeAdamW(*other);
+  const Tensor before = other->named_parameters()["model.norm.weight"].clone();
+  LoadOptions unverified;
+  unverified.verification = std::nullopt;
+  TrainerState state;
+
+  // With optimizer state: its moments are checked first.
+  const std::string path = Save(dir + "/a", trained, 1).value();
+  ASSERT_TRUE(model::WriteLlamaConfig(path + "/model/config.json", wider).ok());
+  absl::Status status = LoadCheckpoint(path, *other, *other_optimizer, &state);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;  // the manifest sees the edit
+  status = LoadCheckpoint(path, *other, *other_optimizer, &state, unverified);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(path + "/optimizer.safetensors: optimizer tensor "
+                               "exp_avg/model.layers.0.mlp.gate_proj.weight "
+                               "has shape [64, 32], the parameter has [96, 32]"));
+
+  // Without optimizer state (saved before the first step): the weights.
+  Trained untrained = Train(0);
+  OptimizerState empty =
+      ExtractAdamWState(*untrained.optimizer, untrained.model->named_parameters()).value();
+  EXPECT_TRUE(empty.tensors.empty());
+  const std::string path_b =
+      SaveCheckpoint(dir + "/b", *untrained.model, empty, SomeTrainerState(0)).value();
+  ASSERT_TRUE(model::WriteLlamaConfig(path_b + "/model/config.json", wider).ok());
+  status = LoadCheckpoint(path_b, *other, *other_optimizer, &state, unverified);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("tensor model.layers.0.mlp.gate_proj.weight"));
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("has shape [64, 32], the model expects [96, 32]"));
+
+  EXPECT_TRUE(Identical(other->named_parameters()["model.norm.weight"], before));
+  EXPECT_TRUE(other_optimizer->state().empty());
+  EXPECT_EQ(state.step, 0);
+}
+
+TEST(TrainingCheckpointTest, MissingFileIsNamed) {
+  torch::manual_seed(1);
+  Trained trained = Train(1);
+  const std::string dir = prolong::testing::MakeTempDir();
+  const std::string path = Save(dir, trained, 1).value();
+  fs::remove(path + "/optimizer.safetensors");
+  TrainerState state;
+  absl::Status status = LoadCheckpoint(path, *trained.model, *trained.optimizer, &state);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(path + ": missing file optimizer.safetensors"));
+  LoadOptions unverified;
+  unverified.verification = std::nullopt;
+  status = LoadCheckpoint(path, *trained.model, *trained.optimizer, &state, unverified);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(status.message()), HasSubstr(path + "/optimizer.safetensors"));
+}
+
+TEST(TrainingCheckpointTest, ResumeSkipsCorruptWeightsAndRetentionKeepsK) {
+  torch::manual_seed(1);
+  Trained trained = Train(0);
+  const std::string dir = prolong::testing::MakeTempDir();
+  for (int step = 1; step <= 4; ++step) {
+    TrainStep(*trained.model, *trained.optimizer);
+    ASSERT_TRUE(Save(dir, trained, step, /*keep_last=*/2).ok());
+  }
+  absl::StatusOr<std::vector<CheckpointRef>> all = ListCheckpoints(dir);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].step, 3);
+  EXPECT_EQ((*all)[1].step, 4);
+
+  // A flipped byte in the newest checkpoint's weights (in the data, past the header).
+  const std::string weights = dir + "/step-00000004/model/model.safetensors";
+  {
+    std::fstream file(weights, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(-100, std::ios::end);
+    char byte;
+    file.read(&byte, 1);
+    byte ^= 0x40;
+    file.seekp(-100, std::ios::end);
+    file.write(&byte, 1);
+  }
+  Trained fresh = Train(0, false, 77);
+  TrainerState state;
+  ::testing::internal::CaptureStderr();
+  absl::StatusOr<CheckpointRef> resumed = ResumeLatest(dir, *fresh.model, *fresh.optimizer, &state);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->step, 3);
+  EXPECT_EQ(state.step, 3);
+  EXPECT_THAT(log, HasSubstr("skipping checkpoint " + dir +
+                             "/step-00000004: model/model.safetensors: checksum mismatch"));
+  EXPECT_TRUE(fs::exists(weights));  // left for the operator
+
+  EXPECT_EQ(ResumeLatest(prolong::testing::MakeTempDir(), *fresh.model, *fresh.optimizer, &state)
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace prolong::checkpoint

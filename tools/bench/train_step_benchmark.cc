@@ -1,0 +1,111 @@
+// CPU training-step throughput of prolong's trainer (one process), and the peak memory of its
+// blockwise attention at one sequence length. tools/bench/train_step.sh runs it side by side
+// with the same model and step written in PyTorch Python (train_step_reference.py).
+//
+//   train_step_benchmark --mode=step [--tokens=4096 --documents=4 --steps=5]
+//       prints one JSON line: {"tokens_per_second": ...}
+//   train_step_benchmark --mode=attention --tokens=T
+//       forward + backward of document-masked attention over T tokens (one document, 4 heads
+//       of 64); prints {"tokens": T, "peak_rss_bytes": ...}
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "common/cli.h"
+#include "common/log.h"
+#include "torch/torch.h"
+#include "trainer/attention/blockwise_attention.h"
+#include "trainer/model/llama.h"
+#include "trainer/train/trainer.h"
+
+namespace prolong {
+namespace {
+
+int64_t PeakRssBytes() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return int64_t{usage.ru_maxrss} * 1024;
+}
+
+// The benchmark's model: 4 layers of width 256 (4 heads of 64, 2 kv heads), vocabulary 32000.
+model::LlamaConfig BenchConfig() {
+  model::LlamaConfig config;
+  config.vocab_size = 32000;
+  config.hidden_size = 256;
+  config.intermediate_size = 688;
+  config.num_hidden_layers = 4;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 2;
+  config.head_dim = 64;
+  config.rope_theta = 500000;
+  config.max_position_embeddings = 65536;
+  return config;
+}
+
+int RunStep(int64_t tokens, int64_t documents, int steps) {
+  auto llama = model::CreateLlama(BenchConfig(), 1);
+  PROLONG_CHECK(llama.ok()) << llama.status();
+  train::TrainerOptions options;
+  options.schedule.peak_lr = 1e-4;
+  options.schedule.steps = steps + 1;
+  options.schedule.shape = train::ScheduleShape::kConstant;
+  options.schedule.warmup_fraction = 0;
+  auto trainer = train::Trainer::Create(*llama, nullptr, options);
+  PROLONG_CHECK(trainer.ok()) << trainer.status();
+  torch::manual_seed(2);
+  std::vector<int64_t> cu_seqlens;
+  for (int64_t d = 0; d <= documents; ++d) cu_seqlens.push_back(d * tokens / documents);
+  train::MicroBatch micro;
+  micro.input_ids = torch::randint(0, 32000, {tokens}, torch::kInt64);
+  micro.target_ids = torch::roll(micro.input_ids, -1);
+  micro.loss_mask = torch::ones({tokens}, torch::kBool);
+  for (size_t d = 1; d < cu_seqlens.size(); ++d) micro.loss_mask[cu_seqlens[d] - 1] = false;
+  micro.layout = *model::PackedLayout(cu_seqlens);
+  train::StepInput input;
+  input.micro_batches = {micro};
+  input.global_target_tokens = micro.loss_mask.sum().item<int64_t>();
+  PROLONG_CHECK((*trainer)->Step(input).ok());  // Warm-up.
+  const auto start = std::chrono::steady_clock::now();
+  for (int s = 0; s < steps; ++s) PROLONG_CHECK((*trainer)->Step(input).ok());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("{\"tokens_per_second\": %.1f, \"threads\": %d}\n", tokens * steps / seconds,
+              torch::get_num_threads());
+  return 0;
+}
+
+int RunAttention(int64_t tokens) {
+  torch::manual_seed(3);
+  auto make = [&](int64_t heads) { return torch::randn({tokens, heads, 64}).requires_grad_(); };
+  const torch::Tensor q = make(4), k = make(2), v = make(2);
+  const attention::TokenLayout layout{torch::zeros({tokens}, torch::kInt64),
+                                      torch::arange(tokens, torch::kInt64)};
+  const int64_t before = PeakRssBytes();
+  attention::DocumentMaskedAttention(q, k, v, layout, layout, 0.125).sum().backward();
+  std::printf("{\"tokens\": %ld, \"peak_rss_bytes\": %ld, \"rss_growth_bytes\": %ld}\n", tokens,
+              PeakRssBytes(), PeakRssBytes() - before);
+  return 0;
+}
+
+}  // namespace
+}  // namespace prolong
+
+int main(int argc, char** argv) {
+  std::string mode = "step";
+  int64_t tokens = 4096, documents = 4;
+  int steps = 5;
+  CLI::App app("CPU training-step throughput and attention memory.");
+  prolong::ConfigureCli(app);
+  app.add_option("--mode", mode, "step or attention")->check(CLI::IsMember({"step", "attention"}));
+  app.add_option("--tokens", tokens, "Tokens in the packed sequence")->capture_default_str();
+  app.add_option("--documents", documents, "Documents in it (step)")->capture_default_str();
+  app.add_option("--steps", steps, "Timed steps (step)")->capture_default_str();
+  if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
+  return mode == "step" ? prolong::RunStep(tokens, documents, steps)
+                        : prolong::RunAttention(tokens);
+}

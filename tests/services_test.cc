@@ -84,6 +84,28 @@ std::vector<std::string> DatamixerArgs() {
   return {"--store=" + *dir};
 }
 
+// A stage and a model for a trainer worker, which waits in its rendezvous (nothing listens on
+// port 1) while the test talks to it.
+std::vector<std::string> TrainerArgs() {
+  static const std::string* const dir = [] {
+    auto* path = new std::string(testing::MakeTempDir());
+    std::ofstream(*path + "/stage.yaml")
+        << "name: s\nseq_len: 64\nbatch_tokens: 128\ntotal_tokens: 128\n"
+           "schedule: {peak_lr: 0.001}\nmixture: [{domain: d, proportion: 1, packing: long}]\n";
+    std::ofstream(*path + "/config.json")
+        << R"({"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32,)"
+           R"( "num_hidden_layers": 1, "num_attention_heads": 2})";
+    return path;
+  }();
+  return {"--rank=0",
+          "--world=2",
+          "--dp=2",
+          "--rendezvous=127.0.0.1:1",
+          "--stage=" + *dir + "/stage.yaml",
+          "--model-config=" + *dir + "/config.json",
+          "--checkpoint-dir=" + *dir + "/checkpoints"};
+}
+
 std::vector<ServiceCase> AllServices() {
   return {
       {"scheduler",
@@ -111,7 +133,16 @@ std::vector<ServiceCase> AllServices() {
        {"Evaluate", "GetEvaluation", "ListEvaluations", "WatchEvaluation"},
        [](auto channel) { return CallUnary(channel, &v1::Evaluator::Stub::GetEvaluation); },
        "GetEvaluation"},
-      {"trainer", "services/trainer/trainer", "", "", {}, nullptr, ""},
+      {"trainer",
+       "services/trainer/trainer",
+       "",
+       "",
+       {},
+       nullptr,
+       "",
+       grpc::StatusCode::UNIMPLEMENTED,
+       "UNIMPLEMENTED",
+       TrainerArgs()},
   };
 }
 

@@ -8,6 +8,7 @@
 #include "services/prolongctl/data_command.h"
 #include "services/prolongctl/health_command.h"
 #include "services/prolongctl/tokenizer_command.h"
+#include "services/prolongctl/train_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app("prolongctl: operate prolong, long-context training at cluster scale.");
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   prolong::ctl::AddHealthCommand(app, &exit_code);
   prolong::ctl::AddDataCommand(app, &exit_code);
   prolong::ctl::AddTokenizerCommand(app, &exit_code);
+  prolong::ctl::AddTrainCommand(app, &exit_code);
   app.add_subcommand("version", "Print prolongctl's version.")->callback([] {
     std::cout << "prolongctl " << prolong::kVersion << std::endl;
   });

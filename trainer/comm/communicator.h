@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "torch/types.h"
+#include "trainer/comm/store_server.h"
 
 namespace prolong::comm {
 
@@ -37,23 +38,17 @@ class Communicator {
   virtual void Barrier() = 0;
 };
 
-// A TCP store served by this process (a launcher or a test) until destroyed.
-class StoreServer {
- public:
-  virtual ~StoreServer() = default;
-  // host:port the ranks connect to.
-  virtual std::string address() const = 0;
-};
-// Port 0 picks a free port.
-absl::StatusOr<std::unique_ptr<StoreServer>> ServeStore(const std::string& host, int port = 0);
-
 struct RendezvousOptions {
   std::string store_address;  // host:port of a StoreServer.
   int rank = 0;
   int world_size = 1;
   int dp_size = 1;
   int cp_size = 1;
+  // How long ranks wait for each other to arrive.
   absl::Duration timeout = absl::Seconds(60);
+  // How long a collective waits for its slowest member, e.g. for rank 0 to save a large
+  // checkpoint while the others wait for it.
+  absl::Duration collective_timeout = absl::Minutes(30);
 };
 
 // This rank's communicators. `cp` holds the ranks of its data-parallel replica (the same

@@ -12,7 +12,7 @@ absl::StatusOr<ProcessGroups> JoinGloo(const RendezvousOptions& options) {
       [&](const c10::intrusive_ptr<c10d::Store>& store, const std::string& name, int rank,
           int size) -> absl::StatusOr<std::unique_ptr<Communicator>> {
         auto group_options =
-            c10d::ProcessGroupGloo::Options::create(internal::ToChrono(options.timeout));
+            c10d::ProcessGroupGloo::Options::create(internal::ToChrono(options.collective_timeout));
         // This host's address (loopback when the hostname does not resolve).
         group_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
         try {

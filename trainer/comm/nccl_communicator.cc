@@ -14,7 +14,7 @@ absl::StatusOr<ProcessGroups> JoinNccl(const RendezvousOptions& options) {
       [&](const c10::intrusive_ptr<c10d::Store>& store, const std::string& name, int rank,
           int size) -> absl::StatusOr<std::unique_ptr<Communicator>> {
         auto group_options = c10d::ProcessGroupNCCL::Options::create();
-        group_options->timeout = internal::ToChrono(options.timeout);
+        group_options->timeout = internal::ToChrono(options.collective_timeout);
         try {
           return std::make_unique<internal::C10dCommunicator<c10d::ProcessGroupNCCL>>(
               c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, group_options));

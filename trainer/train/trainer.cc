@@ -203,6 +203,17 @@ absl::Status Trainer::ResetSchedule(const LrSchedule& schedule) {
 
 void Trainer::ResetOptimizerState() { optimizer_->state().clear(); }
 
+absl::Status Trainer::SetProgress(int64_t steps, int64_t stage_step) {
+  if (steps < 0 || stage_step < 0 || stage_step > steps) {
+    return absl::InvalidArgumentError(absl::StrCat("progress: steps ", steps, " and stage_step ",
+                                                   stage_step,
+                                                   " must be >= 0, stage_step <= steps"));
+  }
+  steps_ = steps;
+  stage_step_ = stage_step;
+  return absl::OkStatus();
+}
+
 void Trainer::ClearGradients() {
   for (Tensor& p : parameters_) p.mutable_grad() = Tensor();
 }

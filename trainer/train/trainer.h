@@ -101,6 +101,10 @@ class Trainer {
   absl::Status ResetSchedule(const LrSchedule& schedule);
   // Drops AdamW's moments and step counts (a stage with reset_optimizer_state).
   void ResetOptimizerState();
+  // Continues a run resumed from a checkpoint: `steps` optimizer steps taken so far and the
+  // current schedule's step, as the checkpoint's trainer state records them. INVALID_ARGUMENT
+  // for a negative count or stage_step > steps.
+  absl::Status SetProgress(int64_t steps, int64_t stage_step);
 
   int64_t steps() const { return steps_; }
   int64_t stage_step() const { return stage_step_; }

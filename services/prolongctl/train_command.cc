@@ -1,0 +1,307 @@
+#include "services/prolongctl/train_command.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "trainer/comm/store_server.h"
+#include "trainer/worker/worker_options.h"
+
+namespace prolong::ctl {
+namespace {
+
+struct TrainFlags {
+  bool local = false;
+  int nproc = 0;
+  int cp = 1;
+  std::string trainer_binary;
+  std::string rendezvous_host = "127.0.0.1";
+  worker::WorkerOptions job;
+};
+
+// Held while writing a line to stdout or stderr, so that lines from the ranks and the
+// launcher's own never mix.
+ABSL_CONST_INIT absl::Mutex output_mu(absl::kConstInit);
+
+void WriteAll(int fd, absl::string_view text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(output_mu) {
+  size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = write(fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    written += static_cast<size_t>(n);
+  }
+}
+
+void Say(absl::string_view message) {
+  absl::MutexLock lock(&output_mu);
+  WriteAll(STDERR_FILENO, absl::StrCat("prolongctl train: ", message, "\n"));
+}
+
+int Fail(absl::string_view message) {
+  Say(message);
+  return 1;
+}
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+// The trainer binary: --trainer-binary, else beside this executable (an installation), else
+// where Bazel puts it (bazel-bin/services/trainer/trainer next to .../prolongctl/prolongctl).
+absl::StatusOr<std::string> FindTrainer(const std::string& flag) {
+  if (!flag.empty()) {
+    if (IsExecutableFile(flag)) return flag;
+    return absl::NotFoundError(absl::StrCat("--trainer-binary: ", flag, ": not an executable"));
+  }
+  char self[4096];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length <= 0) return absl::NotFoundError("cannot locate prolongctl; pass --trainer-binary");
+  std::string dir(self, length);
+  dir = dir.substr(0, dir.rfind('/'));
+  const std::vector<std::string> candidates = {dir + "/trainer", dir + "/../trainer/trainer"};
+  for (const std::string& candidate : candidates) {
+    if (IsExecutableFile(candidate)) return candidate;
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "no trainer binary at ", absl::StrJoin(candidates, " or "), "; pass --trainer-binary"));
+}
+
+// Copies a worker's output to ours a line at a time, each line prefixed, so that the lines of
+// different ranks never mix.
+void PumpLines(int from, int to, const std::string& prefix) {
+  std::string pending;
+  char buffer[1 << 16];
+  auto emit = [&](absl::string_view line) {
+    const std::string text = absl::StrCat(prefix, line, "\n");
+    absl::MutexLock lock(&output_mu);
+    WriteAll(to, text);
+  };
+  while (true) {
+    const ssize_t n = read(from, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    pending.append(buffer, static_cast<size_t>(n));
+    size_t begin = 0;
+    for (size_t end; (end = pending.find('\n', begin)) != std::string::npos; begin = end + 1) {
+      emit(absl::string_view(pending).substr(begin, end - begin));
+    }
+    pending.erase(0, begin);
+  }
+  if (!pending.empty()) emit(pending);
+  close(from);
+}
+
+struct WorkerProcess {
+  int rank = 0;
+  pid_t pid = -1;
+  bool running = false;
+  int status = 0;  // waitpid's
+  std::vector<std::thread> pumps;
+};
+
+std::string DescribeExit(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return absl::StrCat("was killed by signal ", WTERMSIG(status), " (",
+                        strsignal(WTERMSIG(status)), ")");
+  }
+  return absl::StrCat("ended with status ", status);
+}
+
+// Starts `argv` with stdout and stderr into the pipes' write ends, in a process group of its
+// own (a terminal's Ctrl-C reaches the launcher, which passes it on once) and killed if the
+// launcher dies. The signal mask the launcher blocks is restored first.
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out, int err,
+                            const sigset_t& mask) {
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    sigprocmask(SIG_SETMASK, &mask, nullptr);
+    const int in = open("/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+        dup2(err, STDERR_FILENO) < 0) {
+      _exit(127);
+    }
+    execv(args[0], args.data());
+    static const char kMessage[] = "cannot execute the trainer binary\n";
+    (void)!write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+    _exit(127);
+  }
+  return pid;
+}
+
+int RunTrain(TrainFlags& flags) {
+  if (!flags.local) {
+    return Fail(
+        "only --local is supported (worker processes on this machine); other launchers go "
+        "through the scheduler");
+  }
+  if (flags.nproc % flags.cp != 0) {
+    return Fail(absl::StrCat("--cp (", flags.cp, ") must divide --nproc (", flags.nproc, ")"));
+  }
+  absl::StatusOr<worker::JobFiles> files = worker::CheckJob(flags.job);
+  if (!files.ok()) return Fail(files.status().message());
+  absl::StatusOr<std::string> trainer = FindTrainer(flags.trainer_binary);
+  if (!trainer.ok()) return Fail(trainer.status().message());
+  if (!flags.job.deterministic && flags.job.threads == 0) {
+    // Workers share the cores; LibTorch would otherwise start one thread per core in each.
+    flags.job.threads =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / flags.nproc);
+  }
+
+  // SIGINT and SIGTERM are taken with sigtimedwait below; blocked before any thread starts
+  // (the store's included), so that no thread takes them instead.
+  sigset_t stop_signals, original_mask;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &original_mask);
+
+  absl::StatusOr<std::unique_ptr<comm::StoreServer>> store =
+      comm::ServeStore(flags.rendezvous_host);
+  if (!store.ok()) return Fail(store.status().message());
+  const int world = flags.nproc;
+  const int dp = world / flags.cp;
+  Say(absl::StrCat(world, " rank", world > 1 ? "s" : "", " (dp ", dp, " x cp ", flags.cp,
+                   "), rendezvous at ", (*store)->address(), ", stage ", files->stage.name(),
+                   ", trainer ", *trainer));
+
+  const std::vector<std::string> job_args = worker::JobFlagArgs(flags.job);
+  std::vector<WorkerProcess> workers(world);
+  int running = 0;
+  int failed_rank = -1;
+  std::string failure;
+  auto kill_all = [&](int signal_number) {
+    for (WorkerProcess& w : workers) {
+      if (w.running) kill(w.pid, signal_number);
+    }
+  };
+  for (int rank = 0; rank < world; ++rank) {
+    WorkerProcess& w = workers[rank];
+    w.rank = rank;
+    std::vector<std::string> argv = {*trainer,
+                                     absl::StrCat("--rank=", rank),
+                                     absl::StrCat("--world=", world),
+                                     absl::StrCat("--dp=", dp),
+                                     absl::StrCat("--cp=", flags.cp),
+                                     absl::StrCat("--rendezvous=", (*store)->address())};
+    argv.insert(argv.end(), job_args.begin(), job_args.end());
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+      failed_rank = rank;
+      failure = absl::StrCat("rank ", rank, ": pipe: ", std::strerror(errno));
+      break;
+    }
+    absl::StatusOr<pid_t> pid = Spawn(argv, out[1], err[1], original_mask);
+    close(out[1]);
+    close(err[1]);
+    if (!pid.ok()) {
+      close(out[0]);
+      close(err[0]);
+      failed_rank = rank;
+      failure = absl::StrCat("rank ", rank, ": ", pid.status().message());
+      break;
+    }
+    w.pid = *pid;
+    w.running = true;
+    ++running;
+    const std::string prefix = absl::StrCat("[rank ", rank, "] ");
+    w.pumps.emplace_back(PumpLines, out[0], STDOUT_FILENO, prefix);
+    w.pumps.emplace_back(PumpLines, err[0], STDERR_FILENO, prefix);
+    Say(absl::StrCat("rank ", rank, " started (pid ", w.pid, ")"));
+  }
+  if (failed_rank >= 0) kill_all(SIGKILL);
+
+  int stop_signal = 0;
+  while (running > 0) {
+    const timespec poll = {0, 100 * 1000 * 1000};
+    const int signal_number = sigtimedwait(&stop_signals, nullptr, &poll);
+    if (signal_number == SIGINT || signal_number == SIGTERM) {
+      if (stop_signal == 0) {
+        stop_signal = signal_number;
+        Say(absl::StrCat("received ", strsignal(signal_number),
+                         ": the ranks stop after their current step, with a checkpoint (again "
+                         "to kill them)"));
+        kill_all(SIGTERM);
+      } else {
+        Say("killing the ranks");
+        kill_all(SIGKILL);
+      }
+    }
+    for (WorkerProcess& w : workers) {
+      if (!w.running || waitpid(w.pid, &w.status, WNOHANG) != w.pid) continue;
+      w.running = false;
+      --running;
+      const bool ok = WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0;
+      if (ok || failed_rank >= 0) continue;
+      if (stop_signal != 0) {
+        Say(absl::StrCat("rank ", w.rank, " ", DescribeExit(w.status)));
+        continue;
+      }
+      failed_rank = w.rank;
+      failure = absl::StrCat("rank ", w.rank, " ", DescribeExit(w.status));
+      Say(absl::StrCat(failure, "; killing the other ranks"));
+      kill_all(SIGKILL);
+    }
+  }
+  for (WorkerProcess& w : workers) {
+    for (std::thread& pump : w.pumps) pump.join();
+  }
+  if (failed_rank >= 0) return Fail(absl::StrCat("failed: ", failure));
+  if (stop_signal != 0) {
+    Say(absl::StrCat("stopped by ", strsignal(stop_signal), "; rerun the same command to resume"));
+    return 128 + stop_signal;
+  }
+  Say(absl::StrCat("all ", world, " rank", world > 1 ? "s" : "", " finished"));
+  return 0;
+}
+
+}  // namespace
+
+void AddTrainCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<TrainFlags>();
+  CLI::App* train = app.add_subcommand(
+      "train",
+      "Train one stage with a gang of trainer workers: resumes from the newest checkpoint in "
+      "--checkpoint-dir, exits 0 when the stage's plan is trained.");
+  train->add_flag("--local", flags->local, "Run the workers as processes on this machine");
+  train->add_option("--nproc", flags->nproc, "Worker processes (dp x cp)")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  train->add_option("--cp", flags->cp, "Context-parallel size; dp = nproc / cp")
+      ->check(CLI::PositiveNumber);
+  train->add_option("--trainer-binary", flags->trainer_binary,
+                    "The worker binary (default: beside prolongctl, or Bazel's bazel-bin)");
+  train->add_option("--rendezvous-host", flags->rendezvous_host,
+                    "Address the gang's TCP store listens on");
+  worker::AddJobFlags(*train, flags->job);
+  train->callback([flags, exit_code] { *exit_code = RunTrain(*flags); });
+}
+
+}  // namespace prolong::ctl

@@ -1,0 +1,557 @@
+// `prolongctl train --local` against a real datamixer process, with a tiny Llama (hidden 32,
+// 2 layers, 4 heads, 2 kv heads, vocabulary 256) on documents it can learn (arithmetic
+// progressions of token ids), 12 steps of 4 sequences of 64 tokens:
+//   - two data-parallel ranks train to the end: exit 0, one log line a step with a finite,
+//     falling loss, every checkpoint verifies, /metrics has the trainer's series;
+//   - a run interrupted again and again (SIGTERM to the launcher, SIGKILL of one or both
+//     workers at random moments, checkpoint saves included) and restarted until done ends
+//     with the same model and optimizer bytes as a run that was never interrupted;
+//   - resuming on changed data, or with another seed, is refused, naming both sides;
+//   - a non-finite loss fails the run and leaves the last good checkpoint the newest;
+//   - bad flags, a missing stage file, a rank that never comes and an unreachable datamixer
+//     are one clear line and a non-zero exit.
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/file.h"
+#include "common/http_get.h"
+#include "datamixer/store/store.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "trainer/checkpoint/checkpoint_store.h"
+#include "trainer/checkpoint/trainer_state.h"
+#include "trainer/comm/store_server.h"
+
+namespace prolong {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Subprocess;
+
+constexpr char kDatamixer[] = "services/datamixer/datamixer";
+constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
+constexpr char kTrainer[] = "services/trainer/trainer";
+constexpr int kVocab = 256;
+constexpr int64_t kSteps = 12;
+
+constexpr char kStage[] = R"(name: local-test
+seq_len: 64
+batch_tokens: 256            # 4 sequences
+total_tokens: 3072           # 12 steps
+schedule: {peak_lr: 0.01, warmup_fraction: 0.1, shape: cosine, min_lr_ratio: 0.1}
+mixture:
+  - {domain: books, proportion: 0.5, packing: long}
+  - {domain: web, proportion: 0.5, packing: short}
+)";
+
+constexpr char kConfig[] = R"({"model_type": "llama", "vocab_size": 256, "hidden_size": 32,
+  "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+  "num_key_value_heads": 2, "max_position_embeddings": 128, "initializer_range": 0.05,
+  "bos_token_id": 1, "eos_token_id": 2})";
+
+// Documents a tiny model learns from quickly: each an arithmetic progression of ids mod kVocab.
+void WriteCorpus(const std::string& dir, bool one_more_document) {
+  auto store = store::Store::OpenForWriting(dir, {"test-tokenizer", kVocab});
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::mt19937_64 random(5);
+  std::vector<store::Document> documents;
+  auto add = [&](const std::string& domain, int count, int64_t min_length, int64_t max_length) {
+    for (int i = 0; i < count; ++i) {
+      store::Document document{domain, absl::StrCat(domain, "/", i), {}, ""};
+      const int64_t length =
+          min_length + static_cast<int64_t>(random() % (max_length - min_length + 1));
+      const uint64_t start = random() % kVocab, stride = 1 + random() % 3;
+      for (int64_t t = 0; t < length; ++t) {
+        document.tokens.push_back(static_cast<uint32_t>((start + stride * t) % kVocab));
+      }
+      documents.push_back(std::move(document));
+    }
+  };
+  add("books", 24, 150, 300);
+  add("web", 200, 5, 60);
+  if (one_more_document) {
+    documents.push_back({"web", "web/extra", {7, 11, 13, 17, 19, 23, 29, 31, 37, 41}, ""});
+  }
+  ASSERT_TRUE((*store)->shard().AddBatch(documents).ok());
+}
+
+std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+struct Datamixer {
+  std::unique_ptr<Subprocess> process;
+  std::string address;
+};
+
+Datamixer StartDatamixer(const std::string& store_dir) {
+  Datamixer datamixer;
+  auto process = Subprocess::Start(
+      {kDatamixer, "--store=" + store_dir, "--address=127.0.0.1:0", "--metrics-address=off"});
+  EXPECT_TRUE(process.ok()) << process.status();
+  if (!process.ok()) return datamixer;
+  datamixer.process = *std::move(process);
+  auto line = datamixer.process->ReadStdoutLine(absl::Seconds(60));
+  EXPECT_TRUE(line.ok()) << line.status();
+  if (!line.ok()) return datamixer;
+  for (absl::string_view field : absl::StrSplit(*line, ' ')) {
+    if (absl::ConsumePrefix(&field, "grpc=")) datamixer.address = std::string(field);
+  }
+  return datamixer;
+}
+
+// What every test shares: the files and one datamixer on the corpus.
+struct Fixture {
+  std::string dir;
+  std::string stage;
+  std::string config;
+  Datamixer datamixer;
+};
+
+Fixture& Shared() {
+  static Fixture* fixture = [] {
+    auto* f = new Fixture;
+    f->dir = testing::MakeTempDir();
+    WriteCorpus(f->dir + "/store", false);
+    f->stage = WriteFile(f->dir, "stage.yaml", kStage);
+    f->config = WriteFile(f->dir, "config.json", kConfig);
+    f->datamixer = StartDatamixer(f->dir + "/store");
+    return f;
+  }();
+  return *fixture;
+}
+
+// Sets "--name=value" flags in `argv`, replacing the same flag's earlier value.
+void SetFlags(std::vector<std::string>& argv, const std::vector<std::string>& flags) {
+  for (const std::string& flag : flags) {
+    const std::string name = flag.substr(0, flag.find('=') + 1);
+    auto same = std::find_if(argv.begin(), argv.end(), [&](const std::string& arg) {
+      return name.back() == '=' && absl::StartsWith(arg, name);
+    });
+    if (same != argv.end()) {
+      *same = flag;
+    } else {
+      argv.push_back(flag);
+    }
+  }
+}
+
+std::vector<std::string> TrainCommand(const std::string& checkpoint_dir, int nproc,
+                                      const std::vector<std::string>& flags = {},
+                                      const std::string& datamixer = "") {
+  const Fixture& f = Shared();
+  std::vector<std::string> argv = {
+      kProlongctl,
+      "train",
+      "--local",
+      absl::StrCat("--nproc=", nproc),
+      "--datamixer=" + (datamixer.empty() ? f.datamixer.address : datamixer),
+      "--stage=" + f.stage,
+      "--seed=3",
+      "--model-config=" + f.config,
+      "--checkpoint-dir=" + checkpoint_dir,
+      "--checkpoint-every=2",
+      "--deterministic",
+      "--rendezvous-timeout-seconds=60"};
+  SetFlags(argv, flags);
+  return argv;
+}
+
+struct StepLine {
+  int64_t step = 0;
+  double loss = 0;
+};
+
+// Rank 0's step lines in a launcher's stderr.
+std::vector<StepLine> StepLines(const std::string& text) {
+  static const std::regex pattern(R"(\[rank 0\] .*\] step (\d+)/(\d+) loss (\S+) lr)");
+  std::vector<StepLine> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    std::cmatch match;
+    const std::string copy(line);
+    if (!std::regex_search(copy.c_str(), match, pattern)) continue;
+    StepLine step;
+    EXPECT_TRUE(absl::SimpleAtoi(match[1].str(), &step.step));
+    EXPECT_TRUE(absl::SimpleAtod(match[3].str(), &step.loss)) << copy;
+    lines.push_back(step);
+  }
+  return lines;
+}
+
+// The pid the launcher reports for `rank`; -1 if not started yet.
+pid_t WorkerPid(const std::string& launcher_stderr, int rank) {
+  const std::regex pattern(absl::StrCat(R"(rank )", rank, R"( started \(pid (\d+)\))"));
+  std::smatch match;
+  int pid = -1;
+  if (std::regex_search(launcher_stderr, match, pattern)) {
+    EXPECT_TRUE(absl::SimpleAtoi(match[1].str(), &pid));
+  }
+  return pid;
+}
+
+std::string LastLine(const std::string& text) {
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  return lines.empty() ? "" : std::string(lines.back());
+}
+
+int64_t NewestStep(const std::string& checkpoint_dir) {
+  auto listed = checkpoint::ListCheckpoints(checkpoint_dir);
+  EXPECT_TRUE(listed.ok()) << listed.status();
+  return !listed.ok() || listed->empty() ? 0 : listed->back().step;
+}
+
+std::string StepDir(const std::string& checkpoint_dir, int64_t step) {
+  return checkpoint_dir + "/" + checkpoint::StepDirName(step);
+}
+
+std::string Bytes(const std::string& path) {
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.ok() ? *bytes : "";
+}
+
+// A run that is never interrupted, with rank 1's /metrics scraped while it trains.
+struct CleanRun {
+  int exit_code = -1;
+  std::string stdout_text, stderr_text;
+  std::string checkpoint_dir;
+  std::string metrics;  // the last page scraped
+  double seconds = 0;
+};
+
+const CleanRun& Clean() {
+  static const CleanRun* run = [] {
+    auto* r = new CleanRun;
+    r->checkpoint_dir = testing::MakeTempDir() + "/checkpoints";
+    const absl::Time start = absl::Now();
+    auto process = Subprocess::Start(TrainCommand(r->checkpoint_dir, 2));
+    EXPECT_TRUE(process.ok()) << process.status();
+    if (!process.ok()) return r;
+    std::string metrics_address;
+    while (!(*process)->Wait(absl::Milliseconds(20)).ok()) {
+      if (metrics_address.empty()) {
+        static const std::regex ready(R"(\[rank 1\] trainer listening: grpc=\S+ metrics=(\S+))");
+        std::smatch match;
+        const std::string out = (*process)->Stdout();
+        if (std::regex_search(out, match, ready)) metrics_address = match[1].str();
+        continue;
+      }
+      absl::StatusOr<std::string> page =
+          HttpGet(metrics_address, "/metrics", absl::Milliseconds(500));
+      if (page.ok()) r->metrics = *page;
+    }
+    r->seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    r->exit_code = *(*process)->Wait(absl::Seconds(1));
+    r->stdout_text = (*process)->Stdout();
+    r->stderr_text = (*process)->Stderr();
+    return r;
+  }();
+  return *run;
+}
+
+double MetricValue(const std::string& page, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (absl::ConsumePrefix(&line, series + " ")) {
+      double value;
+      if (absl::SimpleAtod(line, &value)) return value;
+    }
+  }
+  return NAN;
+}
+
+TEST(TrainLocalTest, TwoRanksTrainThePlanToTheEnd) {
+  const CleanRun& run = Clean();
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  std::cerr << "uninterrupted run of " << kSteps << " steps with 2 ranks: " << run.seconds
+            << " s\n";
+  EXPECT_TRUE(absl::StrContains(run.stderr_text, "prolongctl train: all 2 ranks finished"));
+  EXPECT_TRUE(absl::StrContains(run.stdout_text, "[rank 0] trainer listening: "));
+  EXPECT_TRUE(absl::StrContains(run.stdout_text, "[rank 1] trainer listening: "));
+  EXPECT_TRUE(absl::StrContains(run.stderr_text, "[rank 1] "));
+
+  const std::vector<StepLine> steps = StepLines(run.stderr_text);
+  ASSERT_EQ(steps.size(), static_cast<size_t>(kSteps)) << run.stderr_text;
+  for (int64_t i = 0; i < kSteps; ++i) {
+    EXPECT_EQ(steps[i].step, i + 1);
+    EXPECT_TRUE(std::isfinite(steps[i].loss)) << "step " << i + 1;
+  }
+  EXPECT_LT(steps.back().loss, steps.front().loss - 0.5) << run.stderr_text;
+
+  auto listed = checkpoint::ListCheckpoints(run.checkpoint_dir);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  std::vector<int64_t> saved;
+  for (const checkpoint::CheckpointRef& ref : *listed) {
+    saved.push_back(ref.step);
+    EXPECT_TRUE(checkpoint::VerifyCheckpoint(ref.path).ok()) << ref.path;
+  }
+  EXPECT_EQ(saved, (std::vector<int64_t>{2, 4, 6, 8, 10, 12}));
+  auto state = checkpoint::ReadTrainerState(StepDir(run.checkpoint_dir, kSteps));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->step, kSteps);
+  EXPECT_EQ(state->data_cursor.at("global_step"), absl::StrCat(kSteps));
+  EXPECT_EQ(state->run.dp_size, 2);
+  EXPECT_FALSE(state->data_cursor.at("plan_id").empty());
+  EXPECT_FALSE(state->data_cursor.at("data_fingerprint").empty());
+
+  ASSERT_FALSE(run.metrics.empty()) << "no /metrics page scraped while training";
+  for (const char* series : {"prolong_trainer_step", "prolong_trainer_loss",
+                             "prolong_trainer_learning_rate", "prolong_trainer_grad_norm",
+                             "prolong_trainer_tokens_total", "prolong_trainer_tokens_per_second"}) {
+    const double value = MetricValue(run.metrics, series);
+    EXPECT_TRUE(std::isfinite(value)) << series << "\n" << run.metrics;
+  }
+}
+
+TEST(TrainLocalTest, RunsKilledAtRandomMomentsEndBitForBitLikeAnUninterruptedOne) {
+  const CleanRun& clean = Clean();
+  ASSERT_EQ(clean.exit_code, 0) << clean.stderr_text;
+  const std::string dir = testing::MakeTempDir() + "/checkpoints";
+  const unsigned seed = std::random_device()();
+  std::cerr << "interruption seed " << seed << "\n";
+  std::mt19937 random(seed);
+  auto uniform = [&](int low, int high) {
+    return std::uniform_int_distribution<int>(low, high)(random);
+  };
+
+  int interrupted = 0;
+  bool finished = false;
+  for (int attempt = 0; attempt < 10 && !finished; ++attempt) {
+    SCOPED_TRACE(absl::StrCat("attempt ", attempt, ", seed ", seed));
+    const int64_t resume = NewestStep(dir);
+    auto launcher = Subprocess::Start(TrainCommand(dir, 2));
+    ASSERT_TRUE(launcher.ok()) << launcher.status();
+    // Up to four interruptions, each after a random step past the resume point, then a run to
+    // the end. Kind 0: SIGTERM to the launcher (a graceful stop); 1: SIGKILL of one worker;
+    // 2: SIGKILL of both.
+    const int kind = attempt;
+    if (attempt < 3 || (attempt == 3 && resume < kSteps - 2)) {
+      const int64_t target = uniform(static_cast<int>(resume) + 1,
+                                     static_cast<int>(std::min<int64_t>(kSteps - 1, resume + 4)));
+      while (!(*launcher)->Wait(absl::Milliseconds(2)).ok()) {
+        const std::vector<StepLine> steps = StepLines((*launcher)->Stderr());
+        if (!steps.empty() && steps.back().step >= target) break;
+      }
+      absl::SleepFor(absl::Milliseconds(uniform(0, 40)));
+      const std::string text = (*launcher)->Stderr();
+      const int victim = uniform(0, 1);
+      if (kind == 0) {
+        (*launcher)->Signal(SIGTERM);
+      } else if (kind == 1 || kind == 3) {
+        const pid_t pid = WorkerPid(text, victim);
+        ASSERT_GT(pid, 0) << text;
+        kill(pid, SIGKILL);
+      } else {
+        for (int rank : {0, 1}) {
+          const pid_t pid = WorkerPid(text, rank);
+          ASSERT_GT(pid, 0) << text;
+          kill(pid, SIGKILL);
+        }
+      }
+    }
+    absl::StatusOr<int> exit_code = (*launcher)->Wait(absl::Seconds(180));
+    ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+    const std::string text = (*launcher)->Stderr();
+    const std::vector<StepLine> steps = StepLines(text);
+    std::cerr << "attempt " << attempt << ": resumed at step " << resume << ", trained to step "
+              << (steps.empty() ? resume : steps.back().step) << ", exit code " << *exit_code
+              << "\n";
+    if (*exit_code == 0) {
+      finished = true;
+      break;
+    }
+    ++interrupted;
+    if (kind == 0) {
+      EXPECT_EQ(*exit_code, 128 + SIGTERM) << text;
+      EXPECT_TRUE(absl::StrContains(text, "stopped by ")) << text;
+    } else {
+      EXPECT_EQ(*exit_code, 1) << text;
+      EXPECT_TRUE(std::regex_search(
+          LastLine(text),
+          std::regex(
+              R"(^prolongctl train: failed: rank [01] (was killed by signal 9|exited with code 1))")))
+          << text;
+    }
+    if (resume > 0) {
+      EXPECT_TRUE(absl::StrContains(text, absl::StrCat("resumed from ", StepDir(dir, resume))))
+          << text;
+    }
+  }
+  ASSERT_TRUE(finished);
+  EXPECT_GE(interrupted, 2) << "the interruptions came too late to interrupt anything";
+  EXPECT_EQ(NewestStep(dir), kSteps);
+  for (const std::string file : {"model/model.safetensors", "optimizer.safetensors"}) {
+    const std::string expected = Bytes(StepDir(clean.checkpoint_dir, kSteps) + "/" + file);
+    ASSERT_FALSE(expected.empty());
+    EXPECT_TRUE(Bytes(StepDir(dir, kSteps) + "/" + file) == expected)
+        << file << " differs from the uninterrupted run's";
+  }
+}
+
+TEST(TrainLocalTest, ResumingOnOtherDataOrAnotherSeedIsRefused) {
+  const CleanRun& clean = Clean();
+  ASSERT_EQ(clean.exit_code, 0) << clean.stderr_text;
+  const std::string dir = testing::MakeTempDir();
+  fs::copy(clean.checkpoint_dir, dir + "/checkpoints", fs::copy_options::recursive);
+  auto state = checkpoint::ReadTrainerState(StepDir(dir + "/checkpoints", kSteps));
+  ASSERT_TRUE(state.ok()) << state.status();
+  const std::string old_fingerprint = state->data_cursor.at("data_fingerprint");
+  const std::string old_plan = state->data_cursor.at("plan_id");
+
+  WriteCorpus(dir + "/store", /*one_more_document=*/true);
+  Datamixer other = StartDatamixer(dir + "/store");
+  ASSERT_FALSE(other.address.empty());
+  auto result =
+      testing::Run(TrainCommand(dir + "/checkpoints", 1, {}, other.address), absl::Seconds(120));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 1) << result->stderr_text;
+  const std::regex refusal(
+      R"(\[rank 0\] trainer: refusing to resume from \S+/step-00000012: it was trained on data fingerprint (\S+) \(plan (\S+)\), but the datamixer at \S+ now holds data fingerprint (\S+) \(plan (\S+)\);)");
+  std::smatch match;
+  const std::string text = result->stderr_text;
+  ASSERT_TRUE(std::regex_search(text, match, refusal)) << text;
+  EXPECT_EQ(match[1].str(), old_fingerprint);
+  EXPECT_EQ(match[2].str(), old_plan);
+  EXPECT_NE(match[3].str(), old_fingerprint);
+  EXPECT_NE(match[4].str(), old_plan);
+  EXPECT_EQ(LastLine(text), "prolongctl train: failed: rank 0 exited with code 1");
+
+  // The same data with another seed: another plan.
+  result = testing::Run(TrainCommand(dir + "/checkpoints", 1, {"--seed=4"}), absl::Seconds(120));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 1) << result->stderr_text;
+  EXPECT_TRUE(absl::StrContains(
+      result->stderr_text,
+      absl::StrCat("it was trained on plan ", old_plan, ", but stage 'local-test' with --seed 4 ")))
+      << result->stderr_text;
+  EXPECT_TRUE(absl::StrContains(result->stderr_text, "the stage spec or the seed changed"));
+  // Nothing was written.
+  EXPECT_EQ(NewestStep(dir + "/checkpoints"), kSteps);
+  EXPECT_EQ(Bytes(StepDir(dir + "/checkpoints", kSteps) + "/model/model.safetensors"),
+            Bytes(StepDir(clean.checkpoint_dir, kSteps) + "/model/model.safetensors"));
+}
+
+TEST(TrainLocalTest, ANonFiniteLossFailsAndKeepsTheLastGoodCheckpoint) {
+  const std::string dir = testing::MakeTempDir() + "/checkpoints";
+  // Step 5 (0-based 4) gets non-finite weights; steps 2 and 4 were checkpointed.
+  auto result =
+      testing::Run(TrainCommand(dir, 2, {"--inject-nonfinite-at-step=4"}), absl::Seconds(120));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 1) << result->stderr_text;
+  EXPECT_TRUE(
+      absl::StrContains(result->stderr_text, "[rank 0] trainer: step 5/12: non-finite loss"))
+      << result->stderr_text;
+  EXPECT_TRUE(
+      absl::StrContains(result->stderr_text, "; the newest checkpoint is " + StepDir(dir, 4)))
+      << result->stderr_text;
+  EXPECT_TRUE(
+      std::regex_search(LastLine(result->stderr_text),
+                        std::regex(R"(^prolongctl train: failed: rank [01] exited with code 1$)")))
+      << result->stderr_text;
+  auto listed = checkpoint::ListCheckpoints(dir);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ(listed->back().step, 4);
+  EXPECT_TRUE(checkpoint::VerifyCheckpoint(listed->back().path).ok());
+}
+
+TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
+  const Fixture& f = Shared();
+  const std::string dir = testing::MakeTempDir();
+  const std::string missing = dir + "/missing.yaml";
+
+  // The launcher checks the job once, before starting anything.
+  std::vector<std::string> argv = TrainCommand(dir + "/checkpoints", 2, {"--stage=" + missing});
+  auto result = testing::Run(argv, absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(result->stderr_text, "prolongctl train: --stage: " + missing + ": cannot open\n");
+
+  argv = TrainCommand(dir + "/checkpoints", 3, {"--cp=2"});
+  result = testing::Run(argv, absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(result->stderr_text, "prolongctl train: --cp (2) must divide --nproc (3)\n");
+
+  argv = TrainCommand(dir + "/checkpoints", 2);
+  argv.erase(std::find(argv.begin(), argv.end(), "--local"));
+  result = testing::Run(argv, absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_TRUE(absl::StartsWith(result->stderr_text, "prolongctl train: only --local is supported"))
+      << result->stderr_text;
+
+  argv = TrainCommand(dir + "/checkpoints", 2, {"--no-such-flag=1"});
+  result = testing::Run(argv, absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_NE(result->exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(result->stderr_text, "--no-such-flag")) << result->stderr_text;
+
+  // The worker itself.
+  result = testing::Run({kTrainer, "--rank=0", "--world=1", "--stage=" + missing,
+                         "--model-config=" + f.config, "--checkpoint-dir=" + dir},
+                        absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(result->stderr_text, "trainer: --stage: " + missing + ": cannot open\n");
+
+  result = testing::Run({kTrainer, "--rank=0", "--world=2", "--dp=2", "--rendezvous=127.0.0.1:1",
+                         "--stage=" + f.stage, "--checkpoint-dir=" + dir},
+                        absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(result->stderr_text,
+            "trainer: give exactly one of --model-config (a fresh model) and --init-checkpoint "
+            "(a model directory)\n");
+}
+
+TEST(TrainLocalTest, ARankThatNeverComesIsNamed) {
+  const Fixture& f = Shared();
+  auto store = comm::ServeStore("127.0.0.1");
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::string dir = testing::MakeTempDir();
+  auto result = testing::Run(
+      {kTrainer, "--rank=0", "--world=3", "--dp=3", "--rendezvous=" + (*store)->address(),
+       "--rendezvous-timeout-seconds=2", "--datamixer=" + f.datamixer.address, "--stage=" + f.stage,
+       "--model-config=" + f.config, "--checkpoint-dir=" + dir},
+      absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(LastLine(result->stderr_text),
+            absl::StrCat("trainer: rendezvous at ", (*store)->address(),
+                         ": ranks 1, 2 of 3 did not arrive within 2s"))
+      << result->stderr_text;
+}
+
+TEST(TrainLocalTest, AnUnreachableDatamixerIsNamed) {
+  const std::string dir = testing::MakeTempDir();
+  auto result = testing::Run(TrainCommand(dir, 1, {"--datamixer-timeout-seconds=1"}, "127.0.0.1:1"),
+                             absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(
+      result->stderr_text,
+      "[rank 0] trainer: datamixer 127.0.0.1:1: unreachable (no answer to PlanStage within 1s)\n"))
+      << result->stderr_text;
+  EXPECT_EQ(LastLine(result->stderr_text), "prolongctl train: failed: rank 0 exited with code 1");
+}
+
+}  // namespace
+}  // namespace prolong

@@ -1,0 +1,531 @@
+#include "trainer/worker/worker.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ATen/Context.h"
+#include "ATen/Parallel.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "torch/version.h"
+#include "trainer/checkpoint/checkpoint_store.h"
+#include "trainer/checkpoint/training_checkpoint.h"
+#include "trainer/comm/communicator.h"
+#include "trainer/model/llama.h"
+#include "trainer/train/batch.h"
+#include "trainer/train/trainer.h"
+#include "trainer/worker/data_client.h"
+
+namespace prolong::worker {
+namespace {
+
+struct Metrics {
+  prometheus::Gauge* step;
+  prometheus::Gauge* loss;
+  prometheus::Gauge* learning_rate;
+  prometheus::Gauge* grad_norm;
+  prometheus::Gauge* tokens_per_second;
+  prometheus::Gauge* step_seconds;
+  prometheus::Gauge* plan_steps;
+  prometheus::Gauge* last_checkpoint_step;
+  prometheus::Counter* tokens;
+  prometheus::Counter* checkpoints;
+};
+
+Metrics RegisterMetrics(prometheus::Registry& registry) {
+  auto gauge = [&](const char* name, const char* help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
+  };
+  auto counter = [&](const char* name, const char* help) {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+  };
+  Metrics metrics;
+  metrics.step = gauge("prolong_trainer_step", "Steps of the stage's plan trained so far.");
+  metrics.loss = gauge("prolong_trainer_loss",
+                       "The last step's loss: mean cross-entropy over the global batch's targets.");
+  metrics.learning_rate = gauge("prolong_trainer_learning_rate", "The last step's learning rate.");
+  metrics.grad_norm =
+      gauge("prolong_trainer_grad_norm", "The last step's global gradient norm before clipping.");
+  metrics.tokens_per_second =
+      gauge("prolong_trainer_tokens_per_second",
+            "This rank's input tokens per second over the last step (sum over ranks for the job).");
+  metrics.step_seconds = gauge("prolong_trainer_step_seconds",
+                               "Wall time of the last step, waiting for data included.");
+  metrics.plan_steps = gauge("prolong_trainer_plan_steps", "Steps in the stage's plan.");
+  metrics.last_checkpoint_step = gauge("prolong_trainer_last_checkpoint_step",
+                                       "Step of the newest checkpoint saved or loaded.");
+  metrics.tokens = counter("prolong_trainer_tokens_total",
+                           "Input tokens this rank trained on since it started (sum over ranks "
+                           "for the job).");
+  metrics.checkpoints =
+      counter("prolong_trainer_checkpoints_total", "Checkpoints saved since this rank started.");
+  return metrics;
+}
+
+// A stable 64-bit hash, the same in every process (absl::Hash is not).
+int64_t Fnv1a(absl::string_view text) {
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return static_cast<int64_t>(hash);
+}
+
+std::string What(const std::exception& error) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&error)) {
+    return c10_error->what_without_backtrace();
+  }
+  return error.what();
+}
+
+}  // namespace
+
+struct Worker::State {
+  State(WorkerOptions options, JobFiles files, prometheus::Registry& registry)
+      : options(std::move(options)), files(std::move(files)), metrics(RegisterMetrics(registry)) {}
+
+  absl::StatusOr<Outcome> Run();
+  absl::Status Join();
+  absl::Status Plan(DataClient& data);
+  absl::Status Build();
+  absl::StatusOr<int64_t> Resume();
+  absl::Status CheckCursor(const std::string& path, const checkpoint::TrainerState& state) const;
+  absl::StatusOr<Outcome> Train(DataClient& data, int64_t start_step);
+  void Report(const train::StepMetrics& step, int64_t global_step, int64_t rank_tokens,
+              double seconds);
+  absl::Status Save(int64_t global_step);
+  bool AgreeToStop();
+
+  // Every rank's `value`, in rank order.
+  std::vector<int64_t> AllGather(int64_t value);
+  // Every rank learns whether any rank failed `what`, so that all of them stop together instead
+  // of some waiting in a collective for a rank that gave up. The local error if there is one,
+  // else ABORTED naming the ranks that failed.
+  absl::Status Agree(const absl::Status& local, absl::string_view what);
+  std::string NewestCheckpointNote() const;
+
+  const WorkerOptions options;
+  const JobFiles files;
+  Metrics metrics;
+
+  absl::Mutex mu;
+  bool training ABSL_GUARDED_BY(mu) = false;
+  std::atomic<bool> stop_requested{false};
+
+  bool distributed = false;
+  comm::ProcessGroups groups;
+  v1::StagePlan plan;
+  std::shared_ptr<model::LlamaForCausalLM> model;
+  std::unique_ptr<train::Trainer> trainer;
+  train::LrSchedule schedule;
+  // Approximate training FLOPs per token: 6 x the parameters that take part in matrix
+  // products (all but a separate input embedding); attention's quadratic term is left out.
+  double flops_per_token = 0;
+  absl::Time start;
+  double elapsed_before = 0;  // training time of earlier runs, from the checkpoint
+  std::string newest_checkpoint;
+};
+
+Worker::Worker(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Worker::~Worker() = default;
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& options,
+                                                       prometheus::Registry& registry) {
+  RETURN_IF_ERROR(CheckRank(options));
+  ASSIGN_OR_RETURN(JobFiles files, CheckJob(options));
+  return std::unique_ptr<Worker>(
+      new Worker(std::make_unique<State>(options, std::move(files), registry)));
+}
+
+absl::StatusOr<Outcome> Worker::Run() {
+  try {
+    return state_->Run();
+  } catch (const std::exception& error) {
+    // Collectives throw when a peer dies.
+    return absl::InternalError(absl::StrCat("rank ", state_->options.rank, ": ", What(error),
+                                            state_->NewestCheckpointNote()));
+  }
+}
+
+bool Worker::RequestStop() {
+  absl::MutexLock lock(&state_->mu);
+  state_->stop_requested = true;
+  return state_->training;
+}
+
+std::vector<int64_t> Worker::State::AllGather(int64_t value) {
+  if (!distributed) return {value};
+  const torch::Tensor all = groups.world->AllGather(torch::tensor({value}, torch::kInt64));
+  return std::vector<int64_t>(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
+}
+
+absl::Status Worker::State::Agree(const absl::Status& local, absl::string_view what) {
+  const std::vector<int64_t> failed = AllGather(local.ok() ? 0 : 1);
+  if (!local.ok()) return local;
+  std::vector<int> ranks;
+  for (size_t r = 0; r < failed.size(); ++r) {
+    if (failed[r] != 0) ranks.push_back(static_cast<int>(r));
+  }
+  if (ranks.empty()) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat(what, " failed on rank", ranks.size() > 1 ? "s " : " ",
+                                         absl::StrJoin(ranks, ", "), " (its log says why)"));
+}
+
+std::string Worker::State::NewestCheckpointNote() const {
+  if (newest_checkpoint.empty()) return "";
+  return absl::StrCat("; the newest checkpoint is ", newest_checkpoint);
+}
+
+absl::StatusOr<Outcome> Worker::State::Run() {
+  start = absl::Now();
+  if (options.deterministic) {
+    // Reductions split work by thread count; one thread gives the same bits on every run.
+    at::set_num_threads(1);
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+  } else if (options.threads > 0) {
+    at::set_num_threads(options.threads);
+  }
+  RETURN_IF_ERROR(Join());
+  DataClient data(options.datamixer_address, absl::Seconds(options.datamixer_timeout_seconds));
+  RETURN_IF_ERROR(Plan(data));
+  RETURN_IF_ERROR(Agree(Build(), "building the model"));
+  ASSIGN_OR_RETURN(const int64_t start_step, Resume());
+  return Train(data, start_step);
+}
+
+absl::Status Worker::State::Join() {
+  if (options.world_size == 1 && options.rendezvous_address.empty()) return absl::OkStatus();
+  comm::RendezvousOptions rendezvous;
+  rendezvous.store_address = options.rendezvous_address;
+  rendezvous.rank = options.rank;
+  rendezvous.world_size = options.world_size;
+  rendezvous.dp_size = options.dp_size;
+  rendezvous.cp_size = options.cp_size;
+  rendezvous.timeout = absl::Seconds(options.rendezvous_timeout_seconds);
+  rendezvous.collective_timeout = absl::Seconds(options.collective_timeout_seconds);
+  ASSIGN_OR_RETURN(groups, comm::JoinGloo(rendezvous));
+  distributed = true;
+  PROLONG_LOG(INFO) << "rank " << options.rank << " of " << options.world_size
+                    << " joined (dp rank " << groups.dp_rank << " of " << options.dp_size
+                    << ", cp rank " << groups.cp_rank << " of " << options.cp_size << ")";
+  return absl::OkStatus();
+}
+
+absl::Status Worker::State::Plan(DataClient& data) {
+  absl::StatusOr<v1::StagePlan> planned = data.PlanStage(files.stage, options.seed);
+  RETURN_IF_ERROR(Agree(planned.status(), "PlanStage"));
+  plan = *std::move(planned);
+  const std::vector<int64_t> ids = AllGather(Fnv1a(plan.plan_id()));
+  for (size_t r = 0; r < ids.size(); ++r) {
+    if (ids[r] != ids[0]) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("ranks 0 and ", r, " got different plans (this rank: ", plan.plan_id(),
+                       "); every rank must use the same datamixer data, stage spec and --seed"));
+    }
+  }
+  metrics.plan_steps->Set(static_cast<double>(plan.steps()));
+  if (options.rank == 0) {
+    PROLONG_LOG(INFO) << "stage " << files.stage.name() << ": plan " << plan.plan_id() << ", "
+                      << plan.steps() << " steps of " << plan.sequences_per_batch()
+                      << " sequences of " << plan.seq_len() << " tokens, data "
+                      << plan.fingerprint();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Worker::State::Build() {
+  if (!options.init_checkpoint.empty()) {
+    absl::StatusOr<std::shared_ptr<model::LlamaForCausalLM>> loaded =
+        model::LoadLlama(options.init_checkpoint);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("--init-checkpoint: ", loaded.status().message()));
+    }
+    model = *std::move(loaded);
+  } else {
+    ASSIGN_OR_RETURN(model, model::CreateLlama(files.model_config, options.seed));
+  }
+  if (files.stage.rope_theta() > 0) RETURN_IF_ERROR(model->SetRopeTheta(files.stage.rope_theta()));
+
+  ASSIGN_OR_RETURN(schedule, StageSchedule(files.stage, plan.steps()));
+  train::TrainerOptions trainer_options;
+  trainer_options.schedule = schedule;
+  trainer_options.adamw.weight_decay = options.weight_decay;
+  trainer_options.grad_clip_norm = options.grad_clip_norm;
+  trainer_options.activation_checkpointing =
+      UseActivationCheckpointing(options, files.stage.seq_len());
+  ASSIGN_OR_RETURN(trainer,
+                   train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));
+
+  int64_t parameters = 0;
+  for (const auto& item : model->named_parameters()) {
+    if (item.key() == "model.embed_tokens.weight" && !model->config().tie_word_embeddings) {
+      continue;
+    }
+    parameters += item.value().numel();
+  }
+  flops_per_token = 6.0 * static_cast<double>(parameters);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Worker::State::Resume() {
+  // Rank 0 owns the directory: it cleans up after a crashed save and picks the checkpoint;
+  // every rank then loads that one.
+  int64_t step = -1;
+  absl::Status found;
+  if (options.rank == 0) {
+    checkpoint::FindOptions find;
+    find.remove_leftovers = true;
+    absl::StatusOr<checkpoint::CheckpointRef> latest =
+        checkpoint::FindLatestValid(options.checkpoint_dir, find);
+    if (latest.ok()) {
+      step = latest->step;
+    } else if (!absl::IsNotFound(latest.status())) {
+      found = latest.status();
+    }
+  }
+  RETURN_IF_ERROR(Agree(found, "looking for checkpoints"));
+  step = AllGather(step)[0];
+  if (step < 0) {
+    if (options.rank == 0) {
+      PROLONG_LOG(INFO) << "no checkpoint in " << options.checkpoint_dir << ": starting at step 0";
+    }
+    return 0;
+  }
+
+  const std::string path = absl::StrCat(options.checkpoint_dir, "/", checkpoint::StepDirName(step));
+  checkpoint::TrainerState state;
+  checkpoint::LoadOptions load;
+  // Rank 0 verified it fully a moment ago; the others trust that.
+  load.verification = std::nullopt;
+  RETURN_IF_ERROR(
+      Agree(checkpoint::LoadCheckpoint(path, *model, trainer->optimizer(), &state, load),
+            absl::StrCat("loading ", path)));
+  RETURN_IF_ERROR(CheckCursor(path, state));
+  int64_t stage_step = state.step;
+  const auto stage_step_entry = state.schedule.find("stage_step");
+  if (stage_step_entry != state.schedule.end() &&
+      !absl::SimpleAtoi(stage_step_entry->second, &stage_step)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": trainer_state.json: schedule.stage_step is not an integer"));
+  }
+  RETURN_IF_ERROR(trainer->SetProgress(state.step, stage_step));
+  int64_t global_step = 0;
+  if (!absl::SimpleAtoi(state.data_cursor.at("global_step"), &global_step) || global_step < 0 ||
+      global_step > plan.steps()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": trainer_state.json: data_cursor.global_step must be in [0, ",
+                     plan.steps(), "], got ", state.data_cursor.at("global_step")));
+  }
+  elapsed_before = state.elapsed_seconds;
+  newest_checkpoint = path;
+  metrics.last_checkpoint_step->Set(static_cast<double>(global_step));
+  if (options.rank == 0) {
+    PROLONG_LOG(INFO) << "resumed from " << path << ": step " << global_step << " of "
+                      << plan.steps();
+  }
+  return global_step;
+}
+
+absl::Status Worker::State::CheckCursor(const std::string& path,
+                                        const checkpoint::TrainerState& state) const {
+  auto cursor = [&](const std::string& key) {
+    const auto found = state.data_cursor.find(key);
+    return found == state.data_cursor.end() ? std::string("(none)") : found->second;
+  };
+  const std::string plan_id = cursor("plan_id");
+  const std::string fingerprint = cursor("data_fingerprint");
+  if (fingerprint != plan.fingerprint()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to resume from ", path, ": it was trained on data fingerprint ", fingerprint,
+        " (plan ", plan_id, "), but the datamixer at ", options.datamixer_address,
+        " now holds data fingerprint ", plan.fingerprint(), " (plan ", plan.plan_id(),
+        "); a run resumes only on its own data: restore that data, or start a new run with "
+        "another --checkpoint-dir"));
+  }
+  if (plan_id != plan.plan_id() || cursor("global_step") == "(none)") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to resume from ", path, ": it was trained on plan ", plan_id, ", but stage '",
+        files.stage.name(), "' with --seed ", options.seed, " plans ", plan.plan_id(),
+        " on the same data (", plan.fingerprint(), "): the stage spec or the seed changed"));
+  }
+  return absl::OkStatus();
+}
+
+bool Worker::State::AgreeToStop() {
+  const std::vector<int64_t> votes = AllGather(stop_requested ? 1 : 0);
+  for (int64_t vote : votes) {
+    if (vote != 0) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<Outcome> Worker::State::Train(DataClient& data, int64_t start_step) {
+  {
+    absl::MutexLock lock(&mu);
+    training = true;
+  }
+  const int64_t steps = plan.steps();
+  metrics.step->Set(static_cast<double>(start_step));
+  if (start_step >= steps) {
+    if (options.rank == 0) {
+      PROLONG_LOG(INFO) << "the plan's " << steps << " steps are already trained";
+    }
+    return Outcome::kFinished;
+  }
+  v1::RankSpec rank;
+  rank.set_dp_rank(distributed ? groups.dp_rank : 0);
+  rank.set_dp_size(options.dp_size);
+  rank.set_cp_rank(distributed ? groups.cp_rank : 0);
+  rank.set_cp_size(options.cp_size);
+  std::unique_ptr<BatchStream> stream =
+      data.StreamBatches(plan.plan_id(), rank, start_step, options.read_ahead_batches);
+
+  absl::Time last = absl::Now();
+  for (int64_t step = start_step; step < steps; ++step) {
+    absl::StatusOr<v1::Batch> batch = stream->Next();
+    if (!batch.ok()) {
+      return absl::Status(batch.status().code(),
+                          absl::StrCat("step ", step + 1, "/", steps, ": ",
+                                       batch.status().message(), NewestCheckpointNote()));
+    }
+    if (batch->step() != step) {
+      return absl::DataLossError(absl::StrCat("datamixer ", options.datamixer_address,
+                                              " sent step ", batch->step(), " where ", step,
+                                              " was due"));
+    }
+    ASSIGN_OR_RETURN(const train::StepInput input,
+                     train::StepInputFromBatch(*batch, options.micro_batch_sequences));
+    int64_t rank_tokens = 0;
+    for (const train::MicroBatch& micro_batch : input.micro_batches) {
+      rank_tokens += micro_batch.input_ids.size(0);
+    }
+    if (step == options.inject_nonfinite_at_step) {
+      torch::NoGradGuard no_grad;
+      model->model->norm->weight.fill_(std::nan(""));
+    }
+    absl::StatusOr<train::StepMetrics> trained = trainer->Step(input);
+    if (!trained.ok()) {
+      // Nothing was updated and nothing is saved: the newest checkpoint stays the last good one.
+      return absl::Status(trained.status().code(),
+                          absl::StrCat("step ", step + 1, "/", steps, ": ",
+                                       trained.status().message(), NewestCheckpointNote()));
+    }
+    const absl::Time now = absl::Now();
+    Report(*trained, step, rank_tokens, absl::ToDoubleSeconds(now - last));
+
+    const bool stop = AgreeToStop();
+    const bool done = step + 1 == steps;
+    if (done || stop ||
+        (options.checkpoint_every > 0 && (step + 1) % options.checkpoint_every == 0)) {
+      RETURN_IF_ERROR(Save(step + 1));
+    }
+    if (stop && !done) {
+      if (options.rank == 0) {
+        PROLONG_LOG(INFO) << "stopped on request after step " << step + 1 << " of " << steps;
+      }
+      return Outcome::kStopped;
+    }
+    last = absl::Now();
+  }
+  if (options.rank == 0) {
+    PROLONG_LOG(INFO) << "stage " << files.stage.name() << " done: " << steps << " steps in "
+                      << absl::StrFormat("%.1f", absl::ToDoubleSeconds(absl::Now() - start))
+                      << " s";
+  }
+  return Outcome::kFinished;
+}
+
+void Worker::State::Report(const train::StepMetrics& step, int64_t global_step, int64_t rank_tokens,
+                           double seconds) {
+  seconds = std::max(seconds, 1e-9);
+  metrics.step->Set(static_cast<double>(global_step + 1));
+  metrics.loss->Set(step.loss);
+  metrics.learning_rate->Set(step.lr);
+  metrics.grad_norm->Set(step.grad_norm);
+  metrics.tokens->Increment(static_cast<double>(rank_tokens));
+  metrics.tokens_per_second->Set(static_cast<double>(rank_tokens) / seconds);
+  metrics.step_seconds->Set(seconds);
+  if (options.rank != 0) return;
+  const double tokens_per_second = static_cast<double>(step.tokens) / seconds;
+  const double tflops_per_rank = flops_per_token * tokens_per_second / options.world_size / 1e12;
+  std::string line = absl::StrFormat(
+      "step %d/%d loss %.6f lr %.4g grad_norm %.4g tokens %d tokens/s %.0f TFLOP/s/rank %.3g",
+      global_step + 1, plan.steps(), step.loss, step.lr, step.grad_norm, step.tokens,
+      tokens_per_second, tflops_per_rank);
+  if (options.peak_tflops > 0) {
+    absl::StrAppendFormat(&line, " MFU %.1f%%", 100 * tflops_per_rank / options.peak_tflops);
+  }
+  absl::StrAppendFormat(&line, " time %.3fs", seconds);
+  if (step.skipped) line += " (update skipped: non-finite)";
+  PROLONG_LOG(INFO) << line;
+}
+
+absl::Status Worker::State::Save(int64_t global_step) {
+  const absl::Time save_start = absl::Now();
+  absl::StatusOr<std::string> saved = std::string();
+  if (options.rank == 0) {
+    saved = [&]() -> absl::StatusOr<std::string> {
+      ASSIGN_OR_RETURN(
+          checkpoint::OptimizerState optimizer,
+          checkpoint::ExtractAdamWState(trainer->optimizer(), model->named_parameters()));
+      checkpoint::TrainerState state;
+      state.step = trainer->steps();
+      state.stage_name = files.stage.name();
+      state.schedule = {
+          {"stage_step", absl::StrCat(trainer->stage_step())},
+          {"steps", absl::StrCat(schedule.steps)},
+          {"next_lr", absl::StrCat(train::LearningRate(schedule, trainer->stage_step()))},
+      };
+      state.data_cursor = {
+          {"plan_id", plan.plan_id()},
+          {"data_fingerprint", plan.fingerprint()},
+          {"stage", files.stage.name()},
+          {"seed", absl::StrCat(options.seed)},
+          {"global_step", absl::StrCat(global_step)},
+      };
+      state.rng = checkpoint::CaptureRngState();
+      state.run.run_name = options.run_name;
+      state.run.dp_size = options.dp_size;
+      state.run.cp_size = options.cp_size;
+      state.run.versions = {{"prolong", kVersion}, {"torch", TORCH_VERSION}};
+      state.elapsed_seconds = elapsed_before + absl::ToDoubleSeconds(absl::Now() - start);
+      checkpoint::SaveOptions save;
+      save.keep_last = options.keep_last;
+      return checkpoint::SaveCheckpoint(options.checkpoint_dir, *model, optimizer, state, save);
+    }();
+  }
+  // Also the barrier that keeps every rank from running ahead of the checkpoint.
+  RETURN_IF_ERROR(
+      Agree(saved.status(), absl::StrCat("saving the checkpoint of step ", global_step)));
+  if (options.rank == 0) {
+    newest_checkpoint = *saved;
+    PROLONG_LOG(INFO) << "saved " << *saved << " in "
+                      << absl::StrFormat("%.2f", absl::ToDoubleSeconds(absl::Now() - save_start))
+                      << " s";
+  } else {
+    newest_checkpoint =
+        absl::StrCat(options.checkpoint_dir, "/", checkpoint::StepDirName(trainer->steps()));
+  }
+  metrics.checkpoints->Increment();
+  metrics.last_checkpoint_step->Set(static_cast<double>(global_step));
+  return absl::OkStatus();
+}
+
+}  // namespace prolong::worker

@@ -1,0 +1,63 @@
+// One rank of a training gang, from start to the end of its stage's plan:
+//   1. joins the gang over Gloo (the launcher hosts the TCP store);
+//   2. asks the datamixer for the stage's plan (every rank must get the same plan id);
+//   3. builds the model (fresh from a config and the seed, or a Hugging Face model directory)
+//      and the Trainer, whose schedule is the stage's over the plan's steps;
+//   4. resumes from the newest valid checkpoint in the checkpoint directory, if any: model,
+//      AdamW state, RNG and step; refused if the checkpoint's data cursor names another plan
+//      or data fingerprint;
+//   5. streams its slice of every step from there, trains, logs one line a step (rank 0) and
+//      sets its Prometheus metrics;
+//   6. checkpoints every N steps and at the end: rank 0 writes, and every rank waits for the
+//      write, so no rank runs ahead of the newest checkpoint.
+// A stop request (SIGTERM) is agreed on by all ranks after a step, which is then checkpointed.
+// A non-finite loss fails the run before anything is saved, so the last good checkpoint stays
+// the newest.
+//
+// Thread-safety: Run is called once, from one thread; RequestStop from any thread.
+#ifndef PROLONG_TRAINER_WORKER_WORKER_H_
+#define PROLONG_TRAINER_WORKER_WORKER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "prometheus/registry.h"
+#include "trainer/worker/worker_options.h"
+
+namespace prolong::worker {
+
+enum class Outcome {
+  kFinished,  // the plan's last step is trained and checkpointed
+  kStopped,   // stopped on request after a step, which is checkpointed
+};
+
+class Worker {
+ public:
+  // Checks the options and reads the stage and the model's config (CheckRank, CheckJob);
+  // nothing is contacted yet. Registers the metrics in `registry`, which must outlive the
+  // worker.
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(const WorkerOptions& options,
+                                                        prometheus::Registry& registry);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Runs the rank to the end of the plan. Errors are one line naming what failed: a rank that
+  // did not join (DEADLINE_EXCEEDED), an unreachable datamixer (UNAVAILABLE), a checkpoint of
+  // other data (FAILED_PRECONDITION), a non-finite loss (INTERNAL), a peer that died.
+  absl::StatusOr<Outcome> Run();
+
+  // Asks the gang to stop after the current step. Returns true if Run is training (it will
+  // checkpoint and return kStopped); false before training has started, when the caller may
+  // simply exit, since nothing would be lost.
+  bool RequestStop();
+
+ private:
+  struct State;
+  explicit Worker(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace prolong::worker
+
+#endif  // PROLONG_TRAINER_WORKER_WORKER_H_

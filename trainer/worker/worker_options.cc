@@ -1,0 +1,240 @@
+#include "trainer/worker/worker_options.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/proto_file.h"
+#include "common/status_macros.h"
+
+namespace prolong::worker {
+namespace {
+
+// "--flag: message", keeping the code.
+absl::Status Flag(absl::string_view flag, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(flag, ": ", status.message()));
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+}  // namespace
+
+void AddRankFlags(CLI::App& app, WorkerOptions& options) {
+  const char* group = "Rank";
+  app.add_option("--rank", options.rank, "This process's rank, dp_rank * cp + cp_rank")
+      ->group(group)
+      ->required();
+  app.add_option("--world", options.world_size, "Processes in the gang")->group(group)->required();
+  app.add_option("--dp", options.dp_size, "Data-parallel size")->group(group);
+  app.add_option("--cp", options.cp_size, "Context-parallel size")->group(group);
+  app.add_option("--rendezvous", options.rendezvous_address,
+                 "host:port of the gang's TCP store (prolongctl train hosts it); may be left "
+                 "out with --world 1")
+      ->group(group);
+}
+
+void AddJobFlags(CLI::App& app, WorkerOptions& options) {
+  const char* group = "Job";
+  app.add_option("--datamixer", options.datamixer_address, "host:port of the datamixer")
+      ->group(group);
+  app.add_option("--stage", options.stage_path,
+                 "Stage spec (prolong.v1.StageSpec, YAML, JSON or .textproto)")
+      ->group(group)
+      ->required();
+  app.add_option("--seed", options.seed, "Seeds the model's initialization and the data plan")
+      ->group(group);
+  app.add_option("--model-config", options.model_config_path,
+                 "Hugging Face config.json of a fresh Llama")
+      ->group(group);
+  app.add_option("--init-checkpoint", options.init_checkpoint,
+                 "Hugging Face model directory to start from instead")
+      ->group(group);
+  app.add_option("--checkpoint-dir", options.checkpoint_dir,
+                 "Where checkpoints go; a run resumes from its newest valid one")
+      ->group(group)
+      ->required();
+  app.add_option("--checkpoint-every", options.checkpoint_every,
+                 "Save every N optimizer steps (0: only at the end)")
+      ->group(group)
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--keep-last", options.keep_last, "Checkpoints kept (0: all)")
+      ->group(group)
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--micro-batch-sequences", options.micro_batch_sequences,
+                 "Sequences per forward and backward")
+      ->group(group)
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--deterministic", options.deterministic,
+               "Bitwise reproducible across restarts (one intra-op thread)")
+      ->group(group);
+  app.add_option("--threads", options.threads, "Intra-op threads (0: LibTorch's default)")
+      ->group(group)
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--activation-checkpointing", options.activation_checkpointing,
+                 "Recompute each layer in backward: on, off, or auto (on from 16K tokens)")
+      ->group(group)
+      ->check(CLI::IsMember({"on", "off", "auto"}));
+  app.add_option("--read-ahead-batches", options.read_ahead_batches,
+                 "Batches received ahead of training")
+      ->group(group)
+      ->check(CLI::PositiveNumber);
+  app.add_option("--grad-clip-norm", options.grad_clip_norm, "Global gradient norm clip (0: off)")
+      ->group(group)
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--weight-decay", options.weight_decay, "AdamW weight decay of matrices")
+      ->group(group)
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--rendezvous-timeout-seconds", options.rendezvous_timeout_seconds,
+                 "How long the ranks wait for each other")
+      ->group(group)
+      ->check(CLI::PositiveNumber);
+  app.add_option("--collective-timeout-seconds", options.collective_timeout_seconds,
+                 "How long a collective waits for the slowest rank (checkpoint saves included)")
+      ->group(group)
+      ->check(CLI::PositiveNumber);
+  app.add_option("--datamixer-timeout-seconds", options.datamixer_timeout_seconds,
+                 "How long to wait for the datamixer to answer")
+      ->group(group)
+      ->check(CLI::PositiveNumber);
+  app.add_option("--peak-tflops", options.peak_tflops,
+                 "Peak TFLOP/s of one rank's device: the step log then shows MFU")
+      ->group(group)
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--run-name", options.run_name, "Recorded in checkpoints")->group(group);
+  // Hidden (empty group): a fault injection for tests.
+  app.add_option("--inject-nonfinite-at-step", options.inject_nonfinite_at_step)->group("");
+}
+
+std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
+  std::vector<std::string> args = {
+      absl::StrCat("--datamixer=", o.datamixer_address),
+      absl::StrCat("--stage=", o.stage_path),
+      absl::StrCat("--seed=", o.seed),
+      absl::StrCat("--checkpoint-dir=", o.checkpoint_dir),
+      absl::StrCat("--checkpoint-every=", o.checkpoint_every),
+      absl::StrCat("--keep-last=", o.keep_last),
+      absl::StrCat("--micro-batch-sequences=", o.micro_batch_sequences),
+      absl::StrCat("--threads=", o.threads),
+      absl::StrCat("--activation-checkpointing=", o.activation_checkpointing),
+      absl::StrCat("--read-ahead-batches=", o.read_ahead_batches),
+      absl::StrCat("--grad-clip-norm=", o.grad_clip_norm),
+      absl::StrCat("--weight-decay=", o.weight_decay),
+      absl::StrCat("--rendezvous-timeout-seconds=", o.rendezvous_timeout_seconds),
+      absl::StrCat("--collective-timeout-seconds=", o.collective_timeout_seconds),
+      absl::StrCat("--datamixer-timeout-seconds=", o.datamixer_timeout_seconds),
+      absl::StrCat("--peak-tflops=", o.peak_tflops),
+  };
+  if (!o.model_config_path.empty()) {
+    args.push_back(absl::StrCat("--model-config=", o.model_config_path));
+  }
+  if (!o.init_checkpoint.empty()) {
+    args.push_back(absl::StrCat("--init-checkpoint=", o.init_checkpoint));
+  }
+  if (o.deterministic) args.push_back("--deterministic");
+  if (!o.run_name.empty()) args.push_back(absl::StrCat("--run-name=", o.run_name));
+  if (o.inject_nonfinite_at_step >= 0) {
+    args.push_back(absl::StrCat("--inject-nonfinite-at-step=", o.inject_nonfinite_at_step));
+  }
+  return args;
+}
+
+absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
+  JobFiles files;
+  RETURN_IF_ERROR(Flag("--stage", ReadProtoFile(options.stage_path, &files.stage)));
+  const std::string stage_flag = absl::StrCat("--stage: ", options.stage_path);
+  if (files.stage.seq_len() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(stage_flag, ": seq_len must be >= 1"));
+  }
+  RETURN_IF_ERROR(Flag(stage_flag, StageSchedule(files.stage, 1).status()));
+
+  if (options.model_config_path.empty() == options.init_checkpoint.empty()) {
+    return absl::InvalidArgumentError(
+        "give exactly one of --model-config (a fresh model) and --init-checkpoint (a model "
+        "directory)");
+  }
+  absl::StatusOr<model::LlamaConfig> config;
+  if (!options.model_config_path.empty()) {
+    config = model::ReadLlamaConfig(options.model_config_path);
+    if (!config.ok()) return Flag("--model-config", config.status());
+  } else {
+    if (!IsDirectory(options.init_checkpoint)) {
+      return absl::NotFoundError(
+          absl::StrCat("--init-checkpoint: ", options.init_checkpoint, ": not a directory"));
+    }
+    config = model::ReadLlamaConfig(options.init_checkpoint + "/config.json");
+    if (!config.ok()) return Flag("--init-checkpoint", config.status());
+  }
+  files.model_config = *std::move(config);
+
+  if (options.checkpoint_dir.empty()) {
+    return absl::InvalidArgumentError("--checkpoint-dir: required");
+  }
+  if (options.deterministic && options.threads > 1) {
+    return absl::InvalidArgumentError(
+        "--deterministic runs one intra-op thread; leave out --threads");
+  }
+  return files;
+}
+
+absl::Status CheckRank(const WorkerOptions& options) {
+  if (options.world_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--world: must be >= 1, got ", options.world_size));
+  }
+  if (options.rank < 0 || options.rank >= options.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rank: ", options.rank, " is not in [0, ", options.world_size, ")"));
+  }
+  if (options.dp_size < 1 || options.cp_size < 1 ||
+      options.dp_size * options.cp_size != options.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat("--dp (", options.dp_size, ") x --cp (",
+                                                   options.cp_size, ") must equal --world (",
+                                                   options.world_size, ")"));
+  }
+  if (options.world_size > 1 && options.rendezvous_address.empty()) {
+    return absl::InvalidArgumentError("--rendezvous: required when --world is above 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<train::LrSchedule> StageSchedule(const v1::StageSpec& stage, int64_t steps) {
+  const v1::LearningRateSchedule& spec = stage.schedule();
+  if (!(spec.peak_lr() > 0) || !std::isfinite(spec.peak_lr())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule.peak_lr must be positive, got ", spec.peak_lr()));
+  }
+  train::LrSchedule schedule;
+  schedule.peak_lr = spec.peak_lr();
+  schedule.warmup_fraction = spec.warmup_fraction();
+  schedule.min_lr_ratio = spec.min_lr_ratio();
+  schedule.steps = steps;
+  switch (spec.shape()) {
+    case v1::SCHEDULE_SHAPE_UNSPECIFIED:
+    case v1::SCHEDULE_SHAPE_COSINE:
+      schedule.shape = train::ScheduleShape::kCosine;
+      break;
+    case v1::SCHEDULE_SHAPE_LINEAR:
+      schedule.shape = train::ScheduleShape::kLinear;
+      break;
+    case v1::SCHEDULE_SHAPE_CONSTANT:
+      schedule.shape = train::ScheduleShape::kConstant;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("schedule.shape has no meaning: ", spec.shape()));
+  }
+  RETURN_IF_ERROR(train::ValidateLrSchedule(schedule));
+  return schedule;
+}
+
+bool UseActivationCheckpointing(const WorkerOptions& options, int64_t seq_len) {
+  if (options.activation_checkpointing == "on") return true;
+  if (options.activation_checkpointing == "off") return false;
+  return seq_len >= 16384;
+}
+
+}  // namespace prolong::worker

@@ -1,0 +1,88 @@
+// What one trainer worker is told: its place in the gang and the training job's settings. The
+// job's flags are shared by the worker binary and its launchers (prolongctl train), which
+// check them once and forward them to every rank. No LibTorch here.
+#ifndef PROLONG_TRAINER_WORKER_WORKER_OPTIONS_H_
+#define PROLONG_TRAINER_WORKER_WORKER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "prolong/v1/run_spec.pb.h"
+#include "trainer/model/llama_config.h"
+#include "trainer/train/lr_schedule.h"
+
+namespace prolong::worker {
+
+struct WorkerOptions {
+  // The rank's place (AddRankFlags). rank = dp_rank * cp_size + cp_rank.
+  int rank = 0;
+  int world_size = 1;
+  int dp_size = 1;
+  int cp_size = 1;
+  // host:port of the gang's TCP store; may be empty when world_size is 1.
+  std::string rendezvous_address;
+
+  // The job (AddJobFlags).
+  double rendezvous_timeout_seconds = 300;  // FaultPolicy's default
+  // A collective's wait for the slowest rank: long enough for rank 0's checkpoint saves.
+  double collective_timeout_seconds = 1800;
+  std::string datamixer_address = "127.0.0.1:7410";
+  double datamixer_timeout_seconds = 60;
+  std::string stage_path;
+  // Seeds the model's initialization and the stage's data plan.
+  uint64_t seed = 0;
+  // Exactly one: a Hugging Face config.json for a fresh model, or a model directory.
+  std::string model_config_path;
+  std::string init_checkpoint;
+  std::string checkpoint_dir;
+  // A checkpoint after every N optimizer steps (0: only at the end) and at the end.
+  int64_t checkpoint_every = 0;
+  int keep_last = 0;  // 0: keep every checkpoint
+  int64_t micro_batch_sequences = 1;
+  // Bitwise reproducible, across restarts too: one intra-op thread.
+  bool deterministic = false;
+  int threads = 0;                                // intra-op threads; 0: LibTorch's default
+  std::string activation_checkpointing = "auto";  // on, off, auto (on from seq_len 16384)
+  int read_ahead_batches = 2;
+  double grad_clip_norm = 1.0;
+  double weight_decay = 0.1;
+  // Peak dense TFLOP/s of one rank's device, for MFU in the step log; 0: MFU not shown.
+  double peak_tflops = 0;
+  std::string run_name;
+  // Fault injection for tests: turns the model's weights non-finite before this step (0-based).
+  int64_t inject_nonfinite_at_step = -1;
+};
+
+// --rank, --world, --dp, --cp, --rendezvous: what a launcher sets for each rank.
+void AddRankFlags(CLI::App& app, WorkerOptions& options);
+// Every other flag of the worker: the job, the same on every rank.
+void AddJobFlags(CLI::App& app, WorkerOptions& options);
+// The job flags with their values, as a command line for AddJobFlags (defaults included).
+std::vector<std::string> JobFlagArgs(const WorkerOptions& options);
+
+// What the job's files say: the stage and the model's shape.
+struct JobFiles {
+  v1::StageSpec stage;
+  model::LlamaConfig model_config;  // from --model-config, or --init-checkpoint's config.json
+};
+
+// Checks the job's settings and reads its files, before anything starts. INVALID_ARGUMENT or
+// NOT_FOUND naming the flag (and the file's problem) in one line.
+absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options);
+// Checks the rank's place: ranges and dp x cp = world.
+absl::Status CheckRank(const WorkerOptions& options);
+
+// The stage's learning-rate schedule over `steps` optimizer steps (the plan's). An unset shape
+// means cosine (ProLong's). INVALID_ARGUMENT naming stage.schedule's field.
+absl::StatusOr<train::LrSchedule> StageSchedule(const v1::StageSpec& stage, int64_t steps);
+
+// Whether to recompute each layer in backward for a stage of `seq_len` tokens.
+bool UseActivationCheckpointing(const WorkerOptions& options, int64_t seq_len);
+
+}  // namespace prolong::worker
+
+#endif  // PROLONG_TRAINER_WORKER_WORKER_OPTIONS_H_

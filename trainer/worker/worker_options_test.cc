@@ -1,0 +1,150 @@
+#include "trainer/worker/worker_options.h"
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "common/cli.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+
+namespace prolong::worker {
+namespace {
+
+constexpr char kStage[] = R"(name: s1
+seq_len: 64
+batch_tokens: 256
+total_tokens: 2048
+schedule: {peak_lr: 0.001, warmup_fraction: 0.1, shape: linear, min_lr_ratio: 0.1}
+mixture:
+  - {domain: books, proportion: 1.0, packing: long}
+)";
+
+constexpr char kConfig[] = R"({"model_type": "llama", "vocab_size": 64, "hidden_size": 32,
+  "intermediate_size": 48, "num_hidden_layers": 1, "num_attention_heads": 4,
+  "num_key_value_heads": 2})";
+
+std::string Write(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+absl::StatusOr<WorkerOptions> Parse(std::vector<std::string> args) {
+  CLI::App app;
+  WorkerOptions options;
+  AddJobFlags(app, options);
+  std::reverse(args.begin(), args.end());  // CLI11 takes a vector in reverse order.
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& error) {
+    return absl::InvalidArgumentError(error.what());
+  }
+  return options;
+}
+
+TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
+  WorkerOptions job;
+  job.datamixer_address = "10.0.0.1:7410";
+  job.datamixer_timeout_seconds = 12.5;
+  job.rendezvous_timeout_seconds = 30;
+  job.collective_timeout_seconds = 90.25;
+  job.stage_path = "/data/stage 1.yaml";
+  job.seed = 18446744073709551615ull;
+  job.model_config_path = "/m/config.json";
+  job.checkpoint_dir = "/ckpt";
+  job.checkpoint_every = 7;
+  job.keep_last = 3;
+  job.micro_batch_sequences = 2;
+  job.deterministic = true;
+  job.activation_checkpointing = "on";
+  job.read_ahead_batches = 5;
+  job.grad_clip_norm = 0.5;
+  job.weight_decay = 0.01;
+  job.peak_tflops = 989.5;
+  job.run_name = "r1";
+  job.inject_nonfinite_at_step = 4;
+  absl::StatusOr<WorkerOptions> parsed = Parse(JobFlagArgs(job));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->datamixer_address, job.datamixer_address);
+  EXPECT_EQ(parsed->datamixer_timeout_seconds, job.datamixer_timeout_seconds);
+  EXPECT_EQ(parsed->rendezvous_timeout_seconds, job.rendezvous_timeout_seconds);
+  EXPECT_EQ(parsed->collective_timeout_seconds, job.collective_timeout_seconds);
+  EXPECT_EQ(parsed->stage_path, job.stage_path);
+  EXPECT_EQ(parsed->seed, job.seed);
+  EXPECT_EQ(parsed->model_config_path, job.model_config_path);
+  EXPECT_EQ(parsed->init_checkpoint, "");
+  EXPECT_EQ(parsed->checkpoint_dir, job.checkpoint_dir);
+  EXPECT_EQ(parsed->checkpoint_every, job.checkpoint_every);
+  EXPECT_EQ(parsed->keep_last, job.keep_last);
+  EXPECT_EQ(parsed->micro_batch_sequences, job.micro_batch_sequences);
+  EXPECT_TRUE(parsed->deterministic);
+  EXPECT_EQ(parsed->activation_checkpointing, "on");
+  EXPECT_EQ(parsed->read_ahead_batches, 5);
+  EXPECT_EQ(parsed->grad_clip_norm, 0.5);
+  EXPECT_EQ(parsed->weight_decay, 0.01);
+  EXPECT_EQ(parsed->peak_tflops, 989.5);
+  EXPECT_EQ(parsed->run_name, "r1");
+  EXPECT_EQ(parsed->inject_nonfinite_at_step, 4);
+}
+
+TEST(WorkerOptionsTest, CheckJobReadsTheStageAndTheConfig) {
+  const std::string dir = testing::MakeTempDir();
+  WorkerOptions job;
+  job.stage_path = Write(dir, "stage.yaml", kStage);
+  job.model_config_path = Write(dir, "config.json", kConfig);
+  job.checkpoint_dir = dir + "/ckpt";
+  absl::StatusOr<JobFiles> files = CheckJob(job);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(files->stage.name(), "s1");
+  EXPECT_EQ(files->model_config.hidden_size, 32);
+  absl::StatusOr<train::LrSchedule> schedule = StageSchedule(files->stage, 8);
+  ASSERT_TRUE(schedule.ok());
+  EXPECT_EQ(schedule->shape, train::ScheduleShape::kLinear);
+  EXPECT_EQ(schedule->steps, 8);
+  EXPECT_DOUBLE_EQ(schedule->peak_lr, 0.001);
+}
+
+TEST(WorkerOptionsTest, CheckJobNamesTheFlagAndTheProblem) {
+  const std::string dir = testing::MakeTempDir();
+  WorkerOptions job;
+  job.stage_path = dir + "/missing.yaml";
+  job.model_config_path = Write(dir, "config.json", kConfig);
+  job.checkpoint_dir = dir + "/ckpt";
+  absl::Status status = CheckJob(job).status();
+  EXPECT_TRUE(absl::IsNotFound(status)) << status;
+  EXPECT_TRUE(absl::StartsWith(status.message(), "--stage: " + job.stage_path)) << status;
+
+  job.stage_path = Write(dir, "no_lr.yaml", "name: s\nseq_len: 64\n");
+  status = CheckJob(job).status();
+  EXPECT_TRUE(absl::StrContains(status.message(), "schedule.peak_lr")) << status;
+
+  job.stage_path = Write(dir, "stage.yaml", kStage);
+  job.init_checkpoint = dir + "/no-model";
+  status = CheckJob(job).status();
+  EXPECT_TRUE(absl::StrContains(status.message(), "exactly one of --model-config")) << status;
+
+  job.model_config_path = "";
+  status = CheckJob(job).status();
+  EXPECT_TRUE(absl::StartsWith(status.message(), "--init-checkpoint: ")) << status;
+}
+
+TEST(WorkerOptionsTest, CheckRankWantsDpTimesCpToBeTheWorld) {
+  WorkerOptions rank;
+  rank.world_size = 4;
+  rank.dp_size = 2;
+  rank.cp_size = 1;
+  rank.rendezvous_address = "127.0.0.1:1";
+  EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "must equal --world (4)"));
+  rank.cp_size = 2;
+  EXPECT_TRUE(CheckRank(rank).ok());
+  rank.rank = 4;
+  EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "--rank: 4 is not in [0, 4)"));
+  rank.rank = 0;
+  rank.rendezvous_address = "";
+  EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "--rendezvous"));
+}
+
+}  // namespace
+}  // namespace prolong::worker

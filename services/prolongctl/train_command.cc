@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,8 +20,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
-#include "trainer/comm/store_server.h"
 #include "trainer/worker/worker_options.h"
 
 namespace prolong::ctl {
@@ -86,10 +88,12 @@ absl::StatusOr<std::string> FindTrainer(const std::string& flag) {
 
 // Copies a worker's output to ours a line at a time, each line prefixed, so that the lines of
 // different ranks never mix.
-void PumpLines(int from, int to, const std::string& prefix) {
+void PumpLines(int from, int to, const std::string& prefix,
+               const std::function<void(absl::string_view)>& observe) {
   std::string pending;
   char buffer[1 << 16];
   auto emit = [&](absl::string_view line) {
+    if (observe) observe(line);
     const std::string text = absl::StrCat(prefix, line, "\n");
     absl::MutexLock lock(&output_mu);
     WriteAll(to, text);
@@ -125,6 +129,29 @@ std::string DescribeExit(int status) {
   }
   return absl::StrCat("ended with status ", status);
 }
+
+// Where rank 0 hosts the gang's store, from its ready line
+// ("trainer listening: grpc=... metrics=... rendezvous=HOST:PORT").
+class RendezvousAddress {
+ public:
+  void Observe(absl::string_view line) {
+    if (!absl::ConsumePrefix(&line, "trainer listening: ")) return;
+    for (absl::string_view field : absl::StrSplit(line, ' ')) {
+      if (absl::ConsumePrefix(&field, "rendezvous=")) {
+        absl::MutexLock lock(&mu_);
+        address_ = std::string(field);
+      }
+    }
+  }
+  std::string Get() {
+    absl::MutexLock lock(&mu_);
+    return address_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::string address_ ABSL_GUARDED_BY(mu_);
+};
 
 // Starts `argv` with stdout and stderr into the pipes' write ends, in a process group of its
 // own (a terminal's Ctrl-C reaches the launcher, which passes it on once) and killed if the
@@ -175,25 +202,21 @@ int RunTrain(TrainFlags& flags) {
         std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / flags.nproc);
   }
 
-  // SIGINT and SIGTERM are taken with sigtimedwait below; blocked before any thread starts
-  // (the store's included), so that no thread takes them instead.
+  // SIGINT and SIGTERM are taken with sigtimedwait below; blocked before any thread starts,
+  // so that no thread takes them instead.
   sigset_t stop_signals, original_mask;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, &original_mask);
 
-  absl::StatusOr<std::unique_ptr<comm::StoreServer>> store =
-      comm::ServeStore(flags.rendezvous_host);
-  if (!store.ok()) return Fail(store.status().message());
   const int world = flags.nproc;
   const int dp = world / flags.cp;
   Say(absl::StrCat(world, " rank", world > 1 ? "s" : "", " (dp ", dp, " x cp ", flags.cp,
-                   "), rendezvous at ", (*store)->address(), ", stage ", files->stage.name(),
-                   ", trainer ", *trainer));
-
+                   "), stage ", files->stage.name(), ", trainer ", *trainer));
   const std::vector<std::string> job_args = worker::JobFlagArgs(flags.job);
   std::vector<WorkerProcess> workers(world);
+  RendezvousAddress rendezvous;
   int running = 0;
   int failed_rank = -1;
   std::string failure;
@@ -202,21 +225,20 @@ int RunTrain(TrainFlags& flags) {
       if (w.running) kill(w.pid, signal_number);
     }
   };
-  for (int rank = 0; rank < world; ++rank) {
+  // Rank 0 hosts the store (so that prolongctl need not load LibTorch); the other ranks start
+  // once its ready line says where.
+  auto start = [&](int rank, const std::vector<std::string>& rendezvous_args) -> bool {
     WorkerProcess& w = workers[rank];
     w.rank = rank;
-    std::vector<std::string> argv = {*trainer,
-                                     absl::StrCat("--rank=", rank),
-                                     absl::StrCat("--world=", world),
-                                     absl::StrCat("--dp=", dp),
-                                     absl::StrCat("--cp=", flags.cp),
-                                     absl::StrCat("--rendezvous=", (*store)->address())};
+    std::vector<std::string> argv = {*trainer, absl::StrCat("--rank=", rank),
+                                     absl::StrCat("--world=", world), absl::StrCat("--dp=", dp),
+                                     absl::StrCat("--cp=", flags.cp)};
+    argv.insert(argv.end(), rendezvous_args.begin(), rendezvous_args.end());
     argv.insert(argv.end(), job_args.begin(), job_args.end());
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-      failed_rank = rank;
       failure = absl::StrCat("rank ", rank, ": pipe: ", std::strerror(errno));
-      break;
+      return false;
     }
     absl::StatusOr<pid_t> pid = Spawn(argv, out[1], err[1], original_mask);
     close(out[1]);
@@ -224,23 +246,29 @@ int RunTrain(TrainFlags& flags) {
     if (!pid.ok()) {
       close(out[0]);
       close(err[0]);
-      failed_rank = rank;
       failure = absl::StrCat("rank ", rank, ": ", pid.status().message());
-      break;
+      return false;
     }
     w.pid = *pid;
     w.running = true;
     ++running;
     const std::string prefix = absl::StrCat("[rank ", rank, "] ");
-    w.pumps.emplace_back(PumpLines, out[0], STDOUT_FILENO, prefix);
-    w.pumps.emplace_back(PumpLines, err[0], STDERR_FILENO, prefix);
+    std::function<void(absl::string_view)> observe;
+    if (rank == 0) observe = [&rendezvous](absl::string_view line) { rendezvous.Observe(line); };
+    w.pumps.emplace_back(PumpLines, out[0], STDOUT_FILENO, prefix, observe);
+    w.pumps.emplace_back(PumpLines, err[0], STDERR_FILENO, prefix, nullptr);
     Say(absl::StrCat("rank ", rank, " started (pid ", w.pid, ")"));
+    return true;
+  };
+  if (!start(0,
+             {absl::StrCat("--rendezvous=", flags.rendezvous_host, ":0"), "--host-rendezvous"})) {
+    return Fail(failure);
   }
-  if (failed_rank >= 0) kill_all(SIGKILL);
 
+  bool all_started = world == 1;
   int stop_signal = 0;
   while (running > 0) {
-    const timespec poll = {0, 100 * 1000 * 1000};
+    const timespec poll = {0, 20 * 1000 * 1000};
     const int signal_number = sigtimedwait(&stop_signals, nullptr, &poll);
     if (signal_number == SIGINT || signal_number == SIGTERM) {
       if (stop_signal == 0) {
@@ -252,6 +280,21 @@ int RunTrain(TrainFlags& flags) {
       } else {
         Say("killing the ranks");
         kill_all(SIGKILL);
+      }
+    }
+    if (!all_started && failed_rank < 0 && stop_signal == 0) {
+      const std::string address = rendezvous.Get();
+      if (!address.empty()) {
+        all_started = true;
+        Say(absl::StrCat("rendezvous at ", address));
+        for (int rank = 1; rank < world; ++rank) {
+          if (!start(rank, {absl::StrCat("--rendezvous=", address)})) {
+            failed_rank = rank;
+            Say(absl::StrCat(failure, "; killing the other ranks"));
+            kill_all(SIGKILL);
+            break;
+          }
+        }
       }
     }
     for (WorkerProcess& w : workers) {
@@ -299,7 +342,7 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   train->add_option("--trainer-binary", flags->trainer_binary,
                     "The worker binary (default: beside prolongctl, or Bazel's bazel-bin)");
   train->add_option("--rendezvous-host", flags->rendezvous_host,
-                    "Address the gang's TCP store listens on");
+                    "Address the gang's TCP store (hosted by rank 0) listens on");
   worker::AddJobFlags(*train, flags->job);
   train->callback([flags, exit_code] { *exit_code = RunTrain(*flags); });
 }

@@ -66,7 +66,9 @@ int main(int argc, char** argv) {
       prolong::Server::Start(server_options, {}, registry);
   if (!server.ok()) return Fail(server.status());
   std::cout << "trainer listening: grpc=" << (*server)->address()
-            << " metrics=" << (*server)->metrics_address() << std::endl;
+            << " metrics=" << (*server)->metrics_address();
+  if (options.host_rendezvous) std::cout << " rendezvous=" << (*worker)->rendezvous_address();
+  std::cout << std::endl;
   PROLONG_LOG(INFO) << "trainer rank " << options.rank << " of " << options.world_size
                     << " serving gRPC on " << (*server)->address() << ", /metrics on "
                     << ((*server)->metrics_address().empty() ? "(off)"

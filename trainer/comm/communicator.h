@@ -18,7 +18,6 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "torch/types.h"
-#include "trainer/comm/store_server.h"
 
 namespace prolong::comm {
 
@@ -37,6 +36,16 @@ class Communicator {
   virtual torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) = 0;
   virtual void Barrier() = 0;
 };
+
+// A TCP store served by this process (rank 0, or a test) until destroyed.
+class StoreServer {
+ public:
+  virtual ~StoreServer() = default;
+  // host:port the ranks connect to.
+  virtual std::string address() const = 0;
+};
+// Port 0 picks a free port.
+absl::StatusOr<std::unique_ptr<StoreServer>> ServeStore(const std::string& host, int port = 0);
 
 struct RendezvousOptions {
   std::string store_address;  // host:port of a StoreServer.

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/address.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/version.h"
@@ -124,6 +125,9 @@ struct Worker::State {
   const JobFiles files;
   Metrics metrics;
 
+  std::unique_ptr<comm::StoreServer> store;  // with --host-rendezvous
+  std::string rendezvous_address;
+
   absl::Mutex mu;
   bool training ABSL_GUARDED_BY(mu) = false;
   std::atomic<bool> stop_requested{false};
@@ -149,9 +153,24 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& opti
                                                        prometheus::Registry& registry) {
   RETURN_IF_ERROR(CheckRank(options));
   ASSIGN_OR_RETURN(JobFiles files, CheckJob(options));
-  return std::unique_ptr<Worker>(
-      new Worker(std::make_unique<State>(options, std::move(files), registry)));
+  auto state = std::make_unique<State>(options, std::move(files), registry);
+  state->rendezvous_address = options.rendezvous_address;
+  if (options.host_rendezvous) {
+    ASSIGN_OR_RETURN(const HostPort address,
+                     ParseHostPort(options.rendezvous_address, "--rendezvous"));
+    absl::StatusOr<std::unique_ptr<comm::StoreServer>> store =
+        comm::ServeStore(address.host, address.port);
+    if (!store.ok()) {
+      return absl::Status(store.status().code(),
+                          absl::StrCat("--host-rendezvous: ", store.status().message()));
+    }
+    state->store = *std::move(store);
+    state->rendezvous_address = state->store->address();
+  }
+  return std::unique_ptr<Worker>(new Worker(std::move(state)));
 }
+
+const std::string& Worker::rendezvous_address() const { return state_->rendezvous_address; }
 
 absl::StatusOr<Outcome> Worker::Run() {
   try {
@@ -210,9 +229,9 @@ absl::StatusOr<Outcome> Worker::State::Run() {
 }
 
 absl::Status Worker::State::Join() {
-  if (options.world_size == 1 && options.rendezvous_address.empty()) return absl::OkStatus();
+  if (options.world_size == 1 && rendezvous_address.empty()) return absl::OkStatus();
   comm::RendezvousOptions rendezvous;
-  rendezvous.store_address = options.rendezvous_address;
+  rendezvous.store_address = rendezvous_address;
   rendezvous.rank = options.rank;
   rendezvous.world_size = options.world_size;
   rendezvous.dp_size = options.dp_size;

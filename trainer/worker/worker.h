@@ -1,5 +1,5 @@
 // One rank of a training gang, from start to the end of its stage's plan:
-//   1. joins the gang over Gloo (the launcher hosts the TCP store);
+//   1. joins the gang over Gloo at a TCP store (which rank 0 may host, --host-rendezvous);
 //   2. asks the datamixer for the stage's plan (every rank must get the same plan id);
 //   3. builds the model (fresh from a config and the seed, or a Hugging Face model directory)
 //      and the Trainer, whose schedule is the stage's over the plan's steps;
@@ -19,6 +19,7 @@
 #define PROLONG_TRAINER_WORKER_WORKER_H_
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "prometheus/registry.h"
@@ -33,9 +34,9 @@ enum class Outcome {
 
 class Worker {
  public:
-  // Checks the options and reads the stage and the model's config (CheckRank, CheckJob);
-  // nothing is contacted yet. Registers the metrics in `registry`, which must outlive the
-  // worker.
+  // Checks the options and reads the stage and the model's config (CheckRank, CheckJob), and
+  // with --host-rendezvous starts serving the gang's store; nothing is contacted yet.
+  // Registers the metrics in `registry`, which must outlive the worker.
   static absl::StatusOr<std::unique_ptr<Worker>> Create(const WorkerOptions& options,
                                                         prometheus::Registry& registry);
   ~Worker();
@@ -51,6 +52,9 @@ class Worker {
   // checkpoint and return kStopped); false before training has started, when the caller may
   // simply exit, since nothing would be lost.
   bool RequestStop();
+
+  // host:port of the gang's store (the hosted one's real port with --host-rendezvous).
+  const std::string& rendezvous_address() const;
 
  private:
   struct State;

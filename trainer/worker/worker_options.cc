@@ -32,8 +32,11 @@ void AddRankFlags(CLI::App& app, WorkerOptions& options) {
   app.add_option("--dp", options.dp_size, "Data-parallel size")->group(group);
   app.add_option("--cp", options.cp_size, "Context-parallel size")->group(group);
   app.add_option("--rendezvous", options.rendezvous_address,
-                 "host:port of the gang's TCP store (prolongctl train hosts it); may be left "
-                 "out with --world 1")
+                 "host:port of the gang's TCP store; may be left out with --world 1")
+      ->group(group);
+  app.add_flag("--host-rendezvous", options.host_rendezvous,
+               "Rank 0: host the store on --rendezvous (port 0: any; the ready line says "
+               "where)")
       ->group(group);
 }
 
@@ -197,6 +200,12 @@ absl::Status CheckRank(const WorkerOptions& options) {
   }
   if (options.world_size > 1 && options.rendezvous_address.empty()) {
     return absl::InvalidArgumentError("--rendezvous: required when --world is above 1");
+  }
+  if (options.host_rendezvous && options.rank != 0) {
+    return absl::InvalidArgumentError("--host-rendezvous: only rank 0 hosts the store");
+  }
+  if (options.host_rendezvous && options.rendezvous_address.empty()) {
+    return absl::InvalidArgumentError("--host-rendezvous: needs --rendezvous HOST:PORT");
   }
   return absl::OkStatus();
 }

@@ -25,6 +25,9 @@ struct WorkerOptions {
   int cp_size = 1;
   // host:port of the gang's TCP store; may be empty when world_size is 1.
   std::string rendezvous_address;
+  // Rank 0 hosts the store on rendezvous_address (port 0: any) and reports where in its ready
+  // line; the launcher then starts the other ranks with that address.
+  bool host_rendezvous = false;
 
   // The job (AddJobFlags).
   double rendezvous_timeout_seconds = 300;  // FaultPolicy's default
@@ -57,7 +60,8 @@ struct WorkerOptions {
   int64_t inject_nonfinite_at_step = -1;
 };
 
-// --rank, --world, --dp, --cp, --rendezvous: what a launcher sets for each rank.
+// --rank, --world, --dp, --cp, --rendezvous, --host-rendezvous: what a launcher sets for each
+// rank.
 void AddRankFlags(CLI::App& app, WorkerOptions& options);
 // Every other flag of the worker: the job, the same on every rank.
 void AddJobFlags(CLI::App& app, WorkerOptions& options);
@@ -73,7 +77,7 @@ struct JobFiles {
 // Checks the job's settings and reads its files, before anything starts. INVALID_ARGUMENT or
 // NOT_FOUND naming the flag (and the file's problem) in one line.
 absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options);
-// Checks the rank's place: ranges and dp x cp = world.
+// Checks the rank's place: ranges, dp x cp = world, only rank 0 hosting the store.
 absl::Status CheckRank(const WorkerOptions& options);
 
 // The stage's learning-rate schedule over `steps` optimizer steps (the plan's). An unset shape

@@ -141,7 +141,12 @@ TEST(WorkerOptionsTest, CheckRankWantsDpTimesCpToBeTheWorld) {
   EXPECT_TRUE(CheckRank(rank).ok());
   rank.rank = 4;
   EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "--rank: 4 is not in [0, 4)"));
+  rank.rank = 1;
+  rank.host_rendezvous = true;
+  EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "only rank 0 hosts"));
   rank.rank = 0;
+  EXPECT_TRUE(CheckRank(rank).ok());
+  rank.host_rendezvous = false;
   rank.rendezvous_address = "";
   EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "--rendezvous"));
 }

@@ -193,7 +193,9 @@ TEST_F(DatamixerServiceTest, AStreamResumedAfterTheDatamixerWasKilledContinuesBi
     Datamixer datamixer = StartDatamixer({"--store=" + corpus_.store_dir});
     ASSERT_NE(datamixer.stub, nullptr);
     const v1::StagePlan plan = Plan(*datamixer.stub, stage, 8);
-    if (!plan_id.empty()) EXPECT_EQ(plan.plan_id(), plan_id) << "the same plan after a restart";
+    if (!plan_id.empty()) {
+      EXPECT_EQ(plan.plan_id(), plan_id) << "the same plan after a restart";
+    }
     plan_id = plan.plan_id();
     const int64_t resume = static_cast<int64_t>(received.size());
     for (std::string& batch : Stream(*datamixer.stub, plan_id, 1, 2, 1, 2, resume, stop - resume)) {

@@ -72,7 +72,7 @@ TEST_F(BatchBuilderTest, EveryTokenOfEveryGlobalBatchReachesExactlyOneRank) {
   // seq_len 50 divides by neither 2 x 3 nor 2 x 4: chunks of unequal size.
   Server server(corpus_.store_dir, testing::TestStage(50, 12, 5), 9);
   const plan::StagePlan& plan = *server.plan;
-  for (const auto [dp_size, cp_size] :
+  for (const auto& [dp_size, cp_size] :
        {std::pair{1, 1}, {2, 1}, {1, 2}, {3, 3}, {4, 2}, {12, 1}, {2, 4}}) {
     SCOPED_TRACE(::testing::Message() << "dp " << dp_size << " cp " << cp_size);
     for (int64_t step = 0; step < plan.steps(); ++step) {

@@ -135,6 +135,30 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
   return exit_code_;
 }
 
+absl::Status RunGang(int world,
+                     const std::function<std::vector<std::string>(int rank)>& argv_for_rank,
+                     absl::Duration timeout) {
+  std::vector<std::unique_ptr<Subprocess>> ranks;
+  for (int rank = 0; rank < world; ++rank) {
+    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv_for_rank(rank));
+    if (!process.ok()) return process.status();
+    ranks.push_back(*std::move(process));
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  for (int rank = 0; rank < world; ++rank) {
+    absl::StatusOr<int> exit_code = ranks[rank]->Wait(deadline - absl::Now());
+    if (!exit_code.ok()) {
+      return absl::Status(exit_code.status().code(),
+                          absl::StrCat("rank ", rank, ": ", exit_code.status().message()));
+    }
+    if (*exit_code != 0) {
+      return absl::InternalError(
+          absl::StrCat("rank ", rank, " exited with ", *exit_code, ": ", ranks[rank]->Stderr()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, absl::Duration timeout,
                               const std::string& stdin_path) {
   absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv, stdin_path);

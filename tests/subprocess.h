@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,13 @@ struct RunResult {
 };
 absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, absl::Duration timeout,
                               const std::string& stdin_path = "");
+
+// Starts one process per rank of a gang (argv_for_rank(rank) for rank 0..world-1) and waits
+// for all of them. OK if every rank exits 0; otherwise the first failure, naming the rank, its
+// exit code and its stderr.
+absl::Status RunGang(int world,
+                     const std::function<std::vector<std::string>(int rank)>& argv_for_rank,
+                     absl::Duration timeout);
 
 // A fresh directory under $TEST_TMPDIR (or /tmp).
 std::string MakeTempDir();

@@ -53,20 +53,20 @@ void RunGang(int dp, int cp) {
   ASSERT_TRUE(store.ok()) << store.status();
   const std::string dir = prolong::testing::MakeTempDir();
   const int world = dp * cp;
-  std::vector<std::unique_ptr<prolong::testing::Subprocess>> workers;
-  for (int rank = 0; rank < world; ++rank) {
-    auto worker = prolong::testing::Subprocess::Start(
-        {kWorker, "--store=" + (*store)->address(), absl::StrCat("--rank=", rank),
-         absl::StrCat("--world=", world), absl::StrCat("--dp=", dp), absl::StrCat("--cp=", cp),
-         "--seed=40", absl::StrCat("--out=", dir, "/rank", rank, ".pt")});
-    ASSERT_TRUE(worker.ok()) << worker.status();
-    workers.push_back(*std::move(worker));
-  }
-  for (int rank = 0; rank < world; ++rank) {
-    auto exit_code = workers[rank]->Wait(absl::Seconds(120));
-    ASSERT_TRUE(exit_code.ok()) << exit_code.status();
-    ASSERT_EQ(*exit_code, 0) << "rank " << rank << ": " << workers[rank]->Stderr();
-  }
+  const absl::Status gang = prolong::testing::RunGang(
+      world,
+      [&](int rank) -> std::vector<std::string> {
+        return {kWorker,
+                "--store=" + (*store)->address(),
+                absl::StrCat("--rank=", rank),
+                absl::StrCat("--world=", world),
+                absl::StrCat("--dp=", dp),
+                absl::StrCat("--cp=", cp),
+                "--seed=40",
+                absl::StrCat("--out=", dir, "/rank", rank, ".pt")};
+      },
+      absl::Seconds(120));
+  ASSERT_TRUE(gang.ok()) << gang;
   for (int rank = 0; rank < world; ++rank) {
     SCOPED_TRACE(absl::StrCat("dp ", dp, " cp ", cp, " rank ", rank));
     const int dp_rank = rank / cp, cp_rank = rank % cp;

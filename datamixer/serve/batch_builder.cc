@@ -26,11 +26,7 @@ void SetBytes(const std::vector<T>& values, std::string* bytes) {
 }  // namespace
 
 BatchBuilder::BatchBuilder(std::shared_ptr<const plan::StagePlan> plan, const store::Shard* shard)
-    : plan_(std::move(plan)), shard_(shard) {
-  for (const plan::DomainUsage& domain : plan_->domains()) {
-    has_sft_ |= domain.packing == plan::Packing::kSft;
-  }
-}
+    : plan_(std::move(plan)), shard_(shard) {}
 
 absl::StatusOr<BuiltBatch> BatchBuilder::Build(int64_t step, const plan::Rank& rank) const {
   RETURN_IF_ERROR(plan::ValidateRank(rank, plan_->sequences_per_batch()));
@@ -134,7 +130,7 @@ absl::StatusOr<int64_t> BatchBuilder::CountTargets(const plan::PlannedSequence& 
 }
 
 absl::StatusOr<int64_t> BatchBuilder::GlobalTargetTokens(int64_t step) const {
-  if (has_sft_) {
+  {
     absl::MutexLock lock(&mutex_);
     if (auto it = target_tokens_.find(step); it != target_tokens_.end()) return it->second;
   }
@@ -143,7 +139,7 @@ absl::StatusOr<int64_t> BatchBuilder::GlobalTargetTokens(int64_t step) const {
     ASSIGN_OR_RETURN(const int64_t count, CountTargets(sequence));
     targets += count;
   }
-  if (has_sft_) {
+  {
     absl::MutexLock lock(&mutex_);
     if (target_tokens_.size() >= kCachedTargetCounts) target_tokens_.erase(target_tokens_.begin());
     target_tokens_[step] = targets;

@@ -38,8 +38,8 @@ class BatchBuilder {
   // the store no longer holds a planned document.
   absl::StatusOr<BuiltBatch> Build(int64_t step, const plan::Rank& rank) const;
 
-  // Target tokens of the whole global batch (every rank): the loss's exact denominator. Only
-  // SFT sequences need their masks read; the result is cached, as every rank asks for it.
+  // Target tokens of the whole global batch (every rank): the loss's exact denominator. It
+  // walks the whole batch (and reads SFT masks), so it is cached: every rank asks for it.
   absl::StatusOr<int64_t> GlobalTargetTokens(int64_t step) const;
 
  private:
@@ -49,7 +49,6 @@ class BatchBuilder {
 
   std::shared_ptr<const plan::StagePlan> plan_;
   const store::Shard* shard_;
-  bool has_sft_ = false;
   mutable absl::Mutex mutex_;
   mutable std::map<int64_t, int64_t> target_tokens_ ABSL_GUARDED_BY(mutex_);
 };

@@ -7,6 +7,8 @@
 //     workers at random moments, checkpoint saves included) and restarted until done ends
 //     with the same model and optimizer bytes as a run that was never interrupted;
 //   - resuming on changed data, or with another seed, is refused, naming both sides;
+//   - a second stage started from the first one's checkpoints keeps the weights, the AdamW
+//     state and the run's step count and restarts the schedule (or resets the optimizer);
 //   - a non-finite loss fails the run and leaves the last good checkpoint the newest;
 //   - bad flags, a missing stage file, a rank that never comes and an unreachable datamixer
 //     are one clear line and a non-zero exit.
@@ -15,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -33,6 +36,7 @@
 #include "common/http_get.h"
 #include "datamixer/store/store.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/subprocess.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/trainer_state.h"
@@ -177,11 +181,12 @@ std::vector<std::string> TrainCommand(const std::string& checkpoint_dir, int npr
 struct StepLine {
   int64_t step = 0;
   double loss = 0;
+  double lr = 0;
 };
 
 // Rank 0's step lines in a launcher's stderr.
 std::vector<StepLine> StepLines(const std::string& text) {
-  static const std::regex pattern(R"(\[rank 0\] .*\] step (\d+)/(\d+) loss (\S+) lr)");
+  static const std::regex pattern(R"(\[rank 0\] .*\] step (\d+)/(\d+) loss (\S+) lr (\S+) )");
   std::vector<StepLine> lines;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     std::cmatch match;
@@ -190,6 +195,7 @@ std::vector<StepLine> StepLines(const std::string& text) {
     StepLine step;
     EXPECT_TRUE(absl::SimpleAtoi(match[1].str(), &step.step));
     EXPECT_TRUE(absl::SimpleAtod(match[3].str(), &step.loss)) << copy;
+    EXPECT_TRUE(absl::SimpleAtod(match[4].str(), &step.lr)) << copy;
     lines.push_back(step);
   }
   return lines;
@@ -447,6 +453,95 @@ TEST(TrainLocalTest, ResumingOnOtherDataOrAnotherSeedIsRefused) {
             Bytes(StepDir(clean.checkpoint_dir, kSteps) + "/model/model.safetensors"));
 }
 
+// AdamW's step count for `parameter` in CHECKPOINT/optimizer.safetensors (an int64 scalar
+// tensor "step/NAME"), read from the file's header and data; -1 if absent.
+int64_t OptimizerStepCount(const std::string& checkpoint, const std::string& parameter) {
+  const std::string bytes = Bytes(checkpoint + "/" + checkpoint::kOptimizerFile);
+  if (bytes.size() < 8) return -1;
+  uint64_t header_size = 0;
+  for (int i = 7; i >= 0; --i) header_size = header_size << 8 | static_cast<uint8_t>(bytes[i]);
+  const nlohmann::json header = nlohmann::json::parse(bytes.substr(8, header_size));
+  const auto entry = header.find("step/" + parameter);
+  if (entry == header.end() || (*entry)["dtype"] != "I64") return -1;
+  const size_t offset = 8 + header_size + (*entry)["data_offsets"][0].get<size_t>();
+  int64_t count = 0;
+  std::memcpy(&count, bytes.data() + offset, sizeof(count));
+  return count;
+}
+
+// ProLong's stage 2 in miniature: 4 more steps on another mixture with another RoPE theta,
+// started from the first stage's checkpoint directory.
+std::string SecondStage(bool reset_optimizer_state) {
+  return absl::StrCat(R"(name: stage-2
+seq_len: 64
+batch_tokens: 256
+total_tokens: 1024
+rope_theta: 20000
+schedule: {peak_lr: 0.005, warmup_fraction: 0.25, shape: cosine, min_lr_ratio: 0.1}
+mixture:
+  - {domain: books, proportion: 0.25, packing: long}
+  - {domain: web, proportion: 0.75, packing: short}
+reset_optimizer_state: )",
+                      reset_optimizer_state ? "true" : "false", "\n");
+}
+
+TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule) {
+  const CleanRun& clean = Clean();
+  ASSERT_EQ(clean.exit_code, 0) << clean.stderr_text;
+  const std::vector<StepLine> first_stage = StepLines(clean.stderr_text);
+  ASSERT_FALSE(first_stage.empty());
+  auto first_state = checkpoint::ReadTrainerState(StepDir(clean.checkpoint_dir, kSteps));
+  ASSERT_TRUE(first_state.ok()) << first_state.status();
+  ASSERT_EQ(OptimizerStepCount(StepDir(clean.checkpoint_dir, kSteps), "model.norm.weight"),
+            kSteps);
+
+  for (const bool reset : {false, true}) {
+    SCOPED_TRACE(reset ? "reset_optimizer_state" : "optimizer state kept");
+    const std::string dir = testing::MakeTempDir();
+    const std::string stage = WriteFile(dir, "stage-2.yaml", SecondStage(reset));
+    std::vector<std::string> argv = TrainCommand(
+        dir + "/checkpoints", 2,
+        {"--stage=" + stage, "--init-checkpoint=" + clean.checkpoint_dir});
+    argv.erase(std::remove_if(argv.begin(), argv.end(),
+                              [](const std::string& arg) {
+                                return absl::StartsWith(arg, "--model-config=");
+                              }),
+               argv.end());
+    auto result = testing::Run(argv, absl::Seconds(180));
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
+    const std::string from = StepDir(clean.checkpoint_dir, kSteps);
+    EXPECT_TRUE(absl::StrContains(
+        result->stderr_text,
+        reset ? absl::StrCat("stage stage-2 starts from the weights of ", from, " (run step ",
+                             kSteps, ") with fresh AdamW state (reset_optimizer_state)")
+              : absl::StrCat("stage stage-2 starts from ", from, " (stage 'local-test', run step ",
+                             kSteps, "): weights and AdamW state carried over, schedule restarted")))
+        << result->stderr_text;
+
+    // The schedule starts again with its own warmup (step 0 runs at lr 0), then its peak; the
+    // weights are the first stage's, so the loss starts where that stage ended, not afresh.
+    const std::vector<StepLine> steps = StepLines(result->stderr_text);
+    ASSERT_EQ(steps.size(), 4u) << result->stderr_text;
+    EXPECT_EQ(steps[0].lr, 0);
+    EXPECT_NEAR(steps[1].lr, 0.005, 1e-9);
+    EXPECT_LT(steps[0].loss, first_stage.front().loss - 0.5) << result->stderr_text;
+
+    // The run's step count goes on; the new stage's data cursor and schedule are its own.
+    const std::string last = StepDir(dir + "/checkpoints", kSteps + 4);
+    auto state = checkpoint::ReadTrainerState(last);
+    ASSERT_TRUE(state.ok()) << state.status();
+    EXPECT_EQ(state->step, kSteps + 4);
+    EXPECT_EQ(state->stage_name, "stage-2");
+    EXPECT_EQ(state->schedule.at("stage_step"), "4");
+    EXPECT_EQ(state->data_cursor.at("global_step"), "4");
+    EXPECT_NE(state->data_cursor.at("plan_id"), first_state->data_cursor.at("plan_id"));
+    // AdamW's moments carried over count every step of the run; reset ones only this stage's.
+    EXPECT_EQ(OptimizerStepCount(last, "model.norm.weight"), reset ? 4 : kSteps + 4);
+    EXPECT_TRUE(absl::StrContains(Bytes(last + "/model/config.json"), "20000"));
+  }
+}
+
 TEST(TrainLocalTest, ANonFiniteLossFailsAndKeepsTheLastGoodCheckpoint) {
   const std::string dir = testing::MakeTempDir() + "/checkpoints";
   // Step 5 (0-based 4) gets non-finite weights; steps 2 and 4 were checkpointed.
@@ -518,7 +613,7 @@ TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_EQ(result->stderr_text,
             "trainer: give exactly one of --model-config (a fresh model) and --init-checkpoint "
-            "(a model directory)\n");
+            "(a model directory or training checkpoint)\n");
 }
 
 TEST(TrainLocalTest, ARankThatNeverComesIsNamed) {

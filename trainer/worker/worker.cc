@@ -106,6 +106,7 @@ struct Worker::State {
   absl::Status Plan(DataClient& data);
   absl::Status Build();
   absl::StatusOr<int64_t> Resume();
+  absl::Status ContinueFromEarlierStage();
   absl::Status CheckCursor(const std::string& path, const checkpoint::TrainerState& state) const;
   absl::StatusOr<Outcome> Train(DataClient& data, int64_t start_step);
   void Report(const train::StepMetrics& step, int64_t global_step, int64_t rank_tokens,
@@ -269,9 +270,9 @@ absl::Status Worker::State::Plan(DataClient& data) {
 }
 
 absl::Status Worker::State::Build() {
-  if (!options.init_checkpoint.empty()) {
+  if (!files.init_model_dir.empty()) {
     absl::StatusOr<std::shared_ptr<model::LlamaForCausalLM>> loaded =
-        model::LoadLlama(options.init_checkpoint);
+        model::LoadLlama(files.init_model_dir);
     if (!loaded.ok()) {
       return absl::Status(loaded.status().code(),
                           absl::StrCat("--init-checkpoint: ", loaded.status().message()));
@@ -325,6 +326,7 @@ absl::StatusOr<int64_t> Worker::State::Resume() {
     if (options.rank == 0) {
       PROLONG_LOG(INFO) << "no checkpoint in " << options.checkpoint_dir << ": starting at step 0";
     }
+    RETURN_IF_ERROR(ContinueFromEarlierStage());
     return 0;
   }
 
@@ -360,6 +362,42 @@ absl::StatusOr<int64_t> Worker::State::Resume() {
                       << plan.steps();
   }
   return global_step;
+}
+
+absl::Status Worker::State::ContinueFromEarlierStage() {
+  const std::string& path = files.init_training_checkpoint;
+  if (path.empty()) return absl::OkStatus();
+  // Build loaded the weights; what the earlier stage adds is its optimizer and its step count.
+  // Rank 0 verifies every checksum once; the ranks then read the same files.
+  absl::Status verified;
+  if (options.rank == 0) verified = checkpoint::VerifyCheckpoint(path);
+  RETURN_IF_ERROR(Agree(verified, absl::StrCat("verifying --init-checkpoint ", path)));
+  absl::StatusOr<checkpoint::TrainerState> state = checkpoint::ReadTrainerState(path);
+  RETURN_IF_ERROR(Agree(state.status(), absl::StrCat("reading ", path)));
+  // The run's step count goes on across stages (checkpoint names and AdamW's bias correction
+  // both continue); the new stage's schedule starts at its own step 0.
+  RETURN_IF_ERROR(trainer->SetProgress(state->step, 0));
+  if (files.stage.reset_optimizer_state()) {
+    if (options.rank == 0) {
+      PROLONG_LOG(INFO) << "stage " << files.stage.name() << " starts from the weights of " << path
+                        << " (run step " << state->step
+                        << ") with fresh AdamW state (reset_optimizer_state)";
+    }
+    return absl::OkStatus();
+  }
+  absl::Status restored = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(const checkpoint::OptimizerState optimizer,
+                     checkpoint::ReadOptimizerState(path));
+    return checkpoint::RestoreAdamWState(optimizer, model->named_parameters(),
+                                         trainer->optimizer());
+  }();
+  RETURN_IF_ERROR(Agree(restored, absl::StrCat("loading the optimizer state of ", path)));
+  if (options.rank == 0) {
+    PROLONG_LOG(INFO) << "stage " << files.stage.name() << " starts from " << path
+                      << " (stage '" << state->stage_name << "', run step " << state->step
+                      << "): weights and AdamW state carried over, schedule restarted";
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Worker::State::CheckCursor(const std::string& path,

@@ -1,11 +1,13 @@
 // One rank of a training gang, from start to the end of its stage's plan:
 //   1. joins the gang over Gloo at a TCP store (which rank 0 may host, --host-rendezvous);
 //   2. asks the datamixer for the stage's plan (every rank must get the same plan id);
-//   3. builds the model (fresh from a config and the seed, or a Hugging Face model directory)
-//      and the Trainer, whose schedule is the stage's over the plan's steps;
+//   3. builds the model (fresh from a config and the seed, or the weights of a Hugging Face
+//      model directory or of an earlier stage's checkpoint) and the Trainer, whose schedule is
+//      the stage's over the plan's steps;
 //   4. resumes from the newest valid checkpoint in the checkpoint directory, if any: model,
 //      AdamW state, RNG and step; refused if the checkpoint's data cursor names another plan
-//      or data fingerprint;
+//      or data fingerprint. With none, a stage started from an earlier stage's checkpoint
+//      takes that stage's AdamW state and step count and restarts the schedule;
 //   5. streams its slice of every step from there, trains, logs one line a step (rank 0) and
 //      sets its Prometheus metrics;
 //   6. checkpoints every N steps and at the end: rank 0 writes, and every rank waits for the

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_file.h"
 #include "common/status_macros.h"
+#include "trainer/checkpoint/checkpoint_store.h"
 
 namespace prolong::worker {
 namespace {
@@ -16,9 +17,47 @@ absl::Status Flag(absl::string_view flag, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(flag, ": ", status.message()));
 }
 
+bool Exists(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0;
+}
+
 bool IsDirectory(const std::string& path) {
   struct stat info;
   return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+// Sets files->init_model_dir and init_training_checkpoint from --init-checkpoint PATH: a model
+// directory (PATH/config.json), a training checkpoint (PATH/MANIFEST.json) or a directory of
+// them (the newest whose files are all there at their sizes; checksums are verified when the
+// optimizer state is loaded).
+absl::Status ResolveInitCheckpoint(const std::string& path, JobFiles* files) {
+  if (!IsDirectory(path)) {
+    return absl::NotFoundError(absl::StrCat(path, ": not a directory"));
+  }
+  if (Exists(path + "/config.json")) {
+    files->init_model_dir = path;
+    return absl::OkStatus();
+  }
+  std::string checkpoint = path;
+  if (!Exists(path + "/" + checkpoint::kManifestFile)) {
+    ASSIGN_OR_RETURN(const std::vector<checkpoint::CheckpointRef> listed,
+                     checkpoint::ListCheckpoints(path));
+    if (listed.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          path, ": neither a Hugging Face model directory (config.json), a training checkpoint (",
+          checkpoint::kManifestFile, ") nor a checkpoint directory (step-N)"));
+    }
+    checkpoint::FindOptions find;
+    find.verification = checkpoint::Verification::kSizesOnly;
+    ASSIGN_OR_RETURN(const checkpoint::CheckpointRef newest,
+                     checkpoint::FindLatestValid(path, find));
+    checkpoint = newest.path;
+  }
+  RETURN_IF_ERROR(checkpoint::VerifyCheckpoint(checkpoint, checkpoint::Verification::kSizesOnly));
+  files->init_training_checkpoint = checkpoint;
+  files->init_model_dir = absl::StrCat(checkpoint, "/", checkpoint::kModelDir);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -54,7 +93,9 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
                  "Hugging Face config.json of a fresh Llama")
       ->group(group);
   app.add_option("--init-checkpoint", options.init_checkpoint,
-                 "Hugging Face model directory to start from instead")
+                 "Start from a Hugging Face model directory, or from an earlier stage's "
+                 "training checkpoint (or checkpoint directory: its newest), keeping its AdamW "
+                 "state")
       ->group(group);
   app.add_option("--checkpoint-dir", options.checkpoint_dir,
                  "Where checkpoints go; a run resumes from its newest valid one")
@@ -157,18 +198,16 @@ absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
   if (options.model_config_path.empty() == options.init_checkpoint.empty()) {
     return absl::InvalidArgumentError(
         "give exactly one of --model-config (a fresh model) and --init-checkpoint (a model "
-        "directory)");
+        "directory or training checkpoint)");
   }
   absl::StatusOr<model::LlamaConfig> config;
   if (!options.model_config_path.empty()) {
     config = model::ReadLlamaConfig(options.model_config_path);
     if (!config.ok()) return Flag("--model-config", config.status());
   } else {
-    if (!IsDirectory(options.init_checkpoint)) {
-      return absl::NotFoundError(
-          absl::StrCat("--init-checkpoint: ", options.init_checkpoint, ": not a directory"));
-    }
-    config = model::ReadLlamaConfig(options.init_checkpoint + "/config.json");
+    RETURN_IF_ERROR(
+        Flag("--init-checkpoint", ResolveInitCheckpoint(options.init_checkpoint, &files)));
+    config = model::ReadLlamaConfig(files.init_model_dir + "/config.json");
     if (!config.ok()) return Flag("--init-checkpoint", config.status());
   }
   files.model_config = *std::move(config);

@@ -38,7 +38,8 @@ struct WorkerOptions {
   std::string stage_path;
   // Seeds the model's initialization and the stage's data plan.
   uint64_t seed = 0;
-  // Exactly one: a Hugging Face config.json for a fresh model, or a model directory.
+  // Exactly one: a Hugging Face config.json for a fresh model, or where to start from (a model
+  // directory, a training checkpoint, or a checkpoint directory: see JobFiles).
   std::string model_config_path;
   std::string init_checkpoint;
   std::string checkpoint_dir;
@@ -68,10 +69,17 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options);
 // The job flags with their values, as a command line for AddJobFlags (defaults included).
 std::vector<std::string> JobFlagArgs(const WorkerOptions& options);
 
-// What the job's files say: the stage and the model's shape.
+// What the job's files say: the stage, the model's shape and where its weights come from.
 struct JobFiles {
   v1::StageSpec stage;
-  model::LlamaConfig model_config;  // from --model-config, or --init-checkpoint's config.json
+  model::LlamaConfig model_config;  // from --model-config, or the initial model's config.json
+  // With --init-checkpoint, the Hugging Face model directory to load. When --init-checkpoint
+  // names a training checkpoint (an earlier stage's step-N, or a checkpoint directory, whose
+  // newest checkpoint that has all its files is taken), that checkpoint: the new stage starts
+  // from its AdamW state and step count, restarting the schedule (ProLong's stage 2), unless
+  // the stage sets reset_optimizer_state.
+  std::string init_model_dir;
+  std::string init_training_checkpoint;
 };
 
 // Checks the job's settings and reads its files, before anything starts. INVALID_ARGUMENT or

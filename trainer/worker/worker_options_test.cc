@@ -1,5 +1,6 @@
 #include "trainer/worker/worker_options.h"
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "common/cli.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
+#include "trainer/checkpoint/checkpoint_store.h"
 
 namespace prolong::worker {
 namespace {
@@ -128,6 +130,72 @@ TEST(WorkerOptionsTest, CheckJobNamesTheFlagAndTheProblem) {
   job.model_config_path = "";
   status = CheckJob(job).status();
   EXPECT_TRUE(absl::StartsWith(status.message(), "--init-checkpoint: ")) << status;
+
+  // A directory that holds none of the three kinds of start.
+  job.init_checkpoint = dir + "/empty";
+  std::filesystem::create_directories(job.init_checkpoint);
+  status = CheckJob(job).status();
+  EXPECT_TRUE(absl::IsNotFound(status)) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "neither a Hugging Face model directory"))
+      << status;
+}
+
+// Writes DIR/step-N as a training checkpoint would be laid out (the files' contents do not
+// matter to CheckJob beyond config.json).
+std::string WriteTrainingCheckpoint(const std::string& dir, int64_t step) {
+  auto writer = checkpoint::CheckpointWriter::Begin(dir, step);
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  const std::string staging = (*writer)->staging_dir();
+  std::filesystem::create_directories(staging + "/model");
+  Write(staging + "/model", "config.json", kConfig);
+  Write(staging, checkpoint::kOptimizerFile, "optimizer");
+  Write(staging, checkpoint::kTrainerStateFile, "{}");
+  auto path = (*writer)->Commit();
+  EXPECT_TRUE(path.ok()) << path.status();
+  return *path;
+}
+
+TEST(WorkerOptionsTest, InitCheckpointTakesAModelATrainingCheckpointOrTheNewestOfADirectory) {
+  const std::string dir = testing::MakeTempDir();
+  WorkerOptions job;
+  job.stage_path = Write(dir, "stage.yaml", kStage);
+  job.checkpoint_dir = dir + "/ckpt";
+
+  // A Hugging Face model directory: weights only.
+  std::filesystem::create_directories(dir + "/hf");
+  Write(dir + "/hf", "config.json", kConfig);
+  job.init_checkpoint = dir + "/hf";
+  absl::StatusOr<JobFiles> files = CheckJob(job);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(files->init_model_dir, dir + "/hf");
+  EXPECT_EQ(files->init_training_checkpoint, "");
+  EXPECT_EQ(files->model_config.hidden_size, 32);
+
+  // An earlier stage's checkpoints: one named directly, or the newest complete one.
+  const std::string stage1 = dir + "/stage1";
+  const std::string step4 = WriteTrainingCheckpoint(stage1, 4);
+  const std::string step8 = WriteTrainingCheckpoint(stage1, 8);
+  job.init_checkpoint = step4;
+  files = CheckJob(job);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(files->init_training_checkpoint, step4);
+  EXPECT_EQ(files->init_model_dir, step4 + "/model");
+
+  job.init_checkpoint = stage1;
+  files = CheckJob(job);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(files->init_training_checkpoint, step8);
+
+  // A truncated newest checkpoint is passed over for the one before it.
+  std::filesystem::resize_file(step8 + "/" + checkpoint::kOptimizerFile, 2);
+  files = CheckJob(job);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(files->init_training_checkpoint, step4);
+
+  // Named directly, a damaged checkpoint is an error naming it.
+  job.init_checkpoint = step8;
+  const absl::Status status = CheckJob(job).status();
+  EXPECT_TRUE(absl::StartsWith(status.message(), "--init-checkpoint: " + step8)) << status;
 }
 
 TEST(WorkerOptionsTest, CheckRankWantsDpTimesCpToBeTheWorld) {

@@ -65,9 +65,10 @@ v1::Batch RankBatch(const std::vector<GlobalSequence>& batch, int64_t step,
     const GlobalSequence& global = batch[i];
     v1::SequenceSlice* slice = out.add_sequences();
     slice->set_sequence_index(i);
-    slice->set_sequence_length(kSeqLen);
+    const int64_t length = static_cast<int64_t>(global.tokens.size());
+    slice->set_sequence_length(length);
     for (int32_t bound : global.cu_seqlens) slice->add_cu_seqlens(bound);
-    for (const plan::Range& range : plan::ContextParallelSpans(kSeqLen, rank)) {
+    for (const plan::Range& range : plan::ContextParallelSpans(length, rank)) {
       v1::TokenSpan* span = slice->add_spans();
       span->set_offset(static_cast<int32_t>(range.begin));
       std::string ids(range.size() * sizeof(uint32_t), '\0');

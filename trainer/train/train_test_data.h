@@ -35,7 +35,8 @@ struct GlobalSequence {
 // crossing the zigzag chunk boundaries).
 std::vector<GlobalSequence> MakeGlobalBatch(uint64_t seed);
 
-// What the datamixer sends `rank` for this batch (see proto/prolong/v1/datamixer.proto).
+// What the datamixer sends `rank` for this batch (see proto/prolong/v1/datamixer.proto); the
+// sequences may have any length.
 v1::Batch RankBatch(const std::vector<GlobalSequence>& batch, int64_t step, const plan::Rank& rank);
 
 // The mean cross-entropy over the masked tokens of the whole batch, computed plainly: each

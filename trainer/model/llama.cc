@@ -131,9 +131,13 @@ Tensor DefaultAttentionCore(const Tensor& q, const Tensor& k, const Tensor& v,
 Tensor LlamaAttention::forward(const Tensor& x, const Tensor& cos, const Tensor& sin,
                                const attention::TokenLayout& layout) {
   const int64_t tokens = x.size(0);
-  const Tensor q = ApplyRotaryEmbedding(q_proj(x).view({tokens, num_heads_, head_dim_}), cos, sin);
+  const Tensor q_heads = q_proj(x).view({tokens, num_heads_, head_dim_});
+  // Under autocast the projections come out in bfloat16 while x is float32: rotating in the
+  // projections' dtype keeps q, k and v alike for the attention core (as transformers does).
+  const Tensor cos_q = cos.to(q_heads.scalar_type()), sin_q = sin.to(q_heads.scalar_type());
+  const Tensor q = ApplyRotaryEmbedding(q_heads, cos_q, sin_q);
   const Tensor k =
-      ApplyRotaryEmbedding(k_proj(x).view({tokens, num_kv_heads_, head_dim_}), cos, sin);
+      ApplyRotaryEmbedding(k_proj(x).view({tokens, num_kv_heads_, head_dim_}), cos_q, sin_q);
   const Tensor v = v_proj(x).view({tokens, num_kv_heads_, head_dim_});
   const Tensor out = core_(q, k, v, layout, 1.0 / std::sqrt(double(head_dim_)));
   return o_proj(out.reshape({tokens, num_heads_ * head_dim_}));

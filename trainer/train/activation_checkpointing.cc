@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "torch/autograd.h"
+#include "trainer/train/autocast_guard.h"
 
 namespace prolong::train {
 namespace {
@@ -19,6 +20,10 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
                         const Tensor& cos, const Tensor& sin, const Tensor& document,
                         const Tensor& position, model::LlamaDecoderLayer* layer) {
     ctx->save_for_backward({x, cos, sin, document, position});
+    // Recomputation must cast as this forward does (torch.utils.checkpoint does the same).
+    const AutocastState autocast = CurrentAutocast(x.device().type());
+    ctx->saved_data["autocast"] = autocast.enabled;
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(autocast.dtype);
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
     return layer->forward(x, cos, sin, {document, position});
@@ -37,6 +42,9 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     Tensor out;
     {
       torch::AutoGradMode enable_grad(true);
+      const AutocastGuard autocast(
+          saved[0].device().type(), ctx->saved_data["autocast"].toBool(),
+          static_cast<c10::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
       out = layer->forward(inputs[0], saved[1], saved[2], {saved[3], saved[4]});
     }
     variable_list grads = torch::autograd::grad({out}, inputs, {grad_outputs[0]},

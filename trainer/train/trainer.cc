@@ -12,6 +12,7 @@
 #include "common/status_macros.h"
 #include "trainer/parallel/context_parallel_attention.h"
 #include "trainer/train/activation_checkpointing.h"
+#include "trainer/train/autocast_guard.h"
 
 namespace prolong::train {
 namespace {
@@ -306,11 +307,17 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
     for (const MicroBatch& batch : input.micro_batches) {
       const attention::TokenLayout layout{batch.layout.document.to(device),
                                           batch.layout.position.to(device)};
-      const Tensor hidden = ForwardHidden(*model_, batch.input_ids.to(device), layout,
-                                          options_.activation_checkpointing);
-      const Tensor sum =
-          BlockedCrossEntropySum(hidden, model_->lm_head_weight(), batch.target_ids.to(device),
-                                 batch.loss_mask.to(device), options_.logit_block_size);
+      Tensor sum;
+      {
+        // Forward only, as torch.autocast is used: backward replays the forward's dtypes, and
+        // checkpointed layers cast again as they recompute (activation_checkpointing.cc).
+        const AutocastGuard autocast(device.type(), options_.bf16_autocast);
+        const Tensor hidden = ForwardHidden(*model_, batch.input_ids.to(device), layout,
+                                            options_.activation_checkpointing);
+        sum = BlockedCrossEntropySum(hidden, model_->lm_head_weight(),
+                                     batch.target_ids.to(device), batch.loss_mask.to(device),
+                                     options_.logit_block_size);
+      }
       (sum / denominator).backward();
       loss_sum += sum.item<double>();
     }

@@ -54,6 +54,9 @@ struct TrainerOptions {
   double grad_clip_norm = 1.0;
   // Recompute each decoder layer in backward (see DefaultActivationCheckpointing).
   bool activation_checkpointing = false;
+  // bf16 mixed precision (autocast_guard.h): float32 parameters, gradients and AdamW state,
+  // bfloat16 matrix products and attention. The worker turns it on for GPUs.
+  bool bf16_autocast = false;
   int64_t logit_block_size = kDefaultLogitBlockSize;
   // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB).
   int64_t bucket_bytes = 25 << 20;

@@ -649,5 +649,17 @@ TEST(TrainLocalTest, AnUnreachableDatamixerIsNamed) {
   EXPECT_EQ(LastLine(result->stderr_text), "prolongctl train: failed: rank 0 exited with code 1");
 }
 
+TEST(TrainLocalTest, AskingForAGpuInACpuBuildIsNamed) {
+  const std::string dir = testing::MakeTempDir();
+  auto result = testing::Run(TrainCommand(dir, 1, {"--device=cuda"}), absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(result->stderr_text,
+                                "[rank 0] trainer: --device cuda: this trainer was built without "
+                                "CUDA (build with --config=cuda against a CUDA LibTorch)\n"))
+      << result->stderr_text;
+  EXPECT_EQ(NewestStep(dir), 0);
+}
+
 }  // namespace
 }  // namespace prolong

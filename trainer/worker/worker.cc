@@ -31,6 +31,10 @@
 #include "trainer/train/batch.h"
 #include "trainer/train/trainer.h"
 #include "trainer/worker/data_client.h"
+#include "trainer/worker/device.h"
+#ifdef PROLONG_CUDA
+#include "trainer/attention/fused_attention.h"
+#endif
 
 namespace prolong::worker {
 namespace {
@@ -133,6 +137,7 @@ struct Worker::State {
   bool training ABSL_GUARDED_BY(mu) = false;
   std::atomic<bool> stop_requested{false};
 
+  c10::Device device{c10::kCPU};
   bool distributed = false;
   comm::ProcessGroups groups;
   v1::StagePlan plan;
@@ -221,6 +226,7 @@ absl::StatusOr<Outcome> Worker::State::Run() {
   } else if (options.threads > 0) {
     at::set_num_threads(options.threads);
   }
+  ASSIGN_OR_RETURN(device, SelectDevice(options));
   RETURN_IF_ERROR(Join());
   DataClient data(options.datamixer_address, absl::Seconds(options.datamixer_timeout_seconds));
   RETURN_IF_ERROR(Plan(data));
@@ -239,11 +245,12 @@ absl::Status Worker::State::Join() {
   rendezvous.cp_size = options.cp_size;
   rendezvous.timeout = absl::Seconds(options.rendezvous_timeout_seconds);
   rendezvous.collective_timeout = absl::Seconds(options.collective_timeout_seconds);
-  ASSIGN_OR_RETURN(groups, comm::JoinGloo(rendezvous));
+  ASSIGN_OR_RETURN(groups, JoinGang(rendezvous, device));
   distributed = true;
   PROLONG_LOG(INFO) << "rank " << options.rank << " of " << options.world_size
                     << " joined (dp rank " << groups.dp_rank << " of " << options.dp_size
-                    << ", cp rank " << groups.cp_rank << " of " << options.cp_size << ")";
+                    << ", cp rank " << groups.cp_rank << " of " << options.cp_size << ") on "
+                    << device.str();
   return absl::OkStatus();
 }
 
@@ -282,6 +289,14 @@ absl::Status Worker::State::Build() {
     ASSIGN_OR_RETURN(model, model::CreateLlama(files.model_config, options.seed));
   }
   if (files.stage.rope_theta() > 0) RETURN_IF_ERROR(model->SetRopeTheta(files.stage.rope_theta()));
+  model->to(device);
+#ifdef PROLONG_CUDA
+  // Whole sequences on this rank: the fused kernels. With context parallelism the Trainer
+  // installs its own attention over the cp group.
+  if (device.is_cuda() && options.cp_size == 1) {
+    model->SetAttentionCore(attention::FusedDocumentAttention);
+  }
+#endif
 
   ASSIGN_OR_RETURN(schedule, StageSchedule(files.stage, plan.steps()));
   train::TrainerOptions trainer_options;
@@ -290,6 +305,12 @@ absl::Status Worker::State::Build() {
   trainer_options.grad_clip_norm = options.grad_clip_norm;
   trainer_options.activation_checkpointing =
       UseActivationCheckpointing(options, files.stage.seq_len());
+  trainer_options.bf16_autocast = UseBf16Autocast(options, device);
+  if (options.rank == 0) {
+    PROLONG_LOG(INFO) << "training on " << device.str()
+                      << (trainer_options.bf16_autocast ? " in bf16 mixed precision"
+                                                        : " in float32");
+  }
   ASSIGN_OR_RETURN(trainer,
                    train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));
 

@@ -122,6 +122,16 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
                  "Recompute each layer in backward: on, off, or auto (on from 16K tokens)")
       ->group(group)
       ->check(CLI::IsMember({"on", "off", "auto"}));
+  app.add_option("--device", options.device,
+                 "cpu, cuda (one GPU per rank: LOCAL_RANK, else rank modulo the GPUs), or auto "
+                 "(cuda if this build has CUDA and a GPU is visible)")
+      ->group(group)
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--precision", options.precision,
+                 "bf16 (mixed: float32 weights and optimizer state), fp32, or auto (bf16 on a "
+                 "GPU)")
+      ->group(group)
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   app.add_option("--read-ahead-batches", options.read_ahead_batches,
                  "Batches received ahead of training")
       ->group(group)
@@ -164,6 +174,8 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
       absl::StrCat("--micro-batch-sequences=", o.micro_batch_sequences),
       absl::StrCat("--threads=", o.threads),
       absl::StrCat("--activation-checkpointing=", o.activation_checkpointing),
+      absl::StrCat("--device=", o.device),
+      absl::StrCat("--precision=", o.precision),
       absl::StrCat("--read-ahead-batches=", o.read_ahead_batches),
       absl::StrCat("--grad-clip-norm=", o.grad_clip_norm),
       absl::StrCat("--weight-decay=", o.weight_decay),

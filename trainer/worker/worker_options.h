@@ -51,6 +51,8 @@ struct WorkerOptions {
   bool deterministic = false;
   int threads = 0;                                // intra-op threads; 0: LibTorch's default
   std::string activation_checkpointing = "auto";  // on, off, auto (on from seq_len 16384)
+  std::string device = "auto";                    // auto, cpu, cuda (device.h)
+  std::string precision = "auto";                 // auto, fp32, bf16 (device.h)
   int read_ahead_batches = 2;
   double grad_clip_norm = 1.0;
   double weight_decay = 0.1;

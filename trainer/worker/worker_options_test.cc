@@ -61,6 +61,8 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   job.micro_batch_sequences = 2;
   job.deterministic = true;
   job.activation_checkpointing = "on";
+  job.device = "cpu";
+  job.precision = "bf16";
   job.read_ahead_batches = 5;
   job.grad_clip_norm = 0.5;
   job.weight_decay = 0.01;
@@ -83,6 +85,8 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   EXPECT_EQ(parsed->micro_batch_sequences, job.micro_batch_sequences);
   EXPECT_TRUE(parsed->deterministic);
   EXPECT_EQ(parsed->activation_checkpointing, "on");
+  EXPECT_EQ(parsed->device, "cpu");
+  EXPECT_EQ(parsed->precision, "bf16");
   EXPECT_EQ(parsed->read_ahead_batches, 5);
   EXPECT_EQ(parsed->grad_clip_norm, 0.5);
   EXPECT_EQ(parsed->weight_decay, 0.01);

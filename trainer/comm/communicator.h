@@ -21,6 +21,15 @@
 
 namespace prolong::comm {
 
+// A point-to-point exchange in flight (Communicator::SendRecv).
+class PendingExchange {
+ public:
+  virtual ~PendingExchange() = default;
+  // Blocks until this member's send has left and its receive has arrived. Call it exactly once,
+  // before touching either tensor of the exchange.
+  virtual void Wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -34,6 +43,14 @@ class Communicator {
   virtual torch::Tensor AllGather(const torch::Tensor& tensor) = 0;
   // `tensor` has size() * n rows; returns rows [rank * n, (rank + 1) * n) summed over members.
   virtual torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) = 0;
+  // Starts sending `send` to member `to` and receiving into `recv` (the shape and dtype of what
+  // `from` sends; contiguous) from member `from`, and returns without waiting, so that compute
+  // can overlap the transfer. Every member posts its exchanges in the same order; a member may
+  // have several in flight. A ring shift is every member calling
+  // SendRecv(x, (rank + 1) % size, y, (rank + size - 1) % size): no order of Wait() calls
+  // deadlocks it.
+  virtual std::unique_ptr<PendingExchange> SendRecv(const torch::Tensor& send, int to,
+                                                    torch::Tensor& recv, int from) = 0;
   virtual void Barrier() = 0;
 };
 

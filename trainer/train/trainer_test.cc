@@ -1,6 +1,7 @@
 #include "trainer/train/trainer.h"
 
 #include <cmath>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -263,6 +264,15 @@ class DoublingCommunicator : public comm::Communicator {
   Tensor AllGather(const Tensor& tensor) override { return torch::cat({tensor, tensor}); }
   Tensor ReduceScatterSum(const Tensor& tensor) override {
     return tensor.narrow(0, 0, tensor.size(0) / 2) * 2;
+  }
+  // The peer holds the same tensors, so it sends what this rank sends.
+  std::unique_ptr<comm::PendingExchange> SendRecv(const Tensor& send, int, Tensor& recv,
+                                                  int) override {
+    struct Done final : comm::PendingExchange {
+      void Wait() override {}
+    };
+    recv.copy_(send);
+    return std::make_unique<Done>();
   }
   void Barrier() override {}
 

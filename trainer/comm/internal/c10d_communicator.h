@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "torch/csrc/distributed/c10d/Store.hpp"
+#include "torch/csrc/distributed/c10d/Work.hpp"
 #include "trainer/comm/communicator.h"
 
 namespace prolong::comm::internal {
@@ -57,10 +58,42 @@ class C10dCommunicator final : public Communicator {
     return received.view(shape).sum(0);
   }
 
+  std::unique_ptr<PendingExchange> SendRecv(const torch::Tensor& send, int to, torch::Tensor& recv,
+                                            int from) override {
+    TORCH_CHECK(recv.is_contiguous(), "SendRecv: recv must be contiguous");
+    std::vector<torch::Tensor> outgoing = {send.contiguous()};
+    std::vector<torch::Tensor> incoming = {recv};
+    // Members post exchanges in the same order, so the n-th send of one matches the n-th receive
+    // of its peer; a tag per exchange keeps several in flight apart (Gloo matches by tag).
+    const int tag = next_tag_;
+    next_tag_ = (next_tag_ + 1) % (1 << 30);
+    auto exchange = std::make_unique<Exchange>();
+    // NCCL runs a pair's sends and receives in the order posted on one stream: with two members
+    // both sending first would wait for each other, so odd members receive first.
+    if (rank() % 2 == 0) {
+      exchange->works.push_back(group_->send(outgoing, to, tag));
+      exchange->works.push_back(group_->recv(incoming, from, tag));
+    } else {
+      exchange->works.push_back(group_->recv(incoming, from, tag));
+      exchange->works.push_back(group_->send(outgoing, to, tag));
+    }
+    exchange->tensors = {outgoing[0], incoming[0]};
+    return exchange;
+  }
+
   void Barrier() override { group_->barrier()->wait(); }
 
  private:
+  struct Exchange final : PendingExchange {
+    void Wait() override {
+      for (const auto& work : works) work->wait();
+    }
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    std::vector<torch::Tensor> tensors;  // Alive until the transfer is done.
+  };
+
   c10::intrusive_ptr<Group> group_;
+  int next_tag_ = 0;
 };
 
 // Makes one group of `members` (world ranks, this one among them) under the key prefix `name`.

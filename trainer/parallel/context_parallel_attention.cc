@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "torch/autograd.h"
+#include "trainer/parallel/ring_attention.h"
 
 namespace prolong::parallel {
 namespace {
@@ -75,10 +76,11 @@ class AllGatherAttention : public torch::autograd::Function<AllGatherAttention> 
 
 torch::Tensor ContextParallelAttention(const torch::Tensor& q, const torch::Tensor& k,
                                        const torch::Tensor& v, const attention::TokenLayout& layout,
-                                       comm::Communicator* cp, double scale) {
+                                       comm::Communicator* cp, double scale, CpScheme scheme) {
   if (cp == nullptr || cp->size() == 1) {
     return attention::DocumentMaskedAttention(q, k, v, layout, layout, scale);
   }
+  if (scheme == CpScheme::kRing) return RingAttention(q, k, v, layout, cp, scale);
   return AllGatherAttention::apply(q, k, v, layout.document, layout.position, cp, scale);
 }
 

@@ -1,6 +1,8 @@
 // Context-parallel attention across real processes over Gloo against the plain single-process
-// result: for C in {2, 4} and for dp x cp = 2 x 2, every rank's outputs and gradients of q, k
-// and v equal the rows of one process's attention over the whole sequence, within 1e-5.
+// result: for both schemes (all-gather and ring), for C in {2, 4} and for dp x cp = 2 x 2, every
+// rank's outputs and gradients of q, k and v equal the rows of one process's attention over the
+// whole sequence, within 1e-5. The ring's outputs depend on its log-sum-exp merges across
+// steps, and its dk and dv on the gradient sums coming back to their owner after C shifts.
 
 #include <cmath>
 #include <memory>
@@ -48,7 +50,7 @@ void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected,
 }
 
 // Runs dp x cp workers and checks each against the single-process result of its replica.
-void RunGang(int dp, int cp) {
+void RunGang(int dp, int cp, const std::string& scheme) {
   auto store = comm::ServeStore("127.0.0.1");
   ASSERT_TRUE(store.ok()) << store.status();
   const std::string dir = prolong::testing::MakeTempDir();
@@ -62,13 +64,14 @@ void RunGang(int dp, int cp) {
                 absl::StrCat("--world=", world),
                 absl::StrCat("--dp=", dp),
                 absl::StrCat("--cp=", cp),
+                "--cp-scheme=" + scheme,
                 "--seed=40",
                 absl::StrCat("--out=", dir, "/rank", rank, ".pt")};
       },
       absl::Seconds(120));
   ASSERT_TRUE(gang.ok()) << gang;
   for (int rank = 0; rank < world; ++rank) {
-    SCOPED_TRACE(absl::StrCat("dp ", dp, " cp ", cp, " rank ", rank));
+    SCOPED_TRACE(absl::StrCat(scheme, " dp ", dp, " cp ", cp, " rank ", rank));
     const int dp_rank = rank / cp, cp_rank = rank % cp;
     const Reference reference = SingleProcess(40 + dp_rank);
     const torch::Tensor rows = testing::ZigzagIndices(testing::kTokens, cp_rank, cp);
@@ -82,9 +85,17 @@ void RunGang(int dp, int cp) {
   }
 }
 
-TEST(ContextParallelAttentionTest, TwoRanksMatchOneProcess) { RunGang(1, 2); }
-TEST(ContextParallelAttentionTest, FourRanksMatchOneProcess) { RunGang(1, 4); }
-TEST(ContextParallelAttentionTest, TwoReplicasOfTwoRanksMatchOneProcess) { RunGang(2, 2); }
+TEST(ContextParallelAttentionTest, TwoRanksMatchOneProcess) { RunGang(1, 2, "all-gather"); }
+TEST(ContextParallelAttentionTest, FourRanksMatchOneProcess) { RunGang(1, 4, "all-gather"); }
+TEST(ContextParallelAttentionTest, TwoReplicasOfTwoRanksMatchOneProcess) {
+  RunGang(2, 2, "all-gather");
+}
+
+TEST(ContextParallelAttentionTest, TwoRanksOfARingMatchOneProcess) { RunGang(1, 2, "ring"); }
+TEST(ContextParallelAttentionTest, FourRanksOfARingMatchOneProcess) { RunGang(1, 4, "ring"); }
+TEST(ContextParallelAttentionTest, TwoReplicasOfTwoRingRanksMatchOneProcess) {
+  RunGang(2, 2, "ring");
+}
 
 TEST(ContextParallelAttentionTest, TheTestSequenceHasDocumentsAcrossChunksAndRanks) {
   // Otherwise the tests above would not exercise cross-rank masking.

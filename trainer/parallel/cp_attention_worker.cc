@@ -1,6 +1,7 @@
 // One rank of context_parallel_attention_test: joins the gang, runs context-parallel attention
-// on its zigzag chunks of its replica's sequence, backpropagates (out * weights).sum() and saves
-// {out, dq, dk, dv} for its tokens with torch::save.
+// (--cp-scheme: all-gather or ring) on its zigzag chunks of its replica's sequence,
+// backpropagates (out * weights).sum() and saves {out, dq, dk, dv} for its tokens with
+// torch::save.
 
 #include <cmath>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "torch/serialize.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/parallel/context_parallel_attention.h"
+#include "trainer/parallel/cp_scheme.h"
 #include "trainer/parallel/cp_test_data.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +21,7 @@ int main(int argc, char** argv) {
   std::string out;
   double timeout_seconds = 60;
   uint64_t seed = 1;
+  std::string scheme_name = "all-gather";
   CLI::App app("One rank of a context-parallel attention test.");
   prolong::ConfigureCli(app);
   app.add_option("--store", options.store_address)->required();
@@ -28,9 +31,16 @@ int main(int argc, char** argv) {
   app.add_option("--cp", options.cp_size)->required();
   app.add_option("--seed", seed);
   app.add_option("--timeout-seconds", timeout_seconds);
+  app.add_option("--cp-scheme", scheme_name);
   app.add_option("--out", out)->required();
   if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
   options.timeout = absl::Seconds(timeout_seconds);
+  const absl::StatusOr<prolong::parallel::CpScheme> scheme =
+      prolong::parallel::ParseCpScheme(scheme_name);
+  if (!scheme.ok()) {
+    std::cerr << "--cp-scheme: " << scheme.status().message() << std::endl;
+    return 2;
+  }
 
   absl::StatusOr<prolong::comm::ProcessGroups> groups = prolong::comm::JoinGloo(options);
   if (!groups.ok()) {
@@ -47,8 +57,8 @@ int main(int argc, char** argv) {
   const prolong::attention::TokenLayout layout{sequence.layout.document.index_select(0, index),
                                                sequence.layout.position.index_select(0, index)};
   const double scale = 1.0 / std::sqrt(static_cast<double>(testing::kHeadDim));
-  const torch::Tensor attended =
-      prolong::parallel::ContextParallelAttention(q, k, v, layout, groups->cp.get(), scale);
+  const torch::Tensor attended = prolong::parallel::ContextParallelAttention(
+      q, k, v, layout, groups->cp.get(), scale, *scheme);
   (attended * sequence.weights.index_select(0, index)).sum().backward();
   torch::save(std::vector<torch::Tensor>{attended.detach(), q.grad(), k.grad(), v.grad()}, out);
   groups->world->Barrier();  // Nobody leaves while a peer may still need it.

@@ -1,7 +1,8 @@
 // The training step across real processes over Gloo against one process: two optimizer steps
 // of a tiny Llama on four packed sequences with several documents each, with dp = 2, cp = 2
 // (zigzag chunks, documents crossing ranks) and dp x cp = 2 x 2 (with activation checkpointing,
-// so recomputation repeats the context-parallel collectives). On every rank the parameters after
+// so recomputation repeats the context-parallel collectives), context parallelism under both
+// schemes (all-gather and ring). On every rank the parameters after
 // both steps and the first step's reduced gradients equal the single-process result within 1e-5
 // of each tensor's largest magnitude, and the reported losses (1e-6) and gradient norms agree.
 
@@ -44,7 +45,8 @@ void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected,
   EXPECT_LE(error, 1e-5 * scale) << what << ": largest difference " << error << " of " << scale;
 }
 
-void RunGang(int dp, int cp, int micro_batch_sequences, bool checkpointing) {
+void RunGang(int dp, int cp, int micro_batch_sequences, bool checkpointing,
+             const std::string& cp_scheme = "all-gather") {
   const testing::RunResult& reference = SingleProcess();
   ASSERT_FALSE(reference.parameters.empty());
   auto store = comm::ServeStore("127.0.0.1");
@@ -65,12 +67,13 @@ void RunGang(int dp, int cp, int micro_batch_sequences, bool checkpointing) {
             absl::StrCat("--micro-batch-sequences=", micro_batch_sequences),
             absl::StrCat("--out=", dir, "/rank", rank, ".pt")};
         if (checkpointing) argv.push_back("--checkpointing");
+        argv.push_back("--cp-scheme=" + cp_scheme);
         return argv;
       },
       absl::Seconds(120));
   ASSERT_TRUE(gang.ok()) << gang;
   for (int rank = 0; rank < world; ++rank) {
-    SCOPED_TRACE(absl::StrCat("dp ", dp, " cp ", cp, " rank ", rank));
+    SCOPED_TRACE(absl::StrCat("dp ", dp, " cp ", cp, " ", cp_scheme, " rank ", rank));
     std::vector<torch::Tensor> got;
     torch::load(got, absl::StrCat(dir, "/rank", rank, ".pt"));
     const size_t n = reference.parameters.size();
@@ -108,6 +111,10 @@ TEST(ParallelTrainerTest, TheReferenceTrains) {
 TEST(ParallelTrainerTest, DataParallelMatchesOneProcess) { RunGang(2, 1, 1, false); }
 TEST(ParallelTrainerTest, ContextParallelMatchesOneProcess) { RunGang(1, 2, 2, false); }
 TEST(ParallelTrainerTest, DataAndContextParallelMatchOneProcess) { RunGang(2, 2, 1, true); }
+TEST(ParallelTrainerTest, RingContextParallelMatchesOneProcess) { RunGang(1, 2, 2, false, "ring"); }
+TEST(ParallelTrainerTest, DataAndRingContextParallelMatchOneProcess) {
+  RunGang(2, 2, 1, true, "ring");
+}
 
 }  // namespace
 }  // namespace prolong::train

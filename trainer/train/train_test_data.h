@@ -13,6 +13,7 @@
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_config.h"
+#include "trainer/parallel/cp_scheme.h"
 
 namespace prolong::train::testing {
 
@@ -47,6 +48,7 @@ double PlainMeanCrossEntropy(model::LlamaForCausalLM& model,
 struct RunOptions {
   int64_t sequences_per_micro_batch = 1;
   bool activation_checkpointing = false;
+  parallel::CpScheme cp_scheme = parallel::CpScheme::kAllGather;
 };
 
 struct RunResult {

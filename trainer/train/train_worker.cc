@@ -10,6 +10,7 @@
 #include "common/cli.h"
 #include "torch/serialize.h"
 #include "trainer/comm/communicator.h"
+#include "trainer/parallel/cp_scheme.h"
 #include "trainer/train/train_test_data.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   std::string out;
   uint64_t seed = 1;
   prolong::train::testing::RunOptions run;
+  std::string cp_scheme = "all-gather";
   CLI::App app("One rank of a parallel training test.");
   prolong::ConfigureCli(app);
   app.add_option("--store", options.store_address)->required();
@@ -27,8 +29,15 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed);
   app.add_option("--micro-batch-sequences", run.sequences_per_micro_batch);
   app.add_flag("--checkpointing", run.activation_checkpointing);
+  app.add_option("--cp-scheme", cp_scheme);
   app.add_option("--out", out)->required();
   if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
+  absl::StatusOr<prolong::parallel::CpScheme> scheme = prolong::parallel::ParseCpScheme(cp_scheme);
+  if (!scheme.ok()) {
+    std::cerr << "--cp-scheme: " << scheme.status().message() << std::endl;
+    return 2;
+  }
+  run.cp_scheme = *scheme;
 
   absl::StatusOr<prolong::comm::ProcessGroups> groups = prolong::comm::JoinGloo(options);
   if (!groups.ok()) {

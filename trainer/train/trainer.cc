@@ -188,9 +188,10 @@ Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGr
 
   if (groups_ != nullptr && groups_->cp->size() > 1) {
     comm::Communicator* cp = groups_->cp.get();
-    model_->SetAttentionCore([cp](const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const attention::TokenLayout& layout, double scale) {
-      return parallel::ContextParallelAttention(q, k, v, layout, cp, scale);
+    const parallel::CpScheme scheme = options_.cp_scheme;
+    model_->SetAttentionCore([cp, scheme](const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const attention::TokenLayout& layout, double scale) {
+      return parallel::ContextParallelAttention(q, k, v, layout, cp, scale, scheme);
     });
   }
 }

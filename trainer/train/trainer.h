@@ -31,6 +31,7 @@
 #include "torch/types.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
+#include "trainer/parallel/cp_scheme.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/blocked_cross_entropy.h"
 #include "trainer/train/lr_schedule.h"
@@ -58,6 +59,9 @@ struct TrainerOptions {
   // bfloat16 matrix products and attention. The worker turns it on for GPUs.
   bool bf16_autocast = false;
   int64_t logit_block_size = kDefaultLogitBlockSize;
+  // How context-parallel attention moves K and V between a cp group's ranks (see
+  // trainer/parallel/context_parallel_attention.h); unused without a cp group above 1.
+  parallel::CpScheme cp_scheme = parallel::CpScheme::kAllGather;
   // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB).
   int64_t bucket_bytes = 25 << 20;
   // A step whose loss or gradient norm is NaN or infinite: false fails it (INTERNAL, no

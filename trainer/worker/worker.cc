@@ -28,6 +28,7 @@
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
+#include "trainer/parallel/cp_scheme.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/trainer.h"
 #include "trainer/worker/data_client.h"
@@ -311,6 +312,7 @@ absl::Status Worker::State::Build() {
                       << (trainer_options.bf16_autocast ? " in bf16 mixed precision"
                                                         : " in float32");
   }
+  ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
   ASSIGN_OR_RETURN(trainer,
                    train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));
 

@@ -8,6 +8,7 @@
 #include "common/proto_file.h"
 #include "common/status_macros.h"
 #include "trainer/checkpoint/checkpoint_store.h"
+#include "trainer/parallel/cp_scheme.h"
 
 namespace prolong::worker {
 namespace {
@@ -132,6 +133,11 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
                  "GPU)")
       ->group(group)
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
+  app.add_option("--cp-scheme", options.cp_scheme,
+                 "Context-parallel attention: all-gather (default; cheap under GQA) or ring "
+                 "(overlaps K/V transfers with compute, holds one block at a time)")
+      ->group(group)
+      ->check(CLI::IsMember(parallel::CpSchemeNames()));
   app.add_option("--read-ahead-batches", options.read_ahead_batches,
                  "Batches received ahead of training")
       ->group(group)
@@ -176,6 +182,7 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
       absl::StrCat("--activation-checkpointing=", o.activation_checkpointing),
       absl::StrCat("--device=", o.device),
       absl::StrCat("--precision=", o.precision),
+      absl::StrCat("--cp-scheme=", o.cp_scheme),
       absl::StrCat("--read-ahead-batches=", o.read_ahead_batches),
       absl::StrCat("--grad-clip-norm=", o.grad_clip_norm),
       absl::StrCat("--weight-decay=", o.weight_decay),
@@ -227,6 +234,7 @@ absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
   if (options.checkpoint_dir.empty()) {
     return absl::InvalidArgumentError("--checkpoint-dir: required");
   }
+  RETURN_IF_ERROR(Flag("--cp-scheme", parallel::ParseCpScheme(options.cp_scheme).status()));
   if (options.deterministic && options.threads > 1) {
     return absl::InvalidArgumentError(
         "--deterministic runs one intra-op thread; leave out --threads");

@@ -53,6 +53,8 @@ struct WorkerOptions {
   std::string activation_checkpointing = "auto";  // on, off, auto (on from seq_len 16384)
   std::string device = "auto";                    // auto, cpu, cuda (device.h)
   std::string precision = "auto";                 // auto, fp32, bf16 (device.h)
+  // How context-parallel attention moves K and V: a parallel::CpScheme's name.
+  std::string cp_scheme = "all-gather";
   int read_ahead_batches = 2;
   double grad_clip_norm = 1.0;
   double weight_decay = 0.1;

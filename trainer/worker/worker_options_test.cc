@@ -63,6 +63,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   job.activation_checkpointing = "on";
   job.device = "cpu";
   job.precision = "bf16";
+  job.cp_scheme = "ring";
   job.read_ahead_batches = 5;
   job.grad_clip_norm = 0.5;
   job.weight_decay = 0.01;
@@ -87,6 +88,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   EXPECT_EQ(parsed->activation_checkpointing, "on");
   EXPECT_EQ(parsed->device, "cpu");
   EXPECT_EQ(parsed->precision, "bf16");
+  EXPECT_EQ(parsed->cp_scheme, "ring");
   EXPECT_EQ(parsed->read_ahead_batches, 5);
   EXPECT_EQ(parsed->grad_clip_norm, 0.5);
   EXPECT_EQ(parsed->weight_decay, 0.01);
@@ -200,6 +202,33 @@ TEST(WorkerOptionsTest, InitCheckpointTakesAModelATrainingCheckpointOrTheNewestO
   job.init_checkpoint = step8;
   const absl::Status status = CheckJob(job).status();
   EXPECT_TRUE(absl::StartsWith(status.message(), "--init-checkpoint: " + step8)) << status;
+}
+
+TEST(WorkerOptionsTest, TheCpSchemeIsAllGatherOrRing) {
+  absl::StatusOr<WorkerOptions> parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->cp_scheme, "all-gather");
+  parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--cp-scheme=ring"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->cp_scheme, "ring");
+
+  parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--cp-scheme=allgather"});
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_TRUE(absl::StrContains(parsed.status().message(), "--cp-scheme")) << parsed.status();
+  EXPECT_TRUE(absl::StrContains(parsed.status().message(), "all-gather")) << parsed.status();
+  EXPECT_TRUE(absl::StrContains(parsed.status().message(), "ring")) << parsed.status();
+
+  // Options set in code are checked as well.
+  const std::string dir = testing::MakeTempDir();
+  WorkerOptions job;
+  job.stage_path = Write(dir, "stage.yaml", kStage);
+  job.model_config_path = Write(dir, "config.json", kConfig);
+  job.checkpoint_dir = dir + "/ckpt";
+  job.cp_scheme = "tree";
+  const absl::Status status = CheckJob(job).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_TRUE(absl::StartsWith(status.message(), "--cp-scheme: ")) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "all-gather, ring")) << status;
 }
 
 TEST(WorkerOptionsTest, CheckRankWantsDpTimesCpToBeTheWorld) {

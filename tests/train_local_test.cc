@@ -592,6 +592,14 @@ TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
   EXPECT_TRUE(absl::StartsWith(result->stderr_text, "prolongctl train: only --local is supported"))
       << result->stderr_text;
 
+  argv = TrainCommand(dir + "/checkpoints", 2, {"--cp=2", "--cp-scheme=tree"});
+  result = testing::Run(argv, absl::Seconds(60));
+  ASSERT_TRUE(result.ok());
+  EXPECT_NE(result->exit_code, 0);
+  for (const char* part : {"--cp-scheme", "tree", "all-gather", "ring"}) {
+    EXPECT_TRUE(absl::StrContains(result->stderr_text, part)) << result->stderr_text;
+  }
+
   argv = TrainCommand(dir + "/checkpoints", 2, {"--no-such-flag=1"});
   result = testing::Run(argv, absl::Seconds(60));
   ASSERT_TRUE(result.ok());

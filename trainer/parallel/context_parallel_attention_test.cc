@@ -113,6 +113,33 @@ TEST(ContextParallelAttentionTest, TheTestSequenceHasDocumentsAcrossChunksAndRan
   EXPECT_GT(std::get<0>(at::_unique2(document)).numel(), 6);
 }
 
+TEST(ContextParallelAttentionTest, TheTestSequenceMakesTheRingMergeEveryBlockAndSkipSome) {
+  // With C = 4, some rank's queries see keys of every rank (C partial results to merge) and
+  // some rank's see none of another's (a block skipped, whose dK and dV only pass through).
+  const testing::PackedSequence sequence = testing::MakePackedSequence(40);
+  const int cp = 4;
+  auto sees = [&](int query_rank, int key_rank) {
+    const torch::Tensor q = testing::ZigzagIndices(testing::kTokens, query_rank, cp);
+    const torch::Tensor k = testing::ZigzagIndices(testing::kTokens, key_rank, cp);
+    const torch::Tensor& document = sequence.layout.document;
+    const torch::Tensor& position = sequence.layout.position;
+    return (document.index_select(0, q).unsqueeze(1) == document.index_select(0, k).unsqueeze(0))
+        .logical_and(position.index_select(0, k).unsqueeze(0) <=
+                     position.index_select(0, q).unsqueeze(1))
+        .any()
+        .item<bool>();
+  };
+  bool some_sees_all = false, some_skips = false;
+  for (int query_rank = 0; query_rank < cp; ++query_rank) {
+    int seen = 0;
+    for (int key_rank = 0; key_rank < cp; ++key_rank) seen += sees(query_rank, key_rank);
+    some_sees_all |= seen == cp;
+    some_skips |= seen < cp;
+  }
+  EXPECT_TRUE(some_sees_all);
+  EXPECT_TRUE(some_skips);
+}
+
 TEST(ContextParallelAttentionTest, AMissingRankIsNamed) {
   auto store = comm::ServeStore("127.0.0.1");
   ASSERT_TRUE(store.ok()) << store.status();

@@ -57,7 +57,7 @@ bool AnyVisible(const TokenLayout& queries, const TokenLayout& keys) {
       at::_unique2(torch::cat({queries.document, keys.document}), /*sorted=*/true,
                    /*return_inverse=*/true, /*return_counts=*/false);
   const torch::Tensor latest =
-      torch::full({ids.numel()}, std::numeric_limits<int64_t>::min(), torch::kInt64)
+      torch::full({ids.numel()}, std::numeric_limits<int64_t>::min(), queries.position.options())
           .scatter_reduce(0, inverse.narrow(0, 0, tq), queries.position, "amax");
   return keys.position.le(latest.index_select(0, inverse.narrow(0, tq, tk))).any().item<bool>();
 }

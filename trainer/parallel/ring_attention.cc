@@ -52,14 +52,21 @@ bool AnyVisible(const TokenLayout& queries, const TokenLayout& keys) {
   const int64_t tq = queries.document.numel();
   const int64_t tk = keys.document.numel();
   if (tq == 0 || tk == 0) return false;
-  // Dense numbers for the documents of both sides, whatever their ids.
-  const auto [ids, inverse, counts] =
-      at::_unique2(torch::cat({queries.document, keys.document}), /*sorted=*/true,
-                   /*return_inverse=*/true, /*return_counts=*/false);
-  const torch::Tensor latest =
-      torch::full({ids.numel()}, std::numeric_limits<int64_t>::min(), queries.position.options())
-          .scatter_reduce(0, inverse.narrow(0, 0, tq), queries.position, "amax");
-  return keys.position.le(latest.index_select(0, inverse.narrow(0, tq, tk))).any().item<bool>();
+  // Each token as one number that orders by document, then position: its document numbered
+  // densely (whatever the ids) times the span of positions, plus its position's offset.
+  const torch::Tensor inverse =
+      std::get<1>(at::_unique2(torch::cat({queries.document, keys.document}), /*sorted=*/true,
+                               /*return_inverse=*/true, /*return_counts=*/false));
+  const torch::Tensor positions = torch::cat({queries.position, keys.position});
+  const torch::Tensor offsets = positions - positions.min();
+  const int64_t span = offsets.max().item<int64_t>() + 1;
+  const torch::Tensor codes = inverse * span + offsets;
+  const torch::Tensor query_codes = std::get<0>(torch::sort(codes.narrow(0, 0, tq)));
+  // The last query of each key's document sits just before the next document's first code.
+  const torch::Tensor key_documents = inverse.narrow(0, tq, tk);
+  const torch::Tensor end = torch::searchsorted(query_codes, (key_documents + 1) * span);
+  const torch::Tensor last = query_codes.index_select(0, (end - 1).clamp_min(0));
+  return end.gt(0).logical_and(last.ge(codes.narrow(0, tq, tk))).any().item<bool>();
 }
 
 // The cp group as a ring: a rank sends to the next and receives from the previous one, so after

@@ -71,19 +71,22 @@ bool AnyVisible(const TokenLayout& queries, const TokenLayout& keys) {
 
 // The cp group as a ring: a rank sends to the next and receives from the previous one, so after
 // `step` shifts it holds the block of rank (rank - step).
-struct Ring {
-  explicit Ring(comm::Communicator* cp) : cp(cp), rank(cp->rank()), size(cp->size()) {}
-  int next() const { return (rank + 1) % size; }
-  int previous() const { return (rank + size - 1) % size; }
-  int Owner(int step) const { return (rank - step + size) % size; }
+class Ring {
+ public:
+  explicit Ring(comm::Communicator* cp) : cp_(cp), rank_(cp->rank()), size_(cp->size()) {}
+
+  int size() const { return size_; }
+  int Owner(int step) const { return (rank_ - step + size_) % size_; }
+  // Posts sending `send` to the next rank and receiving `recv` from the previous one.
   std::unique_ptr<comm::PendingExchange> Shift(const torch::Tensor& send,
                                                torch::Tensor& recv) const {
-    return cp->SendRecv(send, next(), recv, previous());
+    return cp_->SendRecv(send, (rank_ + 1) % size_, recv, (rank_ + size_ - 1) % size_);
   }
 
-  comm::Communicator* cp;
-  int rank;
-  int size;
+ private:
+  comm::Communicator* cp_;
+  int rank_;
+  int size_;
 };
 
 // K and V of this rank as one [2, rows, Hkv, D] tensor, so that a step is one exchange.
@@ -107,11 +110,11 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
     torch::Tensor block = KeyValueBlock(k, v, rows);
     torch::Tensor incoming = torch::empty_like(block);
     std::optional<AttentionResult> merged;
-    std::vector<int64_t> visible(ring.size, 0);
-    for (int step = 0; step < ring.size; ++step) {
+    std::vector<int64_t> visible(ring.size(), 0);
+    for (int step = 0; step < ring.size(); ++step) {
       // The next block travels while this one is computed on.
       std::unique_ptr<comm::PendingExchange> shift;
-      if (step + 1 < ring.size) shift = ring.Shift(block, incoming);
+      if (step + 1 < ring.size()) shift = ring.Shift(block, incoming);
       const int owner = ring.Owner(step);
       const TokenLayout key_layout = RankRows(key_layouts, owner, rows);
       visible[owner] = AnyVisible(query_layout, key_layout);
@@ -166,9 +169,9 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
     torch::Tensor incoming_grads = torch::empty(block.sizes(), f32);
     torch::Tensor dq = torch::zeros(q.sizes(), f32);
     std::unique_ptr<comm::PendingExchange> grad_shift;
-    for (int step = 0; step < ring.size; ++step) {
+    for (int step = 0; step < ring.size(); ++step) {
       std::unique_ptr<comm::PendingExchange> shift;
-      if (step + 1 < ring.size) shift = ring.Shift(block, incoming);
+      if (step + 1 < ring.size()) shift = ring.Shift(block, incoming);
       const int owner = ring.Owner(step);
       torch::Tensor block_grads;  // [2, rows, Hkv, D]: dK and dV of the held block
       if (visible[owner]) {

@@ -3,11 +3,12 @@
 // same model and optimizer step, trained three ways on the same two cores:
 //   cp=1   one process with 2 intra-op threads, the whole batch;
 //   dp=2   two processes of 1 thread, whole sequences each (no attention traffic);
-//   cp=2   two processes of 1 thread, each sequence split into the datamixer's zigzag chunks
-//          (K/V gathered forward, dK/dV reduce-scattered backward).
+//   cp=2   two processes of 1 thread, each sequence split into the datamixer's zigzag chunks,
+//          with each context-parallel scheme: all-gather (K/V gathered forward, dK/dV
+//          reduce-scattered backward) and ring (K/V passed round while computing).
 // dp=2 and cp=2 run the same arithmetic on the same resources; they differ only in the
 // context-parallel exchange and in how attention's work is split, which is what cp=2 over dp=2
-// measures. Rounds alternate the three; medians are printed with the ratios.
+// measures. Rounds alternate the setups; medians are printed with the ratios.
 //
 //   context_parallel_benchmark [--tokens=4096 --sequences=2 --documents=4 --steps=3 --rounds=3]
 // Each rank is this binary run again with --rank (a gang over Gloo on 127.0.0.1).
@@ -33,6 +34,7 @@
 #include "torch/torch.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
+#include "trainer/parallel/cp_scheme.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/train_test_data.h"
 #include "trainer/train/trainer.h"
@@ -101,7 +103,8 @@ std::string SelfPath() {
 }
 
 // One rank: trains the steps on its slice; rank 0 prints "seconds_per_step S".
-int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads) {
+int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads,
+            parallel::CpScheme scheme) {
   at::set_num_threads(threads);
   std::unique_ptr<comm::ProcessGroups> groups;
   plan::Rank rank{0, 1, 0, 1};
@@ -118,6 +121,7 @@ int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads)
   options.schedule.steps = shape.steps + 1;
   options.schedule.shape = train::ScheduleShape::kConstant;
   options.schedule.warmup_fraction = 0;
+  options.cp_scheme = scheme;
   auto trainer = train::Trainer::Create(*llama, groups.get(), options);
   PROLONG_CHECK(trainer.ok()) << trainer.status();
   auto input =
@@ -136,6 +140,7 @@ int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads)
 struct Setup {
   const char* name;
   int dp, cp, threads;
+  parallel::CpScheme scheme = parallel::CpScheme::kAllGather;
 };
 
 // Runs one setup as a gang of processes and returns rank 0's seconds per step.
@@ -156,6 +161,7 @@ double RunSetup(const Shape& shape, const Setup& setup) {
         absl::StrCat("--dp=", setup.dp),
         absl::StrCat("--cp=", setup.cp),
         absl::StrCat("--threads=", setup.threads),
+        absl::StrCat("--cp-scheme=", parallel::CpSchemeName(setup.scheme)),
         absl::StrCat("--tokens=", shape.tokens),
         absl::StrCat("--sequences=", shape.sequences),
         absl::StrCat("--documents=", shape.documents),
@@ -184,7 +190,10 @@ double Median(std::vector<double> values) {
 }
 
 int Launch(const Shape& shape, int rounds) {
-  const std::vector<Setup> setups = {{"cp=1", 1, 1, 2}, {"dp=2", 2, 1, 1}, {"cp=2", 1, 2, 1}};
+  const std::vector<Setup> setups = {{"cp=1", 1, 1, 2},
+                                     {"dp=2", 2, 1, 1},
+                                     {"cp=2", 1, 2, 1, parallel::CpScheme::kAllGather},
+                                     {"cp=2-ring", 1, 2, 1, parallel::CpScheme::kRing}};
   std::map<std::string, std::vector<double>> seconds;
   const double tokens = static_cast<double>(shape.tokens * shape.sequences);
   std::printf("global batch: %ld sequences of %ld tokens, %ld documents each; %d timed steps\n",
@@ -199,14 +208,16 @@ int Launch(const Shape& shape, int rounds) {
     std::printf("\n");
     std::fflush(stdout);
   }
-  const double cp1 = Median(seconds["cp=1"]), dp2 = Median(seconds["dp=2"]),
-               cp2 = Median(seconds["cp=2"]);
-  std::printf(
-      "median s/step: cp=1 %.3f, dp=2 %.3f, cp=2 %.3f; tokens/s: %.0f, %.0f, %.0f\n"
-      "cp=2 over dp=2 (the exchange and the split at equal work): %+.1f%%; cp=2 over cp=1: "
-      "%+.1f%%\n",
-      cp1, dp2, cp2, tokens / cp1, tokens / dp2, tokens / cp2, 100 * (cp2 / dp2 - 1),
-      100 * (cp2 / cp1 - 1));
+  const double cp1 = Median(seconds["cp=1"]), dp2 = Median(seconds["dp=2"]);
+  std::printf("median s/step (tokens/s): cp=1 %.3f (%.0f), dp=2 %.3f (%.0f)\n", cp1,
+              tokens / cp1, dp2, tokens / dp2);
+  for (const char* cp : {"cp=2", "cp=2-ring"}) {
+    const double cp2 = Median(seconds[cp]);
+    std::printf(
+        "%s %.3f (%.0f): over dp=2 (the exchange and the split at equal work) %+.1f%%, over "
+        "cp=1 %+.1f%%\n",
+        cp, cp2, tokens / cp2, 100 * (cp2 / dp2 - 1), 100 * (cp2 / cp1 - 1));
+  }
   return 0;
 }
 
@@ -218,6 +229,7 @@ int main(int argc, char** argv) {
   prolong::comm::RendezvousOptions rendezvous;
   rendezvous.rank = -1;
   int threads = 1, rounds = 3;
+  std::string scheme = "all-gather";
   CLI::App app("Context parallelism's cost at equal work on the CPU.");
   prolong::ConfigureCli(app);
   app.add_option("--tokens", shape.tokens, "Tokens per sequence")->capture_default_str();
@@ -233,11 +245,14 @@ int main(int argc, char** argv) {
   app.add_option("--cp", rendezvous.cp_size)->group("");
   app.add_option("--store", rendezvous.store_address)->group("");
   app.add_option("--threads", threads)->group("");
+  app.add_option("--cp-scheme", scheme)->group("");
   if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
   if (const absl::Status valid = prolong::Validate(shape); !valid.ok()) {
     std::fprintf(stderr, "%s\n", std::string(valid.message()).c_str());
     return 2;
   }
-  if (rendezvous.rank >= 0) return prolong::RunRank(shape, rendezvous, threads);
+  if (rendezvous.rank >= 0) {
+    return prolong::RunRank(shape, rendezvous, threads, *prolong::parallel::ParseCpScheme(scheme));
+  }
   return prolong::Launch(shape, rounds);
 }

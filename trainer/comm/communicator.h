@@ -5,8 +5,9 @@
 // Ranks are laid out with context parallelism innermost: rank = dp_rank * cp_size + cp_rank, so
 // the ranks that share a sequence are neighbours (on GPUs: within a node).
 //
-// Thread-safety: a communicator's collectives are called from one thread, in the same order on
-// every member.
+// Thread-safety: a communicator's collectives are called from one thread at a time (a backward
+// hook counts: it runs while the thread that started backward waits), in the same order on every
+// member. A PendingWork may be waited for on any thread, once.
 #ifndef PROLONG_TRAINER_COMM_COMMUNICATOR_H_
 #define PROLONG_TRAINER_COMM_COMMUNICATOR_H_
 
@@ -21,12 +22,14 @@
 
 namespace prolong::comm {
 
-// A point-to-point exchange in flight (Communicator::SendRecv).
-class PendingExchange {
+// A collective or point-to-point exchange started by an *Async call (or SendRecv) and not yet
+// known to be finished.
+class PendingWork {
  public:
-  virtual ~PendingExchange() = default;
-  // Blocks until this member's send has left and its receive has arrived. Call it exactly once,
-  // before touching either tensor of the exchange.
+  virtual ~PendingWork() = default;
+  // Blocks until it has finished (outputs are then valid, a send's tensor may be reused); throws,
+  // like the blocking collectives, when a member fails or it times out. Call it exactly once,
+  // before touching the tensors involved.
   virtual void Wait() = 0;
 };
 
@@ -39,6 +42,10 @@ class Communicator {
 
   // Sums `tensor` over the members, in place.
   virtual void AllReduceSum(torch::Tensor& tensor) = 0;
+  // Starts AllReduceSum of `tensor` and returns at once; `tensor` must be neither read nor
+  // written until Wait returns. Collectives are matched by the order they are started in, async
+  // or not. The default runs it to completion here, for communicators without async support.
+  virtual std::unique_ptr<PendingWork> AllReduceSumAsync(torch::Tensor& tensor);
   // Every member's `tensor` (the same shape on all), concatenated along dim 0 in rank order.
   virtual torch::Tensor AllGather(const torch::Tensor& tensor) = 0;
   // `tensor` has size() * n rows; returns rows [rank * n, (rank + 1) * n) summed over members.
@@ -49,10 +56,18 @@ class Communicator {
   // have several in flight. A ring shift is every member calling
   // SendRecv(x, (rank + 1) % size, y, (rank + size - 1) % size): no order of Wait() calls
   // deadlocks it.
-  virtual std::unique_ptr<PendingExchange> SendRecv(const torch::Tensor& send, int to,
+  virtual std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int to,
                                                     torch::Tensor& recv, int from) = 0;
   virtual void Barrier() = 0;
 };
+
+inline std::unique_ptr<PendingWork> Communicator::AllReduceSumAsync(torch::Tensor& tensor) {
+  struct Done final : PendingWork {
+    void Wait() override {}
+  };
+  AllReduceSum(tensor);
+  return std::make_unique<Done>();
+}
 
 // A TCP store served by this process (rank 0, or a test) until destroyed.
 class StoreServer {

@@ -78,7 +78,7 @@ class Ring {
   int size() const { return size_; }
   int Owner(int step) const { return (rank_ - step + size_) % size_; }
   // Posts sending `send` to the next rank and receiving `recv` from the previous one.
-  std::unique_ptr<comm::PendingExchange> Shift(const torch::Tensor& send,
+  std::unique_ptr<comm::PendingWork> Shift(const torch::Tensor& send,
                                                torch::Tensor& recv) const {
     return cp_->SendRecv(send, (rank_ + 1) % size_, recv, (rank_ + size_ - 1) % size_);
   }
@@ -113,7 +113,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
     std::vector<int64_t> visible(ring.size(), 0);
     for (int step = 0; step < ring.size(); ++step) {
       // The next block travels while this one is computed on.
-      std::unique_ptr<comm::PendingExchange> shift;
+      std::unique_ptr<comm::PendingWork> shift;
       if (step + 1 < ring.size()) shift = ring.Shift(block, incoming);
       const int owner = ring.Owner(step);
       const TokenLayout key_layout = RankRows(key_layouts, owner, rows);
@@ -168,9 +168,9 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
     const auto f32 = block.options().dtype(torch::kFloat);
     torch::Tensor incoming_grads = torch::empty(block.sizes(), f32);
     torch::Tensor dq = torch::zeros(q.sizes(), f32);
-    std::unique_ptr<comm::PendingExchange> grad_shift;
+    std::unique_ptr<comm::PendingWork> grad_shift;
     for (int step = 0; step < ring.size(); ++step) {
-      std::unique_ptr<comm::PendingExchange> shift;
+      std::unique_ptr<comm::PendingWork> shift;
       if (step + 1 < ring.size()) shift = ring.Shift(block, incoming);
       const int owner = ring.Owner(step);
       torch::Tensor block_grads;  // [2, rows, Hkv, D]: dK and dV of the held block

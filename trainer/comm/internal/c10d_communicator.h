@@ -22,6 +22,16 @@ inline std::chrono::milliseconds ToChrono(absl::Duration duration) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(duration));
 }
 
+// A c10d Work behind PendingWork; the Work keeps its tensors alive until it is done.
+class C10dWork final : public PendingWork {
+ public:
+  explicit C10dWork(c10::intrusive_ptr<c10d::Work> work) : work_(std::move(work)) {}
+  void Wait() override { work_->wait(); }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+};
+
 template <typename Group>
 class C10dCommunicator final : public Communicator {
  public:
@@ -33,6 +43,11 @@ class C10dCommunicator final : public Communicator {
   void AllReduceSum(torch::Tensor& tensor) override {
     std::vector<torch::Tensor> tensors = {tensor};
     group_->allreduce(tensors)->wait();
+  }
+
+  std::unique_ptr<PendingWork> AllReduceSumAsync(torch::Tensor& tensor) override {
+    std::vector<torch::Tensor> tensors = {tensor};
+    return std::make_unique<C10dWork>(group_->allreduce(tensors));
   }
 
   torch::Tensor AllGather(const torch::Tensor& tensor) override {
@@ -58,7 +73,7 @@ class C10dCommunicator final : public Communicator {
     return received.view(shape).sum(0);
   }
 
-  std::unique_ptr<PendingExchange> SendRecv(const torch::Tensor& send, int to, torch::Tensor& recv,
+  std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int to, torch::Tensor& recv,
                                             int from) override {
     TORCH_CHECK(recv.is_contiguous(), "SendRecv: recv must be contiguous");
     std::vector<torch::Tensor> outgoing = {send.contiguous()};
@@ -84,7 +99,7 @@ class C10dCommunicator final : public Communicator {
   void Barrier() override { group_->barrier()->wait(); }
 
  private:
-  struct Exchange final : PendingExchange {
+  struct Exchange final : PendingWork {
     void Wait() override {
       for (const auto& work : works) work->wait();
     }

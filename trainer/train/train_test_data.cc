@@ -5,8 +5,11 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "torch/nn/functional/loss.h"
+#include "trainer/checkpoint/checkpoint_store.h"
+#include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/trainer.h"
 
@@ -126,10 +129,25 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
   trainer_options.cp_scheme = options.cp_scheme;
   trainer_options.logit_block_size = 40;    // Several blocks per micro-batch, not dividing it.
   trainer_options.bucket_bytes = 64 << 10;  // Several buckets.
+  trainer_options.overlap_grad_reduce = options.overlap_grad_reduce;
+  trainer_options.shard_optimizer_state = options.shard_optimizer_state;
   ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                    Trainer::Create(model, groups, trainer_options));
+  const bool writer = groups == nullptr || groups->world->rank() == 0;
+  int64_t first_step = 0;
+  if (!options.resume_from.empty()) {
+    checkpoint::TrainerState state;
+    checkpoint::LoadOptions load;
+    load.restore_rng = false;
+    RETURN_IF_ERROR(checkpoint::LoadCheckpoint(
+        absl::StrCat(options.resume_from, "/", checkpoint::StepDirName(1)), *model,
+        trainer->optimizer(), &state, load));
+    trainer->ShardOptimizerState();
+    RETURN_IF_ERROR(trainer->SetProgress(state.step, state.step));
+    first_step = state.step;
+  }
   RunResult result;
-  for (int64_t step = 0; step < 2; ++step) {
+  for (int64_t step = first_step; step < 2; ++step) {
     const v1::Batch batch = RankBatch(MakeGlobalBatch(seed + step), step, rank);
     ASSIGN_OR_RETURN(const StepInput input,
                      StepInputFromBatch(batch, options.sequences_per_micro_batch));
@@ -141,8 +159,31 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
       for (const torch::Tensor& p : model->parameters())
         result.gradients.push_back(p.grad().clone());
     }
+    if (step == 0 && !options.save_after_first_step.empty()) {
+      trainer->GatherOptimizerState();
+      if (writer) {
+        ASSIGN_OR_RETURN(
+            const checkpoint::OptimizerState optimizer,
+            checkpoint::ExtractAdamWState(trainer->optimizer(), model->named_parameters()));
+        checkpoint::TrainerState state;
+        state.step = trainer->steps();
+        RETURN_IF_ERROR(
+            checkpoint::SaveCheckpoint(options.save_after_first_step, *model, optimizer, state)
+                .status());
+      }
+      trainer->ShardOptimizerState();
+      if (groups != nullptr) groups->world->Barrier();  // The checkpoint is there for everyone.
+    }
   }
   for (const torch::Tensor& p : model->parameters()) result.parameters.push_back(p.detach());
+  result.own_optimizer_states = static_cast<int64_t>(trainer->optimizer().state().size());
+  trainer->GatherOptimizerState();
+  if (writer) {
+    ASSIGN_OR_RETURN(
+        checkpoint::OptimizerState optimizer,
+        checkpoint::ExtractAdamWState(trainer->optimizer(), model->named_parameters()));
+    result.optimizer_state = std::move(optimizer.tensors);
+  }
   return result;
 }
 

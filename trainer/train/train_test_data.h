@@ -4,6 +4,8 @@
 #define PROLONG_TRAINER_TRAIN_TRAIN_TEST_DATA_H_
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -49,14 +51,27 @@ struct RunOptions {
   int64_t sequences_per_micro_batch = 1;
   bool activation_checkpointing = false;
   parallel::CpScheme cp_scheme = parallel::CpScheme::kAllGather;
+  bool overlap_grad_reduce = true;
+  bool shard_optimizer_state = false;
+  // After the first step, save a checkpoint (model, full AdamW state, progress) into this
+  // directory (world rank 0 writes it) and go on.
+  std::string save_after_first_step;
+  // Load the checkpoint of the first step from this directory and train only the second.
+  std::string resume_from;
 };
 
 struct RunResult {
   std::vector<torch::Tensor> parameters;  // named_parameters() order, after the last step
-  std::vector<torch::Tensor> gradients;   // the first step's, reduced and clipped
-  std::vector<double> losses;
+  std::vector<torch::Tensor> gradients;   // the first step's, reduced and clipped (if trained)
+  std::vector<double> losses;             // per step trained
   std::vector<double> grad_norms;
   std::vector<double> lrs;
+  // Parameters with AdamW state in this rank's optimizer after the last step: all of them, or
+  // this rank's share with shard_optimizer_state.
+  int64_t own_optimizer_states = 0;
+  // The full AdamW state after the last step as a checkpoint saves it (ExtractAdamWState), by
+  // tensor name; on world rank 0 (or one process) only.
+  std::map<std::string, torch::Tensor> optimizer_state;
 };
 
 // Two optimizer steps of a seeded tiny Llama on batches MakeGlobalBatch(seed), (seed + 1):

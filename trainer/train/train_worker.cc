@@ -1,6 +1,7 @@
 // One rank of parallel_trainer_test: joins the gang, runs TrainTwoSteps on its slice of the
-// seeded batches and saves the parameters, their last gradients, then {losses, grad norms, lrs},
-// with torch::save.
+// seeded batches and saves the parameters, the first step's gradients (when it trained that
+// step), then {losses, grad norms, lrs, parameters with optimizer state here}, with torch::save;
+// rank 0 also saves the full optimizer state's tensors in name order to --out-optimizer.
 
 #include <iostream>
 #include <string>
@@ -30,7 +31,14 @@ int main(int argc, char** argv) {
   app.add_option("--micro-batch-sequences", run.sequences_per_micro_batch);
   app.add_flag("--checkpointing", run.activation_checkpointing);
   app.add_option("--cp-scheme", cp_scheme);
+  bool no_overlap = false;
+  app.add_flag("--no-overlap", no_overlap);
+  app.add_flag("--shard-optimizer-state", run.shard_optimizer_state);
+  app.add_option("--save-after-first-step", run.save_after_first_step);
+  app.add_option("--resume-from", run.resume_from);
   app.add_option("--out", out)->required();
+  std::string out_optimizer;
+  app.add_option("--out-optimizer", out_optimizer);
   if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
   absl::StatusOr<prolong::parallel::CpScheme> scheme = prolong::parallel::ParseCpScheme(cp_scheme);
   if (!scheme.ok()) {
@@ -38,6 +46,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   run.cp_scheme = *scheme;
+  run.overlap_grad_reduce = !no_overlap;
 
   absl::StatusOr<prolong::comm::ProcessGroups> groups = prolong::comm::JoinGloo(options);
   if (!groups.ok()) {
@@ -55,10 +64,16 @@ int main(int argc, char** argv) {
   std::vector<double> metrics = result->losses;
   metrics.insert(metrics.end(), result->grad_norms.begin(), result->grad_norms.end());
   metrics.insert(metrics.end(), result->lrs.begin(), result->lrs.end());
+  metrics.push_back(static_cast<double>(result->own_optimizer_states));
   std::vector<torch::Tensor> saved = result->parameters;
   saved.insert(saved.end(), result->gradients.begin(), result->gradients.end());
   saved.push_back(torch::tensor(metrics, torch::kFloat64));
   torch::save(saved, out);
+  if (!out_optimizer.empty() && groups->world->rank() == 0) {
+    std::vector<torch::Tensor> state;
+    for (const auto& [name, tensor] : result->optimizer_state) state.push_back(tensor);
+    torch::save(state, out_optimizer);
+  }
   groups->world->Barrier();  // Nobody leaves while a peer may still need it.
   return 0;
 }

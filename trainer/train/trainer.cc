@@ -51,6 +51,22 @@ absl::Status ValidateOptions(const TrainerOptions& options) {
   return absl::OkStatus();
 }
 
+// ZeRO-1 moves parameters and moments through flat buffers of one dtype.
+absl::Status CheckShardable(const std::vector<Tensor>& parameters) {
+  for (const Tensor& p : parameters) {
+    if (p.scalar_type() != parameters.front().scalar_type() ||
+        p.device() != parameters.front().device()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shard_optimizer_state needs every trainable parameter in one dtype on one device; "
+          "found ",
+          c10::toString(parameters.front().scalar_type()), " on ",
+          parameters.front().device().str(), " and ", c10::toString(p.scalar_type()), " on ",
+          p.device().str()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // A message for the first problem of one micro-batch, empty if none.
 std::string CheckMicroBatch(const MicroBatch& batch, int64_t vocab) {
   const Tensor& ids = batch.input_ids;
@@ -88,50 +104,7 @@ int64_t PeakRssBytes() {
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB.
 }
 
-// A flat copy of gradients that line up: each parameter's gradient or zeros.
-Tensor GradientOrZeros(const Tensor& parameter) {
-  return parameter.grad().defined() ? parameter.grad() : torch::zeros_like(parameter);
-}
-
 }  // namespace
-
-void AllReduceGradients(const std::vector<Tensor>& parameters, comm::Communicator& comm,
-                        int64_t bucket_bytes) {
-  size_t begin = 0;
-  while (begin < parameters.size()) {
-    const Tensor& first = parameters[begin];
-    size_t end = begin + 1;
-    int64_t bytes = first.numel() * first.element_size();
-    while (end < parameters.size()) {
-      const Tensor& next = parameters[end];
-      const int64_t next_bytes = next.numel() * next.element_size();
-      if (next.scalar_type() != first.scalar_type() || next.device() != first.device() ||
-          bytes + next_bytes > bucket_bytes) {
-        break;
-      }
-      bytes += next_bytes;
-      ++end;
-    }
-    std::vector<Tensor> flat;
-    for (size_t i = begin; i < end; ++i) flat.push_back(GradientOrZeros(parameters[i]).view(-1));
-    Tensor bucket = torch::cat(flat);
-    comm.AllReduceSum(bucket);
-    int64_t offset = 0;
-    torch::NoGradGuard no_grad;
-    for (size_t i = begin; i < end; ++i) {
-      Tensor parameter = parameters[i];
-      const int64_t n = parameter.numel();
-      Tensor reduced = bucket.narrow(0, offset, n).view_as(parameter);
-      if (parameter.grad().defined()) {
-        parameter.mutable_grad().copy_(reduced);
-      } else {
-        parameter.mutable_grad() = reduced.clone();
-      }
-      offset += n;
-    }
-    begin = end;
-  }
-}
 
 double ClipGradNorm(const std::vector<Tensor>& parameters, double max_norm) {
   std::vector<Tensor> norms;
@@ -161,7 +134,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     return absl::InvalidArgumentError("groups must hold world, dp and cp communicators");
   }
   RETURN_IF_ERROR(ValidateOptions(options));
-  return std::unique_ptr<Trainer>(new Trainer(std::move(model), groups, options));
+  auto trainer = std::unique_ptr<Trainer>(new Trainer(std::move(model), groups, options));
+  if (trainer->sharding_ != nullptr) RETURN_IF_ERROR(CheckShardable(trainer->parameters_));
+  return trainer;
 }
 
 Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
@@ -185,6 +160,14 @@ Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGr
   param_groups.emplace_back(decayed, group_options(options_.adamw.weight_decay));
   param_groups.emplace_back(undecayed, group_options(0));
   optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups);
+  if (groups_ != nullptr && options_.overlap_grad_reduce) {
+    overlapped_ = std::make_unique<OverlappedGradientReduction>(parameters_, groups_->world.get(),
+                                                                options_.bucket_bytes);
+  }
+  if (groups_ != nullptr && options_.shard_optimizer_state && groups_->world->size() > 1) {
+    sharding_ = std::make_unique<OptimizerSharding>(parameters_, groups_->world.get(),
+                                                    options_.bucket_bytes);
+  }
 
   if (groups_ != nullptr && groups_->cp->size() > 1) {
     comm::Communicator* cp = groups_->cp.get();
@@ -204,6 +187,14 @@ absl::Status Trainer::ResetSchedule(const LrSchedule& schedule) {
 }
 
 void Trainer::ResetOptimizerState() { optimizer_->state().clear(); }
+
+void Trainer::GatherOptimizerState() {
+  if (sharding_ != nullptr) sharding_->GatherState(*optimizer_);
+}
+
+void Trainer::ShardOptimizerState() {
+  if (sharding_ != nullptr) sharding_->DropOthersState(*optimizer_);
+}
 
 absl::Status Trainer::SetProgress(int64_t steps, int64_t stage_step) {
   if (steps < 0 || stage_step < 0 || stage_step > steps) {
@@ -305,7 +296,8 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
   const double denominator = static_cast<double>(input.global_target_tokens);
   double loss_sum = 0;
   try {
-    for (const MicroBatch& batch : input.micro_batches) {
+    for (size_t i = 0; i < input.micro_batches.size(); ++i) {
+      const MicroBatch& batch = input.micro_batches[i];
       const attention::TokenLayout layout{batch.layout.document.to(device),
                                           batch.layout.position.to(device)};
       Tensor sum;
@@ -319,10 +311,13 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
                                      batch.target_ids.to(device), batch.loss_mask.to(device),
                                      options_.logit_block_size);
       }
+      // Only the last pass leaves final gradients to start reducing.
+      if (overlapped_ != nullptr && i + 1 == input.micro_batches.size()) overlapped_->Arm();
       (sum / denominator).backward();
       loss_sum += sum.item<double>();
     }
   } catch (const c10::Error& e) {
+    if (overlapped_ != nullptr) overlapped_->Abandon();
     ClearGradients();
     return absl::InternalError(
         absl::StrCat("forward or backward failed: ", e.what_without_backtrace()));
@@ -330,8 +325,14 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
 
   Tensor global_loss = torch::tensor({loss_sum}, torch::kFloat64);
   if (groups_ != nullptr) {
+    // The buckets first: some may have started during backward, and every rank must start the
+    // world group's collectives in the same order.
+    if (overlapped_ != nullptr) {
+      overlapped_->Finish();
+    } else {
+      AllReduceGradients(parameters_, *groups_->world, options_.bucket_bytes);
+    }
     groups_->world->AllReduceSum(global_loss);
-    AllReduceGradients(parameters_, *groups_->world, options_.bucket_bytes);
   }
   metrics.loss = global_loss.item<double>() / denominator;
   metrics.grad_norm = ClipGradNorm(parameters_, options_.grad_clip_norm);
@@ -352,7 +353,14 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
     for (auto& group : optimizer_->param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(metrics.lr);
     }
-    optimizer_->step();
+    if (sharding_ != nullptr) {
+      // Each rank steps its own parameters with the full clipped gradients, then all take the
+      // others' from their owners.
+      sharding_->Step(*optimizer_);
+      sharding_->BroadcastParameters();
+    } else {
+      optimizer_->step();
+    }
   }
   // A skipped step still consumes its batch and its place in the schedule.
   metrics.step = ++steps_;

@@ -13,9 +13,17 @@
 // tokens are spread. The trainer checks, before any compute, that the ranks' masks add up to
 // global_target_tokens.
 //
+// Gradients are summed in flat buckets (gradient_reduction.h). By default the sums start during
+// the last micro-batch's backward pass, a bucket as soon as all its gradients are final, and
+// are waited for after it; earlier micro-batches only accumulate, as their gradients are not
+// final. overlap_grad_reduce = false reduces the same buckets after backward instead, with the
+// same result to the bit.
+//
 // Every rank must start from identical parameters (same seed or checkpoint); identical reduced
 // gradients then keep them identical, and grad norm, loss and the non-finite decision are the
-// same on every rank.
+// same on every rank. With shard_optimizer_state (ZeRO-1, sharded_optimizer.h) each rank keeps
+// AdamW's moments for its share of the parameters only, steps those, and receives the others
+// from their owners; the parameters are the same to the bit as without sharding.
 //
 // Thread-safety: a Trainer is used from one thread; all ranks call Step in the same order.
 #ifndef PROLONG_TRAINER_TRAIN_TRAINER_H_
@@ -34,7 +42,9 @@
 #include "trainer/parallel/cp_scheme.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/blocked_cross_entropy.h"
+#include "trainer/train/gradient_reduction.h"
 #include "trainer/train/lr_schedule.h"
+#include "trainer/train/sharded_optimizer.h"
 
 namespace prolong::train {
 
@@ -62,8 +72,16 @@ struct TrainerOptions {
   // How context-parallel attention moves K and V between a cp group's ranks (see
   // trainer/parallel/context_parallel_attention.h); unused without a cp group above 1.
   parallel::CpScheme cp_scheme = parallel::CpScheme::kAllGather;
-  // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB).
+  // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB); ZeRO-1
+  // moves parameters and optimizer state in rounds of this size per rank.
   int64_t bucket_bytes = 25 << 20;
+  // With several ranks: start each bucket's all-reduce during the last micro-batch's backward
+  // pass instead of after it.
+  bool overlap_grad_reduce = true;
+  // With several ranks: ZeRO-1, each world rank keeps AdamW state for about 1 / world of the
+  // parameters (which must then share one dtype and device). optimizer() holds only this rank's
+  // share: see GatherOptimizerState and ShardOptimizerState for checkpoints.
+  bool shard_optimizer_state = false;
   // A step whose loss or gradient norm is NaN or infinite: false fails it (INTERNAL, no
   // update); true skips its update and reports `skipped` (the RunSpec's SKIP_BATCH). Either way
   // the parameters and optimizer state are untouched.
@@ -108,6 +126,13 @@ class Trainer {
   absl::Status ResetSchedule(const LrSchedule& schedule);
   // Drops AdamW's moments and step counts (a stage with reset_optimizer_state).
   void ResetOptimizerState();
+  // With shard_optimizer_state, a collective of every rank: world rank 0's optimizer() then
+  // holds every parameter's state, as it would without sharding, for ExtractAdamWState; call
+  // ShardOptimizerState once it is saved. Otherwise nothing.
+  void GatherOptimizerState();
+  // With shard_optimizer_state, drops the state of parameters other ranks step: after
+  // GatherOptimizerState, and after loading a checkpoint's full state. Otherwise nothing.
+  void ShardOptimizerState();
   // Continues a run resumed from a checkpoint: `steps` optimizer steps taken so far and the
   // current schedule's step, as the checkpoint's trainer state records them. INVALID_ARGUMENT
   // for a negative count or stage_step > steps.
@@ -116,7 +141,8 @@ class Trainer {
   int64_t steps() const { return steps_; }
   int64_t stage_step() const { return stage_step_; }
   const TrainerOptions& options() const { return options_; }
-  // Two groups: weight-decayed matrices, then undecayed vectors.
+  // Two groups: weight-decayed matrices, then undecayed vectors, each with all its parameters
+  // (sharded or not).
   torch::optim::AdamW& optimizer() { return *optimizer_; }
 
  private:
@@ -130,20 +156,13 @@ class Trainer {
   TrainerOptions options_;
   std::vector<torch::Tensor> parameters_;  // Trainable, in named_parameters() order.
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<OverlappedGradientReduction> overlapped_;  // with a group and the option
+  std::unique_ptr<OptimizerSharding> sharding_;              // likewise
   int64_t steps_ = 0;
   int64_t stage_step_ = 0;
 };
 
-// Building blocks of Step, exposed for tests.
-
-// Sums every parameter's gradient over `comm`, in flat buckets of consecutive parameters of one
-// dtype and device, each up to `bucket_bytes` (a larger gradient is a bucket of its own). A
-// parameter without a gradient takes part as zeros, so buckets line up on every rank. The
-// reduction starts after backward has finished: overlapping it with backward (gradient hooks
-// that launch a bucket as soon as it is full) is not done, as it would only help the last
-// micro-batch of a step and Gloo's CPU all-reduce would compete with backward for the cores.
-void AllReduceGradients(const std::vector<torch::Tensor>& parameters, comm::Communicator& comm,
-                        int64_t bucket_bytes);
+// Building blocks of Step, exposed for tests (and AllReduceGradients in gradient_reduction.h).
 
 // torch.nn.utils.clip_grad_norm_: returns the global L2 norm of the gradients and, when it
 // exceeds max_norm > 0, scales them by max_norm / (norm + 1e-6). Non-finite norms scale nothing.

@@ -1,5 +1,6 @@
 #include "trainer/train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <set>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "datamixer/plan/rank_layout.h"
 #include "gtest/gtest.h"
 #include "torch/torch.h"
@@ -288,13 +290,123 @@ TEST(TrainerTest, GradientsAreReducedInBuckets) {
   }
   DoublingCommunicator comm;
   AllReduceGradients(parameters, comm, /*bucket_bytes=*/80);
-  // 40 + 40 bytes fill a bucket; 400 bytes are a bucket alone; float64 starts its own.
-  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{20, 100, 5, 3}));
+  // From the last parameter: float64 is a bucket of its own, the float32 after it starts one;
+  // 400 bytes are a bucket alone; 40 + 40 bytes fill a bucket.
+  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{3, 5, 100, 20}));
   for (size_t i = 0; i < parameters.size(); ++i) {
     const double expected = i == 2 ? 0 : 2.0 * (i + 1);
     EXPECT_TRUE(torch::all(parameters[i].grad() == expected).item<bool>()) << i;
     EXPECT_EQ(parameters[i].grad().sizes(), parameters[i].sizes());
   }
+}
+
+// Four parameters in two buckets of two, from the last: {c, b} and {u, a}; u is used only in
+// the first of two micro-batches.
+TEST(TrainerTest, OverlappedReductionStartsFinishedBucketsDuringBackward) {
+  auto make = [] {
+    std::vector<Tensor> parameters;
+    for (int i = 0; i < 4; ++i) {
+      parameters.push_back(torch::linspace(0.5 + i, 1.5 + i, 4).requires_grad_());
+    }
+    return parameters;
+  };
+  const Tensor x = torch::tensor({0.3f, -1.7f, 2.1f, 0.9f});
+  auto backward = [&](const std::vector<Tensor>& p, bool first) {
+    const Tensor loss = (p[0] * x).sum() + (p[2] * p[3] * x).sum().pow(2);
+    (first ? loss + (p[1] * x).exp().sum() : loss).backward();
+  };
+  std::vector<Tensor> overlapped = make();
+  DoublingCommunicator comm;
+  OverlappedGradientReduction reduction(overlapped, &comm, /*bucket_bytes=*/32);
+  backward(overlapped, true);
+  EXPECT_TRUE(comm.sizes.empty());  // not armed
+  reduction.Arm();
+  backward(overlapped, false);
+  // {c, b} left during backward; {u, a} waits for u, which the last pass leaves unused.
+  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{8}));
+  reduction.Finish();
+  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{8, 8}));
+
+  std::vector<Tensor> blocking = make();
+  backward(blocking, true);
+  backward(blocking, false);
+  DoublingCommunicator blocking_comm;
+  AllReduceGradients(blocking, blocking_comm, /*bucket_bytes=*/32);
+  for (size_t i = 0; i < blocking.size(); ++i) {
+    EXPECT_TRUE(torch::equal(overlapped[i].grad(), blocking[i].grad())) << i;
+  }
+
+  // The hooks are gone: another backward pass starts nothing, and a step without Arm reduces
+  // everything in Finish.
+  backward(overlapped, false);
+  EXPECT_EQ(comm.sizes.size(), 2u);
+  reduction.Finish();
+  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{8, 8, 8, 8}));
+}
+
+// A group of one that records whether each all-reduce ran inside backward, where the autograd
+// engine turns grad mode off (Step itself runs with it on).
+class OneRankCommunicator : public comm::Communicator {
+ public:
+  explicit OneRankCommunicator(std::vector<bool>* in_backward = nullptr)
+      : in_backward_(in_backward) {}
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void AllReduceSum(Tensor& tensor) override {
+    if (in_backward_ != nullptr) in_backward_->push_back(!torch::GradMode::is_enabled());
+  }
+  Tensor AllGather(const Tensor& tensor) override { return tensor.clone(); }
+  Tensor ReduceScatterSum(const Tensor& tensor) override { return tensor.clone(); }
+  void Barrier() override {}
+
+ private:
+  std::vector<bool>* in_backward_;
+};
+
+TEST(TrainerTest, TheStepOverlapsGradientReductionWithTheLastBackwardPass) {
+  std::vector<std::vector<Tensor>> parameters;
+  for (const bool overlap : {false, true}) {
+    for (const bool checkpoint : {false, true}) {
+      SCOPED_TRACE(absl::StrCat("overlap ", overlap, " checkpointing ", checkpoint));
+      std::vector<bool> in_backward;
+      comm::ProcessGroups groups;
+      groups.world = std::make_unique<OneRankCommunicator>(&in_backward);
+      groups.dp = std::make_unique<OneRankCommunicator>();
+      groups.cp = std::make_unique<OneRankCommunicator>();
+      auto model = TinyModel();
+      TrainerOptions options = Options();
+      options.activation_checkpointing = checkpoint;
+      options.overlap_grad_reduce = overlap;
+      options.bucket_bytes = 16 << 10;
+      auto trainer = *Trainer::Create(model, &groups, options);
+      const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(13, 2));
+      ASSERT_TRUE(metrics.ok()) << metrics.status();
+      parameters.push_back(Snapshot(*model));
+      // One all-reduce per bucket, then the loss's.
+      const size_t buckets = PlanGradientBuckets(model->parameters(), options.bucket_bytes).size();
+      EXPECT_GT(buckets, 2u);
+      ASSERT_EQ(in_backward.size(), buckets + 1);
+      const int64_t during = std::count(in_backward.begin(), in_backward.end(), true);
+      // Every parameter is used in the last micro-batch, so every bucket leaves during it.
+      EXPECT_EQ(during, overlap ? static_cast<int64_t>(buckets) : 0);
+    }
+  }
+  // Overlapped or not, the same bits (with and without checkpointing).
+  for (size_t i = 0; i < 2; ++i) {
+    for (size_t j = 0; j < parameters[i].size(); ++j) {
+      EXPECT_TRUE(torch::equal(parameters[i + 2][j], parameters[i][j])) << i << " " << j;
+    }
+  }
+}
+
+TEST(TrainerTest, OptimizerShardsAreWholeParametersBalancedBySize) {
+  std::vector<Tensor> parameters;
+  for (int64_t n : {10, 100, 30, 30, 50}) parameters.push_back(torch::zeros({n}));
+  // 100 to rank 0; 50, 30 and 30 to rank 1 (50, 80, 110); 10 to rank 0 (110).
+  EXPECT_EQ(AssignParameterOwners(parameters, 2), (std::vector<int>{0, 0, 1, 1, 1}));
+  EXPECT_EQ(AssignParameterOwners(parameters, 1), (std::vector<int>(5, 0)));
+  // More ranks than parameters: some own nothing.
+  EXPECT_EQ(AssignParameterOwners(parameters, 7), (std::vector<int>{4, 0, 2, 3, 1}));
 }
 
 TEST(TrainerTest, ANonFiniteLossFailsTheStepOrSkipsIt) {

@@ -6,6 +6,8 @@
 //   - a run interrupted again and again (SIGTERM to the launcher, SIGKILL of one or both
 //     workers at random moments, checkpoint saves included) and restarted until done ends
 //     with the same model and optimizer bytes as a run that was never interrupted;
+//   - with --shard-optimizer-state (ZeRO-1) the run ends with the same bytes, and its
+//     checkpoints resume without the flag, and the other way round, to the same bytes;
 //   - resuming on changed data, or with another seed, is refused, naming both sides;
 //   - a second stage started from the first one's checkpoints keeps the weights, the AdamW
 //     state and the run's step count and restarts the schedule (or resets the optimizer);
@@ -408,6 +410,55 @@ TEST(TrainLocalTest, RunsKilledAtRandomMomentsEndBitForBitLikeAnUninterruptedOne
     EXPECT_TRUE(Bytes(StepDir(dir, kSteps) + "/" + file) == expected)
         << file << " differs from the uninterrupted run's";
   }
+}
+
+// Removes the checkpoints after `step`, as if the run had stopped there.
+void KeepCheckpointsUpTo(const std::string& checkpoint_dir, int64_t step) {
+  auto listed = checkpoint::ListCheckpoints(checkpoint_dir);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  for (const checkpoint::CheckpointRef& ref : *listed) {
+    if (ref.step > step) fs::remove_all(ref.path);
+  }
+  ASSERT_EQ(NewestStep(checkpoint_dir), step);
+}
+
+TEST(TrainLocalTest, ShardedOptimizerStateEndsLikeTheCleanRunAndResumesEitherWay) {
+  const CleanRun& clean = Clean();
+  ASSERT_EQ(clean.exit_code, 0) << clean.stderr_text;
+  const std::string dir = testing::MakeTempDir() + "/checkpoints";
+  auto expect_clean_end = [&](const std::string& what) {
+    ASSERT_EQ(NewestStep(dir), kSteps) << what;
+    for (const std::string file : {"model/model.safetensors", "optimizer.safetensors"}) {
+      const std::string expected = Bytes(StepDir(clean.checkpoint_dir, kSteps) + "/" + file);
+      ASSERT_FALSE(expected.empty());
+      EXPECT_TRUE(Bytes(StepDir(dir, kSteps) + "/" + file) == expected)
+          << what << ": " << file << " differs from the unsharded run's";
+    }
+  };
+  // Sharded from the start.
+  auto result =
+      testing::Run(TrainCommand(dir, 2, {"--shard-optimizer-state=true"}), absl::Seconds(180));
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
+  expect_clean_end("sharded");
+
+  // Its checkpoint of step 4 resumed without sharding.
+  KeepCheckpointsUpTo(dir, 4);
+  result = testing::Run(TrainCommand(dir, 2), absl::Seconds(180));
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
+  EXPECT_TRUE(absl::StrContains(result->stderr_text, "resumed from " + StepDir(dir, 4)))
+      << result->stderr_text;
+  expect_clean_end("saved sharded, resumed unsharded");
+
+  // The unsharded resume's checkpoint of step 8 resumed with sharding.
+  KeepCheckpointsUpTo(dir, 8);
+  result = testing::Run(TrainCommand(dir, 2, {"--shard-optimizer-state=true"}), absl::Seconds(180));
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
+  EXPECT_TRUE(absl::StrContains(result->stderr_text, "resumed from " + StepDir(dir, 8)))
+      << result->stderr_text;
+  expect_clean_end("saved unsharded, resumed sharded");
 }
 
 TEST(TrainLocalTest, ResumingOnOtherDataOrAnotherSeedIsRefused) {

@@ -313,6 +313,7 @@ absl::Status Worker::State::Build() {
                                                         : " in float32");
   }
   ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
+  trainer_options.shard_optimizer_state = options.shard_optimizer_state;
   ASSIGN_OR_RETURN(trainer,
                    train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));
 
@@ -361,6 +362,8 @@ absl::StatusOr<int64_t> Worker::State::Resume() {
   RETURN_IF_ERROR(
       Agree(checkpoint::LoadCheckpoint(path, *model, trainer->optimizer(), &state, load),
             absl::StrCat("loading ", path)));
+  // The checkpoint holds every parameter's state; with sharding this rank keeps its own.
+  trainer->ShardOptimizerState();
   RETURN_IF_ERROR(CheckCursor(path, state));
   int64_t stage_step = state.step;
   const auto stage_step_entry = state.schedule.find("stage_step");
@@ -559,6 +562,9 @@ void Worker::State::Report(const train::StepMetrics& step, int64_t global_step, 
 
 absl::Status Worker::State::Save(int64_t global_step) {
   const absl::Time save_start = absl::Now();
+  // With sharding, rank 0 collects every parameter's state so the checkpoint holds it all
+  // (and resumes with or without sharding, at any size); it drops the others' after saving.
+  trainer->GatherOptimizerState();
   absl::StatusOr<std::string> saved = std::string();
   if (options.rank == 0) {
     saved = [&]() -> absl::StatusOr<std::string> {
@@ -592,6 +598,7 @@ absl::Status Worker::State::Save(int64_t global_step) {
     }();
   }
   // Also the barrier that keeps every rank from running ahead of the checkpoint.
+  trainer->ShardOptimizerState();
   RETURN_IF_ERROR(
       Agree(saved.status(), absl::StrCat("saving the checkpoint of step ", global_step)));
   if (options.rank == 0) {

@@ -148,6 +148,10 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
   app.add_option("--weight-decay", options.weight_decay, "AdamW weight decay of matrices")
       ->group(group)
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--shard-optimizer-state", options.shard_optimizer_state,
+               "ZeRO-1: each rank keeps AdamW state for 1/world of the parameters (checkpoints "
+               "still hold all of it)")
+      ->group(group);
   app.add_option("--rendezvous-timeout-seconds", options.rendezvous_timeout_seconds,
                  "How long the ranks wait for each other")
       ->group(group)
@@ -198,6 +202,7 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
     args.push_back(absl::StrCat("--init-checkpoint=", o.init_checkpoint));
   }
   if (o.deterministic) args.push_back("--deterministic");
+  if (o.shard_optimizer_state) args.push_back("--shard-optimizer-state");
   if (!o.run_name.empty()) args.push_back(absl::StrCat("--run-name=", o.run_name));
   if (o.inject_nonfinite_at_step >= 0) {
     args.push_back(absl::StrCat("--inject-nonfinite-at-step=", o.inject_nonfinite_at_step));

@@ -58,6 +58,9 @@ struct WorkerOptions {
   int read_ahead_batches = 2;
   double grad_clip_norm = 1.0;
   double weight_decay = 0.1;
+  // ZeRO-1: each rank keeps AdamW state for its share of the parameters only; checkpoints
+  // still hold the full state, so a run may resume with or without it.
+  bool shard_optimizer_state = false;
   // Peak dense TFLOP/s of one rank's device, for MFU in the step log; 0: MFU not shown.
   double peak_tflops = 0;
   std::string run_name;

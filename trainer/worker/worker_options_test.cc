@@ -67,6 +67,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   job.read_ahead_batches = 5;
   job.grad_clip_norm = 0.5;
   job.weight_decay = 0.01;
+  job.shard_optimizer_state = true;
   job.peak_tflops = 989.5;
   job.run_name = "r1";
   job.inject_nonfinite_at_step = 4;
@@ -92,9 +93,26 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   EXPECT_EQ(parsed->read_ahead_batches, 5);
   EXPECT_EQ(parsed->grad_clip_norm, 0.5);
   EXPECT_EQ(parsed->weight_decay, 0.01);
+  EXPECT_TRUE(parsed->shard_optimizer_state);
   EXPECT_EQ(parsed->peak_tflops, 989.5);
   EXPECT_EQ(parsed->run_name, "r1");
   EXPECT_EQ(parsed->inject_nonfinite_at_step, 4);
+}
+
+TEST(WorkerOptionsTest, OptimizerStateShardingIsOffUnlessAsked) {
+  absl::StatusOr<WorkerOptions> plain = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->shard_optimizer_state);
+  WorkerOptions job = *plain;
+  for (const std::string& arg : JobFlagArgs(job)) {
+    EXPECT_NE(arg, "--shard-optimizer-state");
+  }
+  absl::StatusOr<WorkerOptions> sharded =
+      Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--shard-optimizer-state"});
+  ASSERT_TRUE(sharded.ok()) << sharded.status();
+  EXPECT_TRUE(sharded->shard_optimizer_state);
+  EXPECT_FALSE(
+      Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--shard-optimizer-state=maybe"}).ok());
 }
 
 TEST(WorkerOptionsTest, CheckJobReadsTheStageAndTheConfig) {

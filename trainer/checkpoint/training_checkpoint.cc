@@ -362,12 +362,15 @@ absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir,
   return TorchError(absl::StrCat("saving checkpoint step ", state.step, " in ", dir), e);
 }
 
-absl::StatusOr<OptimizerState> ReadOptimizerState(const std::string& checkpoint_dir) try {
+absl::StatusOr<OptimizerState> ReadOptimizerState(const std::string& checkpoint_dir,
+                                                  const ParameterFilter& read) try {
   ASSIGN_OR_RETURN(const std::unique_ptr<safetensors::SafetensorsFile> file,
                    safetensors::SafetensorsFile::Open(Join(checkpoint_dir, kOptimizerFile)));
   OptimizerState state;
   state.metadata = file->metadata();
   for (const std::string& name : file->names()) {
+    const size_t slash = name.find('/');
+    if (read != nullptr && slash != std::string::npos && !read(name.substr(slash + 1))) continue;
     absl::StatusOr<Tensor> tensor = model::ToTorch(*file->Find(name));
     if (!tensor.ok()) {
       return absl::InvalidArgumentError(
@@ -390,8 +393,15 @@ absl::Status LoadCheckpoint(const std::string& checkpoint_dir, model::LlamaForCa
   const std::string config_path = Join(model_dir, "config.json");
   ASSIGN_OR_RETURN(const model::LlamaConfig config, model::ReadLlamaConfig(config_path));
   RETURN_IF_ERROR(CompareShapeKeys(config, model.config(), config_path));
-  ASSIGN_OR_RETURN(const OptimizerState saved, ReadOptimizerState(checkpoint_dir));
   const NamedParameters parameters = model.named_parameters();
+  ParameterFilter read = nullptr;
+  if (options.optimizer_parameters != nullptr) {
+    // A tensor of no parameter is still read, to be refused.
+    read = [&](const std::string& name) {
+      return parameters.find(name) == nullptr || options.optimizer_parameters(name);
+    };
+  }
+  ASSIGN_OR_RETURN(const OptimizerState saved, ReadOptimizerState(checkpoint_dir, read));
   absl::StatusOr<std::vector<PlannedState>> plan = PlanAdamWRestore(saved, parameters, optimizer);
   if (!plan.ok()) {
     return absl::InvalidArgumentError(

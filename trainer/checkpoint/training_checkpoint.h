@@ -17,6 +17,7 @@
 #ifndef PROLONG_TRAINER_CHECKPOINT_TRAINING_CHECKPOINT_H_
 #define PROLONG_TRAINER_CHECKPOINT_TRAINING_CHECKPOINT_H_
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -83,13 +84,23 @@ absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir,
                                            const TrainerState& state,
                                            const SaveOptions& options = {});
 
-// CHECKPOINT_DIR/optimizer.safetensors as tensors on the CPU.
-absl::StatusOr<OptimizerState> ReadOptimizerState(const std::string& checkpoint_dir);
+// Whether to read a parameter's optimizer state, by parameter name.
+using ParameterFilter = std::function<bool(const std::string& parameter)>;
+
+// CHECKPOINT_DIR/optimizer.safetensors as tensors on the CPU; with `read`, only the tensors of
+// parameters it accepts (and those not named after a parameter, so that they are still
+// checked), leaving the others on disk.
+absl::StatusOr<OptimizerState> ReadOptimizerState(const std::string& checkpoint_dir,
+                                                  const ParameterFilter& read = nullptr);
 
 struct LoadOptions {
   // Verifies the manifest first; nullopt skips it (FindLatestValid just did).
   std::optional<Verification> verification = Verification::kFull;
   bool restore_rng = true;
+  // Restores the optimizer state of only the parameters this accepts (all if unset); the others
+  // get none, as in a fresh optimizer. A rank that keeps a shard of the optimizer state (ZeRO-1)
+  // thus never holds all of it.
+  ParameterFilter optimizer_parameters;
 };
 
 // Loads a checkpoint into a model and an AdamW optimizer built for it (over

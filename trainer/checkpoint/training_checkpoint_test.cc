@@ -4,6 +4,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/file.h"
@@ -166,6 +167,45 @@ TEST_P(RoundTripTest, RestoresModelOptimizerAndRngBitwise) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AmsGrad, RoundTripTest, ::testing::Bool());
+
+TEST(TrainingCheckpointTest, LoadRestoresOnlyTheOptimizerStateOfTheParametersAsked) {
+  Trained original = Train(2);
+  const std::string dir = prolong::testing::MakeTempDir();
+  absl::StatusOr<std::string> path = Save(dir, original, 2);
+  ASSERT_TRUE(path.ok()) << path.status();
+
+  Trained restored = Train(1, /*amsgrad=*/false, /*seed=*/99);  // state for every parameter
+  LoadOptions load;
+  load.optimizer_parameters = [](const std::string& name) { return name == "model.norm.weight"; };
+  TrainerState state;
+  ASSERT_TRUE(LoadCheckpoint(*path, *restored.model, *restored.optimizer, &state, load).ok());
+  ExpectSameParameters(*restored.model, *original.model);
+  absl::StatusOr<OptimizerState> got =
+      ExtractAdamWState(*restored.optimizer, restored.model->named_parameters());
+  absl::StatusOr<OptimizerState> want =
+      ExtractAdamWState(*original.optimizer, original.model->named_parameters());
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(want.ok()) << want.status();
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : got->tensors) {
+    names.push_back(name);
+    EXPECT_TRUE(Identical(tensor, want->tensors.at(name))) << name;
+  }
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"exp_avg/model.norm.weight", "exp_avg_sq/model.norm.weight",
+                                      "step/model.norm.weight"}));
+
+  // What the filter reads is checked as before, and so is a tensor of no parameter.
+  OptimizerState saved = *want;
+  saved.tensors["exp_avg/model.no_such.weight"] = torch::zeros({2});
+  TrainerState stamped = SomeTrainerState(3);
+  absl::StatusOr<std::string> bad = SaveCheckpoint(dir, *original.model, saved, stamped);
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  const absl::Status refused =
+      LoadCheckpoint(*bad, *restored.model, *restored.optimizer, &state, load);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("model.no_such.weight"));
+}
 
 TEST(TrainingCheckpointTest, OptimizerStateNamesAndMetadata) {
   torch::manual_seed(1);

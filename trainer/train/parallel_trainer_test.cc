@@ -295,6 +295,15 @@ TEST(ParallelTrainerTest, CheckpointsResumeWithOrWithoutSharding) {
   resumed = sharded;
   resumed.resume_from = full.checkpoint_dir;
   ExpectContinuesExactly(RunGang(resumed), full, "saved unsharded, resumed sharded");
+  // Each rank kept only its share of what it loaded.
+  const int64_t parameters = static_cast<int64_t>(SingleProcess().parameters.size());
+  int64_t states = 0;
+  for (const std::vector<torch::Tensor>& rank : RunGang(resumed).ranks) {
+    const int64_t own = rank.back()[3].item<int64_t>();
+    EXPECT_LT(own, parameters);
+    states += own;
+  }
+  EXPECT_EQ(states, parameters);
 
   // Another layout: other owners, another reduction order.
   resumed = Gang{2, 2, 1, true};

@@ -139,10 +139,12 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
     checkpoint::TrainerState state;
     checkpoint::LoadOptions load;
     load.restore_rng = false;
+    load.optimizer_parameters = [&](const std::string& name) {
+      return trainer->KeepsOptimizerStateOf(name);
+    };
     RETURN_IF_ERROR(checkpoint::LoadCheckpoint(
         absl::StrCat(options.resume_from, "/", checkpoint::StepDirName(1)), *model,
         trainer->optimizer(), &state, load));
-    trainer->ShardOptimizerState();
     RETURN_IF_ERROR(trainer->SetProgress(state.step, state.step));
     first_step = state.step;
   }

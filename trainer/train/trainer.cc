@@ -167,6 +167,12 @@ Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGr
   if (groups_ != nullptr && options_.shard_optimizer_state && groups_->world->size() > 1) {
     sharding_ = std::make_unique<OptimizerSharding>(parameters_, groups_->world.get(),
                                                     options_.bucket_bytes);
+    size_t i = 0;
+    for (const auto& item : model_->named_parameters()) {
+      if (!item.value().requires_grad()) continue;
+      if (!sharding_->owns(i)) others_parameters_.insert(item.key());
+      ++i;
+    }
   }
 
   if (groups_ != nullptr && groups_->cp->size() > 1) {

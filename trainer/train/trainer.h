@@ -31,6 +31,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -75,10 +77,10 @@ struct TrainerOptions {
   // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB); ZeRO-1
   // moves parameters and optimizer state in rounds of this size per rank.
   int64_t bucket_bytes = 25 << 20;
-  // With several ranks: start each bucket's all-reduce during the last micro-batch's backward
+  // With process groups: start each bucket's all-reduce during the last micro-batch's backward
   // pass instead of after it.
   bool overlap_grad_reduce = true;
-  // With several ranks: ZeRO-1, each world rank keeps AdamW state for about 1 / world of the
+  // With process groups of more than one rank: ZeRO-1, each world rank keeps AdamW state for about 1 / world of the
   // parameters (which must then share one dtype and device). optimizer() holds only this rank's
   // share: see GatherOptimizerState and ShardOptimizerState for checkpoints.
   bool shard_optimizer_state = false;
@@ -133,6 +135,12 @@ class Trainer {
   // With shard_optimizer_state, drops the state of parameters other ranks step: after
   // GatherOptimizerState, and after loading a checkpoint's full state. Otherwise nothing.
   void ShardOptimizerState();
+  // False for a parameter (by its named_parameters() name) whose optimizer state another rank
+  // keeps, with shard_optimizer_state; true otherwise. Lets a checkpoint load read only this
+  // rank's share (LoadOptions::optimizer_parameters).
+  bool KeepsOptimizerStateOf(const std::string& parameter) const {
+    return others_parameters_.count(parameter) == 0;
+  }
   // Continues a run resumed from a checkpoint: `steps` optimizer steps taken so far and the
   // current schedule's step, as the checkpoint's trainer state records them. INVALID_ARGUMENT
   // for a negative count or stage_step > steps.
@@ -158,6 +166,7 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<OverlappedGradientReduction> overlapped_;  // with a group and the option
   std::unique_ptr<OptimizerSharding> sharding_;              // likewise
+  std::set<std::string> others_parameters_;                  // names of parameters other ranks step
   int64_t steps_ = 0;
   int64_t stage_step_ = 0;
 };

@@ -359,11 +359,13 @@ absl::StatusOr<int64_t> Worker::State::Resume() {
   checkpoint::LoadOptions load;
   // Rank 0 verified it fully a moment ago; the others trust that.
   load.verification = std::nullopt;
+  // The checkpoint holds every parameter's state; with sharding this rank reads its own share.
+  load.optimizer_parameters = [&](const std::string& parameter) {
+    return trainer->KeepsOptimizerStateOf(parameter);
+  };
   RETURN_IF_ERROR(
       Agree(checkpoint::LoadCheckpoint(path, *model, trainer->optimizer(), &state, load),
             absl::StrCat("loading ", path)));
-  // The checkpoint holds every parameter's state; with sharding this rank keeps its own.
-  trainer->ShardOptimizerState();
   RETURN_IF_ERROR(CheckCursor(path, state));
   int64_t stage_step = state.step;
   const auto stage_step_entry = state.schedule.find("stage_step");

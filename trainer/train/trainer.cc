@@ -134,9 +134,14 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     return absl::InvalidArgumentError("groups must hold world, dp and cp communicators");
   }
   RETURN_IF_ERROR(ValidateOptions(options));
-  auto trainer = std::unique_ptr<Trainer>(new Trainer(std::move(model), groups, options));
-  if (trainer->sharding_ != nullptr) RETURN_IF_ERROR(CheckShardable(trainer->parameters_));
-  return trainer;
+  if (groups != nullptr && options.shard_optimizer_state && groups->world->size() > 1) {
+    std::vector<Tensor> trainable;
+    for (const Tensor& p : model->parameters()) {
+      if (p.requires_grad()) trainable.push_back(p);
+    }
+    RETURN_IF_ERROR(CheckShardable(trainable));
+  }
+  return std::unique_ptr<Trainer>(new Trainer(std::move(model), groups, options));
 }
 
 Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,

@@ -399,6 +399,25 @@ TEST(TrainerTest, TheStepOverlapsGradientReductionWithTheLastBackwardPass) {
   }
 }
 
+TEST(TrainerTest, ShardingNeedsOneParameterDtype) {
+  auto model = TinyModel();
+  model->model->norm->weight.set_data(model->model->norm->weight.to(torch::kFloat64));
+  comm::ProcessGroups groups;
+  groups.world = std::make_unique<DoublingCommunicator>();  // two ranks
+  groups.dp = std::make_unique<DoublingCommunicator>();
+  groups.cp = std::make_unique<OneRankCommunicator>();
+  TrainerOptions options = Options();
+  options.shard_optimizer_state = true;
+  const auto trainer = Trainer::Create(model, &groups, options);
+  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(trainer.status().message().find("shard_optimizer_state needs every trainable "
+                                            "parameter in one dtype"),
+            std::string::npos)
+      << trainer.status();
+  options.shard_optimizer_state = false;
+  EXPECT_TRUE(Trainer::Create(model, &groups, options).ok());
+}
+
 TEST(TrainerTest, OptimizerShardsAreWholeParametersBalancedBySize) {
   std::vector<Tensor> parameters;
   for (int64_t n : {10, 100, 30, 30, 50}) parameters.push_back(torch::zeros({n}));

@@ -543,20 +543,19 @@ TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule)
   ASSERT_FALSE(first_stage.empty());
   auto first_state = checkpoint::ReadTrainerState(StepDir(clean.checkpoint_dir, kSteps));
   ASSERT_TRUE(first_state.ok()) << first_state.status();
-  ASSERT_EQ(OptimizerStepCount(StepDir(clean.checkpoint_dir, kSteps), "model.norm.weight"),
-            kSteps);
+  ASSERT_EQ(OptimizerStepCount(StepDir(clean.checkpoint_dir, kSteps), "model.norm.weight"), kSteps);
 
   for (const bool reset : {false, true}) {
     SCOPED_TRACE(reset ? "reset_optimizer_state" : "optimizer state kept");
     const std::string dir = testing::MakeTempDir();
     const std::string stage = WriteFile(dir, "stage-2.yaml", SecondStage(reset));
     std::vector<std::string> argv = TrainCommand(
-        dir + "/checkpoints", 2,
-        {"--stage=" + stage, "--init-checkpoint=" + clean.checkpoint_dir});
-    argv.erase(std::remove_if(argv.begin(), argv.end(),
-                              [](const std::string& arg) {
-                                return absl::StartsWith(arg, "--model-config=");
-                              }),
+        dir + "/checkpoints", 2, {"--stage=" + stage, "--init-checkpoint=" + clean.checkpoint_dir});
+    // Sharded, each rank takes its own share of the first stage's AdamW state.
+    if (!reset) argv.push_back("--shard-optimizer-state");
+    argv.erase(std::remove_if(
+                   argv.begin(), argv.end(),
+                   [](const std::string& arg) { return absl::StartsWith(arg, "--model-config="); }),
                argv.end());
     auto result = testing::Run(argv, absl::Seconds(180));
     ASSERT_TRUE(result.ok()) << result.status();
@@ -564,10 +563,11 @@ TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule)
     const std::string from = StepDir(clean.checkpoint_dir, kSteps);
     EXPECT_TRUE(absl::StrContains(
         result->stderr_text,
-        reset ? absl::StrCat("stage stage-2 starts from the weights of ", from, " (run step ",
-                             kSteps, ") with fresh AdamW state (reset_optimizer_state)")
-              : absl::StrCat("stage stage-2 starts from ", from, " (stage 'local-test', run step ",
-                             kSteps, "): weights and AdamW state carried over, schedule restarted")))
+        reset
+            ? absl::StrCat("stage stage-2 starts from the weights of ", from, " (run step ", kSteps,
+                           ") with fresh AdamW state (reset_optimizer_state)")
+            : absl::StrCat("stage stage-2 starts from ", from, " (stage 'local-test', run step ",
+                           kSteps, "): weights and AdamW state carried over, schedule restarted")))
         << result->stderr_text;
 
     // The schedule starts again with its own warmup (step 0 runs at lr 0), then its peak; the
@@ -587,7 +587,8 @@ TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule)
     EXPECT_EQ(state->schedule.at("stage_step"), "4");
     EXPECT_EQ(state->data_cursor.at("global_step"), "4");
     EXPECT_NE(state->data_cursor.at("plan_id"), first_state->data_cursor.at("plan_id"));
-    // AdamW's moments carried over count every step of the run; reset ones only this stage's.
+    // AdamW's moments carried over count every step of the run (gathered from the rank that
+    // keeps them); reset ones only this stage's.
     EXPECT_EQ(OptimizerStepCount(last, "model.norm.weight"), reset ? 4 : kSteps + 4);
     EXPECT_TRUE(absl::StrContains(Bytes(last + "/model/config.json"), "20000"));
   }

@@ -124,8 +124,7 @@ int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads,
   options.cp_scheme = scheme;
   auto trainer = train::Trainer::Create(*llama, groups.get(), options);
   PROLONG_CHECK(trainer.ok()) << trainer.status();
-  auto input =
-      train::StepInputFromBatch(train::testing::RankBatch(GlobalBatch(shape), 0, rank), 1);
+  auto input = train::StepInputFromBatch(train::testing::RankBatch(GlobalBatch(shape), 0, rank), 1);
   PROLONG_CHECK(input.ok()) << input.status();
 
   PROLONG_CHECK((*trainer)->Step(*input).ok());  // Warm-up.
@@ -209,8 +208,8 @@ int Launch(const Shape& shape, int rounds) {
     std::fflush(stdout);
   }
   const double cp1 = Median(seconds["cp=1"]), dp2 = Median(seconds["dp=2"]);
-  std::printf("median s/step (tokens/s): cp=1 %.3f (%.0f), dp=2 %.3f (%.0f)\n", cp1,
-              tokens / cp1, dp2, tokens / dp2);
+  std::printf("median s/step (tokens/s): cp=1 %.3f (%.0f), dp=2 %.3f (%.0f)\n", cp1, tokens / cp1,
+              dp2, tokens / dp2);
   for (const char* cp : {"cp=2", "cp=2-ring"}) {
     const double cp2 = Median(seconds[cp]);
     std::printf(

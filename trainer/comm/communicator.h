@@ -57,7 +57,7 @@ class Communicator {
   // SendRecv(x, (rank + 1) % size, y, (rank + size - 1) % size): no order of Wait() calls
   // deadlocks it.
   virtual std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int to,
-                                                    torch::Tensor& recv, int from) = 0;
+                                                torch::Tensor& recv, int from) = 0;
   virtual void Barrier() = 0;
 };
 

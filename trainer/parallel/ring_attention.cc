@@ -78,8 +78,7 @@ class Ring {
   int size() const { return size_; }
   int Owner(int step) const { return (rank_ - step + size_) % size_; }
   // Posts sending `send` to the next rank and receiving `recv` from the previous one.
-  std::unique_ptr<comm::PendingWork> Shift(const torch::Tensor& send,
-                                               torch::Tensor& recv) const {
+  std::unique_ptr<comm::PendingWork> Shift(const torch::Tensor& send, torch::Tensor& recv) const {
     return cp_->SendRecv(send, (rank_ + 1) % size_, recv, (rank_ + size_ - 1) % size_);
   }
 

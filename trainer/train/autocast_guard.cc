@@ -36,9 +36,7 @@ void SetDtype(c10::DeviceType device, c10::ScalarType dtype) {
 
 }  // namespace
 
-AutocastState CurrentAutocast(c10::DeviceType device) {
-  return {IsEnabled(device), Dtype(device)};
-}
+AutocastState CurrentAutocast(c10::DeviceType device) { return {IsEnabled(device), Dtype(device)}; }
 
 AutocastGuard::AutocastGuard(c10::DeviceType device, bool enabled, c10::ScalarType dtype)
     : device_(device), enabled_(enabled) {

@@ -318,9 +318,8 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
         const AutocastGuard autocast(device.type(), options_.bf16_autocast);
         const Tensor hidden = ForwardHidden(*model_, batch.input_ids.to(device), layout,
                                             options_.activation_checkpointing);
-        sum = BlockedCrossEntropySum(hidden, model_->lm_head_weight(),
-                                     batch.target_ids.to(device), batch.loss_mask.to(device),
-                                     options_.logit_block_size);
+        sum = BlockedCrossEntropySum(hidden, model_->lm_head_weight(), batch.target_ids.to(device),
+                                     batch.loss_mask.to(device), options_.logit_block_size);
       }
       // Only the last pass leaves final gradients to start reducing.
       if (overlapped_ != nullptr && i + 1 == input.micro_batches.size()) overlapped_->Arm();

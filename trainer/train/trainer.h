@@ -80,9 +80,9 @@ struct TrainerOptions {
   // With process groups: start each bucket's all-reduce during the last micro-batch's backward
   // pass instead of after it.
   bool overlap_grad_reduce = true;
-  // With process groups of more than one rank: ZeRO-1, each world rank keeps AdamW state for about 1 / world of the
-  // parameters (which must then share one dtype and device). optimizer() holds only this rank's
-  // share: see GatherOptimizerState and ShardOptimizerState for checkpoints.
+  // With process groups of more than one rank: ZeRO-1, each world rank keeps AdamW state for about
+  // 1 / world of the parameters (which must then share one dtype and device). optimizer() holds
+  // only this rank's share: see GatherOptimizerState and ShardOptimizerState for checkpoints.
   bool shard_optimizer_state = false;
   // A step whose loss or gradient norm is NaN or infinite: false fails it (INTERNAL, no
   // update); true skips its update and reports `skipped` (the RunSpec's SKIP_BATCH). Either way

@@ -268,8 +268,7 @@ class DoublingCommunicator : public comm::Communicator {
     return tensor.narrow(0, 0, tensor.size(0) / 2) * 2;
   }
   // The peer holds the same tensors, so it sends what this rank sends.
-  std::unique_ptr<comm::PendingWork> SendRecv(const Tensor& send, int, Tensor& recv,
-                                                  int) override {
+  std::unique_ptr<comm::PendingWork> SendRecv(const Tensor& send, int, Tensor& recv, int) override {
     struct Done final : comm::PendingWork {
       void Wait() override {}
     };

@@ -414,15 +414,18 @@ absl::Status Worker::State::ContinueFromEarlierStage() {
     return absl::OkStatus();
   }
   absl::Status restored = [&]() -> absl::Status {
+    // With sharding, this rank's share only.
     ASSIGN_OR_RETURN(const checkpoint::OptimizerState optimizer,
-                     checkpoint::ReadOptimizerState(path));
+                     checkpoint::ReadOptimizerState(path, [&](const std::string& parameter) {
+                       return trainer->KeepsOptimizerStateOf(parameter);
+                     }));
     return checkpoint::RestoreAdamWState(optimizer, model->named_parameters(),
                                          trainer->optimizer());
   }();
   RETURN_IF_ERROR(Agree(restored, absl::StrCat("loading the optimizer state of ", path)));
   if (options.rank == 0) {
-    PROLONG_LOG(INFO) << "stage " << files.stage.name() << " starts from " << path
-                      << " (stage '" << state->stage_name << "', run step " << state->step
+    PROLONG_LOG(INFO) << "stage " << files.stage.name() << " starts from " << path << " (stage '"
+                      << state->stage_name << "', run step " << state->step
                       << "): weights and AdamW state carried over, schedule restarted";
   }
   return absl::OkStatus();

@@ -74,7 +74,7 @@ class C10dCommunicator final : public Communicator {
   }
 
   std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int to, torch::Tensor& recv,
-                                            int from) override {
+                                        int from) override {
     TORCH_CHECK(recv.is_contiguous(), "SendRecv: recv must be contiguous");
     std::vector<torch::Tensor> outgoing = {send.contiguous()};
     std::vector<torch::Tensor> incoming = {recv};

@@ -13,6 +13,7 @@
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_config.h"
+#include "trainer/train/autocast_guard.h"
 
 namespace {
 
@@ -55,13 +56,16 @@ torch::Tensor FusedAttention(const torch::Tensor& q, const torch::Tensor& k, con
 }
 #endif
 
-// Logits (float32, on the CPU) of a packed sequence through a checkpoint directory's model.
+// Logits (float32, on the CPU) of a packed sequence through a checkpoint directory's model, with
+// `precision` fp32, bf16 (bf16 weights) or autocast (float32 weights, the trainer's bf16 mixed
+// precision).
 torch::Tensor LlamaLogits(const std::string& dir, const torch::Tensor& input_ids,
                           const torch::Tensor& document, const torch::Tensor& position,
-                          const std::string& device, bool bf16, bool fused) {
+                          const std::string& device, const std::string& precision, bool fused) {
   std::shared_ptr<model::LlamaForCausalLM> llama = OrThrow(model::LoadLlama(dir));
   const torch::Device target(device);
-  llama->to(target, bf16 ? torch::kBFloat16 : torch::kFloat32);
+  llama->to(target, precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+  const prolong::train::AutocastGuard autocast(target.type(), precision == "autocast");
 #ifdef PROLONG_CUDA
   if (fused) llama->SetAttentionCore(attention::FusedDocumentAttention);
 #else
@@ -94,6 +98,13 @@ py::dict NcclCheck() {
   result["all_reduce"] = torch::equal(reduced, x);
   result["all_gather"] = torch::equal(groups.cp->AllGather(x), x);
   result["reduce_scatter"] = torch::equal(groups.dp->ReduceScatterSum(x), x);
+  // The trainer's CPU tensors (counts, flags, the loss) are staged through the GPU and back.
+  const torch::Tensor counts = torch::tensor({3, 5}, torch::kInt64);
+  const torch::Tensor gathered = groups.world->AllGather(counts);
+  result["cpu_all_gather"] = gathered.device().is_cpu() && torch::equal(gathered, counts);
+  torch::Tensor loss = torch::tensor({2.5}, torch::kFloat64);
+  groups.world->AllReduceSum(loss);
+  result["cpu_all_reduce"] = loss.device().is_cpu() && loss.item<double>() == 2.5;
   groups.world->Barrier();
   result["barrier"] = true;
   return result;

@@ -9,8 +9,9 @@ made by tools/gpu/prepare.sh on a Debian machine), then checks:
      heads, 3.5e-2 with grouped-query attention), and the fused per-document core likewise;
   2. Llama logits against transformers' LlamaForCausalLM on the same random weights, both ways:
      transformers' save_pretrained read by us, and ours read by from_pretrained (fp32: 1e-4
-     relative; bf16: 3e-2), a packed sequence against its documents run one by one;
-  3. the NCCL communicator with one rank;
+     relative; bf16 weights, and the trainer's bf16 autocast against torch.autocast: 3e-2), a
+     packed sequence against its documents run one by one;
+  3. the NCCL communicator with one rank, GPU tensors and CPU ones staged through the GPU;
   4. the throughput of one Llama-3-8B-shaped decoder layer, forward and backward, bf16, on
      65,536 packed tokens (one document, and 64 of 1,024 tokens): tokens/s and MFU.
 Writes the results as JSON to --out and prints them; exits 1 if a check fails.
@@ -44,6 +45,7 @@ def build(build_dir):
         "trainer/model/safetensors.cc",
         "trainer/comm/internal/rendezvous.cc",
         "trainer/comm/nccl_communicator.cc",
+        "trainer/train/autocast_guard.cc",
         "common/address.cc",
         "common/file.cc",
         "common/log.cc",
@@ -144,10 +146,10 @@ def check_llama(ext, results, work):
     ids = torch.randint(0, 1000, (sum(lengths),))
     document, position = packed_layout(lengths, "cpu")
 
-    def theirs(model, dtype):
+    def theirs(model, dtype, autocast=False):
         model = model.to("cuda", dtype).eval()
         out, begin = [], 0
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=autocast):
             for n in lengths:
                 out.append(model(ids[begin:begin + n][None].cuda()).logits[0].float().cpu())
                 begin += n
@@ -158,18 +160,21 @@ def check_llama(ext, results, work):
     hf_model = transformers.LlamaForCausalLM(config)
     hf_model.save_pretrained(hf_dir, safe_serialization=True)
     expected = theirs(hf_model, torch.float32)
-    for label, bf16, fused, tolerance in [("fp32", False, False, 1e-4),
-                                          ("fp32_fused", False, True, 1e-4),
-                                          ("bf16", True, True, 3e-2)]:
-        reference = expected if not bf16 else theirs(hf_model, torch.bfloat16)
-        ours = ext.llama_logits(hf_dir, ids, document, position, "cuda", bf16, fused)
+    for label, precision, fused, tolerance in [("fp32", "fp32", False, 1e-4),
+                                               ("fp32_fused", "fp32", True, 1e-4),
+                                               ("bf16", "bf16", True, 3e-2),
+                                               ("bf16_autocast", "autocast", True, 3e-2)]:
+        reference = {"fp32": expected,
+                     "bf16": theirs(hf_model, torch.bfloat16),
+                     "autocast": theirs(hf_model, torch.float32, autocast=True)}[precision]
+        ours = ext.llama_logits(hf_dir, ids, document, position, "cuda", precision, fused)
         error = relative_error(ours, reference)
         entry[f"theirs_to_ours_{label}_relative_error"] = error
         entry[f"theirs_to_ours_{label}_ok"] = error <= tolerance
     ours_dir = os.path.join(work, "from_prolong")
     ext.save_random_llama(os.path.join(hf_dir, "config.json"), ours_dir, 7)
     loaded = transformers.LlamaForCausalLM.from_pretrained(ours_dir, torch_dtype=torch.float32)
-    error = relative_error(ext.llama_logits(ours_dir, ids, document, position, "cuda", False, False),
+    error = relative_error(ext.llama_logits(ours_dir, ids, document, position, "cuda", "fp32", False),
                            theirs(loaded, torch.float32))
     entry["ours_to_theirs_fp32_relative_error"] = error
     entry["ours_to_theirs_fp32_ok"] = error <= 1e-4

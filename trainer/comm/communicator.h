@@ -108,8 +108,9 @@ struct ProcessGroups {
 absl::StatusOr<ProcessGroups> JoinGloo(const RendezvousOptions& options);
 
 #ifdef PROLONG_CUDA
-// The same over NCCL, for tensors on this rank's GPU (selected before joining). Built only with
-// a CUDA LibTorch (--config=cuda).
+// The same over NCCL, for tensors on this rank's GPU (selected before joining); CPU tensors
+// given to the collectives are staged through the GPU and come back on the CPU. Built only
+// with a CUDA LibTorch (--config=cuda).
 absl::StatusOr<ProcessGroups> JoinNccl(const RendezvousOptions& options);
 #endif
 

@@ -17,7 +17,8 @@ absl::StatusOr<ProcessGroups> JoinGloo(const RendezvousOptions& options) {
         group_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
         try {
           return std::make_unique<internal::C10dCommunicator<c10d::ProcessGroupGloo>>(
-              c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, group_options));
+              c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, group_options),
+              torch::Device(torch::kCPU));
         } catch (const std::exception& error) {
           return absl::UnavailableError(absl::StrCat("process group ", name, ": ", error.what()));
         }

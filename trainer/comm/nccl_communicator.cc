@@ -1,7 +1,8 @@
 // NCCL (c10d ProcessGroupNCCL of a CUDA LibTorch): the communicator on GPUs. Built only with
 // --config=cuda; each rank must have selected its device (cudaSetDevice / at::cuda::set_device)
-// before joining.
+// before joining: the communicators run their collectives there.
 #include "absl/strings/str_cat.h"
+#include "c10/cuda/CUDAFunctions.h"
 #include "torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp"
 #include "trainer/comm/communicator.h"
 #include "trainer/comm/internal/c10d_communicator.h"
@@ -17,7 +18,8 @@ absl::StatusOr<ProcessGroups> JoinNccl(const RendezvousOptions& options) {
         group_options->timeout = internal::ToChrono(options.collective_timeout);
         try {
           return std::make_unique<internal::C10dCommunicator<c10d::ProcessGroupNCCL>>(
-              c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, group_options));
+              c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, group_options),
+              torch::Device(torch::kCUDA, c10::cuda::current_device()));
         } catch (const std::exception& error) {
           return absl::UnavailableError(absl::StrCat("NCCL group ", name, ": ", error.what()));
         }

@@ -32,50 +32,59 @@ class C10dWork final : public PendingWork {
   c10::intrusive_ptr<c10d::Work> work_;
 };
 
+// Collectives run on `device` (the CPU for Gloo, this rank's GPU for NCCL). A tensor elsewhere
+// (the trainer's and the worker's small CPU tensors of counts and flags, under NCCL) is staged
+// there and its result comes back to where the tensor was, so callers need not know the backend.
 template <typename Group>
 class C10dCommunicator final : public Communicator {
  public:
-  explicit C10dCommunicator(c10::intrusive_ptr<Group> group) : group_(std::move(group)) {}
+  C10dCommunicator(c10::intrusive_ptr<Group> group, torch::Device device)
+      : group_(std::move(group)), device_(device) {}
 
   int rank() const override { return group_->getRank(); }
   int size() const override { return group_->getSize(); }
 
   void AllReduceSum(torch::Tensor& tensor) override {
-    std::vector<torch::Tensor> tensors = {tensor};
+    std::vector<torch::Tensor> tensors = {OnDevice(tensor)};
     group_->allreduce(tensors)->wait();
+    if (!tensors[0].is_same(tensor)) tensor.copy_(tensors[0]);
   }
 
   std::unique_ptr<PendingWork> AllReduceSumAsync(torch::Tensor& tensor) override {
+    // Staged tensors are small and rare: reduce them at once.
+    if (tensor.device() != device_) return Communicator::AllReduceSumAsync(tensor);
     std::vector<torch::Tensor> tensors = {tensor};
     return std::make_unique<C10dWork>(group_->allreduce(tensors));
   }
 
   torch::Tensor AllGather(const torch::Tensor& tensor) override {
-    const torch::Tensor input = tensor.contiguous();
+    const torch::Tensor input = OnDevice(tensor).contiguous();
     std::vector<std::vector<torch::Tensor>> outputs(1);
     for (int r = 0; r < size(); ++r) outputs[0].push_back(torch::empty_like(input));
     std::vector<torch::Tensor> inputs = {input};
     group_->allgather(outputs, inputs)->wait();
-    return torch::cat(outputs[0], 0);
+    return torch::cat(outputs[0], 0).to(tensor.device());
   }
 
   torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) override {
     TORCH_CHECK(tensor.size(0) % size() == 0, "ReduceScatterSum: ", tensor.size(0),
                 " rows do not split among ", size(), " ranks");
     // Gloo has no reduce-scatter: exchange the row blocks all-to-all, then sum what arrived.
-    torch::Tensor input = tensor.contiguous();
+    torch::Tensor input = OnDevice(tensor).contiguous();
     torch::Tensor received = torch::empty_like(input);
     std::vector<int64_t> counts;
     group_->alltoall_base(received, input, counts, counts)->wait();
     std::vector<int64_t> shape = input.sizes().vec();
     shape[0] /= size();
     shape.insert(shape.begin(), size());
-    return received.view(shape).sum(0);
+    return received.view(shape).sum(0).to(tensor.device());
   }
 
   std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int to, torch::Tensor& recv,
                                         int from) override {
     TORCH_CHECK(recv.is_contiguous(), "SendRecv: recv must be contiguous");
+    TORCH_CHECK(send.device() == device_ && recv.device() == device_,
+                "SendRecv: tensors must be on the communicator's device ", device_.str());
     std::vector<torch::Tensor> outgoing = {send.contiguous()};
     std::vector<torch::Tensor> incoming = {recv};
     // Members post exchanges in the same order, so the n-th send of one matches the n-th receive
@@ -107,7 +116,12 @@ class C10dCommunicator final : public Communicator {
     std::vector<torch::Tensor> tensors;  // Alive until the transfer is done.
   };
 
+  torch::Tensor OnDevice(const torch::Tensor& tensor) const {
+    return tensor.device() == device_ ? tensor : tensor.to(device_);
+  }
+
   c10::intrusive_ptr<Group> group_;
+  torch::Device device_;
   int next_tag_ = 0;
 };
 

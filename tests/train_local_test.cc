@@ -325,6 +325,14 @@ TEST(TrainLocalTest, TwoRanksTrainThePlanToTheEnd) {
     const double value = MetricValue(run.metrics, series);
     EXPECT_TRUE(std::isfinite(value)) << series << "\n" << run.metrics;
   }
+  EXPECT_GT(MetricValue(run.metrics, R"(prolong_trainer_peak_memory_bytes{memory="host"})"),
+            1 << 20)
+      << run.metrics;
+  EXPECT_EQ(MetricValue(run.metrics, R"(prolong_trainer_peak_memory_bytes{memory="device"})"), 0)
+      << run.metrics;
+  EXPECT_TRUE(std::regex_search(run.stderr_text,
+                                std::regex(R"(\] step 12/12 loss .* peak_mem [0-9.]+GiB time )")))
+      << run.stderr_text;
 }
 
 TEST(TrainLocalTest, RunsKilledAtRandomMomentsEndBitForBitLikeAnUninterruptedOne) {

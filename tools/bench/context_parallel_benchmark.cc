@@ -31,6 +31,7 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "tests/subprocess.h"
+#include "tools/bench/bench_model.h"
 #include "torch/torch.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
@@ -54,21 +55,6 @@ absl::Status Validate(const Shape& shape) {
     return absl::InvalidArgumentError("--documents must be in [1, --tokens]");
   }
   return absl::OkStatus();
-}
-
-// tools/bench/train_step_benchmark's model: 4 layers of width 256, 4 heads of 64, 2 kv heads.
-model::LlamaConfig BenchConfig() {
-  model::LlamaConfig config;
-  config.vocab_size = 32000;
-  config.hidden_size = 256;
-  config.intermediate_size = 688;
-  config.num_hidden_layers = 4;
-  config.num_attention_heads = 4;
-  config.num_key_value_heads = 2;
-  config.head_dim = 64;
-  config.rope_theta = 500000;
-  config.max_position_embeddings = 65536;
-  return config;
 }
 
 // Sequences of `documents` documents of random lengths.
@@ -114,7 +100,7 @@ int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads,
     groups = std::make_unique<comm::ProcessGroups>(*std::move(joined));
     rank = {groups->dp_rank, rendezvous.dp_size, groups->cp_rank, rendezvous.cp_size};
   }
-  auto llama = model::CreateLlama(BenchConfig(), 1);
+  auto llama = model::CreateLlama(bench::BenchLlamaConfig(), 1);
   PROLONG_CHECK(llama.ok()) << llama.status();
   train::TrainerOptions options;
   options.schedule.peak_lr = 1e-4;

@@ -18,6 +18,7 @@
 #include "CLI/CLI.hpp"
 #include "common/cli.h"
 #include "common/log.h"
+#include "tools/bench/bench_model.h"
 #include "torch/torch.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/model/llama.h"
@@ -32,23 +33,8 @@ int64_t PeakRssBytes() {
   return int64_t{usage.ru_maxrss} * 1024;
 }
 
-// The benchmark's model: 4 layers of width 256 (4 heads of 64, 2 kv heads), vocabulary 32000.
-model::LlamaConfig BenchConfig() {
-  model::LlamaConfig config;
-  config.vocab_size = 32000;
-  config.hidden_size = 256;
-  config.intermediate_size = 688;
-  config.num_hidden_layers = 4;
-  config.num_attention_heads = 4;
-  config.num_key_value_heads = 2;
-  config.head_dim = 64;
-  config.rope_theta = 500000;
-  config.max_position_embeddings = 65536;
-  return config;
-}
-
 int RunStep(int64_t tokens, int64_t documents, int steps) {
-  auto llama = model::CreateLlama(BenchConfig(), 1);
+  auto llama = model::CreateLlama(bench::BenchLlamaConfig(), 1);
   PROLONG_CHECK(llama.ok()) << llama.status();
   train::TrainerOptions options;
   options.schedule.peak_lr = 1e-4;

@@ -25,6 +25,7 @@
 #include "torch/version.h"
 #include "trainer/model/llama_config.h"
 #include "trainer/model/safetensors.h"
+#include "trainer/train/optimizer_state_key.h"
 
 namespace prolong::checkpoint {
 namespace {
@@ -41,21 +42,10 @@ constexpr char kExpAvgSq[] = "exp_avg_sq";
 constexpr char kMaxExpAvgSq[] = "max_exp_avg_sq";
 constexpr char kStep[] = "step";
 
-// LibTorch keys an optimizer's state by its parameter's TensorImpl: 1.13 by the pointer printed
-// as a string (c10::guts::to_string), later versions by the pointer itself.
-using StateMap = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
-using StateKey = StateMap::key_type;
+using StateMap = train::OptimizerStateMap;
+using StateKey = train::OptimizerStateKey;
 
-template <typename Key = StateKey>
-Key KeyOf(const Tensor& parameter) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream key;
-    key << parameter.unsafeGetTensorImpl();
-    return key.str();
-  } else {
-    return static_cast<Key>(parameter.unsafeGetTensorImpl());
-  }
-}
+StateKey KeyOf(const Tensor& parameter) { return train::OptimizerStateKeyOf(parameter); }
 
 std::string ShapeString(c10::IntArrayRef shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");

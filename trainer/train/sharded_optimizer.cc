@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "trainer/train/optimizer_state_key.h"
+
 namespace prolong::train {
 namespace {
 
@@ -16,21 +18,9 @@ using torch::Tensor;
 using torch::optim::AdamW;
 using torch::optim::AdamWParamState;
 
-// LibTorch keys an optimizer's state by its parameter's TensorImpl: 1.13 by the pointer printed
-// as a string (c10::guts::to_string), later versions by the pointer itself.
-using StateMap = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
-using StateKey = StateMap::key_type;
+using StateMap = OptimizerStateMap;
 
-template <typename Key = StateKey>
-Key KeyOf(const Tensor& parameter) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream key;
-    key << parameter.unsafeGetTensorImpl();
-    return key.str();
-  } else {
-    return static_cast<Key>(parameter.unsafeGetTensorImpl());
-  }
-}
+OptimizerStateKey KeyOf(const Tensor& parameter) { return OptimizerStateKeyOf(parameter); }
 
 // Copies items from their owners to every other rank in rounds of one AllGather each: in a
 // round each rank sends the next of its items up to `bucket_bytes` (at least one), padded to the

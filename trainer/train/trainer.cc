@@ -7,6 +7,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#ifdef PROLONG_CUDA
+#include "c10/cuda/CUDACachingAllocator.h"
+#endif
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -102,6 +105,16 @@ int64_t PeakRssBytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB.
+}
+
+int64_t PeakDeviceBytes(const torch::Device& device) {
+#ifdef PROLONG_CUDA
+  if (device.is_cuda()) {
+    // Index 0 of each statistic is the total over the allocator's pools.
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).allocated_bytes[0].peak;
+  }
+#endif
+  return 0;
 }
 
 }  // namespace
@@ -376,6 +389,7 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
   metrics.step = ++steps_;
   ++stage_step_;
   metrics.peak_rss_bytes = PeakRssBytes();
+  metrics.peak_device_bytes = PeakDeviceBytes(device);
   metrics.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   return metrics;
 }

@@ -105,6 +105,8 @@ struct StepMetrics {
   bool skipped = false;
   // This process's peak resident memory so far (getrusage), bytes.
   int64_t peak_rss_bytes = 0;
+  // On a GPU, the most bytes its caching allocator has held allocated so far; 0 on the CPU.
+  int64_t peak_device_bytes = 0;
   double seconds = 0;
 };
 

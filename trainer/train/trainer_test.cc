@@ -254,6 +254,11 @@ TEST(TrainerTest, ClippingUsesTheGlobalNorm) {
   EXPECT_NEAR(b.grad()[0].item<float>(), 0.8, 1e-6);
 }
 
+// The fake communicators' exchanges, finished as soon as they start.
+struct Done final : comm::PendingWork {
+  void Wait() override {}
+};
+
 // Sums over "two ranks" holding the same gradients: doubles, and records each bucket's size.
 class DoublingCommunicator : public comm::Communicator {
  public:
@@ -269,9 +274,6 @@ class DoublingCommunicator : public comm::Communicator {
   }
   // The peer holds the same tensors, so it sends what this rank sends.
   std::unique_ptr<comm::PendingWork> SendRecv(const Tensor& send, int, Tensor& recv, int) override {
-    struct Done final : comm::PendingWork {
-      void Wait() override {}
-    };
     recv.copy_(send);
     return std::make_unique<Done>();
   }
@@ -357,9 +359,6 @@ class OneRankCommunicator : public comm::Communicator {
   Tensor AllGather(const Tensor& tensor) override { return tensor.clone(); }
   Tensor ReduceScatterSum(const Tensor& tensor) override { return tensor.clone(); }
   std::unique_ptr<comm::PendingWork> SendRecv(const Tensor& send, int, Tensor& recv, int) override {
-    struct Done final : comm::PendingWork {
-      void Wait() override {}
-    };
     recv.copy_(send);
     return std::make_unique<Done>();
   }

@@ -49,6 +49,8 @@ struct Metrics {
   prometheus::Gauge* step_seconds;
   prometheus::Gauge* plan_steps;
   prometheus::Gauge* last_checkpoint_step;
+  prometheus::Gauge* peak_host_memory;
+  prometheus::Gauge* peak_device_memory;
   prometheus::Counter* tokens;
   prometheus::Counter* checkpoints;
 };
@@ -75,6 +77,15 @@ Metrics RegisterMetrics(prometheus::Registry& registry) {
   metrics.plan_steps = gauge("prolong_trainer_plan_steps", "Steps in the stage's plan.");
   metrics.last_checkpoint_step = gauge("prolong_trainer_last_checkpoint_step",
                                        "Step of the newest checkpoint saved or loaded.");
+  auto& peak_memory =
+      prometheus::BuildGauge()
+          .Name("prolong_trainer_peak_memory_bytes")
+          .Help(
+              "This rank's peak memory so far: the process's resident set (memory=\"host\"), "
+              "and on a GPU what its caching allocator held allocated (memory=\"device\").")
+          .Register(registry);
+  metrics.peak_host_memory = &peak_memory.Add({{"memory", "host"}});
+  metrics.peak_device_memory = &peak_memory.Add({{"memory", "device"}});
   metrics.tokens = counter("prolong_trainer_tokens_total",
                            "Input tokens this rank trained on since it started (sum over ranks "
                            "for the job).");
@@ -550,6 +561,8 @@ void Worker::State::Report(const train::StepMetrics& step, int64_t global_step, 
   metrics.tokens->Increment(static_cast<double>(rank_tokens));
   metrics.tokens_per_second->Set(static_cast<double>(rank_tokens) / seconds);
   metrics.step_seconds->Set(seconds);
+  metrics.peak_host_memory->Set(static_cast<double>(step.peak_rss_bytes));
+  metrics.peak_device_memory->Set(static_cast<double>(step.peak_device_bytes));
   if (options.rank != 0) return;
   const double tokens_per_second = static_cast<double>(step.tokens) / seconds;
   const double tflops_per_rank = flops_per_token * tokens_per_second / options.world_size / 1e12;
@@ -560,7 +573,10 @@ void Worker::State::Report(const train::StepMetrics& step, int64_t global_step, 
   if (options.peak_tflops > 0) {
     absl::StrAppendFormat(&line, " MFU %.1f%%", 100 * tflops_per_rank / options.peak_tflops);
   }
-  absl::StrAppendFormat(&line, " time %.3fs", seconds);
+  // The GPU's memory is the one that runs out there; on the CPU, the process's.
+  const int64_t peak = device.is_cuda() ? step.peak_device_bytes : step.peak_rss_bytes;
+  absl::StrAppendFormat(&line, " peak_mem %.2fGiB time %.3fs", peak / double(int64_t{1} << 30),
+                        seconds);
   if (step.skipped) line += " (update skipped: non-finite)";
   PROLONG_LOG(INFO) << line;
 }

@@ -17,6 +17,7 @@ made by tools/gpu/prepare.sh on a Debian machine), then checks:
 Writes the results as JSON to --out and prints them; exits 1 if a check fails.
 """
 import argparse
+import copy
 import glob
 import json
 import os
@@ -147,7 +148,8 @@ def check_llama(ext, results, work):
     document, position = packed_layout(lengths, "cpu")
 
     def theirs(model, dtype, autocast=False):
-        model = model.to("cuda", dtype).eval()
+        # A copy: .to() would round the shared model's weights for the next reference.
+        model = copy.deepcopy(model).to("cuda", dtype).eval()
         out, begin = [], 0
         with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=autocast):
             for n in lengths:
@@ -164,9 +166,9 @@ def check_llama(ext, results, work):
                                                ("fp32_fused", "fp32", True, 1e-4),
                                                ("bf16", "bf16", True, 3e-2),
                                                ("bf16_autocast", "autocast", True, 3e-2)]:
-        reference = {"fp32": expected,
-                     "bf16": theirs(hf_model, torch.bfloat16),
-                     "autocast": theirs(hf_model, torch.float32, autocast=True)}[precision]
+        reference = (expected if precision == "fp32" else
+                     theirs(hf_model, torch.bfloat16) if precision == "bf16" else
+                     theirs(hf_model, torch.float32, autocast=True))
         ours = ext.llama_logits(hf_dir, ids, document, position, "cuda", precision, fused)
         error = relative_error(ours, reference)
         entry[f"theirs_to_ours_{label}_relative_error"] = error

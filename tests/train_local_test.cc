@@ -8,6 +8,7 @@
 //     with the same model and optimizer bytes as a run that was never interrupted;
 //   - with --shard-optimizer-state (ZeRO-1) the run ends with the same bytes, and its
 //     checkpoints resume without the flag, and the other way round, to the same bytes;
+//   - the same job with cp = 2 (all-gather or ring) loses like the dp = 2 run, step by step;
 //   - resuming on changed data, or with another seed, is refused, naming both sides;
 //   - a second stage started from the first one's checkpoints keeps the weights, the AdamW
 //     state and the run's step count and restarts the schedule (or resets the optimizer);
@@ -333,6 +334,29 @@ TEST(TrainLocalTest, TwoRanksTrainThePlanToTheEnd) {
   EXPECT_TRUE(std::regex_search(run.stderr_text,
                                 std::regex(R"(\] step 12/12 loss .* peak_mem [0-9.]+GiB time )")))
       << run.stderr_text;
+}
+
+// torchtitan's check of context parallelism: the same job split by sequence (cp = 2, either
+// scheme) instead of by batch (dp = 2) gives the same losses step by step, up to the order of
+// floating-point sums (the log prints 6 decimals; they agree to the last one printed).
+TEST(TrainLocalTest, ContextParallelRunsLoseLikeTheDataParallelOne) {
+  const CleanRun& clean = Clean();
+  ASSERT_EQ(clean.exit_code, 0) << clean.stderr_text;
+  const std::vector<StepLine> expected = StepLines(clean.stderr_text);
+  ASSERT_EQ(expected.size(), static_cast<size_t>(kSteps));
+  for (const char* scheme : {"all-gather", "ring"}) {
+    SCOPED_TRACE(scheme);
+    const std::string dir = testing::MakeTempDir() + "/checkpoints";
+    auto result = testing::Run(
+        TrainCommand(dir, 2, {"--cp=2", absl::StrCat("--cp-scheme=", scheme)}), absl::Seconds(180));
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
+    const std::vector<StepLine> steps = StepLines(result->stderr_text);
+    ASSERT_EQ(steps.size(), expected.size()) << result->stderr_text;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      EXPECT_NEAR(steps[i].loss, expected[i].loss, 1e-5 * expected[i].loss) << "step " << i + 1;
+    }
+  }
 }
 
 TEST(TrainLocalTest, RunsKilledAtRandomMomentsEndBitForBitLikeAnUninterruptedOne) {

@@ -7,15 +7,16 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#ifdef PROLONG_CUDA
-#include "c10/cuda/CUDACachingAllocator.h"
-#endif
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "trainer/parallel/context_parallel_attention.h"
 #include "trainer/train/activation_checkpointing.h"
 #include "trainer/train/autocast_guard.h"
+
+#ifdef PROLONG_CUDA
+#include "c10/cuda/CUDACachingAllocator.h"
+#endif
 
 namespace prolong::train {
 namespace {

@@ -41,7 +41,9 @@ absl::Status ResolveInitCheckpoint(const std::string& path, JobFiles* files) {
     return absl::OkStatus();
   }
   std::string checkpoint = path;
-  if (!Exists(path + "/" + checkpoint::kManifestFile)) {
+  if (Exists(path + "/" + checkpoint::kManifestFile)) {
+    RETURN_IF_ERROR(checkpoint::VerifyCheckpoint(path, checkpoint::Verification::kSizesOnly));
+  } else {
     ASSIGN_OR_RETURN(const std::vector<checkpoint::CheckpointRef> listed,
                      checkpoint::ListCheckpoints(path));
     if (listed.empty()) {
@@ -53,9 +55,8 @@ absl::Status ResolveInitCheckpoint(const std::string& path, JobFiles* files) {
     find.verification = checkpoint::Verification::kSizesOnly;
     ASSIGN_OR_RETURN(const checkpoint::CheckpointRef newest,
                      checkpoint::FindLatestValid(path, find));
-    checkpoint = newest.path;
+    checkpoint = newest.path;  // FindLatestValid checked it.
   }
-  RETURN_IF_ERROR(checkpoint::VerifyCheckpoint(checkpoint, checkpoint::Verification::kSizesOnly));
   files->init_training_checkpoint = checkpoint;
   files->init_model_dir = absl::StrCat(checkpoint, "/", checkpoint::kModelDir);
   return absl::OkStatus();

@@ -51,6 +51,11 @@ cc_library(
         "//conditions:default": [],
     }}),
     includes = {includes},
+    # A CUDA LibTorch's headers (c10/cuda, ATen/cuda) include the CUDA toolkit's.
+    deps = select({{
+        "@//bazel:cuda_enabled": ["@cuda//:cudart"],
+        "//conditions:default": [],
+    }}),
     # --no-as-needed: libtorch_cuda registers its kernels from static initialisers only.
     linkopts = {search} + ["-Wl,--push-state,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10"] + select({{
         "@//bazel:cuda_enabled": ["-ltorch_cuda", "-lc10_cuda"],

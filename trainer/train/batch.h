@@ -1,5 +1,4 @@
-// What one rank trains on in one global step: its micro-batches (packed sequences as tensors)
-// and the token count that makes the loss an exact global token average.
+// A datamixer Batch as the StepInput (step_input.h) the trainer takes.
 //
 // Masking and positions under context parallelism: a token's document id is the index of its
 // document piece in the sequence's cu_seqlens (plus the pieces of earlier sequences of the
@@ -13,30 +12,12 @@
 #define PROLONG_TRAINER_TRAIN_BATCH_H_
 
 #include <cstdint>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "prolong/v1/datamixer.pb.h"
-#include "torch/types.h"
-#include "trainer/attention/blockwise_attention.h"
+#include "trainer/train/step_input.h"
 
 namespace prolong::train {
-
-// One forward and backward: one or more packed sequences (or a cp rank's chunks of them) laid
-// end to end. All tensors [T] on the CPU.
-struct MicroBatch {
-  torch::Tensor input_ids;   // int64
-  torch::Tensor target_ids;  // int64; anything where loss_mask is false
-  torch::Tensor loss_mask;   // bool: the token's target counts in the loss
-  attention::TokenLayout layout;
-};
-
-struct StepInput {
-  // In order; every cp rank of a replica gets the same number (their collectives pair up).
-  std::vector<MicroBatch> micro_batches;
-  // Loss-masked tokens of the whole global batch: every dp and cp rank, every micro-batch.
-  int64_t global_target_tokens = 0;
-};
 
 // A datamixer Batch as micro-batches of `sequences_per_micro_batch` sequences (the last may have
 // fewer). Targets and positions are expanded with serve::ExpandSpan. INVALID_ARGUMENT naming the

@@ -42,11 +42,11 @@
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
 #include "trainer/parallel/cp_scheme.h"
-#include "trainer/train/batch.h"
 #include "trainer/train/blocked_cross_entropy.h"
 #include "trainer/train/gradient_reduction.h"
 #include "trainer/train/lr_schedule.h"
 #include "trainer/train/sharded_optimizer.h"
+#include "trainer/train/step_input.h"
 
 namespace prolong::train {
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "trainer/attention/blockwise_attention.h"
@@ -14,6 +15,7 @@
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_config.h"
 #include "trainer/train/autocast_guard.h"
+#include "trainer/train/trainer.h"
 
 namespace {
 
@@ -49,10 +51,19 @@ py::tuple AttentionBackward(const torch::Tensor& dout, const torch::Tensor& q,
 }
 
 #ifdef PROLONG_CUDA
+attention::FusedKernel KernelNamed(const std::string& name) {
+  attention::FusedKernel kernel;
+  if (!attention::ParseFusedKernel(name, &kernel)) {
+    throw std::invalid_argument("no fused attention kernel is called " + name);
+  }
+  return kernel;
+}
+
 torch::Tensor FusedAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& document, const torch::Tensor& position,
-                             double scale) {
-  return attention::FusedDocumentAttention(q, k, v, {document, position}, scale);
+                             double scale, const std::string& kernel) {
+  return attention::FusedDocumentAttention(q, k, v, {document, position}, scale,
+                                           KernelNamed(kernel));
 }
 #endif
 
@@ -67,7 +78,7 @@ torch::Tensor LlamaLogits(const std::string& dir, const torch::Tensor& input_ids
   llama->to(target, precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
   const prolong::train::AutocastGuard autocast(target.type(), precision == "autocast");
 #ifdef PROLONG_CUDA
-  if (fused) llama->SetAttentionCore(attention::FusedDocumentAttention);
+  if (fused) llama->SetAttentionCore(attention::FusedAttentionCore());
 #else
   if (fused) throw std::runtime_error("the fused core needs a CUDA build");
 #endif
@@ -110,36 +121,129 @@ py::dict NcclCheck() {
   return result;
 }
 
-// Seconds per forward + backward of one decoder layer with `config_path`'s shape, bf16, on
-// `tokens` tokens cut into documents of `document_tokens`, through the fused core.
-double LayerSeconds(const std::string& config_path, int64_t tokens, int64_t document_tokens,
-                    int iterations) {
+// Seconds of each forward + backward of one decoder layer with `config_path`'s shape, bf16,
+// through the fused core's `kernel`: one step per entry of `steps`, each a packed sequence of
+// documents of those lengths. Each step is timed on its own (the GPU synchronized around it).
+std::vector<double> LayerSeconds(const std::string& config_path,
+                                 const std::vector<std::vector<int64_t>>& steps,
+                                 const std::string& kernel) {
   const model::LlamaConfig config = OrThrow(model::ReadLlamaConfig(config_path));
   auto layer = std::make_shared<model::LlamaDecoderLayer>(config);
-  layer->self_attn->set_core(attention::FusedDocumentAttention);
+  layer->self_attn->set_core(attention::FusedAttentionCore(KernelNamed(kernel)));
   const torch::TensorOptions cuda = torch::TensorOptions(torch::kCUDA);
   layer->to(torch::kCUDA, torch::kBFloat16);
   model::RotaryEmbedding rope(config);
   rope.to(torch::kCUDA);
-  const torch::Tensor index = torch::arange(tokens, cuda.dtype(torch::kInt64));
-  const attention::TokenLayout layout{torch::div(index, document_tokens, "floor"),
-                                      torch::remainder(index, document_tokens)};
-  const auto [cos, sin] = rope.forward(layout.position, torch::kBFloat16);
-  const torch::Tensor x =
-      torch::randn({tokens, config.hidden_size}, cuda.dtype(torch::kBFloat16)).requires_grad_();
-  const torch::Tensor grad = torch::randn_like(x);
+  std::vector<double> seconds;
   // The autograd engine runs its own threads; Python's lock must not be held meanwhile.
   py::gil_scoped_release no_gil;
-  auto step = [&] { layer->forward(x, cos, sin, layout).backward(grad); };
-  for (int i = 0; i < 2; ++i) step();
-  torch::cuda::synchronize();
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < iterations; ++i) step();
-  torch::cuda::synchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
-         iterations;
+  for (const std::vector<int64_t>& lengths : steps) {
+    std::vector<torch::Tensor> documents, positions;
+    for (size_t d = 0; d < lengths.size(); ++d) {
+      documents.push_back(torch::full({lengths[d]}, int64_t(d), torch::kInt64));
+      positions.push_back(torch::arange(lengths[d], torch::kInt64));
+    }
+    const attention::TokenLayout layout{torch::cat(documents).to(torch::kCUDA),
+                                        torch::cat(positions).to(torch::kCUDA)};
+    const auto [cos, sin] = rope.forward(layout.position, torch::kBFloat16);
+    const torch::Tensor x =
+        torch::randn({layout.document.numel(), config.hidden_size}, cuda.dtype(torch::kBFloat16))
+            .requires_grad_();
+    const torch::Tensor grad = torch::randn_like(x);
+    torch::cuda::synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    layer->forward(x, cos, sin, layout).backward(grad);
+    torch::cuda::synchronize();
+    seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return seconds;
 }
 #endif  // PROLONG_CUDA
+
+// The same `steps` global batches for every call: micro-batches of packed documents with random
+// ids below `vocab`, the last token of each document without a target.
+std::vector<prolong::train::StepInput> TrainingBatches(int64_t vocab, int steps) {
+  torch::manual_seed(11);
+  const std::vector<std::vector<int64_t>> micro_batch_documents = {{100, 3, 153}, {256}};
+  std::vector<prolong::train::StepInput> inputs(steps);
+  for (prolong::train::StepInput& input : inputs) {
+    for (const std::vector<int64_t>& lengths : micro_batch_documents) {
+      std::vector<torch::Tensor> documents, positions, masks;
+      for (size_t d = 0; d < lengths.size(); ++d) {
+        documents.push_back(torch::full({lengths[d]}, int64_t(d), torch::kInt64));
+        positions.push_back(torch::arange(lengths[d], torch::kInt64));
+        masks.push_back(torch::arange(lengths[d], torch::kInt64) < lengths[d] - 1);
+      }
+      prolong::train::MicroBatch batch;
+      batch.layout = {torch::cat(documents), torch::cat(positions)};
+      const int64_t tokens = batch.layout.document.numel();
+      batch.input_ids = torch::randint(vocab, {tokens}, torch::kInt64);
+      batch.loss_mask = torch::cat(masks);
+      batch.target_ids = torch::roll(batch.input_ids, -1).masked_fill(~batch.loss_mask, 0);
+      input.global_target_tokens += batch.loss_mask.sum().item<int64_t>();
+      input.micro_batches.push_back(std::move(batch));
+    }
+  }
+  return inputs;
+}
+
+// `steps` optimizer steps of the model in `dir` (float32 weights) on `device` through the
+// Trainer: fp32 or bf16 autocast, per-layer activation checkpointing, the blockwise attention
+// core or (`kernel` not empty) the fused one; on a GPU with a one-rank NCCL group, so the
+// gradient buckets, the loss and the token counts go through the communicator. Returns the
+// losses, gradient norms and the peak device memory.
+py::dict TrainSteps(const std::string& dir, const std::string& device, const std::string& precision,
+                    const std::string& kernel, int steps) {
+  std::shared_ptr<model::LlamaForCausalLM> llama = OrThrow(model::LoadLlama(dir));
+  const torch::Device target(device);
+  llama->to(target);
+  if (!kernel.empty()) {
+#ifdef PROLONG_CUDA
+    llama->SetAttentionCore(attention::FusedAttentionCore(KernelNamed(kernel)));
+#else
+    throw std::runtime_error("the fused core needs a CUDA build");
+#endif
+  }
+  std::unique_ptr<prolong::comm::StoreServer> store;
+  prolong::comm::ProcessGroups groups;
+  prolong::comm::ProcessGroups* gang = nullptr;
+#ifdef PROLONG_CUDA
+  if (target.is_cuda()) {
+    store = OrThrow(prolong::comm::ServeStore("127.0.0.1"));
+    prolong::comm::RendezvousOptions options;
+    options.store_address = store->address();
+    groups = OrThrow(prolong::comm::JoinNccl(options));
+    gang = &groups;
+  }
+#endif
+  prolong::train::TrainerOptions options;
+  options.schedule.peak_lr = 1e-3;
+  options.schedule.steps = steps;
+  options.activation_checkpointing = true;
+  options.bf16_autocast = precision == "autocast";
+  std::unique_ptr<prolong::train::Trainer> trainer =
+      OrThrow(prolong::train::Trainer::Create(llama, gang, options));
+  std::vector<prolong::train::StepMetrics> metrics;
+  {
+    // The autograd engine runs its own threads; Python's lock must not be held meanwhile.
+    py::gil_scoped_release no_gil;
+    for (const prolong::train::StepInput& input :
+         TrainingBatches(llama->config().vocab_size, steps)) {
+      metrics.push_back(OrThrow(trainer->Step(input)));
+    }
+  }
+  py::list losses, grad_norms;
+  for (const prolong::train::StepMetrics& step : metrics) {
+    losses.append(step.loss);
+    grad_norms.append(step.grad_norm);
+  }
+  py::dict result;
+  result["losses"] = losses;
+  result["grad_norms"] = grad_norms;
+  result["peak_device_bytes"] = metrics.back().peak_device_bytes;
+  return result;
+}
 
 }  // namespace
 
@@ -148,6 +252,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("attention_backward", &AttentionBackward);
   m.def("llama_logits", &LlamaLogits);
   m.def("save_random_llama", &SaveRandomLlama);
+  m.def("train_steps", &TrainSteps);
 #ifdef PROLONG_CUDA
   m.def("fused_attention", &FusedAttention);
   m.def("nccl_check", &NcclCheck);

@@ -6,21 +6,29 @@ PyTorch's LibTorch (torch.utils.cpp_extension; Abseil and nlohmann-json from too
 made by tools/gpu/prepare.sh on a Debian machine), then checks:
   1. blockwise attention forward and backward against torch's scaled_dot_product_attention in
      bf16 (tolerances as TransformerEngine's tests: 2.5e-2 with as many kv heads as query
-     heads, 3.5e-2 with grouped-query attention), and the fused per-document core likewise;
+     heads, 3.5e-2 with grouped-query attention), and each kernel of the fused core likewise
+     (per-document SDPA with K/V expanded, per-document SDPA with enable_gqa, one varlen flash
+     call over the packed sequence, per-document cuDNN);
   2. Llama logits against transformers' LlamaForCausalLM on the same random weights, both ways:
      transformers' save_pretrained read by us, and ours read by from_pretrained (fp32: 1e-4
      relative; bf16 weights, and the trainer's bf16 autocast against torch.autocast: 3e-2), a
      packed sequence against its documents run one by one;
   3. the NCCL communicator with one rank, GPU tensors and CPU ones staged through the GPU;
-  4. the throughput of one Llama-3-8B-shaped decoder layer, forward and backward, bf16, on
-     65,536 packed tokens (one document, and 64 of 1,024 tokens): tokens/s and MFU.
+  4. the Trainer's step on the GPU (one-rank NCCL group, activation checkpointing): three
+     steps' losses and gradient norms against the same steps on the CPU, fp32 (1e-4 relative)
+     and bf16 autocast with each fused kernel (3e-2), and the peak device memory reported;
+  5. the throughput of one Llama-3-8B-shaped decoder layer, forward and backward, bf16, on
+     65,536 packed tokens (one document; 64 of 1,024 tokens; documents of mixed lengths, new
+     every step), with each fused kernel: tokens/s and MFU.
 Writes the results as JSON to --out and prints them; exits 1 if a check fails.
 """
 import argparse
 import copy
 import glob
 import json
+import math
 import os
+import random
 import sys
 import tempfile
 import time
@@ -32,6 +40,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEPS = os.path.join(ROOT, "tools", "gpu", "deps")
 # Dense bf16 peak of an H100 or H200 SXM, in FLOP/s.
 PEAK_BF16 = 989.4e12
+# The fused core's ways of calling the kernels (trainer/attention/fused_attention.h).
+FUSED_KERNELS = ["per-document", "per-document-gqa", "varlen-flash", "per-document-cudnn"]
 
 
 def build(build_dir):
@@ -41,12 +51,22 @@ def build(build_dir):
         "tools/gpu/bindings.cc",
         "trainer/attention/blockwise_attention.cc",
         "trainer/attention/fused_attention.cc",
+        "trainer/attention/padded_length.cc",
         "trainer/model/llama.cc",
         "trainer/model/llama_config.cc",
         "trainer/model/safetensors.cc",
         "trainer/comm/internal/rendezvous.cc",
         "trainer/comm/nccl_communicator.cc",
+        "trainer/train/activation_checkpointing.cc",
         "trainer/train/autocast_guard.cc",
+        "trainer/train/blocked_cross_entropy.cc",
+        "trainer/train/gradient_reduction.cc",
+        "trainer/train/lr_schedule.cc",
+        "trainer/train/sharded_optimizer.cc",
+        "trainer/train/trainer.cc",
+        "trainer/parallel/context_parallel_attention.cc",
+        "trainer/parallel/cp_scheme.cc",
+        "trainer/parallel/ring_attention.cc",
         "common/address.cc",
         "common/file.cc",
         "common/log.cc",
@@ -111,21 +131,28 @@ def check_attention(ext, results):
         ref_out.backward(dout)
         out, lse = ext.attention_forward(q, k, v, document, position, scale)
         dq, dk, dv = ext.attention_backward(dout, q, k, v, out, lse, document, position, scale)
-        fused_in = [t.clone().requires_grad_() for t in (q, k, v)]
-        fused_out = ext.fused_attention(*fused_in, document, position, scale)
-        fused_out.backward(dout)
         # The same reference again, to tell a flaky kernel from a wrong gradient.
         again_in = [t.clone().requires_grad_() for t in (q, k, v)]
         sdpa_by_document(*again_in, lengths, scale).backward(dout)
         name = f"attention_{heads}q_{kv_heads}kv"
         entry = {"tolerance": tolerance}
-        for label, actual, expected in [
-                ("out", out, ref_out), ("dq", dq, ref_in[0].grad), ("dk", dk, ref_in[1].grad),
-                ("dv", dv, ref_in[2].grad), ("fused_out", fused_out, ref_out),
-                ("fused_dq", fused_in[0].grad, ref_in[0].grad),
-                ("fused_dk", fused_in[1].grad, ref_in[1].grad),
-                ("fused_dv", fused_in[2].grad, ref_in[2].grad),
-                ("reference_again_dq", again_in[0].grad, ref_in[0].grad)]:
+        compared = [("out", out, ref_out), ("dq", dq, ref_in[0].grad),
+                    ("dk", dk, ref_in[1].grad), ("dv", dv, ref_in[2].grad),
+                    ("reference_again_dq", again_in[0].grad, ref_in[0].grad)]
+        for kernel in FUSED_KERNELS:
+            try:
+                fused_in = [t.clone().requires_grad_() for t in (q, k, v)]
+                fused_out = ext.fused_attention(*fused_in, document, position, scale, kernel)
+                fused_out.backward(dout)
+            except Exception as error:  # One kernel's failure must not hide the others.
+                entry[f"{kernel}_error"] = f"{type(error).__name__}: {error}"
+                entry[f"{kernel}_ok"] = False
+                continue
+            compared += [(f"{kernel}_out", fused_out, ref_out),
+                         (f"{kernel}_dq", fused_in[0].grad, ref_in[0].grad),
+                         (f"{kernel}_dk", fused_in[1].grad, ref_in[1].grad),
+                         (f"{kernel}_dv", fused_in[2].grad, ref_in[2].grad)]
+        for label, actual, expected in compared:
             entry[label + "_max_abs_error"] = (actual.float() - expected.float()).abs().max().item()
             entry[label + "_ok"] = close(actual, expected, tolerance)
         entry["lse_finite"] = bool(torch.isfinite(lse).all().item())
@@ -183,6 +210,38 @@ def check_llama(ext, results, work):
     results["llama"] = entry
 
 
+def check_training(ext, results, work):
+    """The Trainer's steps on the GPU against the same steps on the CPU."""
+    model_dir = os.path.join(work, "train_model")
+    config = {"vocab_size": 1000, "hidden_size": 256, "intermediate_size": 688,
+              "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 2,
+              "rms_norm_eps": 1e-5, "rope_theta": 5e5, "max_position_embeddings": 4096,
+              "tie_word_embeddings": False}
+    config_path = os.path.join(work, "train_config.json")
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    ext.save_random_llama(config_path, model_dir, 3)
+    steps = 3
+    expected = ext.train_steps(model_dir, "cpu", "fp32", "", steps)
+    entry = {"cpu_fp32_losses": expected["losses"], "cpu_fp32_grad_norms": expected["grad_norms"]}
+    runs = [("fp32_blockwise", "fp32", "", 1e-4), ("fp32_fused", "fp32", "per-document", 1e-4)]
+    runs += [(f"autocast_{kernel}", "autocast", kernel, 3e-2) for kernel in FUSED_KERNELS]
+    for label, precision, kernel, tolerance in runs:
+        try:
+            got = ext.train_steps(model_dir, "cuda", precision, kernel, steps)
+        except Exception as error:  # One run's failure must not hide the others.
+            entry[f"{label}_error"] = f"{type(error).__name__}: {error}"
+            entry[f"{label}_ok"] = False
+            continue
+        errors = [abs(a - b) / abs(b) for key in ("losses", "grad_norms")
+                  for a, b in zip(got[key], expected[key])]
+        entry[f"{label}_losses"] = got["losses"]
+        entry[f"{label}_max_relative_error"] = max(errors)
+        entry[f"{label}_peak_device_bytes"] = got["peak_device_bytes"]
+        entry[f"{label}_ok"] = max(errors) <= tolerance and got["peak_device_bytes"] > 0
+    results["training"] = entry
+
+
 def check_layer_throughput(ext, results, work):
     config = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
               "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -194,19 +253,45 @@ def check_layer_throughput(ext, results, work):
     hidden, ffn, kv = 4096, 14336, 8 * 128
     layer_parameters = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * ffn + 2 * hidden
     tokens = 65536
-    for document_tokens in [65536, 1024]:
-        seconds = ext.layer_seconds(path, tokens, document_tokens, 5)
-        # 6 FLOPs per parameter and token (forward + backward); causal attention: QK^T and PV,
-        # each 2 * hidden FLOPs per (query, key) pair over document_tokens / 2 keys on average,
-        # times 3 for forward + backward.
-        flops = tokens * (6 * layer_parameters + 3 * 2 * 2 * hidden * document_tokens / 2)
-        results[f"layer_8b_{tokens}_tokens_documents_of_{document_tokens}"] = {
-            "seconds_per_step": seconds,
-            "tokens_per_second": tokens / seconds,
-            "model_tokens_per_second_32_layers": tokens / seconds / 32,
-            "tflops": flops / seconds / 1e12,
-            "mfu": flops / seconds / PEAK_BF16,
-        }
+    rng = random.Random(0)
+
+    def mixed():
+        """Documents of log-uniform lengths in [64, 65536] packed into 65,536 tokens."""
+        lengths = []
+        while sum(lengths) < tokens:
+            lengths.append(min(int(math.exp(rng.uniform(math.log(64), math.log(tokens)))),
+                               tokens - sum(lengths)))
+        return lengths
+
+    packings = {"one_document_of_65536": lambda: [tokens],
+                "64_documents_of_1024": lambda: [1024] * 64,
+                # New lengths every step, as in training: kernels that plan per shape pay here.
+                "mixed_lengths_new_each_step": mixed}
+    for packing, lengths in packings.items():
+        entry = {}
+        for kernel in FUSED_KERNELS:
+            steps = [lengths() for _ in range(7)]
+            try:
+                seconds = ext.layer_seconds(path, steps, kernel)[2:]  # after 2 warm-up steps
+            except Exception as error:  # Out of memory, or no such kernel in this PyTorch.
+                entry[kernel] = {"error": f"{type(error).__name__}: {error}"}
+                torch.cuda.empty_cache()
+                continue
+            # 6 FLOPs per parameter and token (forward + backward); causal attention: QK^T and
+            # PV, 2 * hidden FLOPs each per (query, key) pair, L^2 / 2 pairs per document of L
+            # tokens, times 3 for forward + backward.
+            flops = [tokens * 6 * layer_parameters +
+                     3 * 2 * 2 * hidden * sum(n * n / 2 for n in step) for step in steps[2:]]
+            median = sorted(seconds)[len(seconds) // 2]
+            entry[kernel] = {
+                "seconds_per_step": seconds,
+                "median_seconds_per_step": median,
+                "tokens_per_second": tokens / median,
+                "model_tokens_per_second_32_layers": tokens / median / 32,
+                "tflops": sum(flops) / sum(seconds) / 1e12,
+                "mfu": sum(flops) / sum(seconds) / PEAK_BF16,
+            }
+        results[f"layer_8b_{packing}"] = entry
 
 
 def main():
@@ -223,6 +308,7 @@ def main():
     for name, check in [("attention", lambda: check_attention(ext, results)),
                         ("llama", lambda: check_llama(ext, results, work)),
                         ("nccl", lambda: results.__setitem__("nccl", dict(ext.nccl_check()))),
+                        ("training", lambda: check_training(ext, results, work)),
                         ("throughput", lambda: check_layer_throughput(ext, results, work))]:
         try:
             check()

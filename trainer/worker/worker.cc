@@ -306,7 +306,7 @@ absl::Status Worker::State::Build() {
   // Whole sequences on this rank: the fused kernels. With context parallelism the Trainer
   // installs its own attention over the cp group.
   if (device.is_cuda() && options.cp_size == 1) {
-    model->SetAttentionCore(attention::FusedDocumentAttention);
+    model->SetAttentionCore(attention::FusedAttentionCore());
   }
 #endif
 

@@ -52,11 +52,7 @@ py::tuple AttentionBackward(const torch::Tensor& dout, const torch::Tensor& q,
 
 #ifdef PROLONG_CUDA
 attention::FusedKernel KernelNamed(const std::string& name) {
-  attention::FusedKernel kernel;
-  if (!attention::ParseFusedKernel(name, &kernel)) {
-    throw std::invalid_argument("no fused attention kernel is called " + name);
-  }
-  return kernel;
+  return OrThrow(attention::ParseFusedKernel(name));
 }
 
 torch::Tensor FusedAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

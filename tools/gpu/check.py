@@ -51,6 +51,7 @@ def build(build_dir):
         "tools/gpu/bindings.cc",
         "trainer/attention/blockwise_attention.cc",
         "trainer/attention/fused_attention.cc",
+        "trainer/attention/fused_kernel.cc",
         "trainer/attention/padded_length.cc",
         "trainer/model/llama.cc",
         "trainer/model/llama_config.cc",

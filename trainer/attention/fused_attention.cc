@@ -103,21 +103,6 @@ torch::Tensor VarlenFlashAttention(const torch::Tensor& q, const torch::Tensor& 
 
 }  // namespace
 
-bool ParseFusedKernel(const std::string& name, FusedKernel* kernel) {
-  if (name == "per-document") {
-    *kernel = FusedKernel::kPerDocument;
-  } else if (name == "per-document-gqa") {
-    *kernel = FusedKernel::kPerDocumentGqa;
-  } else if (name == "varlen-flash") {
-    *kernel = FusedKernel::kVarlenFlash;
-  } else if (name == "per-document-cudnn") {
-    *kernel = FusedKernel::kPerDocumentCudnn;
-  } else {
-    return false;
-  }
-  return true;
-}
-
 torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor& k,
                                      const torch::Tensor& v, const TokenLayout& layout,
                                      double scale, FusedKernel kernel) {

@@ -21,23 +21,14 @@
 #define PROLONG_TRAINER_ATTENTION_FUSED_ATTENTION_H_
 
 #include <functional>
-#include <string>
 
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
+#include "trainer/attention/fused_kernel.h"
 
 namespace prolong::attention {
 
 #ifdef PROLONG_CUDA
-enum class FusedKernel { kPerDocument, kPerDocumentGqa, kVarlenFlash, kPerDocumentCudnn };
-
-// "per-document", "per-document-gqa", "varlen-flash", "per-document-cudnn"; false for another
-// name.
-bool ParseFusedKernel(const std::string& name, FusedKernel* kernel);
-
-// The trainer's kernel: the one measured and checked on a GPU so far.
-inline constexpr FusedKernel kDefaultFusedKernel = FusedKernel::kPerDocument;
-
 torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor& k,
                                      const torch::Tensor& v, const TokenLayout& layout,
                                      double scale, FusedKernel kernel = kDefaultFusedKernel);

@@ -28,7 +28,7 @@ TEST(PaddedDocumentLengthTest, BoundsPaddingAndShapes) {
     if (length > 2048) {
       ASSERT_LE(padded * 8, length * 9) << length;  // at most 12.5% more
     }
-    ASSERT_EQ(PaddedDocumentLength(padded), padded) << length;       // a padded length stays
+    ASSERT_EQ(PaddedDocumentLength(padded), padded) << length;  // a padded length stays
     shapes.insert(padded);
   }
   // 8 up to 2,048, then 8 per octave: 2K-4K, ..., 64K-128K.

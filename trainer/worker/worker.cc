@@ -306,7 +306,9 @@ absl::Status Worker::State::Build() {
   // Whole sequences on this rank: the fused kernels. With context parallelism the Trainer
   // installs its own attention over the cp group.
   if (device.is_cuda() && options.cp_size == 1) {
-    model->SetAttentionCore(attention::FusedAttentionCore());
+    ASSIGN_OR_RETURN(const attention::FusedKernel kernel,
+                     attention::ParseFusedKernel(options.gpu_attention));
+    model->SetAttentionCore(attention::FusedAttentionCore(kernel));
   }
 #endif
 
@@ -319,9 +321,11 @@ absl::Status Worker::State::Build() {
       UseActivationCheckpointing(options, files.stage.seq_len());
   trainer_options.bf16_autocast = UseBf16Autocast(options, device);
   if (options.rank == 0) {
+    const bool fused = device.is_cuda() && options.cp_size == 1;
     PROLONG_LOG(INFO) << "training on " << device.str()
                       << (trainer_options.bf16_autocast ? " in bf16 mixed precision"
-                                                        : " in float32");
+                                                        : " in float32")
+                      << (fused ? ", attention " + options.gpu_attention : "");
   }
   ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
   trainer_options.shard_optimizer_state = options.shard_optimizer_state;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_file.h"
 #include "common/status_macros.h"
+#include "trainer/attention/fused_kernel.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/parallel/cp_scheme.h"
 
@@ -139,6 +140,13 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
                  "(overlaps K/V transfers with compute, holds one block at a time)")
       ->group(group)
       ->check(CLI::IsMember(parallel::CpSchemeNames()));
+  app.add_option("--gpu-attention", options.gpu_attention,
+                 "How a GPU rank holding whole sequences calls the fused attention kernels: "
+                 "per-document (SDPA per document, default), per-document-gqa (the same without "
+                 "expanding K/V), varlen-flash (one flash call over the packed sequence), "
+                 "per-document-cudnn (cuDNN per document, lengths padded)")
+      ->group(group)
+      ->check(CLI::IsMember(attention::FusedKernelNames()));
   app.add_option("--read-ahead-batches", options.read_ahead_batches,
                  "Batches received ahead of training")
       ->group(group)
@@ -188,6 +196,7 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
       absl::StrCat("--device=", o.device),
       absl::StrCat("--precision=", o.precision),
       absl::StrCat("--cp-scheme=", o.cp_scheme),
+      absl::StrCat("--gpu-attention=", o.gpu_attention),
       absl::StrCat("--read-ahead-batches=", o.read_ahead_batches),
       absl::StrCat("--grad-clip-norm=", o.grad_clip_norm),
       absl::StrCat("--weight-decay=", o.weight_decay),
@@ -241,6 +250,8 @@ absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
     return absl::InvalidArgumentError("--checkpoint-dir: required");
   }
   RETURN_IF_ERROR(Flag("--cp-scheme", parallel::ParseCpScheme(options.cp_scheme).status()));
+  RETURN_IF_ERROR(
+      Flag("--gpu-attention", attention::ParseFusedKernel(options.gpu_attention).status()));
   if (options.deterministic && options.threads > 1) {
     return absl::InvalidArgumentError(
         "--deterministic runs one intra-op thread; leave out --threads");

@@ -64,6 +64,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   job.device = "cpu";
   job.precision = "bf16";
   job.cp_scheme = "ring";
+  job.gpu_attention = "per-document-cudnn";
   job.read_ahead_batches = 5;
   job.grad_clip_norm = 0.5;
   job.weight_decay = 0.01;
@@ -90,6 +91,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   EXPECT_EQ(parsed->device, "cpu");
   EXPECT_EQ(parsed->precision, "bf16");
   EXPECT_EQ(parsed->cp_scheme, "ring");
+  EXPECT_EQ(parsed->gpu_attention, "per-document-cudnn");
   EXPECT_EQ(parsed->read_ahead_batches, 5);
   EXPECT_EQ(parsed->grad_clip_norm, 0.5);
   EXPECT_EQ(parsed->weight_decay, 0.01);
@@ -247,6 +249,32 @@ TEST(WorkerOptionsTest, TheCpSchemeIsAllGatherOrRing) {
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_TRUE(absl::StartsWith(status.message(), "--cp-scheme: ")) << status;
   EXPECT_TRUE(absl::StrContains(status.message(), "all-gather, ring")) << status;
+}
+
+TEST(WorkerOptionsTest, TheGpuAttentionIsOneOfTheFusedKernels) {
+  absl::StatusOr<WorkerOptions> parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->gpu_attention, "per-document");
+  parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--gpu-attention=varlen-flash"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->gpu_attention, "varlen-flash");
+
+  parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--gpu-attention=flash3"});
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_TRUE(absl::StrContains(parsed.status().message(), "--gpu-attention")) << parsed.status();
+  EXPECT_TRUE(absl::StrContains(parsed.status().message(), "per-document-cudnn"))
+      << parsed.status();
+
+  // Options set in code are checked as well.
+  const std::string dir = testing::MakeTempDir();
+  WorkerOptions job;
+  job.stage_path = Write(dir, "stage.yaml", kStage);
+  job.model_config_path = Write(dir, "config.json", kConfig);
+  job.checkpoint_dir = dir + "/ckpt";
+  job.gpu_attention = "cudnn";
+  const absl::Status status = CheckJob(job).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_TRUE(absl::StartsWith(status.message(), "--gpu-attention: ")) << status;
 }
 
 TEST(WorkerOptionsTest, CheckRankWantsDpTimesCpToBeTheWorld) {

@@ -1,0 +1,37 @@
+// The ways the GPU attention core (fused_attention.h) can call LibTorch's fused kernels, and the
+// spelling flags use for them. No LibTorch here, so launchers can check the flag.
+//
+// Thread-safe: the functions keep no state.
+#ifndef PROLONG_TRAINER_ATTENTION_FUSED_KERNEL_H_
+#define PROLONG_TRAINER_ATTENTION_FUSED_KERNEL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace prolong::attention {
+
+enum class FusedKernel {
+  kPerDocument,       // "per-document": SDPA per document, K and V expanded to every head
+  kPerDocumentGqa,    // "per-document-gqa": SDPA per document with enable_gqa
+  kVarlenFlash,       // "varlen-flash": one flash-attention call over the packed sequence
+  kPerDocumentCudnn,  // "per-document-cudnn": cuDNN per document, on padded lengths
+};
+
+// The trainer's kernel unless --gpu-attention says otherwise: the one measured and checked on a
+// GPU so far.
+inline constexpr FusedKernel kDefaultFusedKernel = FusedKernel::kPerDocument;
+
+absl::string_view FusedKernelName(FusedKernel kernel);
+
+// Every kernel's name, in declaration order.
+std::vector<std::string> FusedKernelNames();
+
+// INVALID_ARGUMENT naming the accepted values for anything but a kernel's name.
+absl::StatusOr<FusedKernel> ParseFusedKernel(absl::string_view name);
+
+}  // namespace prolong::attention
+
+#endif  // PROLONG_TRAINER_ATTENTION_FUSED_KERNEL_H_

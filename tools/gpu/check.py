@@ -211,16 +211,22 @@ def check_llama(ext, results, work):
     results["llama"] = entry
 
 
+def llama_config_file(work, name, hidden, intermediate, layers, heads, kv_heads, vocab, theta):
+    """A Hugging Face config.json for a Llama of that shape, in `work`; its path."""
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        json.dump({"vocab_size": vocab, "hidden_size": hidden, "intermediate_size": intermediate,
+                   "num_hidden_layers": layers, "num_attention_heads": heads,
+                   "num_key_value_heads": kv_heads, "rms_norm_eps": 1e-5, "rope_theta": theta,
+                   "max_position_embeddings": 131072, "tie_word_embeddings": False}, f)
+    return path
+
+
 def check_training(ext, results, work):
     """The Trainer's steps on the GPU against the same steps on the CPU."""
     model_dir = os.path.join(work, "train_model")
-    config = {"vocab_size": 1000, "hidden_size": 256, "intermediate_size": 688,
-              "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 2,
-              "rms_norm_eps": 1e-5, "rope_theta": 5e5, "max_position_embeddings": 4096,
-              "tie_word_embeddings": False}
-    config_path = os.path.join(work, "train_config.json")
-    with open(config_path, "w") as f:
-        json.dump(config, f)
+    config_path = llama_config_file(work, "train_config.json", hidden=256, intermediate=688,
+                                    layers=2, heads=8, kv_heads=2, vocab=1000, theta=5e5)
     ext.save_random_llama(config_path, model_dir, 3)
     steps = 3
     expected = ext.train_steps(model_dir, "cpu", "fp32", "", steps)
@@ -244,13 +250,8 @@ def check_training(ext, results, work):
 
 
 def check_layer_throughput(ext, results, work):
-    config = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
-              "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-              "rms_norm_eps": 1e-5, "rope_theta": 8e6, "max_position_embeddings": 131072,
-              "tie_word_embeddings": False}
-    path = os.path.join(work, "llama3_8b_config.json")
-    with open(path, "w") as f:
-        json.dump(config, f)
+    path = llama_config_file(work, "llama3_8b_config.json", hidden=4096, intermediate=14336,
+                             layers=32, heads=32, kv_heads=8, vocab=128256, theta=8e6)
     hidden, ffn, kv = 4096, 14336, 8 * 128
     layer_parameters = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * ffn + 2 * hidden
     tokens = 65536
@@ -270,8 +271,8 @@ def check_layer_throughput(ext, results, work):
                 "mixed_lengths_new_each_step": mixed}
     for packing, lengths in packings.items():
         entry = {}
+        steps = [lengths() for _ in range(7)]  # the same steps for every kernel
         for kernel in FUSED_KERNELS:
-            steps = [lengths() for _ in range(7)]
             try:
                 seconds = ext.layer_seconds(path, steps, kernel)[2:]  # after 2 warm-up steps
             except Exception as error:  # Out of memory, or no such kernel in this PyTorch.

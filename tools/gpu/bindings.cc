@@ -32,6 +32,16 @@ void OrThrow(const absl::Status& status) {
   if (!status.ok()) throw std::runtime_error(std::string(status.message()));
 }
 
+// Documents of `lengths` tokens laid end to end, on the CPU.
+attention::TokenLayout PackedLayout(const std::vector<int64_t>& lengths) {
+  std::vector<torch::Tensor> documents, positions;
+  for (size_t d = 0; d < lengths.size(); ++d) {
+    documents.push_back(torch::full({lengths[d]}, static_cast<int64_t>(d), torch::kInt64));
+    positions.push_back(torch::arange(lengths[d], torch::kInt64));
+  }
+  return {torch::cat(documents), torch::cat(positions)};
+}
+
 py::tuple AttentionForward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                            const torch::Tensor& document, const torch::Tensor& position,
                            double scale) {
@@ -134,13 +144,9 @@ std::vector<double> LayerSeconds(const std::string& config_path,
   // The autograd engine runs its own threads; Python's lock must not be held meanwhile.
   py::gil_scoped_release no_gil;
   for (const std::vector<int64_t>& lengths : steps) {
-    std::vector<torch::Tensor> documents, positions;
-    for (size_t d = 0; d < lengths.size(); ++d) {
-      documents.push_back(torch::full({lengths[d]}, int64_t(d), torch::kInt64));
-      positions.push_back(torch::arange(lengths[d], torch::kInt64));
-    }
-    const attention::TokenLayout layout{torch::cat(documents).to(torch::kCUDA),
-                                        torch::cat(positions).to(torch::kCUDA)};
+    const attention::TokenLayout packed = PackedLayout(lengths);
+    const attention::TokenLayout layout{packed.document.to(torch::kCUDA),
+                                        packed.position.to(torch::kCUDA)};
     const auto [cos, sin] = rope.forward(layout.position, torch::kBFloat16);
     const torch::Tensor x =
         torch::randn({layout.document.numel(), config.hidden_size}, cuda.dtype(torch::kBFloat16))
@@ -165,17 +171,14 @@ std::vector<prolong::train::StepInput> TrainingBatches(int64_t vocab, int steps)
   std::vector<prolong::train::StepInput> inputs(steps);
   for (prolong::train::StepInput& input : inputs) {
     for (const std::vector<int64_t>& lengths : micro_batch_documents) {
-      std::vector<torch::Tensor> documents, positions, masks;
-      for (size_t d = 0; d < lengths.size(); ++d) {
-        documents.push_back(torch::full({lengths[d]}, int64_t(d), torch::kInt64));
-        positions.push_back(torch::arange(lengths[d], torch::kInt64));
-        masks.push_back(torch::arange(lengths[d], torch::kInt64) < lengths[d] - 1);
-      }
       prolong::train::MicroBatch batch;
-      batch.layout = {torch::cat(documents), torch::cat(positions)};
-      const int64_t tokens = batch.layout.document.numel();
+      batch.layout = PackedLayout(lengths);
+      const torch::Tensor& document = batch.layout.document;
+      const int64_t tokens = document.numel();
       batch.input_ids = torch::randint(vocab, {tokens}, torch::kInt64);
-      batch.loss_mask = torch::cat(masks);
+      // A token has a target when the next one is of its document.
+      batch.loss_mask =
+          torch::cat({document.slice(0, 1), torch::full({1}, -1, torch::kInt64)}) == document;
       batch.target_ids = torch::roll(batch.input_ids, -1).masked_fill(~batch.loss_mask, 0);
       input.global_target_tokens += batch.loss_mask.sum().item<int64_t>();
       input.micro_batches.push_back(std::move(batch));

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/attention/fused_attention.h"
+#include "trainer/attention/varlen_plan.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_config.h"
@@ -71,7 +72,30 @@ torch::Tensor FusedAttention(const torch::Tensor& q, const torch::Tensor& k, con
   return attention::FusedDocumentAttention(q, k, v, {document, position}, scale,
                                            KernelNamed(kernel));
 }
+
+// The all-gather scheme's local attention on a GPU: q against gathered keys in any order.
+torch::Tensor GatheredKeysAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                    const torch::Tensor& v, const torch::Tensor& q_document,
+                                    const torch::Tensor& q_position,
+                                    const torch::Tensor& k_document,
+                                    const torch::Tensor& k_position, double scale) {
+  return attention::VarlenFlashKeyedAttention(q, k, v, {q_document, q_position},
+                                              {k_document, k_position}, scale);
+}
 #endif
+
+// How many varlen kernel calls attend q's tokens to those keys; 0 when there is no plan (and
+// VarlenFlashKeyedAttention falls back to the blockwise implementation).
+int64_t VarlenCalls(const torch::Tensor& q_document, const torch::Tensor& q_position,
+                    const torch::Tensor& k_document, const torch::Tensor& k_position) {
+  auto values = [](const torch::Tensor& t) {
+    const torch::Tensor cpu = t.to(torch::kCPU, torch::kInt64).contiguous();
+    return std::vector<int64_t>(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+  };
+  const std::optional<attention::VarlenPlan> plan = attention::PlanVarlenAttention(
+      values(q_document), values(q_position), values(k_document), values(k_position));
+  return plan.has_value() ? static_cast<int64_t>(plan->calls.size()) : 0;
+}
 
 // Logits (float32, on the CPU) of a packed sequence through a checkpoint directory's model, with
 // `precision` fp32, bf16 (bf16 weights) or autocast (float32 weights, the trainer's bf16 mixed
@@ -252,8 +276,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("llama_logits", &LlamaLogits);
   m.def("save_random_llama", &SaveRandomLlama);
   m.def("train_steps", &TrainSteps);
+  m.def("varlen_calls", &VarlenCalls);
 #ifdef PROLONG_CUDA
   m.def("fused_attention", &FusedAttention);
+  m.def("gathered_keys_attention", &GatheredKeysAttention);
   m.def("nccl_check", &NcclCheck);
   m.def("layer_seconds", &LayerSeconds);
 #endif

@@ -8,7 +8,9 @@ made by tools/gpu/prepare.sh on a Debian machine), then checks:
      bf16 (tolerances as TransformerEngine's tests: 2.5e-2 with as many kv heads as query
      heads, 3.5e-2 with grouped-query attention), and each kernel of the fused core likewise
      (per-document SDPA with K/V expanded, per-document SDPA with enable_gqa, one varlen flash
-     call over the packed sequence, per-document cuDNN);
+     call over the packed sequence, per-document cuDNN), and the all-gather scheme's local
+     attention through the varlen flash kernel (two ranks simulated: each rank's zigzag chunks
+     against every rank's keys, gathered with padding rows);
   2. Llama logits against transformers' LlamaForCausalLM on the same random weights, both ways:
      transformers' save_pretrained read by us, and ours read by from_pretrained (fp32: 1e-4
      relative; bf16 weights, and the trainer's bf16 autocast against torch.autocast: 3e-2), a
@@ -53,6 +55,7 @@ def build(build_dir):
         "trainer/attention/fused_attention.cc",
         "trainer/attention/fused_kernel.cc",
         "trainer/attention/padded_length.cc",
+        "trainer/attention/varlen_plan.cc",
         "trainer/model/llama.cc",
         "trainer/model/llama_config.cc",
         "trainer/model/safetensors.cc",
@@ -115,6 +118,13 @@ def close(actual, expected, tolerance):
     return torch.allclose(actual.float(), expected.float(), atol=tolerance, rtol=tolerance)
 
 
+def record(entry, compared, tolerance):
+    """Each (label, actual, expected)'s largest error, and whether it is within tolerance."""
+    for label, actual, expected in compared:
+        entry[label + "_max_abs_error"] = (actual.float() - expected.float()).abs().max().item()
+        entry[label + "_ok"] = close(actual, expected, tolerance)
+
+
 def check_attention(ext, results):
     torch.manual_seed(0)
     lengths = [100, 400, 3, 521]
@@ -153,11 +163,57 @@ def check_attention(ext, results):
                          (f"{kernel}_dq", fused_in[0].grad, ref_in[0].grad),
                          (f"{kernel}_dk", fused_in[1].grad, ref_in[1].grad),
                          (f"{kernel}_dv", fused_in[2].grad, ref_in[2].grad)]
-        for label, actual, expected in compared:
-            entry[label + "_max_abs_error"] = (actual.float() - expected.float()).abs().max().item()
-            entry[label + "_ok"] = close(actual, expected, tolerance)
+        record(entry, compared, tolerance)
         entry["lse_finite"] = bool(torch.isfinite(lse).all().item())
         results[name] = entry
+
+
+def check_gathered_keys_attention(ext, results):
+    """The all-gather scheme's local attention (varlen flash over gathered keys), 2 ranks
+    simulated: each rank's zigzag chunks against every rank's keys gathered rank by rank with
+    padding rows, outputs and summed gradients against the one-process reference."""
+    torch.manual_seed(1)
+    lengths = [100, 400, 3, 521]
+    tokens = sum(lengths)
+    document, position = packed_layout(lengths, "cuda")
+    chunk = tokens // 4
+    ranks = [torch.cat([torch.arange(r * chunk, (r + 1) * chunk),
+                        torch.arange((3 - r) * chunk, (4 - r) * chunk)]).cuda() for r in range(2)]
+
+    def gathered(t, fill):  # rank by rank, each padded by 3 rows
+        return torch.cat([torch.cat([t[rows], torch.full((3,) + tuple(t.shape[1:]), fill,
+                                                         dtype=t.dtype, device=t.device)])
+                          for rows in ranks])
+
+    k_document, k_position = gathered(document, -1), gathered(position, 0)
+    for heads, kv_heads in [(8, 8), (8, 2)]:
+        tolerance = 2.5e-2 if heads == kv_heads else 3.5e-2
+        q = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
+        v = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
+        dout = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
+        scale = 64 ** -0.5
+        ref_in = [t.clone().requires_grad_() for t in (q, k, v)]
+        ref_out = sdpa_by_document(*ref_in, lengths, scale)
+        ref_out.backward(dout)
+        ours_in = [t.clone().requires_grad_() for t in (q, k, v)]
+        all_k, all_v = gathered(ours_in[1], 0), gathered(ours_in[2], 0)
+        out = torch.empty_like(q)
+        total = 0
+        entry = {"tolerance": tolerance, "varlen_calls_per_rank": []}
+        for rows in ranks:
+            entry["varlen_calls_per_rank"].append(ext.varlen_calls(
+                document[rows], position[rows], k_document, k_position))
+            rank_out = ext.gathered_keys_attention(ours_in[0][rows], all_k, all_v, document[rows],
+                                                   position[rows], k_document, k_position, scale)
+            out[rows] = rank_out.detach()
+            total = total + (rank_out.float() * dout[rows].float()).sum()
+        total.backward()
+        entry["planned_ok"] = all(calls > 0 for calls in entry["varlen_calls_per_rank"])
+        record(entry, [("out", out, ref_out), ("dq", ours_in[0].grad, ref_in[0].grad),
+                       ("dk", ours_in[1].grad, ref_in[1].grad),
+                       ("dv", ours_in[2].grad, ref_in[2].grad)], tolerance)
+        results[f"gathered_keys_attention_{heads}q_{kv_heads}kv"] = entry
 
 
 def check_llama(ext, results, work):
@@ -308,6 +364,7 @@ def main():
     results["build_seconds"] = time.time() - start
     ok = True
     for name, check in [("attention", lambda: check_attention(ext, results)),
+                        ("gathered_keys", lambda: check_gathered_keys_attention(ext, results)),
                         ("llama", lambda: check_llama(ext, results, work)),
                         ("nccl", lambda: results.__setitem__("nccl", dict(ext.nccl_check()))),
                         ("training", lambda: check_training(ext, results, work)),

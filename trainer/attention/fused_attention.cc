@@ -1,11 +1,13 @@
 #include "trainer/attention/fused_attention.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "ATen/ATen.h"
 #include "torch/autograd.h"
 #include "trainer/attention/padded_length.h"
+#include "trainer/attention/varlen_plan.h"
 
 namespace prolong::attention {
 namespace {
@@ -60,46 +62,92 @@ torch::Tensor PerDocumentAttention(const torch::Tensor& q, const torch::Tensor& 
   return torch::cat(outputs, 0);
 }
 
-// Flash attention's varlen forward and backward as one autograd node; the backward recomputes
-// the attention from q, k, v, the output and the log-sum-exp, as the kernel is designed to.
-class VarlenFlash : public torch::autograd::Function<VarlenFlash> {
+bool HalfPrecision(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf;
+}
+
+std::vector<int64_t> ToVector(const torch::Tensor& t) {
+  const torch::Tensor cpu = t.to(torch::kCPU, torch::kInt64).contiguous();
+  return std::vector<int64_t>(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+}
+
+torch::Tensor DeviceInt32(const std::vector<int64_t>& values, const torch::Device& device) {
+  return torch::tensor(values, torch::kInt64).to(device, torch::kInt32);
+}
+
+// Flash attention's varlen kernel over a VarlenPlan, forward and backward as one autograd node:
+// each call's queries against its run of the keys sorted by the plan. The backward recomputes
+// the attention from q, k, v, the output and the log-sum-exp, as the kernel is designed to, and
+// sums each key's gradient over the calls that used it (in float32) at its input row; padding
+// rows get zero.
+class PlannedVarlenFlash : public torch::autograd::Function<PlannedVarlenFlash> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* context, const torch::Tensor& q,
                                const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& cu_seqlens, int64_t max_length, double scale) {
-    auto [out, lse, philox_seed, philox_offset, debug_mask] = at::_flash_attention_forward(
-        q, k, v, cu_seqlens, cu_seqlens, max_length, max_length, /*dropout_p=*/0.0,
-        /*is_causal=*/true, /*return_debug_mask=*/false, scale);
-    context->save_for_backward({q, k, v, out, lse, cu_seqlens, philox_seed, philox_offset});
-    context->saved_data["max_length"] = max_length;
+                               const VarlenPlan& plan, double scale) {
+    const torch::Device device = q.device();
+    const torch::Tensor order = torch::tensor(plan.key_order, torch::kInt64).to(device);
+    const torch::Tensor keys = k.index_select(0, order), values = v.index_select(0, order);
+    std::vector<torch::Tensor> saved = {q, keys, values, order};
+    std::vector<int64_t> shape;  // per call: q_begin, queries, k_begin, keys, max_q, max_k
+    std::vector<torch::Tensor> outputs;
+    for (const VarlenCall& call : plan.calls) {
+      const int64_t queries = call.cu_q.back(), key_count = call.cu_k.back();
+      const torch::Tensor cu_q = DeviceInt32(call.cu_q, device);
+      const torch::Tensor cu_k = DeviceInt32(call.cu_k, device);
+      auto [out, lse, rng_state, unused, debug_mask] = at::_flash_attention_forward(
+          q.narrow(0, call.q_begin, queries), keys.narrow(0, call.k_begin, key_count),
+          values.narrow(0, call.k_begin, key_count), cu_q, cu_k, call.max_q, call.max_k,
+          /*dropout_p=*/0.0, /*is_causal=*/true, /*return_debug_mask=*/false, scale);
+      outputs.push_back(out);
+      saved.insert(saved.end(), {cu_q, cu_k, out, lse, rng_state, unused});
+      shape.insert(shape.end(),
+                   {call.q_begin, queries, call.k_begin, key_count, call.max_q, call.max_k});
+    }
+    context->save_for_backward(saved);
+    context->saved_data["shape"] = shape;
     context->saved_data["scale"] = scale;
-    return out;
+    context->saved_data["rows"] = k.size(0);
+    return torch::cat(outputs, 0);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
                                                  torch::autograd::variable_list grad_out) {
     const torch::autograd::variable_list saved = context->get_saved_variables();
-    const int64_t max_length = context->saved_data["max_length"].toInt();
-    auto [dq, dk, dv] = at::_flash_attention_backward(
-        grad_out[0].contiguous(), saved[0], saved[1], saved[2], saved[3], saved[4], saved[5],
-        saved[5], max_length, max_length, /*dropout_p=*/0.0, /*is_causal=*/true, saved[6], saved[7],
-        context->saved_data["scale"].toDouble());
-    return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    const std::vector<int64_t> shape = context->saved_data["shape"].toIntVector();
+    const double scale = context->saved_data["scale"].toDouble();
+    const torch::Tensor& q = saved[0];
+    const torch::Tensor& keys = saved[1];
+    const torch::Tensor& values = saved[2];
+    const torch::Tensor& order = saved[3];
+    const torch::Tensor dout = grad_out[0].contiguous();
+    std::vector<torch::Tensor> dq;
+    torch::Tensor dk = torch::zeros(keys.sizes(), keys.options().dtype(torch::kFloat32));
+    torch::Tensor dv = torch::zeros(values.sizes(), values.options().dtype(torch::kFloat32));
+    for (size_t c = 0; c * 6 < shape.size(); ++c) {
+      const int64_t q_begin = shape[6 * c], queries = shape[6 * c + 1];
+      const int64_t k_begin = shape[6 * c + 2], key_count = shape[6 * c + 3];
+      const torch::Tensor* call = &saved[4 + 6 * c];  // cu_q, cu_k, out, lse, rng_state, unused
+      auto [dq_call, dk_call, dv_call] = at::_flash_attention_backward(
+          dout.narrow(0, q_begin, queries), q.narrow(0, q_begin, queries),
+          keys.narrow(0, k_begin, key_count), values.narrow(0, k_begin, key_count), call[2],
+          call[3], call[0], call[1], shape[6 * c + 4], shape[6 * c + 5], /*dropout_p=*/0.0,
+          /*is_causal=*/true, call[4], call[5], scale);
+      dq.push_back(dq_call);
+      dk.narrow(0, k_begin, key_count).add_(dk_call);
+      dv.narrow(0, k_begin, key_count).add_(dv_call);
+    }
+    // Back to the input rows, zero for padding rows.
+    auto unsort = [&](const torch::Tensor& sorted, int64_t rows, torch::ScalarType dtype) {
+      std::vector<int64_t> size = sorted.sizes().vec();
+      size[0] = rows;
+      return torch::zeros(size, sorted.options()).index_copy_(0, order, sorted).to(dtype);
+    };
+    const int64_t rows = context->saved_data["rows"].toInt();
+    return {torch::cat(dq, 0), unsort(dk, rows, keys.scalar_type()),
+            unsort(dv, rows, values.scalar_type()), torch::Tensor(), torch::Tensor()};
   }
 };
-
-torch::Tensor VarlenFlashAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                   const torch::Tensor& v, const std::vector<int64_t>& bounds,
-                                   double scale) {
-  int64_t max_length = 0;
-  for (size_t d = 0; d + 1 < bounds.size(); ++d) {
-    max_length = std::max(max_length, bounds[d + 1] - bounds[d]);
-  }
-  const torch::Tensor cu_seqlens =
-      torch::tensor(bounds, torch::kInt64).to(q.device(), torch::kInt32);
-  return VarlenFlash::apply(q.contiguous(), k.contiguous(), v.contiguous(), cu_seqlens, max_length,
-                            scale);
-}
 
 }  // namespace
 
@@ -109,14 +157,27 @@ torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor
   TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "q, k, v must be [T, H, D]");
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads (", q.size(1),
               ") must be a multiple of key-value heads (", k.size(1), ")");
-  const std::vector<int64_t> bounds = DocumentBounds(layout);
-  const bool half = q.scalar_type() == torch::kBFloat16 || q.scalar_type() == torch::kHalf;
   // The flash and cuDNN kernels take bf16 and fp16 only.
-  if (!half && (kernel == FusedKernel::kVarlenFlash || kernel == FusedKernel::kPerDocumentCudnn)) {
+  if (!HalfPrecision(q) &&
+      (kernel == FusedKernel::kVarlenFlash || kernel == FusedKernel::kPerDocumentCudnn)) {
     kernel = FusedKernel::kPerDocument;
   }
-  if (kernel == FusedKernel::kVarlenFlash) return VarlenFlashAttention(q, k, v, bounds, scale);
-  return PerDocumentAttention(q, k, v, bounds, scale, kernel);
+  if (kernel == FusedKernel::kVarlenFlash) {
+    return VarlenFlashKeyedAttention(q, k, v, layout, layout, scale);
+  }
+  return PerDocumentAttention(q, k, v, DocumentBounds(layout), scale, kernel);
+}
+
+torch::Tensor VarlenFlashKeyedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                        const torch::Tensor& v, const TokenLayout& q_layout,
+                                        const TokenLayout& k_layout, double scale) {
+  std::optional<VarlenPlan> plan;
+  if (HalfPrecision(q) && q.is_cuda() && q.size(0) > 0) {
+    plan = PlanVarlenAttention(ToVector(q_layout.document), ToVector(q_layout.position),
+                               ToVector(k_layout.document), ToVector(k_layout.position));
+  }
+  if (!plan.has_value()) return DocumentMaskedAttention(q, k, v, q_layout, k_layout, scale);
+  return PlannedVarlenFlash::apply(q.contiguous(), k.contiguous(), v.contiguous(), *plan, scale);
 }
 
 std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,

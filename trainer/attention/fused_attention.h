@@ -11,7 +11,8 @@
 //  - kPerDocumentGqa: the same calls with enable_gqa, K and V not expanded (LibTorch >= 2.5);
 //  - kVarlenFlash: one flash-attention call over the whole packed sequence with cumulative
 //    document lengths (flash attention's varlen interface, as ProLong's training code uses it):
-//    no per-document copies, grouped-query attention native in the kernel;
+//    no per-document copies, grouped-query attention native in the kernel
+//    (VarlenFlashKeyedAttention below, with the keys the queries' own);
 //  - kPerDocumentCudnn: one cuDNN attention call per document, K and V expanded; on Hopper
 //    cuDNN's kernels train 1.7-2.3x faster than flash attention 2 (transformers #48163). cuDNN
 //    builds a graph for every new shape, so each document is padded at its end to one of a
@@ -32,6 +33,14 @@ namespace prolong::attention {
 torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor& k,
                                      const torch::Tensor& v, const TokenLayout& layout,
                                      double scale, FusedKernel kernel = kDefaultFusedKernel);
+
+// Attention of q to keys in any order (padding rows carry document -1) through flash attention's
+// varlen kernel, planned by varlen_plan.h: for bf16 or fp16 on a GPU when every query's keys
+// include all earlier tokens of its document (as the all-gather scheme of context parallelism
+// gathers them, parallel::KeyedAttention); otherwise DocumentMaskedAttention.
+torch::Tensor VarlenFlashKeyedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                        const torch::Tensor& v, const TokenLayout& q_layout,
+                                        const TokenLayout& k_layout, double scale);
 
 // FusedDocumentAttention with `kernel`, as the model's attention core (model::AttentionCore).
 std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,

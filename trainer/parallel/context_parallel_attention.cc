@@ -29,59 +29,59 @@ std::vector<int64_t> GatherCounts(comm::Communicator& cp, int64_t count) {
   return std::vector<int64_t>(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
 }
 
-class AllGatherAttention : public torch::autograd::Function<AllGatherAttention> {
+// Every rank's rows (padded) gathered in rank order, as an autograd operation: each gathered
+// row's gradient is summed at the rank that owns the row. Summed in float32, so that the order
+// of C partial sums costs no precision in bf16.
+class GatherRows : public torch::autograd::Function<GatherRows> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
-                               const torch::Tensor& v, const torch::Tensor& document,
-                               const torch::Tensor& position, comm::Communicator* cp,
-                               double scale) {
-    const std::vector<int64_t> counts = GatherCounts(*cp, k.size(0));
-    const int64_t rows = *std::max_element(counts.begin(), counts.end());
-    // Padding keys carry document -1, which no query has: they are never attended.
-    const torch::Tensor all_k = GatherPadded(*cp, k, rows, 0);
-    const torch::Tensor all_v = GatherPadded(*cp, v, rows, 0);
-    const attention::TokenLayout key_layout{GatherPadded(*cp, document, rows, -1),
-                                            GatherPadded(*cp, position, rows, 0)};
-    const attention::AttentionResult result = attention::BlockwiseAttentionForward(
-        q, all_k, all_v, {document, position}, key_layout, scale);
-    ctx->save_for_backward({q, all_k, all_v, result.out, result.lse, document, position,
-                            key_layout.document, key_layout.position});
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& local,
+                               comm::Communicator* cp, int64_t rows) {
     ctx->saved_data["cp"] = reinterpret_cast<int64_t>(cp);
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["rows"] = rows;
-    ctx->saved_data["local_rows"] = k.size(0);
-    return result.out;
+    ctx->saved_data["local_rows"] = local.size(0);
+    return GatherPadded(*cp, local, rows, 0);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const variable_list saved = ctx->get_saved_variables();
     auto* cp = reinterpret_cast<comm::Communicator*>(ctx->saved_data["cp"].toInt());
-    const attention::AttentionGrads grads = attention::BlockwiseAttentionBackward(
-        grad_outputs[0].contiguous(), saved[0], saved[1], saved[2], saved[3], saved[4],
-        {saved[5], saved[6]}, {saved[7], saved[8]}, ctx->saved_data["scale"].toDouble());
-    // Each rank's keys got gradient from every rank's queries: sum them at their owner. Summed
-    // in float32, so that the order of C partial sums costs no precision in bf16.
-    const int64_t local_rows = ctx->saved_data["local_rows"].toInt();
-    auto owned = [&](const torch::Tensor& all) {
-      return cp->ReduceScatterSum(all.to(torch::kFloat32))
-          .narrow(0, 0, local_rows)
-          .to(all.scalar_type());
-    };
-    return {grads.dq,        owned(grads.dk), owned(grads.dv), torch::Tensor(),
-            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    const torch::Tensor& all = grad_outputs[0];
+    return {cp->ReduceScatterSum(all.to(torch::kFloat32))
+                .narrow(0, 0, ctx->saved_data["local_rows"].toInt())
+                .to(all.scalar_type()),
+            torch::Tensor(), torch::Tensor()};
   }
 };
 
+torch::Tensor AllGatherAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                 const torch::Tensor& v, const attention::TokenLayout& layout,
+                                 comm::Communicator* cp, double scale,
+                                 const KeyedAttention& attend) {
+  const std::vector<int64_t> counts = GatherCounts(*cp, k.size(0));
+  const int64_t rows = *std::max_element(counts.begin(), counts.end());
+  // Padding keys carry document -1, which no query has: they are never attended.
+  const attention::TokenLayout key_layout{GatherPadded(*cp, layout.document, rows, -1),
+                                          GatherPadded(*cp, layout.position, rows, 0)};
+  return attend(q, GatherRows::apply(k, cp, rows), GatherRows::apply(v, cp, rows), layout,
+                key_layout, scale);
+}
+
 }  // namespace
+
+torch::Tensor BlockwiseKeyedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                      const torch::Tensor& v,
+                                      const attention::TokenLayout& q_layout,
+                                      const attention::TokenLayout& k_layout, double scale) {
+  return attention::DocumentMaskedAttention(q, k, v, q_layout, k_layout, scale);
+}
 
 torch::Tensor ContextParallelAttention(const torch::Tensor& q, const torch::Tensor& k,
                                        const torch::Tensor& v, const attention::TokenLayout& layout,
-                                       comm::Communicator* cp, double scale, CpScheme scheme) {
+                                       comm::Communicator* cp, double scale, CpScheme scheme,
+                                       const KeyedAttention& all_gather_attend) {
   if (cp == nullptr || cp->size() == 1) {
     return attention::DocumentMaskedAttention(q, k, v, layout, layout, scale);
   }
   if (scheme == CpScheme::kRing) return RingAttention(q, k, v, layout, cp, scale);
-  return AllGatherAttention::apply(q, k, v, layout.document, layout.position, cp, scale);
+  return AllGatherAttention(q, k, v, layout, cp, scale, all_gather_attend);
 }
 
 }  // namespace prolong::parallel

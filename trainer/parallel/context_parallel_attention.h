@@ -20,8 +20,14 @@
 //
 // Use all-gather by default (GQA, or when the K and V of the whole sequence fit easily); use the
 // ring when gathering them costs too much memory or its transfer cannot hide behind compute.
+//
+// The all-gather scheme's local attention is a parameter: the blockwise implementation (any
+// device, float32 softmax), or on a GPU one that calls fused kernels, such as flash attention's
+// varlen kernel over the gathered keys (attention/fused_attention.h).
 #ifndef PROLONG_TRAINER_PARALLEL_CONTEXT_PARALLEL_ATTENTION_H_
 #define PROLONG_TRAINER_PARALLEL_CONTEXT_PARALLEL_ATTENTION_H_
+
+#include <functional>
 
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
@@ -30,16 +36,30 @@
 
 namespace prolong::parallel {
 
+// Document-masked attention of q (laid out by q_layout) to keys in any order (k_layout; padding
+// rows carry document -1), differentiable in q, k and v.
+using KeyedAttention = std::function<torch::Tensor(
+    const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+    const attention::TokenLayout& q_layout, const attention::TokenLayout& k_layout, double scale)>;
+
+// attention::DocumentMaskedAttention as a KeyedAttention.
+torch::Tensor BlockwiseKeyedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                      const torch::Tensor& v,
+                                      const attention::TokenLayout& q_layout,
+                                      const attention::TokenLayout& k_layout, double scale);
+
 // q [T, Hq, D], k and v [T, Hkv, D] for this rank's T tokens, `layout` their document ids and
 // positions in the whole sequence (documents numbered alike on every rank, never negative).
 // Differentiable in q, k and v. Every rank of `cp` calls it at the same point with the same
 // `scheme`; T may differ between ranks. With cp->size() == 1 it is DocumentMaskedAttention.
+// `all_gather_attend` attends the local queries to the gathered keys under the all-gather scheme.
 //
 // Thread-safety: as the communicator's (one thread; every member calls in the same order).
-torch::Tensor ContextParallelAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                       const torch::Tensor& v, const attention::TokenLayout& layout,
-                                       comm::Communicator* cp, double scale,
-                                       CpScheme scheme = CpScheme::kAllGather);
+torch::Tensor ContextParallelAttention(
+    const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+    const attention::TokenLayout& layout, comm::Communicator* cp, double scale,
+    CpScheme scheme = CpScheme::kAllGather,
+    const KeyedAttention& all_gather_attend = BlockwiseKeyedAttention);
 
 }  // namespace prolong::parallel
 

@@ -16,6 +16,7 @@
 
 #ifdef PROLONG_CUDA
 #include "c10/cuda/CUDACachingAllocator.h"
+#include "trainer/attention/fused_attention.h"
 #endif
 
 namespace prolong::train {
@@ -197,9 +198,14 @@ Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGr
   if (groups_ != nullptr && groups_->cp->size() > 1) {
     comm::Communicator* cp = groups_->cp.get();
     const parallel::CpScheme scheme = options_.cp_scheme;
-    model_->SetAttentionCore([cp, scheme](const Tensor& q, const Tensor& k, const Tensor& v,
-                                          const attention::TokenLayout& layout, double scale) {
-      return parallel::ContextParallelAttention(q, k, v, layout, cp, scale, scheme);
+    parallel::KeyedAttention attend = parallel::BlockwiseKeyedAttention;
+#ifdef PROLONG_CUDA
+    if (options_.varlen_flash_all_gather) attend = attention::VarlenFlashKeyedAttention;
+#endif
+    model_->SetAttentionCore([cp, scheme, attend](const Tensor& q, const Tensor& k, const Tensor& v,
+                                                  const attention::TokenLayout& layout,
+                                                  double scale) {
+      return parallel::ContextParallelAttention(q, k, v, layout, cp, scale, scheme, attend);
     });
   }
 }

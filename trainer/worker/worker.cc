@@ -24,6 +24,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "torch/version.h"
+#include "trainer/attention/fused_kernel.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/comm/communicator.h"
@@ -320,15 +321,22 @@ absl::Status Worker::State::Build() {
   trainer_options.activation_checkpointing =
       UseActivationCheckpointing(options, files.stage.seq_len());
   trainer_options.bf16_autocast = UseBf16Autocast(options, device);
+  ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
+  trainer_options.varlen_flash_all_gather =
+      device.is_cuda() &&
+      options.gpu_attention == attention::FusedKernelName(attention::FusedKernel::kVarlenFlash);
+  trainer_options.shard_optimizer_state = options.shard_optimizer_state;
   if (options.rank == 0) {
-    const bool fused = device.is_cuda() && options.cp_size == 1;
+    // The fused kernels attend when a GPU rank holds whole sequences, or gathers all keys.
+    const bool fused =
+        device.is_cuda() &&
+        (options.cp_size == 1 || (trainer_options.varlen_flash_all_gather &&
+                                  trainer_options.cp_scheme == parallel::CpScheme::kAllGather));
     PROLONG_LOG(INFO) << "training on " << device.str()
                       << (trainer_options.bf16_autocast ? " in bf16 mixed precision"
                                                         : " in float32")
                       << (fused ? ", attention " + options.gpu_attention : "");
   }
-  ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
-  trainer_options.shard_optimizer_state = options.shard_optimizer_state;
   ASSIGN_OR_RETURN(trainer,
                    train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));
 

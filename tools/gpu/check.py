@@ -34,6 +34,7 @@ import random
 import sys
 import tempfile
 import time
+import types
 
 import torch
 from torch.utils import cpp_extension
@@ -125,31 +126,44 @@ def record(entry, compared, tolerance):
         entry[label + "_ok"] = close(actual, expected, tolerance)
 
 
-def check_attention(ext, results):
-    torch.manual_seed(0)
-    lengths = [100, 400, 3, 521]
-    tokens = sum(lengths)
-    document, position = packed_layout(lengths, "cuda")
+# Documents of the attention checks: short and long ones, one of 3 tokens.
+ATTENTION_LENGTHS = [100, 400, 3, 521]
+
+
+def attention_cases(seed):
+    """Random bf16 q, k, v and output gradient over ATTENTION_LENGTHS, as many kv heads as query
+    heads and 4 times fewer, with the reference's output and gradients."""
+    torch.manual_seed(seed)
+    tokens = sum(ATTENTION_LENGTHS)
     for heads, kv_heads in [(8, 8), (8, 2)]:
-        tolerance = 2.5e-2 if heads == kv_heads else 3.5e-2
         q = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
         k = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
         v = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
         dout = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
         scale = 64 ** -0.5
         ref_in = [t.clone().requires_grad_() for t in (q, k, v)]
-        ref_out = sdpa_by_document(*ref_in, lengths, scale)
+        ref_out = sdpa_by_document(*ref_in, ATTENTION_LENGTHS, scale)
         ref_out.backward(dout)
+        yield types.SimpleNamespace(
+            name=f"{heads}q_{kv_heads}kv", tolerance=2.5e-2 if heads == kv_heads else 3.5e-2,
+            q=q, k=k, v=v, dout=dout, scale=scale, ref_out=ref_out,
+            ref_grads=[t.grad for t in ref_in])
+
+
+def check_attention(ext, results):
+    document, position = packed_layout(ATTENTION_LENGTHS, "cuda")
+    for case in attention_cases(0):
+        q, k, v, dout, scale = case.q, case.k, case.v, case.dout, case.scale
         out, lse = ext.attention_forward(q, k, v, document, position, scale)
         dq, dk, dv = ext.attention_backward(dout, q, k, v, out, lse, document, position, scale)
         # The same reference again, to tell a flaky kernel from a wrong gradient.
         again_in = [t.clone().requires_grad_() for t in (q, k, v)]
-        sdpa_by_document(*again_in, lengths, scale).backward(dout)
-        name = f"attention_{heads}q_{kv_heads}kv"
-        entry = {"tolerance": tolerance}
-        compared = [("out", out, ref_out), ("dq", dq, ref_in[0].grad),
-                    ("dk", dk, ref_in[1].grad), ("dv", dv, ref_in[2].grad),
-                    ("reference_again_dq", again_in[0].grad, ref_in[0].grad)]
+        sdpa_by_document(*again_in, ATTENTION_LENGTHS, scale).backward(dout)
+        entry = {"tolerance": case.tolerance}
+        compared = [("out", out, case.ref_out),
+                    ("reference_again_dq", again_in[0].grad, case.ref_grads[0])]
+        compared += [(f"d{x}", grad, case.ref_grads[i]) for i, (x, grad) in
+                     enumerate(zip("qkv", (dq, dk, dv)))]
         for kernel in FUSED_KERNELS:
             try:
                 fused_in = [t.clone().requires_grad_() for t in (q, k, v)]
@@ -159,23 +173,20 @@ def check_attention(ext, results):
                 entry[f"{kernel}_error"] = f"{type(error).__name__}: {error}"
                 entry[f"{kernel}_ok"] = False
                 continue
-            compared += [(f"{kernel}_out", fused_out, ref_out),
-                         (f"{kernel}_dq", fused_in[0].grad, ref_in[0].grad),
-                         (f"{kernel}_dk", fused_in[1].grad, ref_in[1].grad),
-                         (f"{kernel}_dv", fused_in[2].grad, ref_in[2].grad)]
-        record(entry, compared, tolerance)
+            compared += [(f"{kernel}_out", fused_out, case.ref_out)]
+            compared += [(f"{kernel}_d{x}", fused_in[i].grad, case.ref_grads[i])
+                         for i, x in enumerate("qkv")]
+        record(entry, compared, case.tolerance)
         entry["lse_finite"] = bool(torch.isfinite(lse).all().item())
-        results[name] = entry
+        results["attention_" + case.name] = entry
 
 
 def check_gathered_keys_attention(ext, results):
     """The all-gather scheme's local attention (varlen flash over gathered keys), 2 ranks
     simulated: each rank's zigzag chunks against every rank's keys gathered rank by rank with
     padding rows, outputs and summed gradients against the one-process reference."""
-    torch.manual_seed(1)
-    lengths = [100, 400, 3, 521]
-    tokens = sum(lengths)
-    document, position = packed_layout(lengths, "cuda")
+    tokens = sum(ATTENTION_LENGTHS)
+    document, position = packed_layout(ATTENTION_LENGTHS, "cuda")
     chunk = tokens // 4
     ranks = [torch.cat([torch.arange(r * chunk, (r + 1) * chunk),
                         torch.arange((3 - r) * chunk, (4 - r) * chunk)]).cuda() for r in range(2)]
@@ -186,34 +197,26 @@ def check_gathered_keys_attention(ext, results):
                           for rows in ranks])
 
     k_document, k_position = gathered(document, -1), gathered(position, 0)
-    for heads, kv_heads in [(8, 8), (8, 2)]:
-        tolerance = 2.5e-2 if heads == kv_heads else 3.5e-2
-        q = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
-        k = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
-        v = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
-        dout = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
-        scale = 64 ** -0.5
-        ref_in = [t.clone().requires_grad_() for t in (q, k, v)]
-        ref_out = sdpa_by_document(*ref_in, lengths, scale)
-        ref_out.backward(dout)
-        ours_in = [t.clone().requires_grad_() for t in (q, k, v)]
+    for case in attention_cases(1):
+        ours_in = [t.clone().requires_grad_() for t in (case.q, case.k, case.v)]
         all_k, all_v = gathered(ours_in[1], 0), gathered(ours_in[2], 0)
-        out = torch.empty_like(q)
+        out = torch.empty_like(case.q)
         total = 0
-        entry = {"tolerance": tolerance, "varlen_calls_per_rank": []}
+        entry = {"tolerance": case.tolerance, "varlen_calls_per_rank": []}
         for rows in ranks:
             entry["varlen_calls_per_rank"].append(ext.varlen_calls(
                 document[rows], position[rows], k_document, k_position))
             rank_out = ext.gathered_keys_attention(ours_in[0][rows], all_k, all_v, document[rows],
-                                                   position[rows], k_document, k_position, scale)
+                                                   position[rows], k_document, k_position,
+                                                   case.scale)
             out[rows] = rank_out.detach()
-            total = total + (rank_out.float() * dout[rows].float()).sum()
+            total = total + (rank_out.float() * case.dout[rows].float()).sum()
         total.backward()
         entry["planned_ok"] = all(calls > 0 for calls in entry["varlen_calls_per_rank"])
-        record(entry, [("out", out, ref_out), ("dq", ours_in[0].grad, ref_in[0].grad),
-                       ("dk", ours_in[1].grad, ref_in[1].grad),
-                       ("dv", ours_in[2].grad, ref_in[2].grad)], tolerance)
-        results[f"gathered_keys_attention_{heads}q_{kv_heads}kv"] = entry
+        record(entry, [("out", out, case.ref_out)] +
+               [(f"d{x}", ours_in[i].grad, case.ref_grads[i]) for i, x in enumerate("qkv")],
+               case.tolerance)
+        results["gathered_keys_attention_" + case.name] = entry
 
 
 def check_llama(ext, results, work):

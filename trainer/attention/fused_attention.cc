@@ -86,8 +86,14 @@ class PlannedVarlenFlash : public torch::autograd::Function<PlannedVarlenFlash> 
                                const torch::Tensor& k, const torch::Tensor& v,
                                const VarlenPlan& plan, double scale) {
     const torch::Device device = q.device();
+    // Keys already sorted (one process: the queries' own) are used as they are.
+    bool sorted = static_cast<int64_t>(plan.key_order.size()) == k.size(0);
+    for (size_t i = 0; sorted && i < plan.key_order.size(); ++i) {
+      sorted = plan.key_order[i] == static_cast<int64_t>(i);
+    }
     const torch::Tensor order = torch::tensor(plan.key_order, torch::kInt64).to(device);
-    const torch::Tensor keys = k.index_select(0, order), values = v.index_select(0, order);
+    const torch::Tensor keys = sorted ? k : k.index_select(0, order);
+    const torch::Tensor values = sorted ? v : v.index_select(0, order);
     std::vector<torch::Tensor> saved = {q, keys, values, order};
     std::vector<int64_t> shape;  // per call: q_begin, queries, k_begin, keys, max_q, max_k
     std::vector<torch::Tensor> outputs;
@@ -108,6 +114,7 @@ class PlannedVarlenFlash : public torch::autograd::Function<PlannedVarlenFlash> 
     context->saved_data["shape"] = shape;
     context->saved_data["scale"] = scale;
     context->saved_data["rows"] = k.size(0);
+    context->saved_data["sorted"] = sorted;
     return torch::cat(outputs, 0);
   }
 
@@ -138,14 +145,16 @@ class PlannedVarlenFlash : public torch::autograd::Function<PlannedVarlenFlash> 
       dv.narrow(0, k_begin, key_count).add_(dv_call);
     }
     // Back to the input rows, zero for padding rows.
-    auto unsort = [&](const torch::Tensor& sorted, int64_t rows, torch::ScalarType dtype) {
-      std::vector<int64_t> size = sorted.sizes().vec();
-      size[0] = rows;
-      return torch::zeros(size, sorted.options()).index_copy_(0, order, sorted).to(dtype);
-    };
     const int64_t rows = context->saved_data["rows"].toInt();
-    return {torch::cat(dq, 0), unsort(dk, rows, keys.scalar_type()),
-            unsort(dv, rows, values.scalar_type()), torch::Tensor(), torch::Tensor()};
+    const bool sorted = context->saved_data["sorted"].toBool();
+    auto unsort = [&](const torch::Tensor& grad, torch::ScalarType dtype) {
+      if (sorted) return grad.to(dtype);
+      std::vector<int64_t> size = grad.sizes().vec();
+      size[0] = rows;
+      return torch::zeros(size, grad.options()).index_copy_(0, order, grad).to(dtype);
+    };
+    return {torch::cat(dq, 0), unsort(dk, keys.scalar_type()), unsort(dv, values.scalar_type()),
+            torch::Tensor(), torch::Tensor()};
   }
 };
 

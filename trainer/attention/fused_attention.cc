@@ -1,6 +1,5 @@
 #include "trainer/attention/fused_attention.h"
 
-#include <algorithm>
 #include <optional>
 #include <vector>
 

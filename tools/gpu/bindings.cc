@@ -4,6 +4,7 @@
 #include <torch/extension.h>
 
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/attention/fused_attention.h"
+#include "trainer/attention/partial_attention.h"
 #include "trainer/attention/varlen_plan.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
@@ -79,13 +81,14 @@ torch::Tensor GatheredKeysAttention(const torch::Tensor& q, const torch::Tensor&
                                     const torch::Tensor& q_position,
                                     const torch::Tensor& k_document,
                                     const torch::Tensor& k_position, double scale) {
-  return attention::VarlenFlashKeyedAttention(q, k, v, {q_document, q_position},
-                                              {k_document, k_position}, scale);
+  return attention::AttendKeys(q, k, v, {q_document, q_position}, {k_document, k_position}, scale,
+                               attention::FlashPartialAttention());
 }
+
 #endif
 
-// How many varlen kernel calls attend q's tokens to those keys; 0 when there is no plan (and
-// VarlenFlashKeyedAttention falls back to the blockwise implementation).
+// How many varlen kernel calls attend q's tokens to those keys; -1 when there is no plan (and
+// FlashPartialAttention falls back to the blockwise implementation).
 int64_t VarlenCalls(const torch::Tensor& q_document, const torch::Tensor& q_position,
                     const torch::Tensor& k_document, const torch::Tensor& k_position) {
   auto values = [](const torch::Tensor& t) {
@@ -94,8 +97,64 @@ int64_t VarlenCalls(const torch::Tensor& q_document, const torch::Tensor& q_posi
   };
   const std::optional<attention::VarlenPlan> plan = attention::PlanVarlenAttention(
       values(q_document), values(q_position), values(k_document), values(k_position));
-  return plan.has_value() ? static_cast<int64_t>(plan->calls.size()) : 0;
+  return plan.has_value() ? static_cast<int64_t>(plan->calls.size()) : -1;
 }
+
+#ifdef PROLONG_CUDA
+// The ring scheme's arithmetic with `ranks` ranks simulated on one GPU, without communication:
+// each rank's zigzag chunks attend to every rank's block through FlashPartialAttention, the
+// parts merged by log-sum-exp, then each block's backward with the merged out and lse, the
+// gradients summed where the ring would sum them. Returns out, dq, dk, dv of the whole sequence
+// and whether every (rank, block) pair had a varlen plan (else the blockwise fallback ran).
+py::tuple RingBlocksAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, const torch::Tensor& dout,
+                              const torch::Tensor& document, const torch::Tensor& position,
+                              double scale, int64_t ranks) {
+  const attention::PartialAttention& flash = attention::FlashPartialAttention();
+  const int64_t tokens = q.size(0);
+  auto rank_rows = [&](int64_t r) {
+    auto chunk = [&](int64_t c) {
+      return torch::arange(c * tokens / (2 * ranks), (c + 1) * tokens / (2 * ranks), q.device());
+    };
+    return torch::cat({chunk(r), chunk(2 * ranks - 1 - r)});
+  };
+  auto layout_of = [&](const torch::Tensor& rows) {
+    return attention::TokenLayout{document.index_select(0, rows), position.index_select(0, rows)};
+  };
+  torch::Tensor out = torch::empty_like(q);
+  torch::Tensor dq = torch::zeros(q.sizes(), q.options().dtype(torch::kFloat));
+  torch::Tensor dk = torch::zeros(k.sizes(), k.options().dtype(torch::kFloat));
+  torch::Tensor dv = torch::zeros(v.sizes(), v.options().dtype(torch::kFloat));
+  bool planned = true;
+  for (int64_t r = 0; r < ranks; ++r) {
+    const torch::Tensor rows = rank_rows(r);
+    const torch::Tensor q_rank = q.index_select(0, rows);
+    const attention::TokenLayout q_layout = layout_of(rows);
+    std::optional<attention::AttentionResult> merged;
+    for (int64_t owner = 0; owner < ranks; ++owner) {
+      const torch::Tensor block = rank_rows(owner);
+      const attention::TokenLayout k_layout = layout_of(block);
+      planned = planned && VarlenCalls(q_layout.document, q_layout.position, k_layout.document,
+                                       k_layout.position) >= 0;
+      attention::AttentionResult part = flash.Forward(
+          q_rank, k.index_select(0, block), v.index_select(0, block), q_layout, k_layout, scale);
+      merged = merged ? attention::MergePartialAttention(*merged, part) : std::move(part);
+    }
+    const torch::Tensor out_rank = merged->out.to(q.scalar_type());
+    out.index_copy_(0, rows, out_rank);
+    for (int64_t owner = 0; owner < ranks; ++owner) {
+      const torch::Tensor block = rank_rows(owner);
+      const attention::AttentionGrads grads = flash.Backward(
+          dout.index_select(0, rows), q_rank, k.index_select(0, block), v.index_select(0, block),
+          out_rank, merged->lse, q_layout, layout_of(block), scale);
+      dq.index_add_(0, rows, grads.dq.to(torch::kFloat));
+      dk.index_add_(0, block, grads.dk.to(torch::kFloat));
+      dv.index_add_(0, block, grads.dv.to(torch::kFloat));
+    }
+  }
+  return py::make_tuple(out, dq, dk, dv, planned);
+}
+#endif
 
 // Logits (float32, on the CPU) of a packed sequence through a checkpoint directory's model, with
 // `precision` fp32, bf16 (bf16 weights) or autocast (float32 weights, the trainer's bf16 mixed
@@ -280,6 +339,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #ifdef PROLONG_CUDA
   m.def("fused_attention", &FusedAttention);
   m.def("gathered_keys_attention", &GatheredKeysAttention);
+  m.def("ring_blocks_attention", &RingBlocksAttention);
   m.def("nccl_check", &NcclCheck);
   m.def("layer_seconds", &LayerSeconds);
 #endif

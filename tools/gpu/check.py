@@ -56,6 +56,8 @@ def build(build_dir):
         "trainer/attention/fused_attention.cc",
         "trainer/attention/fused_kernel.cc",
         "trainer/attention/padded_length.cc",
+        "trainer/attention/partial_attention.cc",
+        "trainer/attention/varlen_attention.cc",
         "trainer/attention/varlen_plan.cc",
         "trainer/model/llama.cc",
         "trainer/model/llama_config.cc",
@@ -219,6 +221,22 @@ def check_gathered_keys_attention(ext, results):
         results["gathered_keys_attention_" + case.name] = entry
 
 
+def check_ring_blocks_attention(ext, results):
+    """The ring scheme's local attention (varlen flash on each block, causal on a rank's own,
+    non-causal on the others'), 2 and 4 ranks simulated: parts merged by log-sum-exp, each
+    block's backward with the merged out and lse, against the one-process reference."""
+    document, position = packed_layout(ATTENTION_LENGTHS, "cuda")
+    for case in attention_cases(2):
+        for ranks in (2, 4):
+            out, dq, dk, dv, planned = ext.ring_blocks_attention(
+                case.q, case.k, case.v, case.dout, document, position, case.scale, ranks)
+            entry = {"tolerance": case.tolerance, "planned_ok": planned}
+            record(entry, [("out", out, case.ref_out)] +
+                   [(f"d{x}", grad, case.ref_grads[i]) for i, (x, grad) in
+                    enumerate(zip("qkv", (dq, dk, dv)))], case.tolerance)
+            results[f"ring_blocks_attention_{ranks}_ranks_{case.name}"] = entry
+
+
 def check_llama(ext, results, work):
     try:
         import transformers
@@ -368,6 +386,7 @@ def main():
     ok = True
     for name, check in [("attention", lambda: check_attention(ext, results)),
                         ("gathered_keys", lambda: check_gathered_keys_attention(ext, results)),
+                        ("ring_blocks", lambda: check_ring_blocks_attention(ext, results)),
                         ("llama", lambda: check_llama(ext, results, work)),
                         ("nccl", lambda: results.__setitem__("nccl", dict(ext.nccl_check()))),
                         ("training", lambda: check_training(ext, results, work)),

@@ -148,7 +148,11 @@ Operands Prepare(const Tensor& q, const Tensor& k, const Tensor& v, double scale
   ops.tk = k.size(0);
   ops.hkv = k.size(1);
   ops.groups = ops.hq / ops.hkv;
-  ops.q = HeadsFirst(q).mul_(scale).view({ops.hkv, ops.groups, ops.tq, ops.head_dim});
+  // Scaled in a tensor of its own: HeadsFirst may return q itself (one row, or one head).
+  ops.q = torch::empty({ops.hq, ops.tq, ops.head_dim}, q.options().dtype(torch::kFloat))
+              .copy_(q.permute({1, 0, 2}))
+              .mul_(scale)
+              .view({ops.hkv, ops.groups, ops.tq, ops.head_dim});
   ops.k = HeadsFirst(k);
   ops.v = HeadsFirst(v);
   return ops;

@@ -236,6 +236,23 @@ TEST(BlockwiseAttentionTest, ExplicitScaleIsUsed) {
   EXPECT_TRUE(AllClose(grads.dk, ref.grads.dk));
 }
 
+// The scaled copy of q must be a copy even where heads-first q is q itself (one query row):
+// once, q was scaled in place there.
+TEST(BlockwiseAttentionTest, LeavesItsInputsUntouched) {
+  torch::manual_seed(13);
+  const TokenLayout layout = PackedLayout({1});
+  for (int64_t heads : {1, 2}) {
+    const Inputs in = RandomInputs(1, 1, heads, heads, 8);
+    const Tensor q = in.q.clone(), k = in.k.clone(), v = in.v.clone();
+    const AttentionResult result = BlockwiseAttentionForward(in.q, in.k, in.v, layout, layout);
+    BlockwiseAttentionBackward(torch::randn_like(in.q), in.q, in.k, in.v, result.out, result.lse,
+                               layout, layout);
+    EXPECT_TRUE(torch::equal(in.q, q)) << heads << " heads";
+    EXPECT_TRUE(torch::equal(in.k, k)) << heads << " heads";
+    EXPECT_TRUE(torch::equal(in.v, v)) << heads << " heads";
+  }
+}
+
 // Zigzag context parallelism with 2 ranks: the sequence is cut into 4 chunks of unequal length,
 // rank 0 holds chunks 0 and 3, rank 1 chunks 1 and 2, and each rank attends to every key. Rows
 // must equal the single-process result, and the ranks' dK, dV must sum to it.

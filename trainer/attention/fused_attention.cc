@@ -1,10 +1,10 @@
 #include "trainer/attention/fused_attention.h"
 
-#include <optional>
+#include <atomic>
+#include <memory>
 #include <vector>
 
 #include "ATen/ATen.h"
-#include "torch/autograd.h"
 #include "trainer/attention/padded_length.h"
 #include "trainer/attention/varlen_plan.h"
 
@@ -65,95 +65,61 @@ bool HalfPrecision(const torch::Tensor& t) {
   return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf;
 }
 
-std::vector<int64_t> ToVector(const torch::Tensor& t) {
-  const torch::Tensor cpu = t.to(torch::kCPU, torch::kInt64).contiguous();
-  return std::vector<int64_t>(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
-}
-
 torch::Tensor DeviceInt32(const std::vector<int64_t>& values, const torch::Device& device) {
   return torch::tensor(values, torch::kInt64).to(device, torch::kInt32);
 }
 
-// Flash attention's varlen kernel over a VarlenPlan, forward and backward as one autograd node:
-// each call's queries against its run of the keys sorted by the plan. The backward recomputes
-// the attention from q, k, v, the output and the log-sum-exp, as the kernel is designed to, and
-// sums each key's gradient over the calls that used it (in float32) at its input row; padding
-// rows get zero.
-class PlannedVarlenFlash : public torch::autograd::Function<PlannedVarlenFlash> {
+// Flash attention's varlen log-sum-exp is [heads, queries] in recent PyTorch and was
+// [entries, heads, longest entry] before; the backward wants it as the forward gave it.
+std::atomic<bool> padded_lse{false};
+
+torch::Tensor LseRows(const torch::Tensor& lse, const VarlenCall& call) {
+  if (lse.dim() == 2) return lse;
+  padded_lse = true;
+  std::vector<torch::Tensor> rows;
+  for (size_t e = 0; e + 1 < call.cu_q.size(); ++e) {
+    rows.push_back(lse[e].narrow(1, 0, call.cu_q[e + 1] - call.cu_q[e]));
+  }
+  return torch::cat(rows, 1);
+}
+
+torch::Tensor KernelLse(const torch::Tensor& rows, const VarlenCall& call) {
+  if (!padded_lse) return rows.contiguous();
+  const int64_t entries = static_cast<int64_t>(call.cu_q.size()) - 1;
+  torch::Tensor padded = torch::zeros({entries, rows.size(0), call.max_q}, rows.options());
+  for (int64_t e = 0; e < entries; ++e) {
+    const int64_t length = call.cu_q[e + 1] - call.cu_q[e];
+    padded[e].narrow(1, 0, length).copy_(rows.narrow(1, call.cu_q[e], length));
+  }
+  return padded;
+}
+
+class FlashVarlen : public VarlenKernel {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* context, const torch::Tensor& q,
-                               const torch::Tensor& k, const torch::Tensor& v,
-                               const VarlenPlan& plan, double scale) {
-    const torch::Device device = q.device();
-    // Keys already sorted (one process: the queries' own) are used as they are.
-    bool sorted = static_cast<int64_t>(plan.key_order.size()) == k.size(0);
-    for (size_t i = 0; sorted && i < plan.key_order.size(); ++i) {
-      sorted = plan.key_order[i] == static_cast<int64_t>(i);
-    }
-    const torch::Tensor order = torch::tensor(plan.key_order, torch::kInt64).to(device);
-    const torch::Tensor keys = sorted ? k : k.index_select(0, order);
-    const torch::Tensor values = sorted ? v : v.index_select(0, order);
-    std::vector<torch::Tensor> saved = {q, keys, values, order};
-    std::vector<int64_t> shape;  // per call: q_begin, queries, k_begin, keys, max_q, max_k
-    std::vector<torch::Tensor> outputs;
-    for (const VarlenCall& call : plan.calls) {
-      const int64_t queries = call.cu_q.back(), key_count = call.cu_k.back();
-      const torch::Tensor cu_q = DeviceInt32(call.cu_q, device);
-      const torch::Tensor cu_k = DeviceInt32(call.cu_k, device);
-      auto [out, lse, rng_state, unused, debug_mask] = at::_flash_attention_forward(
-          q.narrow(0, call.q_begin, queries), keys.narrow(0, call.k_begin, key_count),
-          values.narrow(0, call.k_begin, key_count), cu_q, cu_k, call.max_q, call.max_k,
-          /*dropout_p=*/0.0, /*is_causal=*/true, /*return_debug_mask=*/false, scale);
-      outputs.push_back(out);
-      saved.insert(saved.end(), {cu_q, cu_k, out, lse, rng_state, unused});
-      shape.insert(shape.end(),
-                   {call.q_begin, queries, call.k_begin, key_count, call.max_q, call.max_k});
-    }
-    context->save_for_backward(saved);
-    context->saved_data["shape"] = shape;
-    context->saved_data["scale"] = scale;
-    context->saved_data["rows"] = k.size(0);
-    context->saved_data["sorted"] = sorted;
-    return torch::cat(outputs, 0);
+  bool Accepts(const torch::Tensor& q) const override { return HalfPrecision(q) && q.is_cuda(); }
+
+  AttentionResult Forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                          const VarlenCall& call, double scale) const override {
+    auto [out, lse, rng_state, unused, debug_mask] = at::_flash_attention_forward(
+        q.contiguous(), k.contiguous(), v.contiguous(), DeviceInt32(call.cu_q, q.device()),
+        DeviceInt32(call.cu_k, q.device()), call.max_q, call.max_k, /*dropout_p=*/0.0, call.causal,
+        /*return_debug_mask=*/false, scale);
+    return {out, LseRows(lse, call)};
   }
 
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
-                                                 torch::autograd::variable_list grad_out) {
-    const torch::autograd::variable_list saved = context->get_saved_variables();
-    const std::vector<int64_t> shape = context->saved_data["shape"].toIntVector();
-    const double scale = context->saved_data["scale"].toDouble();
-    const torch::Tensor& q = saved[0];
-    const torch::Tensor& keys = saved[1];
-    const torch::Tensor& values = saved[2];
-    const torch::Tensor& order = saved[3];
-    const torch::Tensor dout = grad_out[0].contiguous();
-    std::vector<torch::Tensor> dq;
-    torch::Tensor dk = torch::zeros(keys.sizes(), keys.options().dtype(torch::kFloat32));
-    torch::Tensor dv = torch::zeros(values.sizes(), values.options().dtype(torch::kFloat32));
-    for (size_t c = 0; c * 6 < shape.size(); ++c) {
-      const int64_t q_begin = shape[6 * c], queries = shape[6 * c + 1];
-      const int64_t k_begin = shape[6 * c + 2], key_count = shape[6 * c + 3];
-      const torch::Tensor* call = &saved[4 + 6 * c];  // cu_q, cu_k, out, lse, rng_state, unused
-      auto [dq_call, dk_call, dv_call] = at::_flash_attention_backward(
-          dout.narrow(0, q_begin, queries), q.narrow(0, q_begin, queries),
-          keys.narrow(0, k_begin, key_count), values.narrow(0, k_begin, key_count), call[2],
-          call[3], call[0], call[1], shape[6 * c + 4], shape[6 * c + 5], /*dropout_p=*/0.0,
-          /*is_causal=*/true, call[4], call[5], scale);
-      dq.push_back(dq_call);
-      dk.narrow(0, k_begin, key_count).add_(dk_call);
-      dv.narrow(0, k_begin, key_count).add_(dv_call);
-    }
-    // Back to the input rows, zero for padding rows.
-    const int64_t rows = context->saved_data["rows"].toInt();
-    const bool sorted = context->saved_data["sorted"].toBool();
-    auto unsort = [&](const torch::Tensor& grad, torch::ScalarType dtype) {
-      if (sorted) return grad.to(dtype);
-      std::vector<int64_t> size = grad.sizes().vec();
-      size[0] = rows;
-      return torch::zeros(size, grad.options()).index_copy_(0, order, grad).to(dtype);
-    };
-    return {torch::cat(dq, 0), unsort(dk, keys.scalar_type()), unsort(dv, values.scalar_type()),
-            torch::Tensor(), torch::Tensor()};
+  AttentionGrads Backward(const torch::Tensor& dout, const torch::Tensor& q, const torch::Tensor& k,
+                          const torch::Tensor& v, const torch::Tensor& out,
+                          const torch::Tensor& lse, const VarlenCall& call,
+                          double scale) const override {
+    // The random state is read only with dropout, which training here never uses.
+    const auto int64 = q.options().dtype(torch::kInt64);
+    auto [dq, dk, dv] = at::_flash_attention_backward(
+        dout.to(q.scalar_type()).contiguous(), q.contiguous(), k.contiguous(), v.contiguous(),
+        out.to(q.scalar_type()).contiguous(), KernelLse(lse, call),
+        DeviceInt32(call.cu_q, q.device()), DeviceInt32(call.cu_k, q.device()), call.max_q,
+        call.max_k, /*dropout_p=*/0.0, call.causal, /*philox_seed=*/torch::empty({2}, int64),
+        /*philox_offset=*/torch::empty({}, int64), scale);
+    return {dq, dk, dv};
   }
 };
 
@@ -171,21 +137,17 @@ torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor
     kernel = FusedKernel::kPerDocument;
   }
   if (kernel == FusedKernel::kVarlenFlash) {
-    return VarlenFlashKeyedAttention(q, k, v, layout, layout, scale);
+    return AttendKeys(q, k, v, layout, layout, scale, FlashPartialAttention());
   }
   return PerDocumentAttention(q, k, v, DocumentBounds(layout), scale, kernel);
 }
 
-torch::Tensor VarlenFlashKeyedAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                        const torch::Tensor& v, const TokenLayout& q_layout,
-                                        const TokenLayout& k_layout, double scale) {
-  std::optional<VarlenPlan> plan;
-  if (HalfPrecision(q) && q.is_cuda() && q.size(0) > 0) {
-    plan = PlanVarlenAttention(ToVector(q_layout.document), ToVector(q_layout.position),
-                               ToVector(k_layout.document), ToVector(k_layout.position));
-  }
-  if (!plan.has_value()) return DocumentMaskedAttention(q, k, v, q_layout, k_layout, scale);
-  return PlannedVarlenFlash::apply(q.contiguous(), k.contiguous(), v.contiguous(), *plan, scale);
+std::shared_ptr<const VarlenKernel> FlashVarlenKernel() { return std::make_shared<FlashVarlen>(); }
+
+const PartialAttention& FlashPartialAttention() {
+  static const auto* const kFlash =
+      new std::shared_ptr<const PartialAttention>(VarlenPartialAttention(FlashVarlenKernel()));
+  return **kFlash;
 }
 
 std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,

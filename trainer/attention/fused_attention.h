@@ -12,7 +12,7 @@
 //  - kVarlenFlash: one flash-attention call over the whole packed sequence with cumulative
 //    document lengths (flash attention's varlen interface, as ProLong's training code uses it):
 //    no per-document copies, grouped-query attention native in the kernel
-//    (VarlenFlashKeyedAttention below, with the keys the queries' own);
+//    (FlashPartialAttention below, with the keys the queries' own);
 //  - kPerDocumentCudnn: one cuDNN attention call per document, K and V expanded; on Hopper
 //    cuDNN's kernels train 1.7-2.3x faster than flash attention 2 (transformers #48163). cuDNN
 //    builds a graph for every new shape, so each document is padded at its end to one of a
@@ -22,10 +22,13 @@
 #define PROLONG_TRAINER_ATTENTION_FUSED_ATTENTION_H_
 
 #include <functional>
+#include <memory>
 
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/attention/fused_kernel.h"
+#include "trainer/attention/partial_attention.h"
+#include "trainer/attention/varlen_attention.h"
 
 namespace prolong::attention {
 
@@ -34,13 +37,15 @@ torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor
                                      const torch::Tensor& v, const TokenLayout& layout,
                                      double scale, FusedKernel kernel = kDefaultFusedKernel);
 
-// Attention of q to keys in any order (padding rows carry document -1) through flash attention's
-// varlen kernel, planned by varlen_plan.h: for bf16 or fp16 on a GPU when every query's keys
-// include all earlier tokens of its document (as the all-gather scheme of context parallelism
-// gathers them, parallel::KeyedAttention); otherwise DocumentMaskedAttention.
-torch::Tensor VarlenFlashKeyedAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                        const torch::Tensor& v, const TokenLayout& q_layout,
-                                        const TokenLayout& k_layout, double scale);
+// Flash attention's varlen kernel (bf16 or fp16 on a GPU) as a VarlenKernel
+// (varlen_attention.h): forward and backward per call, the log-sum-exp as [heads, queries]
+// whichever layout this PyTorch's kernel uses.
+std::shared_ptr<const VarlenKernel> FlashVarlenKernel();
+
+// VarlenPartialAttention over FlashVarlenKernel, one per process: context parallelism's local
+// attention on a GPU (the gathered keys, or a ring block), and kVarlenFlash's. Inputs the kernel
+// does not take (float32, the CPU) go to the blockwise implementation.
+const PartialAttention& FlashPartialAttention();
 
 // FusedDocumentAttention with `kernel`, as the model's attention core (model::AttentionCore).
 std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,

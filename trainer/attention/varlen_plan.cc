@@ -2,19 +2,9 @@
 
 #include <algorithm>
 #include <map>
-#include <numeric>
+#include <utility>
 
 namespace prolong::attention {
-namespace {
-
-// Where a document's keys sit among the sorted keys.
-struct DocumentKeys {
-  int64_t first_index = 0;
-  int64_t first_position = 0;
-  int64_t count = 0;
-};
-
-}  // namespace
 
 std::optional<VarlenPlan> PlanVarlenAttention(const std::vector<int64_t>& q_document,
                                               const std::vector<int64_t>& q_position,
@@ -28,44 +18,53 @@ std::optional<VarlenPlan> PlanVarlenAttention(const std::vector<int64_t>& q_docu
     return std::make_pair(k_document[a], k_position[a]) <
            std::make_pair(k_document[b], k_position[b]);
   });
-  std::map<int64_t, DocumentKeys> documents;
+  // Sorted keys' positions, and each document's range [first, end) among them.
+  std::vector<int64_t> positions;
+  std::map<int64_t, std::pair<int64_t, int64_t>> documents;
   for (int64_t i = 0; i < static_cast<int64_t>(plan.key_order.size()); ++i) {
     const int64_t key = plan.key_order[i];
-    auto [it, fresh] = documents.try_emplace(k_document[key], DocumentKeys{i, k_position[key], 0});
-    // Within a document the sorted keys must have consecutive positions (no gap, no repeat).
-    if (k_position[key] != it->second.first_position + it->second.count) return std::nullopt;
-    ++it->second.count;
+    auto [it, fresh] = documents.try_emplace(k_document[key], i, i);
+    if (!fresh && k_position[key] == positions.back()) return std::nullopt;
+    positions.push_back(k_position[key]);
+    it->second.second = i + 1;
   }
 
   const int64_t queries = static_cast<int64_t>(q_document.size());
-  VarlenCall* call = nullptr;
+  VarlenCall* call = nullptr;  // the call the next run may join
   int64_t call_k_end = 0;
-  for (int64_t begin = 0; begin < queries;) {
-    int64_t end = begin + 1;
+  for (int64_t begin = 0, end = 0; begin < queries; begin = end) {
+    end = begin + 1;
     while (end < queries && q_document[end] == q_document[begin] &&
            q_position[end] == q_position[end - 1] + 1) {
       ++end;
     }
+    const int64_t first_position = q_position[begin], end_position = q_position[end - 1] + 1;
     const auto it = documents.find(q_document[begin]);
-    if (it == documents.end()) return std::nullopt;
-    const DocumentKeys& keys = it->second;
-    const int64_t last_position = q_position[end - 1];
-    // The run's first query must have keys (its own at least), and every key up to the last.
-    if (q_position[begin] < keys.first_position ||
-        last_position - keys.first_position >= keys.count) {
-      return std::nullopt;
+    if (it == documents.end()) {
+      call = nullptr;
+      continue;
     }
-    const int64_t key_count = last_position - keys.first_position + 1;
-    if (call == nullptr || keys.first_index != call_k_end) {
-      plan.calls.push_back(VarlenCall{begin, keys.first_index});
+    const auto keys_begin = positions.begin() + it->second.first;
+    const auto keys_end = positions.begin() + it->second.second;
+    const auto visible_end = std::lower_bound(keys_begin, keys_end, end_position);
+    const int64_t key_count = visible_end - keys_begin;
+    const int64_t own = visible_end - std::lower_bound(keys_begin, keys_end, first_position);
+    if (key_count == 0) {
+      call = nullptr;
+      continue;
+    }
+    // Positions are distinct, so `own` keys in [c, e) are all of it only when there are e - c.
+    if (own != 0 && own != end_position - first_position) return std::nullopt;
+    const bool causal = own != 0;
+    if (call == nullptr || call->causal != causal || it->second.first != call_k_end) {
+      plan.calls.push_back(VarlenCall{begin, it->second.first, causal});
       call = &plan.calls.back();
     }
     call->cu_q.push_back(call->cu_q.back() + (end - begin));
     call->cu_k.push_back(call->cu_k.back() + key_count);
     call->max_q = std::max(call->max_q, end - begin);
     call->max_k = std::max(call->max_k, key_count);
-    call_k_end = keys.first_index + key_count;
-    begin = end;
+    call_k_end = it->second.first + key_count;
   }
   return plan;
 }

@@ -1,14 +1,17 @@
-// How to run document-masked causal attention (a query sees the keys of its document at
-// positions up to its own) as varlen causal kernel calls, such as flash attention's: each call
-// takes a run of queries and a run of keys cut into entries by cumulative lengths, and within an
-// entry query row r sees key columns up to r + (keys - queries) (the mask aligned bottom-right).
+// How to run document-masked attention (a query sees the keys of its document at positions up
+// to its own) of queries to any set of keys as varlen kernel calls, such as flash attention's:
+// each call takes a run of queries and a run of keys cut into entries by cumulative lengths.
+// Within an entry of a causal call query row r sees key columns up to r + (keys - queries) (the
+// mask aligned bottom-right); within an entry of a non-causal call it sees every column.
 //
 // The keys come in any order (the all-gather scheme of context parallelism gathers them rank by
-// rank, with padding rows of document -1); the plan sorts them by (document, position). A query
-// run is a maximal run of one document with consecutive positions; its entry's keys are that
-// document's keys from its first position to the run's last, which must all be there with
-// consecutive positions. Consecutive runs whose key ranges follow each other share a call.
-// A layout that does not meet this (keys missing, as a ring step's block) has no plan.
+// rank, with padding rows of document -1; a ring step holds one rank's block); the plan sorts
+// them by (document, position). A query run is a maximal run of one document with consecutive
+// positions [c, e); its entry's keys are its document's keys before e. Of those, the keys at c
+// or after must be none (a non-causal entry: every key precedes every query, as in a block of
+// another rank's chunks) or all of c..e-1 (a causal entry: the run's own tokens, after any
+// earlier keys). A run without keys is in no call: its rows see nothing. Consecutive runs of
+// the same kind whose key ranges follow each other share a call.
 //
 // No LibTorch here: layouts as plain vectors.
 #ifndef PROLONG_TRAINER_ATTENTION_VARLEN_PLAN_H_
@@ -25,6 +28,7 @@ namespace prolong::attention {
 struct VarlenCall {
   int64_t q_begin = 0;
   int64_t k_begin = 0;
+  bool causal = true;
   std::vector<int64_t> cu_q = {0};
   std::vector<int64_t> cu_k = {0};
   int64_t max_q = 0;  // the longest entry's queries
@@ -34,10 +38,12 @@ struct VarlenCall {
 struct VarlenPlan {
   // Sorted key i is input key key_order[i]; padding keys (document < 0) are left out.
   std::vector<int64_t> key_order;
-  std::vector<VarlenCall> calls;  // in query order, covering every query once
+  // In query order, each query in one call at most; a query in none sees no key.
+  std::vector<VarlenCall> calls;
 };
 
-// nullopt when the layouts cannot be planned (see above), or a key (document, position) repeats.
+// nullopt when a query run's keys at or after its first position are neither none nor all of
+// its positions, or a key (document, position) repeats.
 std::optional<VarlenPlan> PlanVarlenAttention(const std::vector<int64_t>& q_document,
                                               const std::vector<int64_t>& q_position,
                                               const std::vector<int64_t>& k_document,

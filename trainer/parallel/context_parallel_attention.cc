@@ -54,34 +54,27 @@ class GatherRows : public torch::autograd::Function<GatherRows> {
 torch::Tensor AllGatherAttention(const torch::Tensor& q, const torch::Tensor& k,
                                  const torch::Tensor& v, const attention::TokenLayout& layout,
                                  comm::Communicator* cp, double scale,
-                                 const KeyedAttention& attend) {
+                                 const attention::PartialAttention& attention) {
   const std::vector<int64_t> counts = GatherCounts(*cp, k.size(0));
   const int64_t rows = *std::max_element(counts.begin(), counts.end());
   // Padding keys carry document -1, which no query has: they are never attended.
   const attention::TokenLayout key_layout{GatherPadded(*cp, layout.document, rows, -1),
                                           GatherPadded(*cp, layout.position, rows, 0)};
-  return attend(q, GatherRows::apply(k, cp, rows), GatherRows::apply(v, cp, rows), layout,
-                key_layout, scale);
+  return attention::AttendKeys(q, GatherRows::apply(k, cp, rows), GatherRows::apply(v, cp, rows),
+                               layout, key_layout, scale, attention);
 }
 
 }  // namespace
 
-torch::Tensor BlockwiseKeyedAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                      const torch::Tensor& v,
-                                      const attention::TokenLayout& q_layout,
-                                      const attention::TokenLayout& k_layout, double scale) {
-  return attention::DocumentMaskedAttention(q, k, v, q_layout, k_layout, scale);
-}
-
 torch::Tensor ContextParallelAttention(const torch::Tensor& q, const torch::Tensor& k,
                                        const torch::Tensor& v, const attention::TokenLayout& layout,
                                        comm::Communicator* cp, double scale, CpScheme scheme,
-                                       const KeyedAttention& all_gather_attend) {
+                                       const attention::PartialAttention& attention) {
   if (cp == nullptr || cp->size() == 1) {
     return attention::DocumentMaskedAttention(q, k, v, layout, layout, scale);
   }
-  if (scheme == CpScheme::kRing) return RingAttention(q, k, v, layout, cp, scale);
-  return AllGatherAttention(q, k, v, layout, cp, scale, all_gather_attend);
+  if (scheme == CpScheme::kRing) return RingAttention(q, k, v, layout, cp, scale, attention);
+  return AllGatherAttention(q, k, v, layout, cp, scale, attention);
 }
 
 }  // namespace prolong::parallel

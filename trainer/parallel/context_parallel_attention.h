@@ -3,11 +3,11 @@
 // Any document lengths work under either scheme, as masking is per token.
 //
 // All-gather scheme (Llama 3's; torchtitan's): forward gathers every rank's K and V with their
-// document ids and positions and attends the local queries to them in one blockwise pass, in
-// float32; backward computes dK and dV for every gathered key and reduce-scatters them back to
-// the ranks that own those keys. Few, large messages; under grouped-query attention K and V are
-// a fraction of Q's size, so gathering them is cheap. Every rank holds all C ranks' K and V at
-// once, and communication does not overlap compute.
+// document ids and positions and attends the local queries to them in one pass; backward computes
+// dK and dV for every gathered key and reduce-scatters them back to the ranks that own those keys.
+// Few, large messages; under grouped-query attention K and V are a fraction of Q's size, so
+// gathering them is cheap. Every rank holds all C ranks' K and V at once, and communication does
+// not overlap compute.
 //
 // Ring scheme (ring-flash-attention's; Megatron-LM's context parallelism): C steps; at each,
 // every rank passes the K and V block it holds to the next rank of the ring while it attends
@@ -21,45 +21,33 @@
 // Use all-gather by default (GQA, or when the K and V of the whole sequence fit easily); use the
 // ring when gathering them costs too much memory or its transfer cannot hide behind compute.
 //
-// The all-gather scheme's local attention is a parameter: the blockwise implementation (any
-// device, float32 softmax), or on a GPU one that calls fused kernels, such as flash attention's
-// varlen kernel over the gathered keys (attention/fused_attention.h).
+// Under either scheme the local attention is a parameter (attention/partial_attention.h): the
+// blockwise implementation (any device, float32 softmax), or on a GPU flash attention's varlen
+// kernel (attention/fused_attention.h), which takes the gathered keys, or a ring block, in a
+// few calls.
 #ifndef PROLONG_TRAINER_PARALLEL_CONTEXT_PARALLEL_ATTENTION_H_
 #define PROLONG_TRAINER_PARALLEL_CONTEXT_PARALLEL_ATTENTION_H_
 
-#include <functional>
-
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
+#include "trainer/attention/partial_attention.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/parallel/cp_scheme.h"
 
 namespace prolong::parallel {
 
-// Document-masked attention of q (laid out by q_layout) to keys in any order (k_layout; padding
-// rows carry document -1), differentiable in q, k and v.
-using KeyedAttention = std::function<torch::Tensor(
-    const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-    const attention::TokenLayout& q_layout, const attention::TokenLayout& k_layout, double scale)>;
-
-// attention::DocumentMaskedAttention as a KeyedAttention.
-torch::Tensor BlockwiseKeyedAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                      const torch::Tensor& v,
-                                      const attention::TokenLayout& q_layout,
-                                      const attention::TokenLayout& k_layout, double scale);
-
 // q [T, Hq, D], k and v [T, Hkv, D] for this rank's T tokens, `layout` their document ids and
 // positions in the whole sequence (documents numbered alike on every rank, never negative).
 // Differentiable in q, k and v. Every rank of `cp` calls it at the same point with the same
 // `scheme`; T may differ between ranks. With cp->size() == 1 it is DocumentMaskedAttention.
-// `all_gather_attend` attends the local queries to the gathered keys under the all-gather scheme.
+// `attention` attends the local queries to the keys a rank holds; it must outlive the backward.
 //
 // Thread-safety: as the communicator's (one thread; every member calls in the same order).
 torch::Tensor ContextParallelAttention(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
     const attention::TokenLayout& layout, comm::Communicator* cp, double scale,
     CpScheme scheme = CpScheme::kAllGather,
-    const KeyedAttention& all_gather_attend = BlockwiseKeyedAttention);
+    const attention::PartialAttention& attention = attention::BlockwisePartialAttention());
 
 }  // namespace prolong::parallel
 

@@ -3,6 +3,8 @@
 // rank's outputs and gradients of q, k and v equal the rows of one process's attention over the
 // whole sequence, within 1e-5. The ring's outputs depend on its log-sum-exp merges across
 // steps, and its dk and dv on the gradient sums coming back to their owner after C shifts.
+// Both schemes also run through the varlen-kernel machinery (plans, key order, partial
+// blocks) with the blockwise kernel, as a GPU runs them with flash attention's.
 
 #include <cmath>
 #include <memory>
@@ -50,7 +52,8 @@ void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected,
 }
 
 // Runs dp x cp workers and checks each against the single-process result of its replica.
-void RunGang(int dp, int cp, const std::string& scheme) {
+void RunGang(int dp, int cp, const std::string& scheme,
+             const std::string& attention = "blockwise") {
   auto store = comm::ServeStore("127.0.0.1");
   ASSERT_TRUE(store.ok()) << store.status();
   const std::string dir = prolong::testing::MakeTempDir();
@@ -65,13 +68,14 @@ void RunGang(int dp, int cp, const std::string& scheme) {
                 absl::StrCat("--dp=", dp),
                 absl::StrCat("--cp=", cp),
                 "--cp-scheme=" + scheme,
+                "--attention=" + attention,
                 "--seed=40",
                 absl::StrCat("--out=", dir, "/rank", rank, ".pt")};
       },
       absl::Seconds(120));
   ASSERT_TRUE(gang.ok()) << gang;
   for (int rank = 0; rank < world; ++rank) {
-    SCOPED_TRACE(absl::StrCat(scheme, " dp ", dp, " cp ", cp, " rank ", rank));
+    SCOPED_TRACE(absl::StrCat(scheme, " ", attention, " dp ", dp, " cp ", cp, " rank ", rank));
     const int dp_rank = rank / cp, cp_rank = rank % cp;
     const Reference reference = SingleProcess(40 + dp_rank);
     const torch::Tensor rows = testing::ZigzagIndices(testing::kTokens, cp_rank, cp);
@@ -95,6 +99,16 @@ TEST(ContextParallelAttentionTest, TwoRanksOfARingMatchOneProcess) { RunGang(1, 
 TEST(ContextParallelAttentionTest, FourRanksOfARingMatchOneProcess) { RunGang(1, 4, "ring"); }
 TEST(ContextParallelAttentionTest, TwoReplicasOfTwoRingRanksMatchOneProcess) {
   RunGang(2, 2, "ring");
+}
+
+TEST(ContextParallelAttentionTest, FourRanksThroughVarlenCallsMatchOneProcess) {
+  RunGang(1, 4, "all-gather", "varlen");
+}
+TEST(ContextParallelAttentionTest, FourRanksOfARingThroughVarlenCallsMatchOneProcess) {
+  RunGang(1, 4, "ring", "varlen");
+}
+TEST(ContextParallelAttentionTest, TwoReplicasOfTwoRingRanksThroughVarlenCallsMatchOneProcess) {
+  RunGang(2, 2, "ring", "varlen");
 }
 
 TEST(ContextParallelAttentionTest, TheTestSequenceHasDocumentsAcrossChunksAndRanks) {

@@ -1,16 +1,20 @@
 // One rank of context_parallel_attention_test: joins the gang, runs context-parallel attention
-// (--cp-scheme: all-gather or ring) on its zigzag chunks of its replica's sequence,
+// (--cp-scheme: all-gather or ring; --attention: blockwise, or varlen for the varlen-kernel
+// machinery with the blockwise kernel) on its zigzag chunks of its replica's sequence,
 // backpropagates (out * weights).sum() and saves {out, dq, dk, dv} for its tokens with
 // torch::save.
 
 #include <cmath>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "common/cli.h"
 #include "torch/serialize.h"
+#include "trainer/attention/partial_attention.h"
+#include "trainer/attention/varlen_attention.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/parallel/context_parallel_attention.h"
 #include "trainer/parallel/cp_scheme.h"
@@ -22,6 +26,7 @@ int main(int argc, char** argv) {
   double timeout_seconds = 60;
   uint64_t seed = 1;
   std::string scheme_name = "all-gather";
+  std::string attention_name = "blockwise";
   CLI::App app("One rank of a context-parallel attention test.");
   prolong::ConfigureCli(app);
   app.add_option("--store", options.store_address)->required();
@@ -32,6 +37,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed);
   app.add_option("--timeout-seconds", timeout_seconds);
   app.add_option("--cp-scheme", scheme_name);
+  app.add_option("--attention", attention_name)->check(CLI::IsMember({"blockwise", "varlen"}));
   app.add_option("--out", out)->required();
   if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
   options.timeout = absl::Seconds(timeout_seconds);
@@ -57,8 +63,11 @@ int main(int argc, char** argv) {
   const prolong::attention::TokenLayout layout{sequence.layout.document.index_select(0, index),
                                                sequence.layout.position.index_select(0, index)};
   const double scale = 1.0 / std::sqrt(static_cast<double>(testing::kHeadDim));
+  const std::shared_ptr<const prolong::attention::PartialAttention> varlen =
+      prolong::attention::VarlenPartialAttention(prolong::attention::BlockwiseVarlenKernel());
   const torch::Tensor attended = prolong::parallel::ContextParallelAttention(
-      q, k, v, layout, groups->cp.get(), scale, *scheme);
+      q, k, v, layout, groups->cp.get(), scale, *scheme,
+      attention_name == "varlen" ? *varlen : prolong::attention::BlockwisePartialAttention());
   (attended * sequence.weights.index_select(0, index)).sum().backward();
   torch::save(std::vector<torch::Tensor>{attended.detach(), q.grad(), k.grad(), v.grad()}, out);
   groups->world->Barrier();  // Nobody leaves while a peer may still need it.

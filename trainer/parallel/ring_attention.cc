@@ -97,15 +97,12 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& document,
-                               const torch::Tensor& position, comm::Communicator* cp,
-                               double scale) {
+                               const torch::Tensor& position, comm::Communicator* cp, double scale,
+                               const attention::PartialAttention* attention) {
     const Ring ring(cp);
     const int64_t rows = MaxRows(*cp, k.size(0));
     const TokenLayout query_layout{document, position};
     const TokenLayout key_layouts = GatherKeyLayouts(*cp, query_layout, rows);
-    // The kernels compute in float32 whatever the dtype; float32 operands also keep each
-    // step's partial result unrounded until the merge is done.
-    const torch::Tensor q32 = q.to(torch::kFloat);
     torch::Tensor block = KeyValueBlock(k, v, rows);
     torch::Tensor incoming = torch::empty_like(block);
     std::optional<AttentionResult> merged;
@@ -118,9 +115,8 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
       const TokenLayout key_layout = RankRows(key_layouts, owner, rows);
       visible[owner] = AnyVisible(query_layout, key_layout);
       if (visible[owner]) {
-        AttentionResult partial = attention::BlockwiseAttentionForward(
-            q32, block[0].to(torch::kFloat), block[1].to(torch::kFloat), query_layout, key_layout,
-            scale);
+        AttentionResult partial =
+            attention->Forward(q, block[0], block[1], query_layout, key_layout, scale);
         merged = merged ? attention::MergePartialAttention(*merged, partial) : std::move(partial);
       }
       if (shift != nullptr) {
@@ -138,6 +134,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
         {q, k, v, out, lse, document, position, key_layouts.document, key_layouts.position});
     ctx->saved_data["cp"] = reinterpret_cast<int64_t>(cp);
     ctx->saved_data["scale"] = scale;
+    ctx->saved_data["attention"] = reinterpret_cast<int64_t>(attention);
     ctx->saved_data["rows"] = rows;
     ctx->saved_data["visible"] = visible;
     return out;
@@ -155,11 +152,12 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
     const TokenLayout key_layouts{saved[7], saved[8]};
     auto* cp = reinterpret_cast<comm::Communicator*>(ctx->saved_data["cp"].toInt());
     const double scale = ctx->saved_data["scale"].toDouble();
+    const auto* attention =
+        reinterpret_cast<const attention::PartialAttention*>(ctx->saved_data["attention"].toInt());
     const int64_t rows = ctx->saved_data["rows"].toInt();
     const std::vector<int64_t> visible = ctx->saved_data["visible"].toIntVector();
     const Ring ring(cp);
     const torch::Tensor dout = grad_outputs[0].contiguous();
-    const torch::Tensor q32 = q.to(torch::kFloat);
 
     torch::Tensor block = KeyValueBlock(k, v, rows);
     torch::Tensor incoming = torch::empty_like(block);
@@ -174,11 +172,11 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
       const int owner = ring.Owner(step);
       torch::Tensor block_grads;  // [2, rows, Hkv, D]: dK and dV of the held block
       if (visible[owner]) {
-        const attention::AttentionGrads grads = attention::BlockwiseAttentionBackward(
-            dout, q32, block[0].to(torch::kFloat), block[1].to(torch::kFloat), out, lse,
-            query_layout, RankRows(key_layouts, owner, rows), scale);
+        const attention::AttentionGrads grads =
+            attention->Backward(dout, q, block[0], block[1], out, lse, query_layout,
+                                RankRows(key_layouts, owner, rows), scale);
         dq.add_(grads.dq);
-        block_grads = torch::stack({grads.dk, grads.dv});
+        block_grads = torch::stack({grads.dk, grads.dv}).to(torch::kFloat);
       } else {
         block_grads = torch::zeros(block.sizes(), f32);
       }
@@ -202,6 +200,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
             torch::Tensor(),
             torch::Tensor(),
             torch::Tensor(),
+            torch::Tensor(),
             torch::Tensor()};
   }
 };
@@ -210,8 +209,9 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
 
 torch::Tensor RingAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             const attention::TokenLayout& layout, comm::Communicator* cp,
-                            double scale) {
-  return RingAttentionFunction::apply(q, k, v, layout.document, layout.position, cp, scale);
+                            double scale, const attention::PartialAttention& attention) {
+  return RingAttentionFunction::apply(q, k, v, layout.document, layout.position, cp, scale,
+                                      &attention);
 }
 
 }  // namespace prolong::parallel

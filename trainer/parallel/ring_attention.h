@@ -8,14 +8,16 @@
 
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
+#include "trainer/attention/partial_attention.h"
 #include "trainer/comm/communicator.h"
 
 namespace prolong::parallel {
 
-// ContextParallelAttention's contract, for cp->size() > 1.
+// ContextParallelAttention's contract, for cp->size() > 1: each step attends to the held block
+// through `attention` (its forward, then its backward with the merged out and lse).
 torch::Tensor RingAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             const attention::TokenLayout& layout, comm::Communicator* cp,
-                            double scale);
+                            double scale, const attention::PartialAttention& attention);
 
 }  // namespace prolong::parallel
 

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "trainer/attention/partial_attention.h"
 #include "trainer/parallel/context_parallel_attention.h"
 #include "trainer/train/activation_checkpointing.h"
 #include "trainer/train/autocast_guard.h"
@@ -198,14 +199,14 @@ Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGr
   if (groups_ != nullptr && groups_->cp->size() > 1) {
     comm::Communicator* cp = groups_->cp.get();
     const parallel::CpScheme scheme = options_.cp_scheme;
-    parallel::KeyedAttention attend = parallel::BlockwiseKeyedAttention;
+    const attention::PartialAttention* local = &attention::BlockwisePartialAttention();
 #ifdef PROLONG_CUDA
-    if (options_.varlen_flash_all_gather) attend = attention::VarlenFlashKeyedAttention;
+    if (options_.cp_varlen_flash) local = &attention::FlashPartialAttention();
 #endif
-    model_->SetAttentionCore([cp, scheme, attend](const Tensor& q, const Tensor& k, const Tensor& v,
-                                                  const attention::TokenLayout& layout,
-                                                  double scale) {
-      return parallel::ContextParallelAttention(q, k, v, layout, cp, scale, scheme, attend);
+    model_->SetAttentionCore([cp, scheme, local](const Tensor& q, const Tensor& k, const Tensor& v,
+                                                 const attention::TokenLayout& layout,
+                                                 double scale) {
+      return parallel::ContextParallelAttention(q, k, v, layout, cp, scale, scheme, *local);
     });
   }
 }

@@ -74,10 +74,11 @@ struct TrainerOptions {
   // How context-parallel attention moves K and V between a cp group's ranks (see
   // trainer/parallel/context_parallel_attention.h); unused without a cp group above 1.
   parallel::CpScheme cp_scheme = parallel::CpScheme::kAllGather;
-  // On a GPU in bf16 (a CUDA build; ignored otherwise), the all-gather scheme attends to the
-  // gathered keys through flash attention's varlen kernel (attention::VarlenFlashKeyedAttention)
-  // instead of the blockwise implementation. The worker sets it for --gpu-attention varlen-flash.
-  bool varlen_flash_all_gather = false;
+  // On a GPU in bf16 (a CUDA build; ignored otherwise), context-parallel attention (either
+  // scheme) attends to the keys a rank holds through flash attention's varlen kernel
+  // (attention::FlashPartialAttention) instead of the blockwise implementation. The worker sets
+  // it for --gpu-attention varlen-flash.
+  bool cp_varlen_flash = false;
   // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB); ZeRO-1
   // moves parameters and optimizer state in rounds of this size per rank.
   int64_t bucket_bytes = 25 << 20;

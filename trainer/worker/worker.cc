@@ -322,16 +322,15 @@ absl::Status Worker::State::Build() {
       UseActivationCheckpointing(options, files.stage.seq_len());
   trainer_options.bf16_autocast = UseBf16Autocast(options, device);
   ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
-  trainer_options.varlen_flash_all_gather =
+  trainer_options.cp_varlen_flash =
       device.is_cuda() &&
       options.gpu_attention == attention::FusedKernelName(attention::FusedKernel::kVarlenFlash);
   trainer_options.shard_optimizer_state = options.shard_optimizer_state;
   if (options.rank == 0) {
-    // The fused kernels attend when a GPU rank holds whole sequences, or gathers all keys.
+    // The fused kernels attend when a GPU rank holds whole sequences; with context parallelism,
+    // the varlen kernel only.
     const bool fused =
-        device.is_cuda() &&
-        (options.cp_size == 1 || (trainer_options.varlen_flash_all_gather &&
-                                  trainer_options.cp_scheme == parallel::CpScheme::kAllGather));
+        device.is_cuda() && (options.cp_size == 1 || trainer_options.cp_varlen_flash);
     PROLONG_LOG(INFO) << "training on " << device.str()
                       << (trainer_options.bf16_autocast ? " in bf16 mixed precision"
                                                         : " in float32")

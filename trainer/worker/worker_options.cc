@@ -143,8 +143,9 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
   app.add_option("--gpu-attention", options.gpu_attention,
                  "How a GPU rank holding whole sequences calls the fused attention kernels: "
                  "per-document (SDPA per document, default), per-document-gqa (the same without "
-                 "expanding K/V), varlen-flash (one flash call over the packed sequence), "
-                 "per-document-cudnn (cuDNN per document, lengths padded)")
+                 "expanding K/V), varlen-flash (one flash call over the packed sequence; "
+                 "with --cp above 1, the varlen kernel for either scheme), per-document-cudnn "
+                 "(cuDNN per document, lengths padded)")
       ->group(group)
       ->check(CLI::IsMember(attention::FusedKernelNames()));
   app.add_option("--read-ahead-batches", options.read_ahead_batches,

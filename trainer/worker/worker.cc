@@ -326,6 +326,7 @@ absl::Status Worker::State::Build() {
       device.is_cuda() &&
       options.gpu_attention == attention::FusedKernelName(attention::FusedKernel::kVarlenFlash);
   trainer_options.shard_optimizer_state = options.shard_optimizer_state;
+  trainer_options.overlap_grad_reduce = options.overlap_grad_reduce;
   if (options.rank == 0) {
     // The fused kernels attend when a GPU rank holds whole sequences; with context parallelism,
     // the varlen kernel only.

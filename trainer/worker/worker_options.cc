@@ -162,6 +162,10 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
                "ZeRO-1: each rank keeps AdamW state for 1/world of the parameters (checkpoints "
                "still hold all of it)")
       ->group(group);
+  app.add_flag("--overlap-grad-reduce", options.overlap_grad_reduce,
+               "Reduce gradient buckets during the last backward pass (default true; false: "
+               "after it, with the same result)")
+      ->group(group);
   app.add_option("--rendezvous-timeout-seconds", options.rendezvous_timeout_seconds,
                  "How long the ranks wait for each other")
       ->group(group)
@@ -214,6 +218,7 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
   }
   if (o.deterministic) args.push_back("--deterministic");
   if (o.shard_optimizer_state) args.push_back("--shard-optimizer-state");
+  if (!o.overlap_grad_reduce) args.push_back("--overlap-grad-reduce=false");
   if (!o.run_name.empty()) args.push_back(absl::StrCat("--run-name=", o.run_name));
   if (o.inject_nonfinite_at_step >= 0) {
     args.push_back(absl::StrCat("--inject-nonfinite-at-step=", o.inject_nonfinite_at_step));

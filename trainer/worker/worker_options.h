@@ -64,6 +64,9 @@ struct WorkerOptions {
   // ZeRO-1: each rank keeps AdamW state for its share of the parameters only; checkpoints
   // still hold the full state, so a run may resume with or without it.
   bool shard_optimizer_state = false;
+  // Start each gradient bucket's all-reduce during the step's last backward pass (false: after
+  // it; the same result to the bit, for measuring the overlap or ruling it out).
+  bool overlap_grad_reduce = true;
   // Peak dense TFLOP/s of one rank's device, for MFU in the step log; 0: MFU not shown.
   double peak_tflops = 0;
   std::string run_name;

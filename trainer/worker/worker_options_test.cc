@@ -69,6 +69,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   job.grad_clip_norm = 0.5;
   job.weight_decay = 0.01;
   job.shard_optimizer_state = true;
+  job.overlap_grad_reduce = false;
   job.peak_tflops = 989.5;
   job.run_name = "r1";
   job.inject_nonfinite_at_step = 4;
@@ -96,6 +97,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   EXPECT_EQ(parsed->grad_clip_norm, 0.5);
   EXPECT_EQ(parsed->weight_decay, 0.01);
   EXPECT_TRUE(parsed->shard_optimizer_state);
+  EXPECT_FALSE(parsed->overlap_grad_reduce);
   EXPECT_EQ(parsed->peak_tflops, 989.5);
   EXPECT_EQ(parsed->run_name, "r1");
   EXPECT_EQ(parsed->inject_nonfinite_at_step, 4);
@@ -115,6 +117,19 @@ TEST(WorkerOptionsTest, OptimizerStateShardingIsOffUnlessAsked) {
   EXPECT_TRUE(sharded->shard_optimizer_state);
   EXPECT_FALSE(
       Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--shard-optimizer-state=maybe"}).ok());
+}
+
+TEST(WorkerOptionsTest, GradientReductionOverlapsUnlessTurnedOff) {
+  absl::StatusOr<WorkerOptions> plain = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE(plain->overlap_grad_reduce);
+  for (const std::string& arg : JobFlagArgs(*plain)) {
+    EXPECT_NE(arg, "--overlap-grad-reduce=false");
+  }
+  absl::StatusOr<WorkerOptions> after =
+      Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--overlap-grad-reduce=false"});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(after->overlap_grad_reduce);
 }
 
 TEST(WorkerOptionsTest, CheckJobReadsTheStageAndTheConfig) {

@@ -54,14 +54,14 @@ class GatherRows : public torch::autograd::Function<GatherRows> {
 torch::Tensor AllGatherAttention(const torch::Tensor& q, const torch::Tensor& k,
                                  const torch::Tensor& v, const attention::TokenLayout& layout,
                                  comm::Communicator* cp, double scale,
-                                 const attention::PartialAttention& attention) {
+                                 const attention::PartialAttention& local) {
   const std::vector<int64_t> counts = GatherCounts(*cp, k.size(0));
   const int64_t rows = *std::max_element(counts.begin(), counts.end());
   // Padding keys carry document -1, which no query has: they are never attended.
   const attention::TokenLayout key_layout{GatherPadded(*cp, layout.document, rows, -1),
                                           GatherPadded(*cp, layout.position, rows, 0)};
   return attention::AttendKeys(q, GatherRows::apply(k, cp, rows), GatherRows::apply(v, cp, rows),
-                               layout, key_layout, scale, attention);
+                               layout, key_layout, scale, local);
 }
 
 }  // namespace
@@ -69,12 +69,12 @@ torch::Tensor AllGatherAttention(const torch::Tensor& q, const torch::Tensor& k,
 torch::Tensor ContextParallelAttention(const torch::Tensor& q, const torch::Tensor& k,
                                        const torch::Tensor& v, const attention::TokenLayout& layout,
                                        comm::Communicator* cp, double scale, CpScheme scheme,
-                                       const attention::PartialAttention& attention) {
+                                       const attention::PartialAttention& local) {
   if (cp == nullptr || cp->size() == 1) {
     return attention::DocumentMaskedAttention(q, k, v, layout, layout, scale);
   }
-  if (scheme == CpScheme::kRing) return RingAttention(q, k, v, layout, cp, scale, attention);
-  return AllGatherAttention(q, k, v, layout, cp, scale, attention);
+  if (scheme == CpScheme::kRing) return RingAttention(q, k, v, layout, cp, scale, local);
+  return AllGatherAttention(q, k, v, layout, cp, scale, local);
 }
 
 }  // namespace prolong::parallel

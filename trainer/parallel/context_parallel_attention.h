@@ -40,14 +40,14 @@ namespace prolong::parallel {
 // positions in the whole sequence (documents numbered alike on every rank, never negative).
 // Differentiable in q, k and v. Every rank of `cp` calls it at the same point with the same
 // `scheme`; T may differ between ranks. With cp->size() == 1 it is DocumentMaskedAttention.
-// `attention` attends the local queries to the keys a rank holds; it must outlive the backward.
+// `local` attends the local queries to the keys a rank holds; it must outlive the backward.
 //
 // Thread-safety: as the communicator's (one thread; every member calls in the same order).
 torch::Tensor ContextParallelAttention(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
     const attention::TokenLayout& layout, comm::Communicator* cp, double scale,
     CpScheme scheme = CpScheme::kAllGather,
-    const attention::PartialAttention& attention = attention::BlockwisePartialAttention());
+    const attention::PartialAttention& local = attention::BlockwisePartialAttention());
 
 }  // namespace prolong::parallel
 

@@ -98,7 +98,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& document,
                                const torch::Tensor& position, comm::Communicator* cp, double scale,
-                               const attention::PartialAttention* attention) {
+                               const attention::PartialAttention* local) {
     const Ring ring(cp);
     const int64_t rows = MaxRows(*cp, k.size(0));
     const TokenLayout query_layout{document, position};
@@ -116,7 +116,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
       visible[owner] = AnyVisible(query_layout, key_layout);
       if (visible[owner]) {
         AttentionResult partial =
-            attention->Forward(q, block[0], block[1], query_layout, key_layout, scale);
+            local->Forward(q, block[0], block[1], query_layout, key_layout, scale);
         merged = merged ? attention::MergePartialAttention(*merged, partial) : std::move(partial);
       }
       if (shift != nullptr) {
@@ -134,7 +134,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
         {q, k, v, out, lse, document, position, key_layouts.document, key_layouts.position});
     ctx->saved_data["cp"] = reinterpret_cast<int64_t>(cp);
     ctx->saved_data["scale"] = scale;
-    ctx->saved_data["attention"] = reinterpret_cast<int64_t>(attention);
+    ctx->saved_data["local"] = reinterpret_cast<int64_t>(local);
     ctx->saved_data["rows"] = rows;
     ctx->saved_data["visible"] = visible;
     return out;
@@ -152,8 +152,8 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
     const TokenLayout key_layouts{saved[7], saved[8]};
     auto* cp = reinterpret_cast<comm::Communicator*>(ctx->saved_data["cp"].toInt());
     const double scale = ctx->saved_data["scale"].toDouble();
-    const auto* attention =
-        reinterpret_cast<const attention::PartialAttention*>(ctx->saved_data["attention"].toInt());
+    const auto* local =
+        reinterpret_cast<const attention::PartialAttention*>(ctx->saved_data["local"].toInt());
     const int64_t rows = ctx->saved_data["rows"].toInt();
     const std::vector<int64_t> visible = ctx->saved_data["visible"].toIntVector();
     const Ring ring(cp);
@@ -173,8 +173,8 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
       torch::Tensor block_grads;  // [2, rows, Hkv, D]: dK and dV of the held block
       if (visible[owner]) {
         const attention::AttentionGrads grads =
-            attention->Backward(dout, q, block[0], block[1], out, lse, query_layout,
-                                RankRows(key_layouts, owner, rows), scale);
+            local->Backward(dout, q, block[0], block[1], out, lse, query_layout,
+                            RankRows(key_layouts, owner, rows), scale);
         dq.add_(grads.dq);
         block_grads = torch::stack({grads.dk, grads.dv}).to(torch::kFloat);
       } else {
@@ -209,9 +209,8 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
 
 torch::Tensor RingAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             const attention::TokenLayout& layout, comm::Communicator* cp,
-                            double scale, const attention::PartialAttention& attention) {
-  return RingAttentionFunction::apply(q, k, v, layout.document, layout.position, cp, scale,
-                                      &attention);
+                            double scale, const attention::PartialAttention& local) {
+  return RingAttentionFunction::apply(q, k, v, layout.document, layout.position, cp, scale, &local);
 }
 
 }  // namespace prolong::parallel

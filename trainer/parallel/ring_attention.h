@@ -14,10 +14,10 @@
 namespace prolong::parallel {
 
 // ContextParallelAttention's contract, for cp->size() > 1: each step attends to the held block
-// through `attention` (its forward, then its backward with the merged out and lse).
+// through `local` (its forward, then its backward with the merged out and lse).
 torch::Tensor RingAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             const attention::TokenLayout& layout, comm::Communicator* cp,
-                            double scale, const attention::PartialAttention& attention);
+                            double scale, const attention::PartialAttention& local);
 
 }  // namespace prolong::parallel
 

@@ -55,22 +55,26 @@ class BlockwiseKernel : public VarlenKernel {
   }
 };
 
-bool KeysInOrder(const VarlenPlan& plan, int64_t rows) {
-  if (static_cast<int64_t>(plan.key_order.size()) != rows) return false;
-  for (int64_t i = 0; i < rows; ++i) {
-    if (plan.key_order[i] != i) return false;
+// The keys and values in the plan's order; order is undefined when they are in it already (one
+// process: the queries' own keys), which saves the copies.
+struct SortedKeys {
+  Tensor order, keys, values;
+};
+
+SortedKeys SortKeys(const VarlenPlan& plan, const Tensor& k, const Tensor& v) {
+  bool in_order = static_cast<int64_t>(plan.key_order.size()) == k.size(0);
+  for (size_t i = 0; in_order && i < plan.key_order.size(); ++i) {
+    in_order = plan.key_order[i] == static_cast<int64_t>(i);
   }
-  return true;
+  if (in_order) return {Tensor(), k, v};
+  const Tensor order = torch::tensor(plan.key_order, torch::kInt64).to(k.device());
+  return {order, k.index_select(0, order), v.index_select(0, order)};
 }
 
 // One call over every query: its results are the whole results, without copies.
 bool OneCallForAll(const VarlenPlan& plan, int64_t queries) {
   return plan.calls.size() == 1 && plan.calls[0].q_begin == 0 &&
          plan.calls[0].cu_q.back() == queries;
-}
-
-Tensor KeyOrder(const VarlenPlan& plan, torch::Device device) {
-  return torch::tensor(plan.key_order, torch::kInt64).to(device);
 }
 
 std::vector<int64_t> ToVector(const Tensor& t) {
@@ -153,14 +157,11 @@ AttentionResult PlannedAttentionForward(const Tensor& q, const Tensor& k, const 
                                         const VarlenPlan& plan, double scale,
                                         const VarlenKernel& kernel) {
   torch::NoGradGuard no_grad;
-  const bool in_order = KeysInOrder(plan, k.size(0));
-  const Tensor order = in_order ? Tensor() : KeyOrder(plan, k.device());
-  const Tensor keys = in_order ? k : k.index_select(0, order);
-  const Tensor values = in_order ? v : v.index_select(0, order);
+  const SortedKeys sorted = SortKeys(plan, k, v);
   auto run = [&](const VarlenCall& call) {
     return kernel.Forward(q.narrow(0, call.q_begin, call.cu_q.back()),
-                          keys.narrow(0, call.k_begin, call.cu_k.back()),
-                          values.narrow(0, call.k_begin, call.cu_k.back()), call, scale);
+                          sorted.keys.narrow(0, call.k_begin, call.cu_k.back()),
+                          sorted.values.narrow(0, call.k_begin, call.cu_k.back()), call, scale);
   };
   if (OneCallForAll(plan, q.size(0))) return run(plan.calls[0]);
   AttentionResult result{torch::zeros_like(q), torch::full({q.size(1), q.size(0)},
@@ -179,21 +180,19 @@ AttentionGrads PlannedAttentionBackward(const Tensor& dout, const Tensor& q, con
                                         const VarlenPlan& plan, double scale,
                                         const VarlenKernel& kernel) {
   torch::NoGradGuard no_grad;
-  const bool in_order = KeysInOrder(plan, k.size(0));
-  const Tensor order = in_order ? Tensor() : KeyOrder(plan, k.device());
-  const Tensor keys = in_order ? k : k.index_select(0, order);
-  const Tensor values = in_order ? v : v.index_select(0, order);
+  const SortedKeys sorted = SortKeys(plan, k, v);
   // Summed in float32: a key may serve several calls.
   const auto f32 = k.options().dtype(torch::kFloat);
   Tensor dq = OneCallForAll(plan, q.size(0)) ? Tensor() : torch::zeros_like(q);
-  Tensor dk = torch::zeros(keys.sizes(), f32);
-  Tensor dv = torch::zeros(values.sizes(), f32);
+  Tensor dk = torch::zeros(sorted.keys.sizes(), f32);
+  Tensor dv = torch::zeros(sorted.values.sizes(), f32);
   for (const VarlenCall& call : plan.calls) {
     const int64_t queries = call.cu_q.back(), key_count = call.cu_k.back();
     const AttentionGrads part = kernel.Backward(
         dout.narrow(0, call.q_begin, queries), q.narrow(0, call.q_begin, queries),
-        keys.narrow(0, call.k_begin, key_count), values.narrow(0, call.k_begin, key_count),
-        out.narrow(0, call.q_begin, queries), lse.narrow(1, call.q_begin, queries), call, scale);
+        sorted.keys.narrow(0, call.k_begin, key_count),
+        sorted.values.narrow(0, call.k_begin, key_count), out.narrow(0, call.q_begin, queries),
+        lse.narrow(1, call.q_begin, queries), call, scale);
     if (dq.defined()) {
       dq.narrow(0, call.q_begin, queries).copy_(part.dq);
     } else {
@@ -202,12 +201,12 @@ AttentionGrads PlannedAttentionBackward(const Tensor& dout, const Tensor& q, con
     dk.narrow(0, call.k_begin, key_count).add_(part.dk);
     dv.narrow(0, call.k_begin, key_count).add_(part.dv);
   }
-  if (!in_order) {
+  if (sorted.order.defined()) {
     // Back to the input rows; padding rows get zero.
-    auto unsort = [&](const Tensor& sorted, const Tensor& like) {
-      std::vector<int64_t> size = sorted.sizes().vec();
+    auto unsort = [&](const Tensor& grad, const Tensor& like) {
+      std::vector<int64_t> size = grad.sizes().vec();
       size[0] = like.size(0);
-      return torch::zeros(size, f32).index_copy_(0, order, sorted);
+      return torch::zeros(size, f32).index_copy_(0, sorted.order, grad);
     };
     dk = unsort(dk, k);
     dv = unsort(dv, v);

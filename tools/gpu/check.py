@@ -73,6 +73,7 @@ def build(build_dir):
         "trainer/train/trainer.cc",
         "trainer/parallel/context_parallel_attention.cc",
         "trainer/parallel/cp_scheme.cc",
+        "trainer/parallel/gathered_layouts.cc",
         "trainer/parallel/ring_attention.cc",
         "common/address.cc",
         "common/file.cc",

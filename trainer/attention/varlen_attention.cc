@@ -1,5 +1,6 @@
 #include "trainer/attention/varlen_attention.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <mutex>
@@ -130,21 +131,34 @@ class VarlenPartial : public PartialAttention {
     const std::lock_guard<std::mutex> lock(mutex_);
     const Tensor* layouts[] = {&q_layout.document, &q_layout.position, &k_layout.document,
                                &k_layout.position};
-    bool same = true;
-    for (int i = 0; i < 4; ++i) same = same && planned_[i].Is(*layouts[i]);
-    if (!same) {
-      for (int i = 0; i < 4; ++i) planned_[i] = {*layouts[i], layouts[i]->_version()};
-      plan_ = std::make_shared<const std::optional<VarlenPlan>>(
-          PlanVarlenAttention(ToVector(q_layout.document), ToVector(q_layout.position),
-                              ToVector(k_layout.document), ToVector(k_layout.position)));
+    for (auto it = kept_.begin(); it != kept_.end(); ++it) {
+      bool same = true;
+      for (int i = 0; i < 4; ++i) same = same && it->layouts[i].Is(*layouts[i]);
+      if (!same) continue;
+      std::rotate(kept_.begin(), it, it + 1);  // the most recent first
+      return kept_.front().plan;
     }
-    return plan_;
+    KeptPlan fresh;
+    for (int i = 0; i < 4; ++i) fresh.layouts[i] = {*layouts[i], layouts[i]->_version()};
+    fresh.plan = std::make_shared<const std::optional<VarlenPlan>>(
+        PlanVarlenAttention(ToVector(q_layout.document), ToVector(q_layout.position),
+                            ToVector(k_layout.document), ToVector(k_layout.position)));
+    kept_.insert(kept_.begin(), fresh);
+    if (kept_.size() > kKeptPlans) kept_.pop_back();
+    return fresh.plan;
   }
+
+  // Enough for a ring step per rank of the largest cp groups trained on.
+  static constexpr size_t kKeptPlans = 16;
+
+  struct KeptPlan {
+    Planned layouts[4];  // q's document and position, then k's
+    std::shared_ptr<const std::optional<VarlenPlan>> plan;
+  };
 
   std::shared_ptr<const VarlenKernel> kernel_;
   mutable std::mutex mutex_;
-  mutable Planned planned_[4];  // the layouts planned last
-  mutable std::shared_ptr<const std::optional<VarlenPlan>> plan_;
+  mutable std::vector<KeptPlan> kept_;  // the plans made last, the most recent first
 };
 
 }  // namespace

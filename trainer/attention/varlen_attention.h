@@ -54,9 +54,10 @@ AttentionGrads PlannedAttentionBackward(const torch::Tensor& dout, const torch::
                                         const VarlenKernel& kernel);
 
 // A PartialAttention through `kernel` where it accepts q and the layouts have a plan; the
-// blockwise implementation otherwise. The plan of the latest layouts is kept: every layer of a
-// model attends with the same layout tensors, so their copy to the CPU and the plan are made
-// once per forward and backward pass.
+// blockwise implementation otherwise. The plans of the latest layouts (up to 16 pairs of
+// layout tensors, by identity and version) are kept: every layer of a model attends with the
+// same layout tensors (context parallelism: the same gathered ones, parallel::GatheredLayouts),
+// so their copy to the CPU and the plan are made once per micro-batch, not per layer.
 std::shared_ptr<const PartialAttention> VarlenPartialAttention(
     std::shared_ptr<const VarlenKernel> kernel);
 

@@ -1,7 +1,7 @@
 #include "trainer/parallel/context_parallel_attention.h"
 
-#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "torch/autograd.h"
@@ -13,20 +13,13 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Every rank's rows, padded to the longest rank so that shapes agree, gathered in rank order;
-// `counts` says how many rows of each block are real.
-torch::Tensor GatherPadded(comm::Communicator& cp, const torch::Tensor& local, int64_t rows,
-                           double pad_value) {
+// `local` followed by zero rows up to `rows`, gathered from every rank in rank order.
+torch::Tensor GatherPadded(comm::Communicator& cp, const torch::Tensor& local, int64_t rows) {
   std::vector<int64_t> shape = local.sizes().vec();
   shape[0] = rows;
-  torch::Tensor padded = torch::full(shape, pad_value, local.options());
+  torch::Tensor padded = torch::zeros(shape, local.options());
   padded.narrow(0, 0, local.size(0)).copy_(local);
   return cp.AllGather(padded);
-}
-
-std::vector<int64_t> GatherCounts(comm::Communicator& cp, int64_t count) {
-  const torch::Tensor all = cp.AllGather(torch::tensor({count}, torch::kInt64));
-  return std::vector<int64_t>(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
 }
 
 // Every rank's rows (padded) gathered in rank order, as an autograd operation: each gathered
@@ -38,7 +31,7 @@ class GatherRows : public torch::autograd::Function<GatherRows> {
                                comm::Communicator* cp, int64_t rows) {
     ctx->saved_data["cp"] = reinterpret_cast<int64_t>(cp);
     ctx->saved_data["local_rows"] = local.size(0);
-    return GatherPadded(*cp, local, rows, 0);
+    return GatherPadded(*cp, local, rows);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -51,30 +44,44 @@ class GatherRows : public torch::autograd::Function<GatherRows> {
   }
 };
 
-torch::Tensor AllGatherAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                 const torch::Tensor& v, const attention::TokenLayout& layout,
-                                 comm::Communicator* cp, double scale,
-                                 const attention::PartialAttention& local) {
-  const std::vector<int64_t> counts = GatherCounts(*cp, k.size(0));
-  const int64_t rows = *std::max_element(counts.begin(), counts.end());
-  // Padding keys carry document -1, which no query has: they are never attended.
-  const attention::TokenLayout key_layout{GatherPadded(*cp, layout.document, rows, -1),
-                                          GatherPadded(*cp, layout.position, rows, 0)};
-  return attention::AttendKeys(q, GatherRows::apply(k, cp, rows), GatherRows::apply(v, cp, rows),
-                               layout, key_layout, scale, local);
-}
-
 }  // namespace
 
-torch::Tensor ContextParallelAttention(const torch::Tensor& q, const torch::Tensor& k,
-                                       const torch::Tensor& v, const attention::TokenLayout& layout,
-                                       comm::Communicator* cp, double scale, CpScheme scheme,
-                                       const attention::PartialAttention& local) {
-  if (cp == nullptr || cp->size() == 1) {
+ContextParallelAttention::ContextParallelAttention(comm::Communicator* cp, CpScheme scheme,
+                                                   const attention::PartialAttention& local)
+    : cp_(cp), scheme_(scheme), local_(local) {}
+
+torch::Tensor ContextParallelAttention::operator()(const torch::Tensor& q, const torch::Tensor& k,
+                                                   const torch::Tensor& v,
+                                                   const attention::TokenLayout& layout,
+                                                   double scale) {
+  if (cp_ == nullptr || cp_->size() == 1) {
     return attention::DocumentMaskedAttention(q, k, v, layout, layout, scale);
   }
-  if (scheme == CpScheme::kRing) return RingAttention(q, k, v, layout, cp, scale, local);
-  return AllGatherAttention(q, k, v, layout, cp, scale, local);
+  const std::shared_ptr<const GatheredLayouts> layouts = Layouts(layout);
+  if (scheme_ == CpScheme::kRing) {
+    return RingAttention(q, k, v, layout, *layouts, cp_, scale, local_);
+  }
+  return attention::AttendKeys(q, GatherRows::apply(k, cp_, layouts->rows),
+                               GatherRows::apply(v, cp_, layouts->rows), layout, layouts->keys,
+                               scale, local_);
+}
+
+std::shared_ptr<const GatheredLayouts> ContextParallelAttention::Layouts(
+    const attention::TokenLayout& layout) {
+  const absl::MutexLock lock(&mutex_);
+  const bool same = gathered_ != nullptr &&
+                    layout.document.unsafeGetTensorImpl() == document_.unsafeGetTensorImpl() &&
+                    layout.position.unsafeGetTensorImpl() == position_.unsafeGetTensorImpl() &&
+                    layout.document._version() == document_version_ &&
+                    layout.position._version() == position_version_;
+  if (!same) {
+    document_ = layout.document;
+    position_ = layout.position;
+    document_version_ = layout.document._version();
+    position_version_ = layout.position._version();
+    gathered_ = std::make_shared<const GatheredLayouts>(GatherLayouts(*cp_, layout));
+  }
+  return gathered_;
 }
 
 }  // namespace prolong::parallel

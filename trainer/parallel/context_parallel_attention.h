@@ -28,26 +28,60 @@
 #ifndef PROLONG_TRAINER_PARALLEL_CONTEXT_PARALLEL_ATTENTION_H_
 #define PROLONG_TRAINER_PARALLEL_CONTEXT_PARALLEL_ATTENTION_H_
 
+#include <cstdint>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/attention/partial_attention.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/parallel/cp_scheme.h"
+#include "trainer/parallel/gathered_layouts.h"
 
 namespace prolong::parallel {
 
-// q [T, Hq, D], k and v [T, Hkv, D] for this rank's T tokens, `layout` their document ids and
-// positions in the whole sequence (documents numbered alike on every rank, never negative).
-// Differentiable in q, k and v. Every rank of `cp` calls it at the same point with the same
-// `scheme`; T may differ between ranks. With cp->size() == 1 it is DocumentMaskedAttention.
-// `local` attends the local queries to the keys a rank holds; it must outlive the backward.
+// Attention for one cp group, as a model's attention core (every layer calls it).
 //
-// Thread-safety: as the communicator's (one thread; every member calls in the same order).
-torch::Tensor ContextParallelAttention(
-    const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-    const attention::TokenLayout& layout, comm::Communicator* cp, double scale,
-    CpScheme scheme = CpScheme::kAllGather,
-    const attention::PartialAttention& local = attention::BlockwisePartialAttention());
+// Thread-safety: calls are serialized by the communicator's contract (every member calls in the
+// same order); a layer's recomputation may come from the autograd engine's thread, so the kept
+// layouts are guarded.
+class ContextParallelAttention {
+ public:
+  // `cp` (null or of size 1: no context parallelism) and `local`, which attends the local
+  // queries to the keys a rank holds, must outlive every backward pass through this object.
+  ContextParallelAttention(
+      comm::Communicator* cp, CpScheme scheme,
+      const attention::PartialAttention& local = attention::BlockwisePartialAttention());
+
+  // q [T, Hq, D], k and v [T, Hkv, D] for this rank's T tokens, `layout` their document ids
+  // and positions in the whole sequence (documents numbered alike on every rank, never
+  // negative). Differentiable in q, k and v. Every rank of the group calls it at the same
+  // point; T may differ between ranks. Without a group it is DocumentMaskedAttention.
+  //
+  // The ranks' layouts are gathered when `layout` is not the tensors of the previous call (or
+  // they changed in place since), and kept for the calls that follow with the same ones: a
+  // model's layers share one layout per micro-batch, so the gather runs once per micro-batch
+  // (on every rank alike, as every rank's layers see the same sequence of layouts), and so do
+  // plans derived from it.
+  torch::Tensor operator()(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                           const attention::TokenLayout& layout, double scale);
+
+ private:
+  std::shared_ptr<const GatheredLayouts> Layouts(const attention::TokenLayout& layout);
+
+  comm::Communicator* cp_;
+  CpScheme scheme_;
+  const attention::PartialAttention& local_;
+  absl::Mutex mutex_;
+  // The layout gathered last, held so that its tensors' addresses are not reused.
+  torch::Tensor document_ ABSL_GUARDED_BY(mutex_);
+  torch::Tensor position_ ABSL_GUARDED_BY(mutex_);
+  int64_t document_version_ ABSL_GUARDED_BY(mutex_) = 0;
+  int64_t position_version_ ABSL_GUARDED_BY(mutex_) = 0;
+  std::shared_ptr<const GatheredLayouts> gathered_ ABSL_GUARDED_BY(mutex_);
+};
 
 }  // namespace prolong::parallel
 

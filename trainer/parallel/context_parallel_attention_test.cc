@@ -1,9 +1,10 @@
 // Context-parallel attention across real processes over Gloo against the plain single-process
 // result: for both schemes (all-gather and ring), for C in {2, 4} and for dp x cp = 2 x 2, every
 // rank's outputs and gradients of q, k and v equal the rows of one process's attention over the
-// whole sequence, within 1e-5. The ring's outputs depend on its log-sum-exp merges across
-// steps, and its dk and dv on the gradient sums coming back to their owner after C shifts.
-// Both schemes also run through the varlen-kernel machinery (plans, key order, partial
+// whole sequence, within 1e-5. Each worker attends twice with one layout, as two layers do, the
+// second time with the layouts the first gathered. The ring's outputs depend on its log-sum-exp
+// merges across steps, and its dk and dv on the gradient sums coming back to their owner after C
+// shifts. Both schemes also run through the varlen-kernel machinery (plans, key order, partial
 // blocks) with the blockwise kernel, as a GPU runs them with flash attention's.
 
 #include <cmath>
@@ -29,16 +30,18 @@ struct Reference {
   torch::Tensor out, dq, dk, dv;
 };
 
-// One process, the whole sequence, no parallelism.
+// One process, the whole sequence, no parallelism: the worker's two layers.
 Reference SingleProcess(uint64_t seed) {
   const testing::PackedSequence sequence = testing::MakePackedSequence(seed);
   torch::Tensor q = sequence.q.clone().requires_grad_();
   torch::Tensor k = sequence.k.clone().requires_grad_();
   torch::Tensor v = sequence.v.clone().requires_grad_();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(testing::kHeadDim));
   const torch::Tensor out =
-      attention::DocumentMaskedAttention(q, k, v, sequence.layout, sequence.layout,
-                                         1.0 / std::sqrt(static_cast<double>(testing::kHeadDim)));
-  (out * sequence.weights).sum().backward();
+      attention::DocumentMaskedAttention(q, k, v, sequence.layout, sequence.layout, scale);
+  const torch::Tensor again = attention::DocumentMaskedAttention(
+      2 * q, -k, 0.5 * v, sequence.layout, sequence.layout, scale);
+  (out * sequence.weights + again * sequence.weights.cos()).sum().backward();
   return {out.detach(), q.grad(), k.grad(), v.grad()};
 }
 

@@ -1,7 +1,8 @@
 // One rank of context_parallel_attention_test: joins the gang, runs context-parallel attention
 // (--cp-scheme: all-gather or ring; --attention: blockwise, or varlen for the varlen-kernel
-// machinery with the blockwise kernel) on its zigzag chunks of its replica's sequence,
-// backpropagates (out * weights).sum() and saves {out, dq, dk, dv} for its tokens with
+// machinery with the blockwise kernel) on its zigzag chunks of its replica's sequence, twice as
+// two layers would (the second on 2q, -k, v/2), backpropagates
+// (out * weights + out2 * cos(weights)).sum() and saves {out, dq, dk, dv} for its tokens with
 // torch::save.
 
 #include <cmath>
@@ -65,10 +66,14 @@ int main(int argc, char** argv) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(testing::kHeadDim));
   const std::shared_ptr<const prolong::attention::PartialAttention> varlen =
       prolong::attention::VarlenPartialAttention(prolong::attention::BlockwiseVarlenKernel());
-  const torch::Tensor attended = prolong::parallel::ContextParallelAttention(
-      q, k, v, layout, groups->cp.get(), scale, *scheme,
+  prolong::parallel::ContextParallelAttention attend(
+      groups->cp.get(), *scheme,
       attention_name == "varlen" ? *varlen : prolong::attention::BlockwisePartialAttention());
-  (attended * sequence.weights.index_select(0, index)).sum().backward();
+  const torch::Tensor attended = attend(q, k, v, layout, scale);
+  // A second layer with the same layout attends with the layouts gathered by the first.
+  const torch::Tensor again = attend(2 * q, -k, 0.5 * v, layout, scale);
+  const torch::Tensor weights = sequence.weights.index_select(0, index);
+  (attended * weights + again * weights.cos()).sum().backward();
   torch::save(std::vector<torch::Tensor>{attended.detach(), q.grad(), k.grad(), v.grad()}, out);
   groups->world->Barrier();  // Nobody leaves while a peer may still need it.
   return 0;

@@ -19,56 +19,6 @@ using attention::TokenLayout;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// `local` followed by rows of `value` up to `rows` rows.
-torch::Tensor PadRows(const torch::Tensor& local, int64_t rows, double value) {
-  std::vector<int64_t> shape = local.sizes().vec();
-  shape[0] = rows;
-  torch::Tensor padded = torch::full(shape, value, local.options());
-  padded.narrow(0, 0, local.size(0)).copy_(local);
-  return padded;
-}
-
-// The most tokens any rank holds: every block is padded to it so that shapes agree.
-int64_t MaxRows(comm::Communicator& cp, int64_t rows) {
-  return cp.AllGather(torch::tensor({rows}, torch::kInt64)).max().item<int64_t>();
-}
-
-// Every rank's key layout, padded to `rows` each, in rank order. Padding keys carry document
-// -1, which no query has: they are never attended. Layouts are small, so they are gathered once
-// rather than sent round with K and V.
-TokenLayout GatherKeyLayouts(comm::Communicator& cp, const TokenLayout& local, int64_t rows) {
-  const torch::Tensor all = cp.AllGather(
-      torch::stack({PadRows(local.document, rows, -1), PadRows(local.position, rows, 0)}, 1));
-  return {all.select(1, 0).contiguous(), all.select(1, 1).contiguous()};
-}
-
-TokenLayout RankRows(const TokenLayout& all, int rank, int64_t rows) {
-  return {all.document.narrow(0, rank * rows, rows), all.position.narrow(0, rank * rows, rows)};
-}
-
-// Whether any query may attend any key: a key is visible iff a query of its document sits at
-// or after it. Lets a rank skip a block its queries cannot see (with short documents, most).
-bool AnyVisible(const TokenLayout& queries, const TokenLayout& keys) {
-  const int64_t tq = queries.document.numel();
-  const int64_t tk = keys.document.numel();
-  if (tq == 0 || tk == 0) return false;
-  // Each token as one number that orders by document, then position: its document numbered
-  // densely (whatever the ids) times the span of positions, plus its position's offset.
-  const torch::Tensor inverse =
-      std::get<1>(at::_unique2(torch::cat({queries.document, keys.document}), /*sorted=*/true,
-                               /*return_inverse=*/true, /*return_counts=*/false));
-  const torch::Tensor positions = torch::cat({queries.position, keys.position});
-  const torch::Tensor offsets = positions - positions.min();
-  const int64_t span = offsets.max().item<int64_t>() + 1;
-  const torch::Tensor codes = inverse * span + offsets;
-  const torch::Tensor query_codes = std::get<0>(torch::sort(codes.narrow(0, 0, tq)));
-  // The last query of each key's document sits just before the next document's first code.
-  const torch::Tensor key_documents = inverse.narrow(0, tq, tk);
-  const torch::Tensor end = torch::searchsorted(query_codes, (key_documents + 1) * span);
-  const torch::Tensor last = query_codes.index_select(0, (end - 1).clamp_min(0));
-  return end.gt(0).logical_and(last.ge(codes.narrow(0, tq, tk))).any().item<bool>();
-}
-
 // The cp group as a ring: a rank sends to the next and receives from the previous one, so after
 // `step` shifts it holds the block of rank (rank - step).
 class Ring {
@@ -88,35 +38,36 @@ class Ring {
   int size_;
 };
 
-// K and V of this rank as one [2, rows, Hkv, D] tensor, so that a step is one exchange.
+// K and V of this rank padded to `rows` as one [2, rows, Hkv, D] tensor, so that a step is one
+// exchange.
 torch::Tensor KeyValueBlock(const torch::Tensor& k, const torch::Tensor& v, int64_t rows) {
-  return torch::stack({PadRows(k, rows, 0), PadRows(v, rows, 0)});
+  torch::Tensor block = torch::zeros({2, rows, k.size(1), k.size(2)}, k.options());
+  block[0].narrow(0, 0, k.size(0)).copy_(k);
+  block[1].narrow(0, 0, v.size(0)).copy_(v);
+  return block;
 }
 
 class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& document,
-                               const torch::Tensor& position, comm::Communicator* cp, double scale,
+                               const torch::Tensor& position, const GatheredLayouts* layouts,
+                               comm::Communicator* cp, double scale,
                                const attention::PartialAttention* local) {
     const Ring ring(cp);
-    const int64_t rows = MaxRows(*cp, k.size(0));
+    const int64_t rows = layouts->rows;
     const TokenLayout query_layout{document, position};
-    const TokenLayout key_layouts = GatherKeyLayouts(*cp, query_layout, rows);
     torch::Tensor block = KeyValueBlock(k, v, rows);
     torch::Tensor incoming = torch::empty_like(block);
     std::optional<AttentionResult> merged;
-    std::vector<int64_t> visible(ring.size(), 0);
     for (int step = 0; step < ring.size(); ++step) {
       // The next block travels while this one is computed on.
       std::unique_ptr<comm::PendingWork> shift;
       if (step + 1 < ring.size()) shift = ring.Shift(block, incoming);
       const int owner = ring.Owner(step);
-      const TokenLayout key_layout = RankRows(key_layouts, owner, rows);
-      visible[owner] = AnyVisible(query_layout, key_layout);
-      if (visible[owner]) {
+      if (layouts->visible[owner]) {
         AttentionResult partial =
-            local->Forward(q, block[0], block[1], query_layout, key_layout, scale);
+            local->Forward(q, block[0], block[1], query_layout, layouts->blocks[owner], scale);
         merged = merged ? attention::MergePartialAttention(*merged, partial) : std::move(partial);
       }
       if (shift != nullptr) {
@@ -130,8 +81,15 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
         merged ? merged->lse
                : torch::full({q.size(1), q.size(0)}, -std::numeric_limits<float>::infinity(),
                              q.options().dtype(torch::kFloat));
-    ctx->save_for_backward(
-        {q, k, v, out, lse, document, position, key_layouts.document, key_layouts.position});
+    // Then each rank's block layout: the same tensors as in the forward, for what `local`
+    // derived from them.
+    std::vector<torch::Tensor> saved = {q, k, v, out, lse, document, position};
+    std::vector<int64_t> visible;
+    for (int r = 0; r < ring.size(); ++r) {
+      saved.insert(saved.end(), {layouts->blocks[r].document, layouts->blocks[r].position});
+      visible.push_back(layouts->visible[r]);
+    }
+    ctx->save_for_backward(saved);
     ctx->saved_data["cp"] = reinterpret_cast<int64_t>(cp);
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["local"] = reinterpret_cast<int64_t>(local);
@@ -149,7 +107,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
     const torch::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3],
                         &lse = saved[4];
     const TokenLayout query_layout{saved[5], saved[6]};
-    const TokenLayout key_layouts{saved[7], saved[8]};
+    auto block_layout = [&](int r) { return TokenLayout{saved[7 + 2 * r], saved[8 + 2 * r]}; };
     auto* cp = reinterpret_cast<comm::Communicator*>(ctx->saved_data["cp"].toInt());
     const double scale = ctx->saved_data["scale"].toDouble();
     const auto* local =
@@ -172,9 +130,8 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
       const int owner = ring.Owner(step);
       torch::Tensor block_grads;  // [2, rows, Hkv, D]: dK and dV of the held block
       if (visible[owner]) {
-        const attention::AttentionGrads grads =
-            local->Backward(dout, q, block[0], block[1], out, lse, query_layout,
-                            RankRows(key_layouts, owner, rows), scale);
+        const attention::AttentionGrads grads = local->Backward(
+            dout, q, block[0], block[1], out, lse, query_layout, block_layout(owner), scale);
         dq.add_(grads.dq);
         block_grads = torch::stack({grads.dk, grads.dv}).to(torch::kFloat);
       } else {
@@ -201,6 +158,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
             torch::Tensor(),
             torch::Tensor(),
             torch::Tensor(),
+            torch::Tensor(),
             torch::Tensor()};
   }
 };
@@ -208,9 +166,11 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
 }  // namespace
 
 torch::Tensor RingAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                            const attention::TokenLayout& layout, comm::Communicator* cp,
-                            double scale, const attention::PartialAttention& local) {
-  return RingAttentionFunction::apply(q, k, v, layout.document, layout.position, cp, scale, &local);
+                            const attention::TokenLayout& layout, const GatheredLayouts& layouts,
+                            comm::Communicator* cp, double scale,
+                            const attention::PartialAttention& local) {
+  return RingAttentionFunction::apply(q, k, v, layout.document, layout.position, &layouts, cp,
+                                      scale, &local);
 }
 
 }  // namespace prolong::parallel

@@ -10,14 +10,17 @@
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/attention/partial_attention.h"
 #include "trainer/comm/communicator.h"
+#include "trainer/parallel/gathered_layouts.h"
 
 namespace prolong::parallel {
 
-// ContextParallelAttention's contract, for cp->size() > 1: each step attends to the held block
-// through `local` (its forward, then its backward with the merged out and lse).
+// ContextParallelAttention's contract, for cp->size() > 1, with the ranks' layouts gathered:
+// each step attends to the held block through `local` (its forward, then its backward with the
+// merged out and lse).
 torch::Tensor RingAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                            const attention::TokenLayout& layout, comm::Communicator* cp,
-                            double scale, const attention::PartialAttention& local);
+                            const attention::TokenLayout& layout, const GatheredLayouts& layouts,
+                            comm::Communicator* cp, double scale,
+                            const attention::PartialAttention& local);
 
 }  // namespace prolong::parallel
 

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -203,11 +204,12 @@ Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGr
 #ifdef PROLONG_CUDA
     if (options_.cp_varlen_flash) local = &attention::FlashPartialAttention();
 #endif
-    model_->SetAttentionCore([cp, scheme, local](const Tensor& q, const Tensor& k, const Tensor& v,
-                                                 const attention::TokenLayout& layout,
-                                                 double scale) {
-      return parallel::ContextParallelAttention(q, k, v, layout, cp, scale, scheme, *local);
-    });
+    auto context_parallel =
+        std::make_shared<parallel::ContextParallelAttention>(cp, scheme, *local);
+    model_->SetAttentionCore(
+        [context_parallel](const Tensor& q, const Tensor& k, const Tensor& v,
+                           const attention::TokenLayout& layout,
+                           double scale) { return (*context_parallel)(q, k, v, layout, scale); });
   }
 }
 

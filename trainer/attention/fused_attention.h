@@ -1,7 +1,8 @@
-// Document-masked causal attention on a GPU through LibTorch's fused kernels, for a rank that
-// holds whole sequences (no context parallelism): documents are the runs of equal
-// layout.document in token order, each causal on its own. Built only with a CUDA LibTorch
-// (PROLONG_CUDA), as the fused kernels need LibTorch 2.
+// Document-masked causal attention on a GPU through LibTorch's fused kernels: for a rank that
+// holds whole sequences (FusedDocumentAttention: documents are the runs of equal
+// layout.document in token order, each causal on its own), and flash attention's varlen kernel
+// as context parallelism's local attention (FlashPartialAttention). Built only with a CUDA
+// LibTorch (PROLONG_CUDA), as the fused kernels need LibTorch 2.
 //
 // Four ways to call the kernels, all differentiable, q [T, Hq, D] and k, v [T, Hkv, D] in and
 // [T, Hq, D] out:

@@ -61,9 +61,10 @@ torch::Tensor ContextParallelAttention::operator()(const torch::Tensor& q, const
   if (scheme_ == CpScheme::kRing) {
     return RingAttention(q, k, v, layout, *layouts, cp_, scale, local_);
   }
-  return attention::AttendKeys(q, GatherRows::apply(k, cp_, layouts->rows),
-                               GatherRows::apply(v, cp_, layouts->rows), layout, layouts->keys,
-                               scale, local_);
+  // K and V travel together: one all-gather forward and one reduce-scatter backward.
+  const torch::Tensor kv = GatherRows::apply(torch::stack({k, v}, 1), cp_, layouts->rows);
+  return attention::AttendKeys(q, kv.select(1, 0), kv.select(1, 1), layout, layouts->keys, scale,
+                               local_);
 }
 
 std::shared_ptr<const GatheredLayouts> ContextParallelAttention::Layouts(

@@ -52,6 +52,7 @@ def build(build_dir):
     libraries = sorted({os.path.basename(p)[3:-3] for p in glob.glob(DEPS + "/lib/libabsl_*.so")})
     sources = [
         "tools/gpu/bindings.cc",
+        "trainer/attention/attention_memo.cc",
         "trainer/attention/blockwise_attention.cc",
         "trainer/attention/fused_attention.cc",
         "trainer/attention/fused_kernel.cc",

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "torch/torch.h"
+#include "trainer/attention/attention_memo.h"
 
 namespace prolong::attention {
 namespace {
@@ -334,8 +335,13 @@ class DocumentMaskedAttentionFunction
   static Tensor forward(torch::autograd::AutogradContext* ctx, Tensor q, Tensor k, Tensor v,
                         Tensor q_document, Tensor q_position, Tensor k_document, Tensor k_position,
                         double scale, int64_t block_size) {
-    const AttentionResult result = BlockwiseAttentionForward(
-        q, k, v, {q_document, q_position}, {k_document, k_position}, scale, block_size);
+    // A checkpointed layer's recomputation may take the result its forward recorded.
+    const std::optional<AttentionResult> replayed = ReplayAttention();
+    const AttentionResult result =
+        replayed ? *replayed
+                 : BlockwiseAttentionForward(q, k, v, {q_document, q_position},
+                                             {k_document, k_position}, scale, block_size);
+    if (!replayed) RecordAttention(result);
     ctx->save_for_backward(
         {q, k, v, result.out, result.lse, q_document, q_position, k_document, k_position});
     ctx->saved_data["scale"] = scale;

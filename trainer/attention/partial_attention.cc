@@ -1,6 +1,9 @@
 #include "trainer/attention/partial_attention.h"
 
+#include <optional>
+
 #include "torch/autograd.h"
+#include "trainer/attention/attention_memo.h"
 
 namespace prolong::attention {
 namespace {
@@ -32,8 +35,12 @@ class AttendKeysFunction : public torch::autograd::Function<AttendKeysFunction> 
                         const Tensor& q_document, const Tensor& q_position,
                         const Tensor& k_document, const Tensor& k_position, double scale,
                         const PartialAttention* attention) {
-    const AttentionResult result =
-        attention->Forward(q, k, v, {q_document, q_position}, {k_document, k_position}, scale);
+    // A checkpointed layer's recomputation may take the result its forward recorded.
+    const std::optional<AttentionResult> replayed = ReplayAttention();
+    const AttentionResult result = replayed ? *replayed
+                                            : attention->Forward(q, k, v, {q_document, q_position},
+                                                                 {k_document, k_position}, scale);
+    if (!replayed) RecordAttention(result);
     ctx->save_for_backward(
         {q, k, v, result.out, result.lse, q_document, q_position, k_document, k_position});
     ctx->saved_data["scale"] = scale;

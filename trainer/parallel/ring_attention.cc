@@ -10,6 +10,7 @@
 
 #include "torch/autograd.h"
 #include "torch/torch.h"
+#include "trainer/attention/attention_memo.h"
 
 namespace prolong::parallel {
 namespace {
@@ -56,23 +57,28 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
                                const attention::PartialAttention* local) {
     const Ring ring(cp);
     const int64_t rows = layouts->rows;
-    const TokenLayout query_layout{document, position};
-    torch::Tensor block = KeyValueBlock(k, v, rows);
-    torch::Tensor incoming = torch::empty_like(block);
-    std::optional<AttentionResult> merged;
-    for (int step = 0; step < ring.size(); ++step) {
-      // The next block travels while this one is computed on.
-      std::unique_ptr<comm::PendingWork> shift;
-      if (step + 1 < ring.size()) shift = ring.Shift(block, incoming);
-      const int owner = ring.Owner(step);
-      if (layouts->visible[owner]) {
-        AttentionResult partial =
-            local->Forward(q, block[0], block[1], query_layout, layouts->blocks[owner], scale);
-        merged = merged ? attention::MergePartialAttention(*merged, partial) : std::move(partial);
-      }
-      if (shift != nullptr) {
-        shift->Wait();
-        std::swap(block, incoming);
+    // A checkpointed layer's recomputation may take the result its forward recorded (every rank
+    // alike, so all skip the ring's exchanges together).
+    std::optional<AttentionResult> merged = attention::ReplayAttention();
+    const bool replayed = merged.has_value();
+    if (!replayed) {
+      const TokenLayout query_layout{document, position};
+      torch::Tensor block = KeyValueBlock(k, v, rows);
+      torch::Tensor incoming = torch::empty_like(block);
+      for (int step = 0; step < ring.size(); ++step) {
+        // The next block travels while this one is computed on.
+        std::unique_ptr<comm::PendingWork> shift;
+        if (step + 1 < ring.size()) shift = ring.Shift(block, incoming);
+        const int owner = ring.Owner(step);
+        if (layouts->visible[owner]) {
+          AttentionResult partial =
+              local->Forward(q, block[0], block[1], query_layout, layouts->blocks[owner], scale);
+          merged = merged ? attention::MergePartialAttention(*merged, partial) : std::move(partial);
+        }
+        if (shift != nullptr) {
+          shift->Wait();
+          std::swap(block, incoming);
+        }
       }
     }
     // Every query sees at least itself, so only a rank without tokens has merged nothing.
@@ -81,6 +87,7 @@ class RingAttentionFunction : public torch::autograd::Function<RingAttentionFunc
         merged ? merged->lse
                : torch::full({q.size(1), q.size(0)}, -std::numeric_limits<float>::infinity(),
                              q.options().dtype(torch::kFloat));
+    if (!replayed) attention::RecordAttention({out, lse});
     // Then each rank's block layout: the same tensors as in the forward, for what `local`
     // derived from them.
     std::vector<torch::Tensor> saved = {q, k, v, out, lse, document, position};

@@ -1,8 +1,10 @@
 #include "trainer/train/activation_checkpointing.h"
 
+#include <optional>
 #include <vector>
 
 #include "torch/autograd.h"
+#include "trainer/attention/attention_memo.h"
 #include "trainer/train/autocast_guard.h"
 
 namespace prolong::train {
@@ -18,15 +20,27 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
   // them through the layer.
   static Tensor forward(AutogradContext* ctx, const Tensor& x, at::TensorList parameters,
                         const Tensor& cos, const Tensor& sin, const Tensor& document,
-                        const Tensor& position, model::LlamaDecoderLayer* layer) {
-    ctx->save_for_backward({x, cos, sin, document, position});
+                        const Tensor& position, model::LlamaDecoderLayer* layer,
+                        bool keep_attention) {
     // Recomputation must cast as this forward does (torch.utils.checkpoint does the same).
     const AutocastState autocast = CurrentAutocast(x.device().type());
     ctx->saved_data["autocast"] = autocast.enabled;
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(autocast.dtype);
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
-    return layer->forward(x, cos, sin, {document, position});
+    ctx->saved_data["keep_attention"] = keep_attention;
+    attention::AttentionMemo memo;
+    Tensor out;
+    {
+      std::optional<attention::AttentionMemo::Scope> record;
+      if (keep_attention) record.emplace(memo, attention::AttentionMemo::Mode::kRecord);
+      out = layer->forward(x, cos, sin, {document, position});
+    }
+    // x, cos, sin, document, position, then what attention recorded.
+    std::vector<Tensor> saved = {x, cos, sin, document, position};
+    saved.insert(saved.end(), memo.tensors.begin(), memo.tensors.end());
+    ctx->save_for_backward(saved);
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -39,19 +53,25 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     }
     TORCH_CHECK(static_cast<int64_t>(inputs.size()) == parameter_count + 1,
                 "a checkpointed layer's trainable parameters changed between forward and backward");
+    attention::AttentionMemo memo;
+    memo.tensors.assign(saved.begin() + 5, saved.end());
     Tensor out;
     {
       torch::AutoGradMode enable_grad(true);
       const AutocastGuard autocast(
           saved[0].device().type(), ctx->saved_data["autocast"].toBool(),
           static_cast<c10::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+      std::optional<attention::AttentionMemo::Scope> replay;
+      if (ctx->saved_data["keep_attention"].toBool()) {
+        replay.emplace(memo, attention::AttentionMemo::Mode::kReplay);
+      }
       out = layer->forward(inputs[0], saved[1], saved[2], {saved[3], saved[4]});
     }
     variable_list grads = torch::autograd::grad({out}, inputs, {grad_outputs[0]},
                                                 /*retain_graph=*/false, /*create_graph=*/false,
                                                 /*allow_unused=*/true);
-    // x, each parameter, then nothing for cos, sin, document, position and the layer.
-    grads.resize(grads.size() + 5);
+    // x, each parameter, then nothing for cos, sin, document, position, the layer and the flag.
+    grads.resize(grads.size() + 6);
     return grads;
   }
 };
@@ -59,17 +79,18 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 }  // namespace
 
 Tensor CheckpointedLayer(model::LlamaDecoderLayer& layer, const Tensor& x, const Tensor& cos,
-                         const Tensor& sin, const attention::TokenLayout& layout) {
+                         const Tensor& sin, const attention::TokenLayout& layout,
+                         bool keep_attention) {
   std::vector<Tensor> parameters;
   for (const Tensor& p : layer.parameters()) {
     if (p.requires_grad()) parameters.push_back(p);
   }
   return CheckpointFunction::apply(x, at::TensorList(parameters), cos, sin, layout.document,
-                                   layout.position, &layer);
+                                   layout.position, &layer, keep_attention);
 }
 
 Tensor ForwardHidden(model::LlamaForCausalLM& model, const Tensor& input_ids,
-                     const attention::TokenLayout& layout, bool checkpoint) {
+                     const attention::TokenLayout& layout, bool checkpoint, bool keep_attention) {
   if (!checkpoint) return model.forward(input_ids, layout);
   model::LlamaModel& body = *model.model;
   TORCH_CHECK(input_ids.dim() == 1 && input_ids.scalar_type() == torch::kInt64,
@@ -80,7 +101,7 @@ Tensor ForwardHidden(model::LlamaForCausalLM& model, const Tensor& input_ids,
   Tensor h = body.embed_tokens(input_ids);
   const auto [cos, sin] = body.rotary_emb->forward(layout.position, h.scalar_type());
   for (const auto& layer : body.decoder_layers())
-    h = CheckpointedLayer(*layer, h, cos, sin, layout);
+    h = CheckpointedLayer(*layer, h, cos, sin, layout, keep_attention);
   return body.norm->forward(h);
 }
 

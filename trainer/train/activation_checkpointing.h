@@ -7,6 +7,11 @@
 // Recomputation is exact: the layer has no randomness (no dropout), and its collectives
 // (context-parallel attention's all-gather and reduce-scatter) run again in the same order on
 // every rank, since every rank recomputes the same layers in the same (reverse) order.
+//
+// Selective checkpointing (`keep_attention`) also keeps each layer's attention output and
+// log-sum-exp (attention/attention_memo.h), so that the recomputation skips attention's forward:
+// for long sequences most of a layer's forward time, for one more [T, heads x head_dim] tensor
+// per layer. Gradients are the same to the bit.
 #ifndef PROLONG_TRAINER_TRAIN_ACTIVATION_CHECKPOINTING_H_
 #define PROLONG_TRAINER_TRAIN_ACTIVATION_CHECKPOINTING_H_
 
@@ -27,12 +32,13 @@ inline bool DefaultActivationCheckpointing(int64_t seq_len) { return seq_len >= 
 // engine, like any leaf). `layer` must live until backward has run.
 torch::Tensor CheckpointedLayer(model::LlamaDecoderLayer& layer, const torch::Tensor& x,
                                 const torch::Tensor& cos, const torch::Tensor& sin,
-                                const attention::TokenLayout& layout);
+                                const attention::TokenLayout& layout, bool keep_attention = false);
 
 // model.forward(input_ids, layout), with each decoder layer checkpointed when `checkpoint`.
 // The same arithmetic as LlamaModel::forward, in the same order (tests compare them).
 torch::Tensor ForwardHidden(model::LlamaForCausalLM& model, const torch::Tensor& input_ids,
-                            const attention::TokenLayout& layout, bool checkpoint);
+                            const attention::TokenLayout& layout, bool checkpoint,
+                            bool keep_attention = false);
 
 }  // namespace prolong::train
 

@@ -1,10 +1,11 @@
 // The training step across real processes over Gloo against one process: two optimizer steps
 // of a tiny Llama on four packed sequences with several documents each, with dp = 2, cp = 2
 // (zigzag chunks, documents crossing ranks) and dp x cp = 2 x 2 (with activation checkpointing,
-// so recomputation repeats the context-parallel collectives), context parallelism under both
-// schemes (all-gather and ring). On every rank the parameters after
-// both steps and the first step's reduced gradients equal the single-process result within 1e-5
-// of each tensor's largest magnitude, and the reported losses (1e-6) and gradient norms agree.
+// so recomputation repeats the context-parallel collectives, and with selective checkpointing,
+// which skips attention's), context parallelism under both schemes (all-gather and ring). On every
+// rank the parameters after both steps and the first step's reduced gradients equal the
+// single-process result within 1e-5 of each tensor's largest magnitude, and the reported losses
+// (1e-6) and gradient norms agree.
 //
 // Reducing gradients after backward instead of overlapped with it gives the same bits. ZeRO-1
 // (sharded optimizer state) matches one process likewise, optimizer state included, and gives
@@ -58,13 +59,15 @@ struct Gang {
   int micro_batch_sequences = 1;
   bool checkpointing = false;
   bool overlap = true;
+  bool keep_attention = false;  // with checkpointing: selective
   bool shard = false;
   std::string resume_from;  // a gang's checkpoint_dir: train only the second step
   std::string cp_scheme = "all-gather";
 
   std::string Name() const {
     return absl::StrCat("dp ", dp, " cp ", cp, " micro-batch ", micro_batch_sequences,
-                        checkpointing ? " checkpointing" : "", overlap ? "" : " no-overlap",
+                        checkpointing ? " checkpointing" : "",
+                        keep_attention ? " keeping attention" : "", overlap ? "" : " no-overlap",
                         shard ? " sharded" : "", resume_from.empty() ? "" : " resumed", " ",
                         cp_scheme);
   }
@@ -103,6 +106,7 @@ const GangResult& RunGang(const Gang& gang) {
             absl::StrCat("--out=", dir, "/rank", rank, ".pt"),
             absl::StrCat("--out-optimizer=", dir, "/optimizer.pt")};
         if (gang.checkpointing) argv.push_back("--checkpointing");
+        if (gang.keep_attention) argv.push_back("--keep-attention");
         if (!gang.overlap) argv.push_back("--no-overlap");
         if (gang.shard) argv.push_back("--shard-optimizer-state");
         argv.push_back("--cp-scheme=" + gang.cp_scheme);
@@ -249,6 +253,17 @@ TEST(ParallelTrainerTest, DataAndRingContextParallelMatchOneProcess) {
   Gang ring{2, 2, 1, true};
   ring.cp_scheme = "ring";
   ExpectMatchesOneProcess(ring);
+}
+
+// Selective checkpointing: the recomputation takes attention's kept result, and the ring's
+// ranks all skip its forward exchanges.
+TEST(ParallelTrainerTest, CheckpointingThatKeepsAttentionMatchesOneProcess) {
+  for (const std::string scheme : {"all-gather", "ring"}) {
+    Gang gang{2, 2, 1, true};
+    gang.keep_attention = true;
+    gang.cp_scheme = scheme;
+    ExpectMatchesOneProcess(gang);
+  }
 }
 
 TEST(ParallelTrainerTest, OverlappedReductionGivesTheBitsOfReducingAfterBackward) {

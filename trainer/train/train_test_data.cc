@@ -126,6 +126,7 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
   // compared directly as well: Adam's first step hardly depends on their scale.)
   trainer_options.adamw.epsilon = 1e-5;
   trainer_options.activation_checkpointing = options.activation_checkpointing;
+  trainer_options.checkpoint_keeps_attention = options.checkpoint_keeps_attention;
   trainer_options.cp_scheme = options.cp_scheme;
   trainer_options.logit_block_size = 40;    // Several blocks per micro-batch, not dividing it.
   trainer_options.bucket_bytes = 64 << 10;  // Several buckets.

@@ -50,6 +50,7 @@ double PlainMeanCrossEntropy(model::LlamaForCausalLM& model,
 struct RunOptions {
   int64_t sequences_per_micro_batch = 1;
   bool activation_checkpointing = false;
+  bool checkpoint_keeps_attention = false;
   parallel::CpScheme cp_scheme = parallel::CpScheme::kAllGather;
   bool overlap_grad_reduce = true;
   bool shard_optimizer_state = false;

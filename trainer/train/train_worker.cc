@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed);
   app.add_option("--micro-batch-sequences", run.sequences_per_micro_batch);
   app.add_flag("--checkpointing", run.activation_checkpointing);
+  app.add_flag("--keep-attention", run.checkpoint_keeps_attention);
   app.add_option("--cp-scheme", cp_scheme);
   bool no_overlap = false;
   app.add_flag("--no-overlap", no_overlap);

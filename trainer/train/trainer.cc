@@ -339,8 +339,9 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
         // Forward only, as torch.autocast is used: backward replays the forward's dtypes, and
         // checkpointed layers cast again as they recompute (activation_checkpointing.cc).
         const AutocastGuard autocast(device.type(), options_.bf16_autocast);
-        const Tensor hidden = ForwardHidden(*model_, batch.input_ids.to(device), layout,
-                                            options_.activation_checkpointing);
+        const Tensor hidden =
+            ForwardHidden(*model_, batch.input_ids.to(device), layout,
+                          options_.activation_checkpointing, options_.checkpoint_keeps_attention);
         sum = BlockedCrossEntropySum(hidden, model_->lm_head_weight(), batch.target_ids.to(device),
                                      batch.loss_mask.to(device), options_.logit_block_size);
       }

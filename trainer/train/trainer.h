@@ -67,6 +67,10 @@ struct TrainerOptions {
   double grad_clip_norm = 1.0;
   // Recompute each decoder layer in backward (see DefaultActivationCheckpointing).
   bool activation_checkpointing = false;
+  // With activation_checkpointing, keep each layer's attention output and log-sum-exp so that
+  // the recomputation skips attention's forward (selective checkpointing,
+  // activation_checkpointing.h): the same gradients, one more [T, heads x head_dim] per layer.
+  bool checkpoint_keeps_attention = false;
   // bf16 mixed precision (autocast_guard.h): float32 parameters, gradients and AdamW state,
   // bfloat16 matrix products and attention. The worker turns it on for GPUs.
   bool bf16_autocast = false;

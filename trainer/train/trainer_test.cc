@@ -12,6 +12,7 @@
 #include "datamixer/plan/rank_layout.h"
 #include "gtest/gtest.h"
 #include "torch/torch.h"
+#include "trainer/attention/partial_attention.h"
 #include "trainer/train/activation_checkpointing.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/blocked_cross_entropy.h"
@@ -82,6 +83,52 @@ TEST(ActivationCheckpointingTest, GivesTheSameValuesAndGradients) {
   ExpectAllClose(checkpointed, plain, 1e-6, "gradient");
   // Every parameter got a gradient, the layers' included.
   for (const Tensor& g : checkpointed) EXPECT_GT(g.abs().max().item<double>(), 0);
+}
+
+// Selective checkpointing: the recomputation takes each layer's attention output from the
+// forward instead of computing it again, and the gradients do not change by a bit.
+TEST(ActivationCheckpointingTest, KeptAttentionIsNotComputedAgain) {
+  // Counts the attention forwards computed.
+  class Counting : public attention::PartialAttention {
+   public:
+    attention::AttentionResult Forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const attention::TokenLayout& q_layout,
+                                       const attention::TokenLayout& k_layout,
+                                       double scale) const override {
+      ++forwards;
+      return attention::BlockwisePartialAttention().Forward(q, k, v, q_layout, k_layout, scale);
+    }
+    attention::AttentionGrads Backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                       const Tensor& v, const Tensor& out, const Tensor& lse,
+                                       const attention::TokenLayout& q_layout,
+                                       const attention::TokenLayout& k_layout,
+                                       double scale) const override {
+      return attention::BlockwisePartialAttention().Backward(dout, q, k, v, out, lse, q_layout,
+                                                             k_layout, scale);
+    }
+    mutable int forwards = 0;
+  };
+  const MicroBatch batch = Input(11, 2).micro_batches[0];
+  std::vector<std::vector<Tensor>> gradients;
+  for (const auto& [checkpoint, keep] :
+       std::vector<std::pair<bool, bool>>{{false, false}, {true, false}, {true, true}}) {
+    auto model = TinyModel();
+    Counting counting;
+    model->SetAttentionCore([&counting](const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const attention::TokenLayout& layout, double scale) {
+      return attention::AttendKeys(q, k, v, layout, layout, scale, counting);
+    });
+    const Tensor hidden = ForwardHidden(*model, batch.input_ids, batch.layout, checkpoint, keep);
+    BlockedCrossEntropySum(hidden, model->lm_head_weight(), batch.target_ids, batch.loss_mask)
+        .backward();
+    // Two layers: once each, again in the recomputation unless kept.
+    EXPECT_EQ(counting.forwards, checkpoint && !keep ? 4 : 2) << checkpoint << keep;
+    gradients.push_back(Gradients(*model));
+  }
+  ExpectAllClose(gradients[1], gradients[0], 1e-6, "checkpointed gradient");
+  for (size_t i = 0; i < gradients[2].size(); ++i) {
+    EXPECT_TRUE(torch::equal(gradients[2][i], gradients[1][i])) << "parameter " << i;
+  }
 }
 
 // The names of the autograd nodes behind `output`, with repetitions.

@@ -320,6 +320,7 @@ absl::Status Worker::State::Build() {
   trainer_options.grad_clip_norm = options.grad_clip_norm;
   trainer_options.activation_checkpointing =
       UseActivationCheckpointing(options, files.stage.seq_len());
+  trainer_options.checkpoint_keeps_attention = options.activation_checkpointing == "selective";
   trainer_options.bf16_autocast = UseBf16Autocast(options, device);
   ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
   trainer_options.cp_varlen_flash =

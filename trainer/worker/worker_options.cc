@@ -122,9 +122,11 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
       ->group(group)
       ->check(CLI::NonNegativeNumber);
   app.add_option("--activation-checkpointing", options.activation_checkpointing,
-                 "Recompute each layer in backward: on, off, or auto (on from 16K tokens)")
+                 "Recompute each layer in backward: on, off, auto (on from 16K tokens), or "
+                 "selective (on, but keeping each layer's attention output so that attention is "
+                 "not computed again)")
       ->group(group)
-      ->check(CLI::IsMember({"on", "off", "auto"}));
+      ->check(CLI::IsMember({"on", "off", "auto", "selective"}));
   app.add_option("--device", options.device,
                  "cpu, cuda (one GPU per rank: LOCAL_RANK, else rank modulo the GPUs), or auto "
                  "(cuda if this build has CUDA and a GPU is visible)")
@@ -324,6 +326,7 @@ absl::StatusOr<train::LrSchedule> StageSchedule(const v1::StageSpec& stage, int6
 
 bool UseActivationCheckpointing(const WorkerOptions& options, int64_t seq_len) {
   if (options.activation_checkpointing == "on") return true;
+  if (options.activation_checkpointing == "selective") return true;
   if (options.activation_checkpointing == "off") return false;
   return seq_len >= 16384;
 }

@@ -49,10 +49,11 @@ struct WorkerOptions {
   int64_t micro_batch_sequences = 1;
   // Bitwise reproducible, across restarts too: one intra-op thread.
   bool deterministic = false;
-  int threads = 0;                                // intra-op threads; 0: LibTorch's default
-  std::string activation_checkpointing = "auto";  // on, off, auto (on from seq_len 16384)
-  std::string device = "auto";                    // auto, cpu, cuda (device.h)
-  std::string precision = "auto";                 // auto, fp32, bf16 (device.h)
+  int threads = 0;  // intra-op threads; 0: LibTorch's default
+  // on, off, auto (on from seq_len 16384), selective (on, keeping attention's results).
+  std::string activation_checkpointing = "auto";
+  std::string device = "auto";     // auto, cpu, cuda (device.h)
+  std::string precision = "auto";  // auto, fp32, bf16 (device.h)
   // How context-parallel attention moves K and V: a parallel::CpScheme's name.
   std::string cp_scheme = "all-gather";
   // How a GPU rank holding whole sequences calls the fused attention kernels: an

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -117,6 +118,22 @@ TEST(WorkerOptionsTest, OptimizerStateShardingIsOffUnlessAsked) {
   EXPECT_TRUE(sharded->shard_optimizer_state);
   EXPECT_FALSE(
       Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--shard-optimizer-state=maybe"}).ok());
+}
+
+TEST(WorkerOptionsTest, ActivationCheckpointingChoices) {
+  for (const auto& [choice, short_on, long_on] :
+       std::vector<std::tuple<std::string, bool, bool>>{{"auto", false, true},
+                                                        {"on", true, true},
+                                                        {"off", false, false},
+                                                        {"selective", true, true}}) {
+    absl::StatusOr<WorkerOptions> parsed =
+        Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--activation-checkpointing=" + choice});
+    ASSERT_TRUE(parsed.ok()) << choice << ": " << parsed.status();
+    EXPECT_EQ(UseActivationCheckpointing(*parsed, 8192), short_on) << choice;
+    EXPECT_EQ(UseActivationCheckpointing(*parsed, 65536), long_on) << choice;
+  }
+  EXPECT_FALSE(
+      Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--activation-checkpointing=some"}).ok());
 }
 
 TEST(WorkerOptionsTest, GradientReductionOverlapsUnlessTurnedOff) {

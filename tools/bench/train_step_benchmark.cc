@@ -3,6 +3,7 @@
 // with the same model and step written in PyTorch Python (train_step_reference.py).
 //
 //   train_step_benchmark --mode=step [--tokens=4096 --documents=4 --steps=5]
+//                        [--checkpointing=none|full|selective]
 //       prints one JSON line: {"tokens_per_second": ...}
 //   train_step_benchmark --mode=attention --tokens=T
 //       forward + backward of document-masked attention over T tokens (one document, 4 heads
@@ -33,7 +34,7 @@ int64_t PeakRssBytes() {
   return int64_t{usage.ru_maxrss} * 1024;
 }
 
-int RunStep(int64_t tokens, int64_t documents, int steps) {
+int RunStep(int64_t tokens, int64_t documents, int steps, const std::string& checkpointing) {
   auto llama = model::CreateLlama(bench::BenchLlamaConfig(), 1);
   PROLONG_CHECK(llama.ok()) << llama.status();
   train::TrainerOptions options;
@@ -41,6 +42,8 @@ int RunStep(int64_t tokens, int64_t documents, int steps) {
   options.schedule.steps = steps + 1;
   options.schedule.shape = train::ScheduleShape::kConstant;
   options.schedule.warmup_fraction = 0;
+  options.activation_checkpointing = checkpointing != "none";
+  options.checkpoint_keeps_attention = checkpointing == "selective";
   auto trainer = train::Trainer::Create(*llama, nullptr, options);
   PROLONG_CHECK(trainer.ok()) << trainer.status();
   torch::manual_seed(2);
@@ -85,13 +88,18 @@ int main(int argc, char** argv) {
   std::string mode = "step";
   int64_t tokens = 4096, documents = 4;
   int steps = 5;
+  std::string checkpointing = "none";
   CLI::App app("CPU training-step throughput and attention memory.");
   prolong::ConfigureCli(app);
   app.add_option("--mode", mode, "step or attention")->check(CLI::IsMember({"step", "attention"}));
   app.add_option("--tokens", tokens, "Tokens in the packed sequence")->capture_default_str();
   app.add_option("--documents", documents, "Documents in it (step)")->capture_default_str();
   app.add_option("--steps", steps, "Timed steps (step)")->capture_default_str();
+  app.add_option("--checkpointing", checkpointing,
+                 "Activation checkpointing of the step: none, full or selective (attention kept)")
+      ->check(CLI::IsMember({"none", "full", "selective"}))
+      ->capture_default_str();
   if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
-  return mode == "step" ? prolong::RunStep(tokens, documents, steps)
+  return mode == "step" ? prolong::RunStep(tokens, documents, steps, checkpointing)
                         : prolong::RunAttention(tokens);
 }

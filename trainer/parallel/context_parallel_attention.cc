@@ -80,7 +80,8 @@ std::shared_ptr<const GatheredLayouts> ContextParallelAttention::Layouts(
     position_ = layout.position;
     document_version_ = layout.document._version();
     position_version_ = layout.position._version();
-    gathered_ = std::make_shared<const GatheredLayouts>(GatherLayouts(*cp_, layout));
+    gathered_ = std::make_shared<const GatheredLayouts>(
+        GatherLayouts(*cp_, layout, /*visibility=*/scheme_ == CpScheme::kRing));
   }
   return gathered_;
 }

@@ -41,7 +41,7 @@ bool AnyVisible(const TokenLayout& queries, const TokenLayout& keys) {
 
 }  // namespace
 
-GatheredLayouts GatherLayouts(comm::Communicator& cp, const TokenLayout& local) {
+GatheredLayouts GatherLayouts(comm::Communicator& cp, const TokenLayout& local, bool visibility) {
   GatheredLayouts gathered;
   const int64_t tokens = local.document.size(0);
   gathered.rows = cp.AllGather(torch::tensor({tokens}, torch::kInt64)).max().item<int64_t>();
@@ -52,7 +52,7 @@ GatheredLayouts GatherLayouts(comm::Communicator& cp, const TokenLayout& local) 
   for (int r = 0; r < cp.size(); ++r) {
     const TokenLayout block{gathered.keys.document.narrow(0, r * gathered.rows, gathered.rows),
                             gathered.keys.position.narrow(0, r * gathered.rows, gathered.rows)};
-    gathered.visible.push_back(AnyVisible(local, block));
+    if (visibility) gathered.visible.push_back(AnyVisible(local, block));
     gathered.blocks.push_back(block);
   }
   return gathered;

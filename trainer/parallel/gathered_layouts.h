@@ -25,13 +25,14 @@ struct GatheredLayouts {
   // Rank r's part of `keys`; the same tensors for every layer, so that what is derived from
   // them (a varlen plan) is too.
   std::vector<attention::TokenLayout> blocks;
-  // Whether this rank's queries see any of rank r's keys (the ring skips the blocks they do
-  // not).
+  // With `visibility`: whether this rank's queries see any of rank r's keys (the ring skips the
+  // blocks they do not); empty otherwise.
   std::vector<bool> visible;
 };
 
 // Collective over `cp`: gathers the ranks' layouts; `local` is this rank's.
-GatheredLayouts GatherLayouts(comm::Communicator& cp, const attention::TokenLayout& local);
+GatheredLayouts GatherLayouts(comm::Communicator& cp, const attention::TokenLayout& local,
+                              bool visibility);
 
 }  // namespace prolong::parallel
 

@@ -237,6 +237,7 @@ std::string Bytes(const std::string& path) {
 }
 
 // A run that is never interrupted, with rank 1's /metrics scraped while it trains.
+constexpr double kPeakTflops = 0.01;
 struct CleanRun {
   int exit_code = -1;
   std::string stdout_text, stderr_text;
@@ -250,7 +251,9 @@ const CleanRun& Clean() {
     auto* r = new CleanRun;
     r->checkpoint_dir = testing::MakeTempDir() + "/checkpoints";
     const absl::Time start = absl::Now();
-    auto process = Subprocess::Start(TrainCommand(r->checkpoint_dir, 2));
+    // A CPU has no known peak: one is given so that MFU is reported.
+    auto process = Subprocess::Start(
+        TrainCommand(r->checkpoint_dir, 2, {absl::StrCat("--peak-tflops=", kPeakTflops)}));
     EXPECT_TRUE(process.ok()) << process.status();
     if (!process.ok()) return r;
     std::string metrics_address;
@@ -331,8 +334,13 @@ TEST(TrainLocalTest, TwoRanksTrainThePlanToTheEnd) {
       << run.metrics;
   EXPECT_EQ(MetricValue(run.metrics, R"(prolong_trainer_peak_memory_bytes{memory="device"})"), 0)
       << run.metrics;
-  EXPECT_TRUE(std::regex_search(run.stderr_text,
-                                std::regex(R"(\] step 12/12 loss .* peak_mem [0-9.]+GiB time )")))
+  // Both set per step (a scrape may fall between the two, so they are not compared).
+  EXPECT_GT(MetricValue(run.metrics, "prolong_trainer_model_flops_per_second"), 0) << run.metrics;
+  EXPECT_GT(MetricValue(run.metrics, "prolong_trainer_mfu_ratio"), 0) << run.metrics;
+  EXPECT_TRUE(std::regex_search(
+      run.stderr_text,
+      std::regex(
+          R"(\] step 12/12 loss .* TFLOP/s/rank \S+ MFU [0-9.]+% peak_mem [0-9.]+GiB time )")))
       << run.stderr_text;
 }
 

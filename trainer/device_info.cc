@@ -1,10 +1,12 @@
 #include "trainer/device_info.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "torch/cuda.h"
 #include "torch/version.h"
 
 #ifdef PROLONG_CUDA
+#include "cuda_runtime_api.h"
 #include "nccl.h"
 #endif
 
@@ -31,6 +33,30 @@ DeviceInfo GetDeviceInfo() {
   }
 #endif
   return info;
+}
+
+std::string CudaDeviceName(int index) {
+#ifdef PROLONG_CUDA
+  cudaDeviceProp properties{};
+  if (cudaGetDeviceProperties(&properties, index) == cudaSuccess) return properties.name;
+#endif
+  (void)index;
+  return "";
+}
+
+double PeakDenseBf16Tflops(absl::string_view device_name) {
+  // Most specific first: "H100 PCIe" before "H100".
+  static constexpr struct {
+    const char* name_part;
+    double tflops;
+  } kPeaks[] = {
+      {"H100 PCIe", 756}, {"H100 NVL", 835}, {"H100", 989.4}, {"H800 PCIe", 756}, {"H800", 989.4},
+      {"H200 NVL", 835},  {"H200", 989.4},   {"B200", 2250},  {"A100", 312},      {"A800", 312},
+  };
+  for (const auto& peak : kPeaks) {
+    if (absl::StrContains(device_name, peak.name_part)) return peak.tflops;
+  }
+  return 0;
 }
 
 }  // namespace prolong::trainer

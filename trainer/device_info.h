@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "absl/strings/string_view.h"
+
 namespace prolong::trainer {
 
 struct DeviceInfo {
@@ -18,6 +20,15 @@ struct DeviceInfo {
 };
 
 DeviceInfo GetDeviceInfo();
+
+// The name the CUDA driver gives GPU `index` ("NVIDIA H100 80GB HBM3"); empty in a build
+// without CUDA or for an index that does not exist.
+std::string CudaDeviceName(int index);
+
+// The dense (no sparsity) bf16 tensor-core peak of a GPU named `device_name`, in TFLOP/s, from
+// NVIDIA's data sheets, for MFU; 0 for a device not in the table (a CPU, or a GPU it does not
+// know). H100 and H200 in SXM form 989.4, PCIe 756, NVL 835; A100 and A800 312; B200 2250.
+double PeakDenseBf16Tflops(absl::string_view device_name);
 
 }  // namespace prolong::trainer
 

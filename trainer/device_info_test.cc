@@ -24,5 +24,21 @@ TEST(DeviceInfoTest, ReportsTheLinkedLibTorch) {
 #endif
 }
 
+TEST(DeviceInfoTest, PeakBf16TflopsOfKnownGpus) {
+  // Names as the CUDA driver reports them.
+  EXPECT_EQ(PeakDenseBf16Tflops("NVIDIA H100 80GB HBM3"), 989.4);
+  EXPECT_EQ(PeakDenseBf16Tflops("NVIDIA H100 PCIe"), 756);
+  EXPECT_EQ(PeakDenseBf16Tflops("NVIDIA H100 NVL"), 835);
+  EXPECT_EQ(PeakDenseBf16Tflops("NVIDIA H200"), 989.4);
+  EXPECT_EQ(PeakDenseBf16Tflops("NVIDIA A100-SXM4-80GB"), 312);
+  EXPECT_EQ(PeakDenseBf16Tflops("NVIDIA B200"), 2250);
+  // Unknown: no MFU rather than a wrong one.
+  EXPECT_EQ(PeakDenseBf16Tflops("NVIDIA GeForce RTX 4090"), 0);
+  EXPECT_EQ(PeakDenseBf16Tflops(""), 0);
+#ifndef PROLONG_CUDA
+  EXPECT_EQ(CudaDeviceName(0), "");
+#endif
+}
+
 }  // namespace
 }  // namespace prolong::trainer

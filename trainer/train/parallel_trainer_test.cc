@@ -151,8 +151,10 @@ void ExpectMatchesOneProcess(const Gang& gang) {
       ExpectClose(got[n + i], reference.gradients[i], absl::StrCat("first step's gradient ", i));
     }
     const torch::Tensor metrics = got.back();
-    ASSERT_EQ(metrics.numel(), 7);
+    ASSERT_EQ(metrics.numel(), 9);
     for (int step = 0; step < 2; ++step) {
+      EXPECT_EQ(metrics[7 + step].item<double>(), reference.attention_pairs[step])
+          << "attention pairs of step " << step;
       EXPECT_NEAR(metrics[step].item<double>(), reference.losses[step],
                   1e-6 * reference.losses[step])
           << "loss of step " << step;
@@ -187,9 +189,12 @@ void ExpectSameBits(const GangResult& actual, const GangResult& expected, const 
     for (size_t i = 0; i + 1 < got.size(); ++i) {
       EXPECT_TRUE(torch::equal(got[i], want[i])) << what << ": rank " << rank << " tensor " << i;
     }
-    ASSERT_EQ(got.back().numel(), 7) << what;
+    ASSERT_EQ(got.back().numel(), 9) << what;
+    // All but [6], the parameters with optimizer state on this rank.
     EXPECT_TRUE(torch::equal(got.back().narrow(0, 0, 6), want.back().narrow(0, 0, 6)))
         << what << ": rank " << rank << " metrics";
+    EXPECT_TRUE(torch::equal(got.back().narrow(0, 7, 2), want.back().narrow(0, 7, 2)))
+        << what << ": rank " << rank << " attention pairs";
   }
   ASSERT_EQ(actual.optimizer.size(), expected.optimizer.size()) << what;
   for (size_t i = 0; i < actual.optimizer.size(); ++i) {
@@ -214,7 +219,7 @@ void ExpectContinuesExactly(const GangResult& resumed, const GangResult& full,
     }
     const torch::Tensor metrics = got.back();
     const torch::Tensor full_metrics = want.back();
-    ASSERT_EQ(metrics.numel(), 4) << what;
+    ASSERT_EQ(metrics.numel(), 5) << what;
     for (int k = 0; k < 3; ++k) {  // loss, gradient norm, lr of the second step
       EXPECT_EQ(metrics[k].item<double>(), full_metrics[2 * k + 1].item<double>())
           << what << ": metric " << k;
@@ -235,6 +240,8 @@ TEST(ParallelTrainerTest, TheReferenceTrains) {
   ASSERT_TRUE(model.ok()) << model.status();
   const double plain = testing::PlainMeanCrossEntropy(**model, testing::MakeGlobalBatch(kSeed));
   EXPECT_NEAR(reference.losses[0], plain, 1e-6 * plain);
+  EXPECT_EQ(reference.attention_pairs[0],
+            testing::CausalAttentionPairs(testing::MakeGlobalBatch(kSeed)));
   // Steps clip (so clipping is exercised) and move parameters.
   EXPECT_GT(reference.grad_norms[0], 1.0);
 }

@@ -87,6 +87,17 @@ v1::Batch RankBatch(const std::vector<GlobalSequence>& batch, int64_t step,
   return out;
 }
 
+int64_t CausalAttentionPairs(const std::vector<GlobalSequence>& batch) {
+  int64_t pairs = 0;
+  for (const GlobalSequence& sequence : batch) {
+    for (size_t d = 0; d + 1 < sequence.cu_seqlens.size(); ++d) {
+      const int64_t length = sequence.cu_seqlens[d + 1] - sequence.cu_seqlens[d];
+      pairs += length * (length + 1) / 2;
+    }
+  }
+  return pairs;
+}
+
 double PlainMeanCrossEntropy(model::LlamaForCausalLM& model,
                              const std::vector<GlobalSequence>& batch) {
   torch::NoGradGuard no_grad;
@@ -158,6 +169,7 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
     result.losses.push_back(metrics.loss);
     result.grad_norms.push_back(metrics.grad_norm);
     result.lrs.push_back(metrics.lr);
+    result.attention_pairs.push_back(metrics.attention_pairs);
     if (step == 0) {
       for (const torch::Tensor& p : model->parameters())
         result.gradients.push_back(p.grad().clone());

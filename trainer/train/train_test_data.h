@@ -47,6 +47,10 @@ v1::Batch RankBatch(const std::vector<GlobalSequence>& batch, int64_t step, cons
 double PlainMeanCrossEntropy(model::LlamaForCausalLM& model,
                              const std::vector<GlobalSequence>& batch);
 
+// The (query, key) pairs causal attention attends to in the batch: L (L + 1) / 2 per document
+// of L tokens, from the sequences' cu_seqlens.
+int64_t CausalAttentionPairs(const std::vector<GlobalSequence>& batch);
+
 struct RunOptions {
   int64_t sequences_per_micro_batch = 1;
   bool activation_checkpointing = false;
@@ -67,6 +71,7 @@ struct RunResult {
   std::vector<double> losses;             // per step trained
   std::vector<double> grad_norms;
   std::vector<double> lrs;
+  std::vector<int64_t> attention_pairs;  // global, per step
   // Parameters with AdamW state in this rank's optimizer after the last step: all of them, or
   // this rank's share with shard_optimizer_state.
   int64_t own_optimizer_states = 0;

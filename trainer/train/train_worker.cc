@@ -1,6 +1,7 @@
 // One rank of parallel_trainer_test: joins the gang, runs TrainTwoSteps on its slice of the
 // seeded batches and saves the parameters, the first step's gradients (when it trained that
-// step), then {losses, grad norms, lrs, parameters with optimizer state here}, with torch::save;
+// step), then {losses, grad norms, lrs, parameters with optimizer state here, attention pairs},
+// with torch::save;
 // rank 0 also saves the full optimizer state's tensors in name order to --out-optimizer.
 
 #include <iostream>
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   metrics.insert(metrics.end(), result->grad_norms.begin(), result->grad_norms.end());
   metrics.insert(metrics.end(), result->lrs.begin(), result->lrs.end());
   metrics.push_back(static_cast<double>(result->own_optimizer_states));
+  for (int64_t pairs : result->attention_pairs) metrics.push_back(static_cast<double>(pairs));
   std::vector<torch::Tensor> saved = result->parameters;
   saved.insert(saved.end(), result->gradients.begin(), result->gradients.end());
   saved.push_back(torch::tensor(metrics, torch::kFloat64));

@@ -245,12 +245,12 @@ void Trainer::ClearGradients() {
   for (Tensor& p : parameters_) p.mutable_grad() = Tensor();
 }
 
-absl::Status Trainer::CheckInputs(const StepInput& input, int64_t* global_tokens) {
+absl::Status Trainer::CheckInputs(const StepInput& input, StepMetrics* metrics) {
   std::string problem;
   if (input.global_target_tokens < 1) {
     problem = absl::StrCat("global_target_tokens must be >= 1, got ", input.global_target_tokens);
   }
-  int64_t targets = 0, tokens = 0;
+  int64_t targets = 0, tokens = 0, pairs = 0;
   const int64_t vocab = model_->config().vocab_size;
   for (size_t i = 0; i < input.micro_batches.size() && problem.empty(); ++i) {
     const MicroBatch& batch = input.micro_batches[i];
@@ -261,6 +261,8 @@ absl::Status Trainer::CheckInputs(const StepInput& input, int64_t* global_tokens
     }
     targets += batch.loss_mask.sum().item<int64_t>();
     tokens += batch.input_ids.size(0);
+    // A token at position p attends to the p + 1 tokens of its document up to itself.
+    pairs += batch.layout.position.sum().item<int64_t>() + batch.input_ids.size(0);
   }
   const int64_t micro_batches = static_cast<int64_t>(input.micro_batches.size());
   if (groups_ == nullptr) {
@@ -270,7 +272,8 @@ absl::Status Trainer::CheckInputs(const StepInput& input, int64_t* global_tokens
           absl::StrCat("global_target_tokens is ", input.global_target_tokens,
                        " but the loss masks select ", targets, " tokens"));
     }
-    *global_tokens = tokens;
+    metrics->tokens = tokens;
+    metrics->attention_pairs = pairs;
     return absl::OkStatus();
   }
 
@@ -278,11 +281,12 @@ absl::Status Trainer::CheckInputs(const StepInput& input, int64_t* global_tokens
   // left waiting in a collective.
   comm::Communicator& world = *groups_->world;
   const int rank = world.rank();
-  const Tensor all = world
-                         .AllGather(torch::tensor({int64_t{!problem.empty()}, targets, tokens,
-                                                   micro_batches, input.global_target_tokens},
-                                                  torch::kInt64))
-                         .view({world.size(), 5});
+  const Tensor all =
+      world
+          .AllGather(torch::tensor({int64_t{!problem.empty()}, targets, tokens, micro_batches,
+                                    input.global_target_tokens, pairs},
+                                   torch::kInt64))
+          .view({world.size(), 6});
   const auto row = [&](int r) { return all[r]; };
   for (int r = 0; r < world.size(); ++r) {
     if (row(r)[0].item<int64_t>() != 0) {
@@ -293,10 +297,11 @@ absl::Status Trainer::CheckInputs(const StepInput& input, int64_t* global_tokens
     }
   }
   const int cp_size = groups_->cp->size();
-  int64_t all_targets = 0, all_tokens = 0;
+  int64_t all_targets = 0, all_tokens = 0, all_pairs = 0;
   for (int r = 0; r < world.size(); ++r) {
     all_targets += row(r)[1].item<int64_t>();
     all_tokens += row(r)[2].item<int64_t>();
+    all_pairs += row(r)[5].item<int64_t>();
     const int first = r / cp_size * cp_size;  // cp rank 0 of r's replica
     if (row(r)[3].item<int64_t>() != row(first)[3].item<int64_t>()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -314,7 +319,8 @@ absl::Status Trainer::CheckInputs(const StepInput& input, int64_t* global_tokens
         absl::StrCat("global_target_tokens is ", input.global_target_tokens,
                      " but the loss masks of all ranks select ", all_targets, " tokens"));
   }
-  *global_tokens = all_tokens;
+  metrics->tokens = all_tokens;
+  metrics->attention_pairs = all_pairs;
   return absl::OkStatus();
 }
 
@@ -322,7 +328,7 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
   const absl::Time start = absl::Now();
   ClearGradients();
   StepMetrics metrics;
-  RETURN_IF_ERROR(CheckInputs(input, &metrics.tokens));
+  RETURN_IF_ERROR(CheckInputs(input, &metrics));
   metrics.target_tokens = input.global_target_tokens;
 
   const torch::Device device =

@@ -111,6 +111,11 @@ struct StepMetrics {
   double lr = 0;
   int64_t target_tokens = 0;  // global
   int64_t tokens = 0;         // global input tokens
+  // Global (query, key) pairs causal attention attends to: a token at position p sees the p + 1
+  // tokens of its document up to itself (positions run 0, 1, 2... in each document, as the
+  // datamixer sends them), wherever context parallelism puts the keys. For MFU
+  // (model/llama_flops.h).
+  int64_t attention_pairs = 0;
   bool skipped = false;
   // This process's peak resident memory so far (getrusage), bytes.
   int64_t peak_rss_bytes = 0;
@@ -167,7 +172,8 @@ class Trainer {
  private:
   Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
           const TrainerOptions& options);
-  absl::Status CheckInputs(const StepInput& input, int64_t* global_tokens);
+  // Also sets the global tokens and attention pairs of `metrics`.
+  absl::Status CheckInputs(const StepInput& input, StepMetrics* metrics);
   void ClearGradients();
 
   std::shared_ptr<model::LlamaForCausalLM> model_;

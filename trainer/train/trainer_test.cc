@@ -184,6 +184,7 @@ TEST(TrainerTest, TheLossIsThePlainMeanCrossEntropy) {
   }
   EXPECT_EQ(metrics->target_tokens, targets);
   EXPECT_EQ(metrics->tokens, testing::kSequences * testing::kSeqLen);
+  EXPECT_EQ(metrics->attention_pairs, testing::CausalAttentionPairs(batch));
   EXPECT_EQ(metrics->step, 1);
   EXPECT_EQ(metrics->stage_step, 0);
   EXPECT_DOUBLE_EQ(metrics->lr, 1e-3);

@@ -1,5 +1,6 @@
 #include "trainer/worker/worker.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -28,7 +29,9 @@
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/comm/communicator.h"
+#include "trainer/device_info.h"
 #include "trainer/model/llama.h"
+#include "trainer/model/llama_flops.h"
 #include "trainer/parallel/cp_scheme.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/trainer.h"
@@ -52,6 +55,8 @@ struct Metrics {
   prometheus::Gauge* last_checkpoint_step;
   prometheus::Gauge* peak_host_memory;
   prometheus::Gauge* peak_device_memory;
+  prometheus::Gauge* model_flops_per_second;
+  prometheus::Gauge* mfu = nullptr;  // registered once the device's peak is known
   prometheus::Counter* tokens;
   prometheus::Counter* checkpoints;
 };
@@ -87,6 +92,10 @@ Metrics RegisterMetrics(prometheus::Registry& registry) {
           .Register(registry);
   metrics.peak_host_memory = &peak_memory.Add({{"memory", "host"}});
   metrics.peak_device_memory = &peak_memory.Add({{"memory", "device"}});
+  metrics.model_flops_per_second =
+      gauge("prolong_trainer_model_flops_per_second",
+            "Model FLOPs of the last step (matrix products and causal attention, "
+            "recomputation not counted) per second of it, per rank of the job.");
   metrics.tokens = counter("prolong_trainer_tokens_total",
                            "Input tokens this rank trained on since it started (sum over ranks "
                            "for the job).");
@@ -116,7 +125,10 @@ std::string What(const std::exception& error) {
 
 struct Worker::State {
   State(WorkerOptions options, JobFiles files, prometheus::Registry& registry)
-      : options(std::move(options)), files(std::move(files)), metrics(RegisterMetrics(registry)) {}
+      : options(std::move(options)),
+        files(std::move(files)),
+        registry(registry),
+        metrics(RegisterMetrics(registry)) {}
 
   absl::StatusOr<Outcome> Run();
   absl::Status Join();
@@ -141,6 +153,7 @@ struct Worker::State {
 
   const WorkerOptions options;
   const JobFiles files;
+  prometheus::Registry& registry;
   Metrics metrics;
 
   std::unique_ptr<comm::StoreServer> store;  // with --host-rendezvous
@@ -157,9 +170,9 @@ struct Worker::State {
   std::shared_ptr<model::LlamaForCausalLM> model;
   std::unique_ptr<train::Trainer> trainer;
   train::LrSchedule schedule;
-  // Approximate training FLOPs per token: 6 x the parameters that take part in matrix
-  // products (all but a separate input embedding); attention's quadratic term is left out.
-  double flops_per_token = 0;
+  model::TrainingFlops flops;
+  // One rank's peak FLOP/s for MFU: --peak-tflops, else a known GPU's bf16 peak, else 0 (none).
+  double peak_flops = 0;
   absl::Time start;
   double elapsed_before = 0;  // training time of earlier runs, from the checkpoint
   std::string newest_checkpoint;
@@ -341,14 +354,30 @@ absl::Status Worker::State::Build() {
   ASSIGN_OR_RETURN(trainer,
                    train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));
 
-  int64_t parameters = 0;
-  for (const auto& item : model->named_parameters()) {
-    if (item.key() == "model.embed_tokens.weight" && !model->config().tie_word_embeddings) {
-      continue;
-    }
-    parameters += item.value().numel();
+  flops = model::LlamaTrainingFlops(model->config());
+  const std::string gpu =
+      device.is_cuda() ? trainer::CudaDeviceName(std::max<int>(device.index(), 0)) : "";
+  if (options.peak_tflops > 0) {
+    peak_flops = options.peak_tflops * 1e12;
+  } else if (trainer_options.bf16_autocast) {
+    peak_flops = trainer::PeakDenseBf16Tflops(gpu) * 1e12;
   }
-  flops_per_token = 6.0 * static_cast<double>(parameters);
+  if (peak_flops > 0) {
+    metrics.mfu = &prometheus::BuildGauge()
+                       .Name("prolong_trainer_mfu_ratio")
+                       .Help(
+                           "Model FLOPs utilization of the last step: model FLOP/s per rank "
+                           "over one device's peak (--peak-tflops, or the GPU's bf16 peak).")
+                       .Register(registry)
+                       .Add({});
+  }
+  if (options.rank == 0 && peak_flops > 0) {
+    PROLONG_LOG(INFO) << "MFU against a peak of " << peak_flops / 1e12 << " TFLOP/s per rank"
+                      << (options.peak_tflops > 0 ? "" : " (" + gpu + ", dense bf16)");
+  } else if (options.rank == 0) {
+    PROLONG_LOG(INFO) << "MFU not shown: no known peak for " << (gpu.empty() ? device.str() : gpu)
+                      << " (--peak-tflops gives one)";
+  }
   return absl::OkStatus();
 }
 
@@ -576,16 +605,19 @@ void Worker::State::Report(const train::StepMetrics& step, int64_t global_step, 
   metrics.step_seconds->Set(seconds);
   metrics.peak_host_memory->Set(static_cast<double>(step.peak_rss_bytes));
   metrics.peak_device_memory->Set(static_cast<double>(step.peak_device_bytes));
+  // Every rank knows the whole step's tokens and attention pairs (the Trainer gathers them).
+  const double flops_per_rank =
+      flops.Of(step.tokens, step.attention_pairs) / seconds / options.world_size;
+  metrics.model_flops_per_second->Set(flops_per_rank);
+  if (metrics.mfu != nullptr) metrics.mfu->Set(flops_per_rank / peak_flops);
   if (options.rank != 0) return;
   const double tokens_per_second = static_cast<double>(step.tokens) / seconds;
-  const double tflops_per_rank = flops_per_token * tokens_per_second / options.world_size / 1e12;
   std::string line = absl::StrFormat(
       "step %d/%d loss %.6f lr %.4g grad_norm %.4g tokens %d tokens/s %.0f TFLOP/s/rank %.3g",
       global_step + 1, plan.steps(), step.loss, step.lr, step.grad_norm, step.tokens,
-      tokens_per_second, tflops_per_rank);
-  if (options.peak_tflops > 0) {
-    absl::StrAppendFormat(&line, " MFU %.1f%%", 100 * tflops_per_rank / options.peak_tflops);
-  }
+      tokens_per_second, flops_per_rank / 1e12);
+  if (peak_flops > 0)
+    absl::StrAppendFormat(&line, " MFU %.1f%%", 100 * flops_per_rank / peak_flops);
   // The GPU's memory is the one that runs out there; on the CPU, the process's.
   const int64_t peak = device.is_cuda() ? step.peak_device_bytes : step.peak_rss_bytes;
   absl::StrAppendFormat(&line, " peak_mem %.2fGiB time %.3fs", peak / double(int64_t{1} << 30),

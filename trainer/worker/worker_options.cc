@@ -181,7 +181,8 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
       ->group(group)
       ->check(CLI::PositiveNumber);
   app.add_option("--peak-tflops", options.peak_tflops,
-                 "Peak TFLOP/s of one rank's device: the step log then shows MFU")
+                 "Peak TFLOP/s of one rank's device, for MFU in the step log and on /metrics; 0: a "
+                 "known GPU's dense bf16 peak when training in bf16, else MFU not shown")
       ->group(group)
       ->check(CLI::NonNegativeNumber);
   app.add_option("--run-name", options.run_name, "Recorded in checkpoints")->group(group);

@@ -68,7 +68,8 @@ struct WorkerOptions {
   // Start each gradient bucket's all-reduce during the step's last backward pass (false: after
   // it; the same result to the bit, for measuring the overlap or ruling it out).
   bool overlap_grad_reduce = true;
-  // Peak dense TFLOP/s of one rank's device, for MFU in the step log; 0: MFU not shown.
+  // Peak dense TFLOP/s of one rank's device, for MFU in the step log and on /metrics; 0: a
+  // known GPU's bf16 peak when training in bf16 (trainer/device_info.h), else MFU not shown.
   double peak_tflops = 0;
   std::string run_name;
   // Fault injection for tests: turns the model's weights non-finite before this step (0-based).

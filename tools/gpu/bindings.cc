@@ -17,6 +17,7 @@
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_config.h"
+#include "trainer/train/activation_checkpointing.h"
 #include "trainer/train/autocast_guard.h"
 #include "trainer/train/trainer.h"
 
@@ -213,9 +214,17 @@ py::dict NcclCheck() {
 // Seconds of each forward + backward of one decoder layer with `config_path`'s shape, bf16,
 // through the fused core's `kernel`: one step per entry of `steps`, each a packed sequence of
 // documents of those lengths. Each step is timed on its own (the GPU synchronized around it).
+// Seconds of forward + backward of one decoder layer, per step of `steps` (each a packing's
+// document lengths), with `checkpointing` "none", "full" (the layer recomputed in backward, as
+// the Trainer's activation checkpointing does) or "selective" (the recomputation replays the
+// attention output where the kernel allows it).
 std::vector<double> LayerSeconds(const std::string& config_path,
                                  const std::vector<std::vector<int64_t>>& steps,
-                                 const std::string& kernel) {
+                                 const std::string& kernel, const std::string& checkpointing) {
+  if (checkpointing != "none" && checkpointing != "full" && checkpointing != "selective") {
+    throw std::invalid_argument("checkpointing must be none, full or selective, got " +
+                                checkpointing);
+  }
   const model::LlamaConfig config = OrThrow(model::ReadLlamaConfig(config_path));
   auto layer = std::make_shared<model::LlamaDecoderLayer>(config);
   layer->self_attn->set_core(attention::FusedAttentionCore(KernelNamed(kernel)));
@@ -237,7 +246,12 @@ std::vector<double> LayerSeconds(const std::string& config_path,
     const torch::Tensor grad = torch::randn_like(x);
     torch::cuda::synchronize();
     const auto start = std::chrono::steady_clock::now();
-    layer->forward(x, cos, sin, layout).backward(grad);
+    const torch::Tensor y =
+        checkpointing == "none"
+            ? layer->forward(x, cos, sin, layout)
+            : prolong::train::CheckpointedLayer(*layer, x, cos, sin, layout,
+                                                /*keep_attention=*/checkpointing == "selective");
+    y.backward(grad);
     torch::cuda::synchronize();
     seconds.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

@@ -21,7 +21,9 @@ made by tools/gpu/prepare.sh on a Debian machine), then checks:
      and bf16 autocast with each fused kernel (3e-2), and the peak device memory reported;
   5. the throughput of one Llama-3-8B-shaped decoder layer, forward and backward, bf16, on
      65,536 packed tokens (one document; 64 of 1,024 tokens; documents of mixed lengths, new
-     every step), with each fused kernel: tokens/s and MFU.
+     every step), with each fused kernel: tokens/s and MFU; for one document and mixed
+     lengths also with the layer checkpointed, fully and selectively (model FLOPs: the
+     recomputation is not counted, so MFU shows what checkpointing costs).
 Writes the results as JSON to --out and prints them; exits 1 if a check fails.
 """
 import argparse
@@ -344,18 +346,21 @@ def check_layer_throughput(ext, results, work):
                                tokens - sum(lengths)))
         return lengths
 
-    packings = {"one_document_of_65536": lambda: [tokens],
-                "64_documents_of_1024": lambda: [1024] * 64,
+    # (packing, checkpointing modes timed)
+    packings = {"one_document_of_65536": (lambda: [tokens], ["none", "full", "selective"]),
+                "64_documents_of_1024": (lambda: [1024] * 64, ["none"]),
                 # New lengths every step, as in training: kernels that plan per shape pay here.
-                "mixed_lengths_new_each_step": mixed}
-    for packing, lengths in packings.items():
+                "mixed_lengths_new_each_step": (mixed, ["none", "full", "selective"])}
+    for packing, (lengths, modes) in packings.items():
         entry = {}
         steps = [lengths() for _ in range(7)]  # the same steps for every kernel
-        for kernel in FUSED_KERNELS:
+        for kernel, mode in [(k, m) for m in modes for k in FUSED_KERNELS]:
+            label = kernel if mode == "none" else f"{kernel}+{mode}_checkpointing"
             try:
-                seconds = ext.layer_seconds(path, steps, kernel)[2:]  # after 2 warm-up steps
+                # After 2 warm-up steps.
+                seconds = ext.layer_seconds(path, steps, kernel, mode)[2:]
             except Exception as error:  # Out of memory, or no such kernel in this PyTorch.
-                entry[kernel] = {"error": f"{type(error).__name__}: {error}"}
+                entry[label] = {"error": f"{type(error).__name__}: {error}"}
                 torch.cuda.empty_cache()
                 continue
             # 6 FLOPs per parameter and token (forward + backward); causal attention: QK^T and
@@ -364,7 +369,7 @@ def check_layer_throughput(ext, results, work):
             flops = [tokens * 6 * layer_parameters +
                      3 * 2 * 2 * hidden * sum(n * n / 2 for n in step) for step in steps[2:]]
             median = sorted(seconds)[len(seconds) // 2]
-            entry[kernel] = {
+            entry[label] = {
                 "seconds_per_step": seconds,
                 "median_seconds_per_step": median,
                 "tokens_per_second": tokens / median,

@@ -2,17 +2,19 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "ATen/ATen.h"
 #include "trainer/attention/padded_length.h"
+#include "trainer/attention/tensor_snapshot.h"
 #include "trainer/attention/varlen_plan.h"
 
 namespace prolong::attention {
 namespace {
 
 // Where each document begins, and the end: runs of equal layout.document in token order.
-std::vector<int64_t> DocumentBounds(const TokenLayout& layout) {
+std::vector<int64_t> ReadDocumentBounds(const TokenLayout& layout) {
   const torch::Tensor documents = layout.document.to(torch::kCPU).contiguous();
   const int64_t* document = documents.data_ptr<int64_t>();
   const int64_t tokens = documents.numel();
@@ -22,6 +24,19 @@ std::vector<int64_t> DocumentBounds(const TokenLayout& layout) {
   }
   if (tokens > 0) bounds.push_back(tokens);
   return bounds;
+}
+
+// ReadDocumentBounds, kept for the latest layout: every layer of a micro-batch (and its
+// recomputation) attends with the same layout tensors, and reading one from the GPU makes the
+// CPU wait for everything queued before it.
+std::vector<int64_t> DocumentBounds(const TokenLayout& layout) {
+  static std::mutex mutex;
+  static auto* const kept = new std::pair<TensorSnapshot, std::vector<int64_t>>();
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (!kept->first.Is(layout.document)) {
+    *kept = {TensorSnapshot(layout.document), ReadDocumentBounds(layout)};
+  }
+  return kept->second;
 }
 
 // One kernel call per document: SDPA (K and V expanded unless kPerDocumentGqa) or cuDNN (K and V

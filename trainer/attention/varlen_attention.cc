@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "torch/torch.h"
+#include "trainer/attention/tensor_snapshot.h"
 
 namespace prolong::attention {
 namespace {
@@ -83,18 +84,6 @@ std::vector<int64_t> ToVector(const Tensor& t) {
   return std::vector<int64_t>(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
 }
 
-// A layout tensor as planned: the tensor itself (held, so that its address is not reused) and
-// its version then (in-place changes advance it).
-struct Planned {
-  Tensor tensor;
-  int64_t version = 0;
-
-  bool Is(const Tensor& t) const {
-    return tensor.defined() && t.unsafeGetTensorImpl() == tensor.unsafeGetTensorImpl() &&
-           t._version() == version;
-  }
-};
-
 class VarlenPartial : public PartialAttention {
  public:
   explicit VarlenPartial(std::shared_ptr<const VarlenKernel> kernel) : kernel_(std::move(kernel)) {}
@@ -139,7 +128,7 @@ class VarlenPartial : public PartialAttention {
       return kept_.front().plan;
     }
     KeptPlan fresh;
-    for (int i = 0; i < 4; ++i) fresh.layouts[i] = {*layouts[i], layouts[i]->_version()};
+    for (int i = 0; i < 4; ++i) fresh.layouts[i] = TensorSnapshot(*layouts[i]);
     fresh.plan = std::make_shared<const std::optional<VarlenPlan>>(
         PlanVarlenAttention(ToVector(q_layout.document), ToVector(q_layout.position),
                             ToVector(k_layout.document), ToVector(k_layout.position)));
@@ -152,7 +141,7 @@ class VarlenPartial : public PartialAttention {
   static constexpr size_t kKeptPlans = 16;
 
   struct KeptPlan {
-    Planned layouts[4];  // q's document and position, then k's
+    TensorSnapshot layouts[4];  // q's document and position, then k's
     std::shared_ptr<const std::optional<VarlenPlan>> plan;
   };
 

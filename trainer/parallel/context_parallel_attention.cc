@@ -70,16 +70,9 @@ torch::Tensor ContextParallelAttention::operator()(const torch::Tensor& q, const
 std::shared_ptr<const GatheredLayouts> ContextParallelAttention::Layouts(
     const attention::TokenLayout& layout) {
   const absl::MutexLock lock(&mutex_);
-  const bool same = gathered_ != nullptr &&
-                    layout.document.unsafeGetTensorImpl() == document_.unsafeGetTensorImpl() &&
-                    layout.position.unsafeGetTensorImpl() == position_.unsafeGetTensorImpl() &&
-                    layout.document._version() == document_version_ &&
-                    layout.position._version() == position_version_;
-  if (!same) {
-    document_ = layout.document;
-    position_ = layout.position;
-    document_version_ = layout.document._version();
-    position_version_ = layout.position._version();
+  if (gathered_ == nullptr || !document_.Is(layout.document) || !position_.Is(layout.position)) {
+    document_ = attention::TensorSnapshot(layout.document);
+    position_ = attention::TensorSnapshot(layout.position);
     gathered_ = std::make_shared<const GatheredLayouts>(
         GatherLayouts(*cp_, layout, /*visibility=*/scheme_ == CpScheme::kRing));
   }

@@ -36,6 +36,7 @@
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/attention/partial_attention.h"
+#include "trainer/attention/tensor_snapshot.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/parallel/cp_scheme.h"
 #include "trainer/parallel/gathered_layouts.h"
@@ -75,11 +76,9 @@ class ContextParallelAttention {
   CpScheme scheme_;
   const attention::PartialAttention& local_;
   absl::Mutex mutex_;
-  // The layout gathered last, held so that its tensors' addresses are not reused.
-  torch::Tensor document_ ABSL_GUARDED_BY(mutex_);
-  torch::Tensor position_ ABSL_GUARDED_BY(mutex_);
-  int64_t document_version_ ABSL_GUARDED_BY(mutex_) = 0;
-  int64_t position_version_ ABSL_GUARDED_BY(mutex_) = 0;
+  // The layout gathered last.
+  attention::TensorSnapshot document_ ABSL_GUARDED_BY(mutex_);
+  attention::TensorSnapshot position_ ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<const GatheredLayouts> gathered_ ABSL_GUARDED_BY(mutex_);
 };
 

@@ -178,6 +178,17 @@ torch::Tensor LlamaLogits(const std::string& dir, const torch::Tensor& input_ids
   return llama->Logits(hidden, 0, hidden.size(0)).to(torch::kFloat32).cpu();
 }
 
+// The autograd node our RMSNorm leaves for a GPU input in `dtype` ("fp32" or "bf16"):
+// FusedRmsNormBackward0 where PyTorch's fused kernel runs.
+std::string RmsNormBackwardNode(const std::string& dtype) {
+  const torch::ScalarType type = dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  model::RMSNorm norm(4096, 1e-5);
+  norm.to(torch::kCUDA, type);
+  const torch::Tensor x =
+      torch::randn({8, 4096}, torch::TensorOptions(torch::kCUDA).dtype(type)).requires_grad_();
+  return norm.forward(x).grad_fn()->name();
+}
+
 void SaveRandomLlama(const std::string& config_path, const std::string& dir, int64_t seed) {
   const model::LlamaConfig config = OrThrow(model::ReadLlamaConfig(config_path));
   std::shared_ptr<model::LlamaForCausalLM> llama = OrThrow(model::CreateLlama(config, seed));
@@ -348,6 +359,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("attention_backward", &AttentionBackward);
   m.def("llama_logits", &LlamaLogits);
   m.def("save_random_llama", &SaveRandomLlama);
+  m.def("rms_norm_backward_node", &RmsNormBackwardNode);
   m.def("train_steps", &TrainSteps);
   m.def("varlen_calls", &VarlenCalls);
 #ifdef PROLONG_CUDA

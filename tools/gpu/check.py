@@ -289,6 +289,9 @@ def check_llama(ext, results, work):
                            theirs(loaded, torch.float32))
     entry["ours_to_theirs_fp32_relative_error"] = error
     entry["ours_to_theirs_fp32_ok"] = error <= 1e-4
+    # Whether RMSNorm runs as PyTorch's fused kernel here (FusedRmsNormBackward0) or composite.
+    entry["rms_norm_backward_node"] = {dtype: ext.rms_norm_backward_node(dtype)
+                                       for dtype in ("fp32", "bf16")}
     results["llama"] = entry
 
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "torch/utils.h"
+#include "torch/version.h"
 
 namespace prolong::model {
 namespace {
@@ -65,6 +66,16 @@ RMSNorm::RMSNorm(int64_t dim, double eps) : eps_(eps) {
 }
 
 Tensor RMSNorm::forward(const Tensor& x) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  // On a GPU, PyTorch's fused RMSNorm (one kernel each way, accumulating in float32; LibTorch
+  // 2.8 and later) instead of the six elementwise passes over [T, hidden] below, which cost a
+  // long-context layer several percent of its time. It takes x and weight of one dtype: in
+  // float32 (the residual stream under autocast) it is the same arithmetic; in bf16 it rounds
+  // once where Hugging Face rounds before and after the weight.
+  if (x.is_cuda() && x.scalar_type() == weight.scalar_type()) {
+    return at::rms_norm(x, {weight.size(0)}, weight, eps_);
+  }
+#endif
   const Tensor h = x.to(torch::kFloat32);
   const Tensor normalized = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return weight * normalized.to(x.scalar_type());

@@ -42,7 +42,8 @@
 namespace prolong::model {
 
 // Root-mean-square norm computed in float32 and cast back before the weight, as Hugging Face
-// does, so bf16 activations round where theirs do.
+// does, so bf16 activations round where theirs do; on a GPU, PyTorch's fused kernel where x and
+// the weight share a dtype (see forward).
 class RMSNorm : public torch::nn::Module {
  public:
   RMSNorm(int64_t dim, double eps);

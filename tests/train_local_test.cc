@@ -342,6 +342,11 @@ TEST(TrainLocalTest, TwoRanksTrainThePlanToTheEnd) {
       std::regex(
           R"(\] step 12/12 loss .* TFLOP/s/rank \S+ MFU [0-9.]+% peak_mem [0-9.]+GiB time )")))
       << run.stderr_text;
+  EXPECT_TRUE(std::regex_search(
+      run.stderr_text,
+      std::regex(R"(\] stage \S+ done: 12 steps in [0-9.]+ s; the 12 steps of this )"
+                 R"(run: [0-9]+ tokens/s, \S+ TFLOP/s/rank, MFU [0-9.]+%)")))
+      << run.stderr_text;
 }
 
 // torchtitan's check of context parallelism: the same job split by sequence (cp = 2, either

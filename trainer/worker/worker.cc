@@ -173,6 +173,11 @@ struct Worker::State {
   model::TrainingFlops flops;
   // One rank's peak FLOP/s for MFU: --peak-tflops, else a known GPU's bf16 peak, else 0 (none).
   double peak_flops = 0;
+  // The steps this process trained: the job's tokens and model FLOPs, and the steps' seconds.
+  struct {
+    int64_t steps = 0;
+    double tokens = 0, flops = 0, seconds = 0;
+  } trained;
   absl::Time start;
   double elapsed_before = 0;  // training time of earlier runs, from the checkpoint
   std::string newest_checkpoint;
@@ -585,10 +590,17 @@ absl::StatusOr<Outcome> Worker::State::Train(DataClient& data, int64_t start_ste
     }
     last = absl::Now();
   }
-  if (options.rank == 0) {
-    PROLONG_LOG(INFO) << "stage " << files.stage.name() << " done: " << steps << " steps in "
-                      << absl::StrFormat("%.1f", absl::ToDoubleSeconds(absl::Now() - start))
-                      << " s";
+  if (options.rank == 0 && trained.steps > 0) {
+    // Steps alone (no start-up or checkpoint writing): the figures to compare runs by.
+    const double flops_per_rank = trained.flops / trained.seconds / options.world_size;
+    std::string line = absl::StrFormat(
+        "stage %s done: %d steps in %.1f s; the %d steps of this run: %.0f tokens/s, "
+        "%.3g TFLOP/s/rank",
+        files.stage.name(), steps, absl::ToDoubleSeconds(absl::Now() - start), trained.steps,
+        trained.tokens / trained.seconds, flops_per_rank / 1e12);
+    if (peak_flops > 0)
+      absl::StrAppendFormat(&line, ", MFU %.1f%%", 100 * flops_per_rank / peak_flops);
+    PROLONG_LOG(INFO) << line;
   }
   return Outcome::kFinished;
 }
@@ -606,8 +618,12 @@ void Worker::State::Report(const train::StepMetrics& step, int64_t global_step, 
   metrics.peak_host_memory->Set(static_cast<double>(step.peak_rss_bytes));
   metrics.peak_device_memory->Set(static_cast<double>(step.peak_device_bytes));
   // Every rank knows the whole step's tokens and attention pairs (the Trainer gathers them).
-  const double flops_per_rank =
-      flops.Of(step.tokens, step.attention_pairs) / seconds / options.world_size;
+  const double step_flops = flops.Of(step.tokens, step.attention_pairs);
+  ++trained.steps;
+  trained.tokens += static_cast<double>(step.tokens);
+  trained.flops += step_flops;
+  trained.seconds += seconds;
+  const double flops_per_rank = step_flops / seconds / options.world_size;
   metrics.model_flops_per_second->Set(flops_per_rank);
   if (metrics.mfu != nullptr) metrics.mfu->Set(flops_per_rank / peak_flops);
   if (options.rank != 0) return;

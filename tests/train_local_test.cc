@@ -637,6 +637,25 @@ TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule)
     EXPECT_EQ(OptimizerStepCount(last, "model.norm.weight"), reset ? 4 : kSteps + 4);
     EXPECT_TRUE(absl::StrContains(Bytes(last + "/model/config.json"), "20000"));
   }
+
+  // The second stage pointed at the first one's directory is refused, saying what to do.
+  const std::string dir = testing::MakeTempDir();
+  fs::copy(clean.checkpoint_dir, dir + "/checkpoints", fs::copy_options::recursive);
+  std::vector<std::string> argv = TrainCommand(
+      dir + "/checkpoints", 1, {"--stage=" + WriteFile(dir, "stage-2.yaml", SecondStage(false))});
+  auto result = testing::Run(argv, absl::Seconds(120));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 1) << result->stderr_text;
+  const std::string from = StepDir(dir + "/checkpoints", kSteps);
+  EXPECT_TRUE(absl::StrContains(
+      result->stderr_text,
+      absl::StrCat("refusing to resume from ", from,
+                   ": it is a checkpoint of stage 'local-test', and this run trains stage "
+                   "'stage-2'; give each stage its own --checkpoint-dir, and start this one from "
+                   "that checkpoint with --init-checkpoint ",
+                   from)))
+      << result->stderr_text;
+  EXPECT_EQ(NewestStep(dir + "/checkpoints"), kSteps);
 }
 
 TEST(TrainLocalTest, ANonFiniteLossFailsAndKeepsTheLastGoodCheckpoint) {

@@ -491,6 +491,15 @@ absl::Status Worker::State::ContinueFromEarlierStage() {
 
 absl::Status Worker::State::CheckCursor(const std::string& path,
                                         const checkpoint::TrainerState& state) const {
+  if (!state.stage_name.empty() && state.stage_name != files.stage.name()) {
+    // ProLong's stage 2 from stage 1's directory: what the operator most likely meant.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to resume from ", path, ": it is a checkpoint of stage '", state.stage_name,
+        "', and this run trains stage '", files.stage.name(),
+        "'; give each stage its own --checkpoint-dir, and start this one from that checkpoint "
+        "with --init-checkpoint ",
+        path));
+  }
   auto cursor = [&](const std::string& key) {
     const auto found = state.data_cursor.find(key);
     return found == state.data_cursor.end() ? std::string("(none)") : found->second;

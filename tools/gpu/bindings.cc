@@ -222,13 +222,11 @@ py::dict NcclCheck() {
   return result;
 }
 
-// Seconds of each forward + backward of one decoder layer with `config_path`'s shape, bf16,
-// through the fused core's `kernel`: one step per entry of `steps`, each a packed sequence of
-// documents of those lengths. Each step is timed on its own (the GPU synchronized around it).
-// Seconds of forward + backward of one decoder layer, per step of `steps` (each a packing's
-// document lengths), with `checkpointing` "none", "full" (the layer recomputed in backward, as
-// the Trainer's activation checkpointing does) or "selective" (the recomputation replays the
-// attention output where the kernel allows it).
+// Seconds of forward + backward of one decoder layer with `config_path`'s shape, bf16, through
+// the fused core's `kernel`, per step of `steps` (each a packing's document lengths), with
+// `checkpointing` "none", "full" (the layer recomputed in backward, as the Trainer's activation
+// checkpointing does) or "selective" (the recomputation replays the attention output where the
+// kernel allows it). Each step is timed on its own, the GPU synchronized around it.
 std::vector<double> LayerSeconds(const std::string& config_path,
                                  const std::vector<std::vector<int64_t>>& steps,
                                  const std::string& kernel, const std::string& checkpointing) {

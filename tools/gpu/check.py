@@ -47,6 +47,7 @@ DEPS = os.path.join(ROOT, "tools", "gpu", "deps")
 PEAK_BF16 = 989.4e12
 # The fused core's ways of calling the kernels (trainer/attention/fused_attention.h).
 FUSED_KERNELS = ["per-document", "per-document-gqa", "varlen-flash", "per-document-cudnn"]
+CHECKS = ["attention", "gathered_keys", "ring_blocks", "llama", "nccl", "training", "throughput"]
 
 
 def build(build_dir):
@@ -355,11 +356,19 @@ def check_layer_throughput(ext, results, work, save):
                 "64_documents_of_1024": [[1024] * 64] * 7,
                 # New lengths every step, as in training: kernels that plan per shape pay here.
                 "mixed_lengths_new_each_step": [mixed() for _ in range(7)]}
-    # The kernels without checkpointing first, the figure that matters most.
-    runs = [(packing, "none") for packing in packings]
+    # The kernels without checkpointing first, the figure that matters most, then where the
+    # fastest of them spends its time, then the costs of checkpointing.
+    runs = [(packing, "none") for packing in packings] + [("profile", None)]
     runs += [(packing, mode) for mode in ("selective", "full")
              for packing in ("one_document_of_65536", "mixed_lengths_new_each_step")]
     for packing, mode in runs:
+        if packing == "profile":
+            try:
+                profile_layer(ext, results, path, packings["mixed_lengths_new_each_step"][:3])
+            except Exception as error:  # The profiler's own failure must not stop the timings.
+                results["layer_8b_profile_error"] = f"{type(error).__name__}: {error}"
+            save()
+            continue
         entry = results.setdefault(f"layer_8b_{packing}", {})
         steps = packings[packing]
         for kernel in FUSED_KERNELS:
@@ -388,10 +397,46 @@ def check_layer_throughput(ext, results, work, save):
         save()
 
 
+def profile_layer(ext, results, path, steps):
+    """The GPU time of the 8B layer's fastest kernel on mixed lengths, by operator and kernel."""
+    timings = results["layer_8b_mixed_lengths_new_each_step"]
+    kernel = min((k for k in timings if "error" not in timings[k]),
+                 key=lambda k: timings[k]["median_seconds_per_step"])
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as profile:
+        ext.layer_seconds(path, steps, kernel, "none")
+
+    def device_time(event):
+        return getattr(event, "self_device_time_total", None) or event.self_cuda_time_total
+
+    # Operators (CPU events) own the kernels they launch; kernels are the GPU events.
+    gpu = torch.autograd.DeviceType.CUDA
+    groups = {"operators": [e for e in profile.key_averages() if e.device_type != gpu],
+              "kernels": [e for e in profile.key_averages() if e.device_type == gpu]}
+    total = sum(device_time(e) for e in groups["kernels"])
+    entry = {"kernel": kernel, "steps": len(steps), "device_seconds": total / 1e6}
+    for group, events in groups.items():
+        events = sorted((e for e in events if device_time(e) > 0), key=device_time, reverse=True)
+        entry[group] = [{"name": e.key.removeprefix("void ")[:120], "calls": e.count,
+                         "seconds_per_step": device_time(e) / 1e6 / len(steps),
+                         "share": device_time(e) / total} for e in events[:20]]
+    results["layer_8b_profile"] = entry
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="gpu_check.json")
+    parser.add_argument("--only", help="comma-separated checks to run (default: all): " +
+                        ",".join(CHECKS))
+    parser.add_argument("--kernels", help="comma-separated fused kernels to check and time "
+                        "(default: all): " + ",".join(FUSED_KERNELS))
     args = parser.parse_args()
+    unknown = set(args.only.split(",") if args.only else []) - set(CHECKS)
+    unknown |= set(args.kernels.split(",") if args.kernels else []) - set(FUSED_KERNELS)
+    if unknown:
+        parser.error("unknown checks or kernels: " + ", ".join(sorted(unknown)))
+    if args.kernels:
+        FUSED_KERNELS[:] = args.kernels.split(",")
     results = {"torch": torch.__version__, "cuda": torch.version.cuda,
                "device": torch.cuda.get_device_name(0)}
     work = tempfile.mkdtemp()
@@ -404,15 +449,17 @@ def main():
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
 
-    for name, check in [("attention", lambda: check_attention(ext, results)),
-                        ("gathered_keys", lambda: check_gathered_keys_attention(ext, results)),
-                        ("ring_blocks", lambda: check_ring_blocks_attention(ext, results)),
-                        ("llama", lambda: check_llama(ext, results, work)),
-                        ("nccl", lambda: results.__setitem__("nccl", dict(ext.nccl_check()))),
-                        ("training", lambda: check_training(ext, results, work)),
-                        ("throughput", lambda: check_layer_throughput(ext, results, work, save))]:
+    checks = {"attention": lambda: check_attention(ext, results),
+              "gathered_keys": lambda: check_gathered_keys_attention(ext, results),
+              "ring_blocks": lambda: check_ring_blocks_attention(ext, results),
+              "llama": lambda: check_llama(ext, results, work),
+              "nccl": lambda: results.__setitem__("nccl", dict(ext.nccl_check())),
+              "training": lambda: check_training(ext, results, work),
+              "throughput": lambda: check_layer_throughput(ext, results, work, save)}
+    assert list(checks) == CHECKS
+    for name in args.only.split(",") if args.only else CHECKS:
         try:
-            check()
+            checks[name]()
         except Exception as error:  # Report and go on: one failure must not hide the others.
             results[name + "_error"] = f"{type(error).__name__}: {error}"
             ok = False

@@ -34,7 +34,7 @@ def layers(results):
     """The 8B layer's timings: one row per packing and kernel (with checkpointing, if any)."""
     rows = []
     for name, entry in results.items():
-        if not name.startswith("layer_8b_"):
+        if not name.startswith("layer_8b_") or name == "layer_8b_profile":
             continue
         for label, timing in entry.items():
             if "error" in timing:
@@ -49,13 +49,31 @@ def layers(results):
                   "32 layers: tokens/s per GPU", "MFU"], rows)
 
 
+def profile(results):
+    """Where the fastest kernel's layer step spends its GPU time: by operator, then by kernel."""
+    entry = results.get("layer_8b_profile")
+    if not entry:
+        return ""
+    text = (f"GPU time of the layer through {entry['kernel']}, mixed lengths, "
+            f"{entry['steps']} steps, {entry['device_seconds']:.3f} s in all:")
+    for group in ("operators", "kernels"):
+        rows = [[e["name"].replace("|", "/"), e["calls"], f"{1e3 * e['seconds_per_step']:.2f}",
+                 f"{100 * e['share']:.1f}%"] for e in entry[group]]
+        text += "\n\n" + table([group[:-1], "calls", "ms per step", "share"], rows)
+    return text
+
+
 def main():
     with open(sys.argv[1]) as f:
         results = json.load(f)
     print(f"{results.get('device')}, PyTorch {results.get('torch')}, CUDA {results.get('cuda')}"
           f"; build {results.get('build_seconds', 0):.0f} s; failed: {results.get('failed')}\n")
+    for name, error in results.items():
+        if name.endswith("_error"):
+            print(f"{name[:-len('_error')]} stopped: {error}\n")
     print(checks(results) + "\n")
-    print(layers(results))
+    print(layers(results) + "\n")
+    print(profile(results))
 
 
 if __name__ == "__main__":

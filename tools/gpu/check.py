@@ -46,7 +46,8 @@ DEPS = os.path.join(ROOT, "tools", "gpu", "deps")
 # Dense bf16 peak of an H100 or H200 SXM, in FLOP/s.
 PEAK_BF16 = 989.4e12
 # The fused core's ways of calling the kernels (trainer/attention/fused_attention.h).
-FUSED_KERNELS = ["per-document", "per-document-gqa", "varlen-flash", "per-document-cudnn"]
+FUSED_KERNELS = ["per-document", "per-document-gqa", "varlen-flash", "per-document-cudnn",
+                 "hybrid"]
 CHECKS = ["attention", "gathered_keys", "ring_blocks", "llama", "nccl", "training", "throughput"]
 
 
@@ -135,13 +136,16 @@ def record(entry, compared, tolerance):
 
 # Documents of the attention checks: short and long ones, one of 3 tokens.
 ATTENTION_LENGTHS = [100, 400, 3, 521]
+# The same and one document long enough to be attended on its own by the hybrid kernel (8,192
+# tokens or more), with short documents on both sides.
+HYBRID_ATTENTION_LENGTHS = ATTENTION_LENGTHS + [8200, 77]
 
 
-def attention_cases(seed):
-    """Random bf16 q, k, v and output gradient over ATTENTION_LENGTHS, as many kv heads as query
-    heads and 4 times fewer, with the reference's output and gradients."""
+def attention_cases(seed, lengths=ATTENTION_LENGTHS):
+    """Random bf16 q, k, v and output gradient over `lengths`, as many kv heads as query heads
+    and 4 times fewer, with the reference's output and gradients."""
     torch.manual_seed(seed)
-    tokens = sum(ATTENTION_LENGTHS)
+    tokens = sum(lengths)
     for heads, kv_heads in [(8, 8), (8, 2)]:
         q = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
         k = torch.randn(tokens, kv_heads, 64, device="cuda", dtype=torch.bfloat16)
@@ -149,23 +153,28 @@ def attention_cases(seed):
         dout = torch.randn(tokens, heads, 64, device="cuda", dtype=torch.bfloat16)
         scale = 64 ** -0.5
         ref_in = [t.clone().requires_grad_() for t in (q, k, v)]
-        ref_out = sdpa_by_document(*ref_in, ATTENTION_LENGTHS, scale)
+        ref_out = sdpa_by_document(*ref_in, lengths, scale)
         ref_out.backward(dout)
         yield types.SimpleNamespace(
-            name=f"{heads}q_{kv_heads}kv", tolerance=2.5e-2 if heads == kv_heads else 3.5e-2,
+            name=f"{heads}q_{kv_heads}kv" + ("" if lengths == ATTENTION_LENGTHS else "_long"), tolerance=2.5e-2 if heads == kv_heads else 3.5e-2,
             q=q, k=k, v=v, dout=dout, scale=scale, ref_out=ref_out,
             ref_grads=[t.grad for t in ref_in])
 
 
 def check_attention(ext, results):
-    document, position = packed_layout(ATTENTION_LENGTHS, "cuda")
-    for case in attention_cases(0):
+    for lengths in (ATTENTION_LENGTHS, HYBRID_ATTENTION_LENGTHS):
+        check_attention_of(ext, results, lengths)
+
+
+def check_attention_of(ext, results, lengths):
+    document, position = packed_layout(lengths, "cuda")
+    for case in attention_cases(0, lengths):
         q, k, v, dout, scale = case.q, case.k, case.v, case.dout, case.scale
         out, lse = ext.attention_forward(q, k, v, document, position, scale)
         dq, dk, dv = ext.attention_backward(dout, q, k, v, out, lse, document, position, scale)
         # The same reference again, to tell a flaky kernel from a wrong gradient.
         again_in = [t.clone().requires_grad_() for t in (q, k, v)]
-        sdpa_by_document(*again_in, ATTENTION_LENGTHS, scale).backward(dout)
+        sdpa_by_document(*again_in, lengths, scale).backward(dout)
         entry = {"tolerance": case.tolerance}
         compared = [("out", out, case.ref_out),
                     ("reference_again_dq", again_in[0].grad, case.ref_grads[0])]
@@ -358,8 +367,11 @@ def check_layer_throughput(ext, results, work, save):
                 "mixed_lengths_new_each_step": [mixed() for _ in range(7)]}
     # The kernels without checkpointing first, the figure that matters most, then where the
     # fastest of them spends its time, then the costs of checkpointing.
+    # PyTorch's allocator with expandable segments on mixed lengths, then the costs of
+    # checkpointing, the Trainer's default first.
     runs = [(packing, "none") for packing in packings] + [("profile", None)]
-    runs += [(packing, mode) for mode in ("selective", "full")
+    runs += [("mixed_lengths_new_each_step", "expandable_segments")]
+    runs += [(packing, mode) for mode in ("full", "selective")
              for packing in ("one_document_of_65536", "mixed_lengths_new_each_step")]
     for packing, mode in runs:
         if packing == "profile":
@@ -369,13 +381,24 @@ def check_layer_throughput(ext, results, work, save):
                 results["layer_8b_profile_error"] = f"{type(error).__name__}: {error}"
             save()
             continue
+        if mode == "expandable_segments":
+            # Segments that grow in place instead of new blocks per size: documents of new
+            # lengths every step allocate tensors of new sizes.
+            try:
+                torch.cuda.empty_cache()
+                torch.cuda.memory._set_allocator_settings("expandable_segments:True")
+            except Exception as error:  # No such setting in this PyTorch.
+                results["layer_8b_expandable_segments_error"] = f"{type(error).__name__}: {error}"
+                continue
         entry = results.setdefault(f"layer_8b_{packing}", {})
         steps = packings[packing]
         for kernel in FUSED_KERNELS:
-            label = kernel if mode == "none" else f"{kernel}+{mode}_checkpointing"
+            label = {"none": kernel, "expandable_segments": f"{kernel}+expandable_segments"}.get(
+                mode, f"{kernel}+{mode}_checkpointing")
+            checkpointing = "none" if mode == "expandable_segments" else mode
             try:
                 # After 2 warm-up steps.
-                seconds = ext.layer_seconds(path, steps, kernel, mode)[2:]
+                seconds = ext.layer_seconds(path, steps, kernel, checkpointing)[2:]
             except Exception as error:  # Out of memory, or no such kernel in this PyTorch.
                 entry[label] = {"error": f"{type(error).__name__}: {error}"}
                 torch.cuda.empty_cache()
@@ -394,6 +417,9 @@ def check_layer_throughput(ext, results, work, save):
                 "tflops": sum(flops) / sum(seconds) / 1e12,
                 "mfu": sum(flops) / sum(seconds) / PEAK_BF16,
             }
+        if mode == "expandable_segments":
+            torch.cuda.empty_cache()
+            torch.cuda.memory._set_allocator_settings("expandable_segments:False")
         save()
 
 
@@ -407,7 +433,7 @@ def profile_layer(ext, results, path, steps):
         ext.layer_seconds(path, steps, kernel, "none")
 
     def device_time(event):
-        return getattr(event, "self_device_time_total", None) or event.self_cuda_time_total
+        return getattr(event, "self_device_time_total", 0)
 
     # Operators (CPU events) own the kernels they launch; kernels are the GPU events.
     gpu = torch.autograd.DeviceType.CUDA

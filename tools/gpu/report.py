@@ -34,7 +34,7 @@ def layers(results):
     """The 8B layer's timings: one row per packing and kernel (with checkpointing, if any)."""
     rows = []
     for name, entry in results.items():
-        if not name.startswith("layer_8b_") or name == "layer_8b_profile":
+        if not name.startswith("layer_8b_") or name == "layer_8b_profile" or not isinstance(entry, dict):
             continue
         for label, timing in entry.items():
             if "error" in timing:

@@ -4,7 +4,7 @@
 // as context parallelism's local attention (FlashPartialAttention). Built only with a CUDA
 // LibTorch (PROLONG_CUDA), as the fused kernels need LibTorch 2.
 //
-// Four ways to call the kernels, all differentiable, q [T, Hq, D] and k, v [T, Hkv, D] in and
+// Five ways to call the kernels, all differentiable, q [T, Hq, D] and k, v [T, Hkv, D] in and
 // [T, Hq, D] out:
 //  - kPerDocument: one scaled_dot_product_attention call per document, K and V expanded to Hq
 //    heads first, so that every backend (flash, cuDNN, memory-efficient) can take it; SDPA
@@ -17,8 +17,11 @@
 //  - kPerDocumentCudnn: one cuDNN attention call per document, K and V expanded; on Hopper
 //    cuDNN's kernels train 1.7-2.3x faster than flash attention 2 (transformers #48163). cuDNN
 //    builds a graph for every new shape, so each document is padded at its end to one of a
-//    few dozen lengths (padded_length.h).
-// kVarlenFlash and kPerDocumentCudnn need bf16 or fp16; float32 inputs take kPerDocument.
+//    few dozen lengths (padded_length.h);
+//  - kHybrid: documents of 8,192 tokens or more as kPerDocumentGqa, the runs of shorter ones
+//    between them as kVarlenFlash: each where it was measured fastest (fused_attention.cc).
+// kVarlenFlash, kPerDocumentCudnn and kHybrid need bf16 or fp16; float32 inputs take
+// kPerDocument.
 #ifndef PROLONG_TRAINER_ATTENTION_FUSED_ATTENTION_H_
 #define PROLONG_TRAINER_ATTENTION_FUSED_ATTENTION_H_
 

@@ -7,7 +7,8 @@ namespace prolong::attention {
 namespace {
 
 constexpr FusedKernel kKernels[] = {FusedKernel::kPerDocument, FusedKernel::kPerDocumentGqa,
-                                    FusedKernel::kVarlenFlash, FusedKernel::kPerDocumentCudnn};
+                                    FusedKernel::kVarlenFlash, FusedKernel::kPerDocumentCudnn,
+                                    FusedKernel::kHybrid};
 
 }  // namespace
 
@@ -21,6 +22,8 @@ absl::string_view FusedKernelName(FusedKernel kernel) {
       return "varlen-flash";
     case FusedKernel::kPerDocumentCudnn:
       return "per-document-cudnn";
+    case FusedKernel::kHybrid:
+      return "hybrid";
   }
   return "unknown";
 }

@@ -18,6 +18,7 @@ enum class FusedKernel {
   kPerDocumentGqa,    // "per-document-gqa": SDPA per document with enable_gqa
   kVarlenFlash,       // "varlen-flash": one flash-attention call over the packed sequence
   kPerDocumentCudnn,  // "per-document-cudnn": cuDNN per document, on padded lengths
+  kHybrid,            // "hybrid": long documents as kPerDocumentGqa, short ones as kVarlenFlash
 };
 
 // The trainer's kernel unless --gpu-attention says otherwise: the one measured and checked on a

@@ -9,13 +9,14 @@ namespace {
 
 TEST(FusedKernelTest, EveryNameParsesBackToItsKernel) {
   const std::vector<std::string> names = FusedKernelNames();
-  ASSERT_EQ(names.size(), 4u);
+  ASSERT_EQ(names.size(), 5u);
   for (const std::string& name : names) {
     const absl::StatusOr<FusedKernel> kernel = ParseFusedKernel(name);
     ASSERT_TRUE(kernel.ok()) << name;
     EXPECT_EQ(FusedKernelName(*kernel), name);
   }
   EXPECT_EQ(*ParseFusedKernel("per-document-cudnn"), FusedKernel::kPerDocumentCudnn);
+  EXPECT_EQ(*ParseFusedKernel("hybrid"), FusedKernel::kHybrid);
   EXPECT_EQ(FusedKernelName(kDefaultFusedKernel), "per-document");
 }
 

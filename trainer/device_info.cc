@@ -1,5 +1,7 @@
 #include "trainer/device_info.h"
 
+#include <cstdlib>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "torch/cuda.h"
@@ -57,6 +59,16 @@ double PeakDenseBf16Tflops(absl::string_view device_name) {
     if (absl::StrContains(device_name, peak.name_part)) return peak.tflops;
   }
   return 0;
+}
+
+bool PreferExpandableCudaSegments() {
+  if (std::getenv("PYTORCH_CUDA_ALLOC_CONF") != nullptr ||
+      std::getenv("PYTORCH_ALLOC_CONF") != nullptr) {
+    return false;
+  }
+  // The older name, which every LibTorch reads (2.9 and later warn that it is deprecated; 2.9.1
+  // ignored expandable_segments under the newer one, pytorch/pytorch#183387).
+  return setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True", /*overwrite=*/0) == 0;
 }
 
 }  // namespace prolong::trainer

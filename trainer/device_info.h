@@ -30,6 +30,14 @@ std::string CudaDeviceName(int index);
 // know). H100 and H200 in SXM form 989.4, PCIe 756, NVL 835; A100 and A800 312; B200 2250.
 double PeakDenseBf16Tflops(absl::string_view device_name);
 
+// Unless the environment configures PyTorch's CUDA allocator already (PYTORCH_CUDA_ALLOC_CONF or
+// PYTORCH_ALLOC_CONF), sets PYTORCH_CUDA_ALLOC_CONF to expandable_segments:True, so that
+// tensors of sizes that change every step (documents of new lengths) grow segments in place
+// instead of leaving freed blocks that fit nothing: on an H100 this made per-document attention
+// on mixed lengths 2.7x faster (docs/BENCHMARKS.md). Call before anything touches a GPU: the
+// allocator reads its settings once. Returns whether it set them. Not thread-safe (setenv).
+bool PreferExpandableCudaSegments();
+
 }  // namespace prolong::trainer
 
 #endif  // PROLONG_TRAINER_DEVICE_INFO_H_

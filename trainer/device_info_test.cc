@@ -1,6 +1,7 @@
 #include "trainer/device_info.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "gtest/gtest.h"
 
@@ -38,6 +39,23 @@ TEST(DeviceInfoTest, PeakBf16TflopsOfKnownGpus) {
 #ifndef PROLONG_CUDA
   EXPECT_EQ(CudaDeviceName(0), "");
 #endif
+}
+
+TEST(DeviceInfoTest, ExpandableSegmentsUnlessTheAllocatorIsConfigured) {
+  unsetenv("PYTORCH_CUDA_ALLOC_CONF");
+  unsetenv("PYTORCH_ALLOC_CONF");
+  EXPECT_TRUE(PreferExpandableCudaSegments());
+  EXPECT_STREQ(std::getenv("PYTORCH_CUDA_ALLOC_CONF"), "expandable_segments:True");
+
+  // An operator's own settings, under either name, are kept.
+  setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False", 1);
+  EXPECT_FALSE(PreferExpandableCudaSegments());
+  EXPECT_STREQ(std::getenv("PYTORCH_CUDA_ALLOC_CONF"), "expandable_segments:False");
+  unsetenv("PYTORCH_CUDA_ALLOC_CONF");
+  setenv("PYTORCH_ALLOC_CONF", "max_split_size_mb:512", 1);
+  EXPECT_FALSE(PreferExpandableCudaSegments());
+  EXPECT_EQ(std::getenv("PYTORCH_CUDA_ALLOC_CONF"), nullptr);
+  unsetenv("PYTORCH_ALLOC_CONF");
 }
 
 }  // namespace

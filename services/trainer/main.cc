@@ -43,6 +43,7 @@ int Fail(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  prolong::trainer::PreferExpandableCudaSegments();  // Before anything touches a GPU.
   prolong::ServerOptions server_options;
   server_options.component = "trainer";
   server_options.address = "127.0.0.1:0";

@@ -8,9 +8,10 @@ made by tools/gpu/prepare.sh on a Debian machine), then checks:
      bf16 (tolerances as TransformerEngine's tests: 2.5e-2 with as many kv heads as query
      heads, 3.5e-2 with grouped-query attention), and each kernel of the fused core likewise
      (per-document SDPA with K/V expanded, per-document SDPA with enable_gqa, one varlen flash
-     call over the packed sequence, per-document cuDNN), and the all-gather scheme's local
-     attention through the varlen flash kernel (two ranks simulated: each rank's zigzag chunks
-     against every rank's keys, gathered with padding rows);
+     call over the packed sequence, per-document cuDNN, the hybrid of the second and third;
+     also with one document long enough for the hybrid to attend it alone), the all-gather
+     scheme's local attention through the varlen flash kernel (two ranks simulated: each rank's
+     zigzag chunks against every rank's keys, gathered with padding rows);
   2. Llama logits against transformers' LlamaForCausalLM on the same random weights, both ways:
      transformers' save_pretrained read by us, and ours read by from_pretrained (fp32: 1e-4
      relative; bf16 weights, and the trainer's bf16 autocast against torch.autocast: 3e-2), a
@@ -23,7 +24,10 @@ made by tools/gpu/prepare.sh on a Debian machine), then checks:
      65,536 packed tokens (one document; 64 of 1,024 tokens; documents of mixed lengths, new
      every step), with each fused kernel: tokens/s and MFU; for one document and mixed
      lengths also with the layer checkpointed, fully and selectively (model FLOPs: the
-     recomputation is not counted, so MFU shows what checkpointing costs).
+     recomputation is not counted, so MFU shows what checkpointing costs); where the fastest
+     kernel spends the GPU's time on mixed lengths (torch.profiler, by operator and kernel); and
+     mixed lengths with PyTorch's allocator the other way (expandable segments, which the
+     trainer worker turns on, off).
 Writes the results as JSON to --out and prints them; exits 1 if a check fails.
 """
 import argparse
@@ -38,8 +42,12 @@ import tempfile
 import time
 import types
 
-import torch
-from torch.utils import cpp_extension
+# As the trainer worker does (trainer/device_info.h), before anything touches the GPU.
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+EXPANDABLE_SEGMENTS = "expandable_segments:True" in os.environ["PYTORCH_CUDA_ALLOC_CONF"]
+
+import torch  # noqa: E402 (after the allocator's settings)
+from torch.utils import cpp_extension  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEPS = os.path.join(ROOT, "tools", "gpu", "deps")
@@ -156,7 +164,8 @@ def attention_cases(seed, lengths=ATTENTION_LENGTHS):
         ref_out = sdpa_by_document(*ref_in, lengths, scale)
         ref_out.backward(dout)
         yield types.SimpleNamespace(
-            name=f"{heads}q_{kv_heads}kv" + ("" if lengths == ATTENTION_LENGTHS else "_long"), tolerance=2.5e-2 if heads == kv_heads else 3.5e-2,
+            name=f"{heads}q_{kv_heads}kv" + ("" if lengths == ATTENTION_LENGTHS else "_long"),
+            tolerance=2.5e-2 if heads == kv_heads else 3.5e-2,
             q=q, k=k, v=v, dout=dout, scale=scale, ref_out=ref_out,
             ref_grads=[t.grad for t in ref_in])
 
@@ -367,10 +376,10 @@ def check_layer_throughput(ext, results, work, save):
                 "mixed_lengths_new_each_step": [mixed() for _ in range(7)]}
     # The kernels without checkpointing first, the figure that matters most, then where the
     # fastest of them spends its time, then the costs of checkpointing.
-    # PyTorch's allocator with expandable segments on mixed lengths, then the costs of
-    # checkpointing, the Trainer's default first.
+    # Mixed lengths with PyTorch's allocator the other way (expandable segments off where the
+    # run has them), then the costs of checkpointing, the Trainer's default first.
     runs = [(packing, "none") for packing in packings] + [("profile", None)]
-    runs += [("mixed_lengths_new_each_step", "expandable_segments")]
+    runs += [("mixed_lengths_new_each_step", "other_allocator")]
     runs += [(packing, mode) for mode in ("full", "selective")
              for packing in ("one_document_of_65536", "mixed_lengths_new_each_step")]
     for packing, mode in runs:
@@ -381,21 +390,21 @@ def check_layer_throughput(ext, results, work, save):
                 results["layer_8b_profile_error"] = f"{type(error).__name__}: {error}"
             save()
             continue
-        if mode == "expandable_segments":
-            # Segments that grow in place instead of new blocks per size: documents of new
-            # lengths every step allocate tensors of new sizes.
+        if mode == "other_allocator":
+            # Expandable segments grow in place instead of leaving blocks of one size:
+            # documents of new lengths every step allocate tensors of new sizes.
             try:
-                torch.cuda.empty_cache()
-                torch.cuda.memory._set_allocator_settings("expandable_segments:True")
+                set_expandable_segments(not EXPANDABLE_SEGMENTS)
             except Exception as error:  # No such setting in this PyTorch.
-                results["layer_8b_expandable_segments_error"] = f"{type(error).__name__}: {error}"
+                results["layer_8b_other_allocator_error"] = f"{type(error).__name__}: {error}"
                 continue
         entry = results.setdefault(f"layer_8b_{packing}", {})
         steps = packings[packing]
         for kernel in FUSED_KERNELS:
-            label = {"none": kernel, "expandable_segments": f"{kernel}+expandable_segments"}.get(
+            other = f"{kernel}+expandable_segments_{'off' if EXPANDABLE_SEGMENTS else 'on'}"
+            label = {"none": kernel, "other_allocator": other}.get(
                 mode, f"{kernel}+{mode}_checkpointing")
-            checkpointing = "none" if mode == "expandable_segments" else mode
+            checkpointing = "none" if mode == "other_allocator" else mode
             try:
                 # After 2 warm-up steps.
                 seconds = ext.layer_seconds(path, steps, kernel, checkpointing)[2:]
@@ -417,10 +426,14 @@ def check_layer_throughput(ext, results, work, save):
                 "tflops": sum(flops) / sum(seconds) / 1e12,
                 "mfu": sum(flops) / sum(seconds) / PEAK_BF16,
             }
-        if mode == "expandable_segments":
-            torch.cuda.empty_cache()
-            torch.cuda.memory._set_allocator_settings("expandable_segments:False")
+        if mode == "other_allocator":
+            set_expandable_segments(EXPANDABLE_SEGMENTS)
         save()
+
+
+def set_expandable_segments(on):
+    torch.cuda.empty_cache()
+    torch.cuda.memory._set_allocator_settings(f"expandable_segments:{on}")
 
 
 def profile_layer(ext, results, path, steps):
@@ -464,7 +477,8 @@ def main():
     if args.kernels:
         FUSED_KERNELS[:] = args.kernels.split(",")
     results = {"torch": torch.__version__, "cuda": torch.version.cuda,
-               "device": torch.cuda.get_device_name(0)}
+               "device": torch.cuda.get_device_name(0),
+               "allocator": os.environ["PYTORCH_CUDA_ALLOC_CONF"]}
     work = tempfile.mkdtemp()
     start = time.time()
     ext = build(os.path.join(work, "build"))

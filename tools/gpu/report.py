@@ -34,7 +34,9 @@ def layers(results):
     """The 8B layer's timings: one row per packing and kernel (with checkpointing, if any)."""
     rows = []
     for name, entry in results.items():
-        if not name.startswith("layer_8b_") or name == "layer_8b_profile" or not isinstance(entry, dict):
+        if not name.startswith("layer_8b_") or name == "layer_8b_profile":
+            continue
+        if not isinstance(entry, dict):  # A stopped group's error.
             continue
         for label, timing in entry.items():
             if "error" in timing:
@@ -67,6 +69,7 @@ def main():
     with open(sys.argv[1]) as f:
         results = json.load(f)
     print(f"{results.get('device')}, PyTorch {results.get('torch')}, CUDA {results.get('cuda')}"
+          f"; allocator {results.get('allocator', 'as PyTorch sets it')}"
           f"; build {results.get('build_seconds', 0):.0f} s; failed: {results.get('failed')}\n")
     for name, error in results.items():
         if name.endswith("_error"):

@@ -59,7 +59,9 @@ DocumentSplit SplitDocuments(const TokenLayout& layout) {
     } else {
       size_t end = d;
       while (end + 1 < bounds.size() && bounds[end + 1] - bounds[end] < kLongDocumentTokens) ++end;
-      run = {bounds[d], bounds[end] - bounds[d], false,
+      run = {bounds[d],
+             bounds[end] - bounds[d],
+             false,
              {layout.document.narrow(0, bounds[d], bounds[end] - bounds[d]),
               layout.position.narrow(0, bounds[d], bounds[end] - bounds[d])}};
       d = end;
@@ -74,8 +76,7 @@ DocumentSplit SplitDocuments(const TokenLayout& layout) {
 // CPU wait for everything queued before it.
 std::shared_ptr<const DocumentSplit> KeptSplit(const TokenLayout& layout) {
   static std::mutex mutex;
-  static auto* const kept =
-      new std::pair<TensorSnapshot, std::shared_ptr<const DocumentSplit>>();
+  static auto* const kept = new std::pair<TensorSnapshot, std::shared_ptr<const DocumentSplit>>();
   const std::lock_guard<std::mutex> lock(mutex);
   if (!kept->first.Is(layout.document)) {
     *kept = {TensorSnapshot(layout.document),
@@ -192,9 +193,9 @@ torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads (", q.size(1),
               ") must be a multiple of key-value heads (", k.size(1), ")");
   // The flash and cuDNN kernels take bf16 and fp16 only.
-  if (!HalfPrecision(q) && (kernel == FusedKernel::kVarlenFlash ||
-                            kernel == FusedKernel::kPerDocumentCudnn ||
-                            kernel == FusedKernel::kHybrid)) {
+  if (!HalfPrecision(q) &&
+      (kernel == FusedKernel::kVarlenFlash || kernel == FusedKernel::kPerDocumentCudnn ||
+       kernel == FusedKernel::kHybrid)) {
     kernel = FusedKernel::kPerDocument;
   }
   if (kernel == FusedKernel::kVarlenFlash) {

@@ -17,7 +17,7 @@ TEST(FusedKernelTest, EveryNameParsesBackToItsKernel) {
   }
   EXPECT_EQ(*ParseFusedKernel("per-document-cudnn"), FusedKernel::kPerDocumentCudnn);
   EXPECT_EQ(*ParseFusedKernel("hybrid"), FusedKernel::kHybrid);
-  EXPECT_EQ(FusedKernelName(kDefaultFusedKernel), "per-document");
+  EXPECT_EQ(FusedKernelName(kDefaultFusedKernel), "hybrid");
 }
 
 TEST(FusedKernelTest, AnUnknownNameIsRefusedWithTheChoices) {

@@ -81,7 +81,7 @@ struct TrainerOptions {
   // On a GPU in bf16 (a CUDA build; ignored otherwise), context-parallel attention (either
   // scheme) attends to the keys a rank holds through flash attention's varlen kernel
   // (attention::FlashPartialAttention) instead of the blockwise implementation. The worker sets
-  // it for --gpu-attention varlen-flash.
+  // it on every GPU (checked against PyTorch's attention on an H100 by tools/gpu).
   bool cp_varlen_flash = false;
   // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB); ZeRO-1
   // moves parameters and optimizer state in rounds of this size per rank.

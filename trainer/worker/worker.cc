@@ -341,20 +341,17 @@ absl::Status Worker::State::Build() {
   trainer_options.checkpoint_keeps_attention = options.activation_checkpointing == "selective";
   trainer_options.bf16_autocast = UseBf16Autocast(options, device);
   ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
-  trainer_options.cp_varlen_flash =
-      device.is_cuda() &&
-      options.gpu_attention == attention::FusedKernelName(attention::FusedKernel::kVarlenFlash);
+  trainer_options.cp_varlen_flash = device.is_cuda();
   trainer_options.shard_optimizer_state = options.shard_optimizer_state;
   trainer_options.overlap_grad_reduce = options.overlap_grad_reduce;
   if (options.rank == 0) {
     // The fused kernels attend when a GPU rank holds whole sequences; with context parallelism,
-    // the varlen kernel only.
-    const bool fused =
-        device.is_cuda() && (options.cp_size == 1 || trainer_options.cp_varlen_flash);
+    // the varlen kernel.
+    const std::string attention = options.cp_size == 1 ? options.gpu_attention : "varlen-flash";
     PROLONG_LOG(INFO) << "training on " << device.str()
                       << (trainer_options.bf16_autocast ? " in bf16 mixed precision"
                                                         : " in float32")
-                      << (fused ? ", attention " + options.gpu_attention : "");
+                      << (device.is_cuda() ? ", attention " + attention : "");
   }
   ASSIGN_OR_RETURN(trainer,
                    train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));

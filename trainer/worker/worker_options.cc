@@ -143,11 +143,13 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
       ->group(group)
       ->check(CLI::IsMember(parallel::CpSchemeNames()));
   app.add_option("--gpu-attention", options.gpu_attention,
-                 "How a GPU rank holding whole sequences calls the fused attention kernels: "
-                 "per-document (SDPA per document, default), per-document-gqa (the same without "
-                 "expanding K/V), varlen-flash (one flash call over the packed sequence; "
-                 "with --cp above 1, the varlen kernel for either scheme), per-document-cudnn "
-                 "(cuDNN per document, lengths padded)")
+                 "How a GPU rank holding whole sequences (--cp 1) calls the fused attention "
+                 "kernels: hybrid (default: documents of 8,192 tokens or more as per-document-gqa, "
+                 "the runs of shorter ones as varlen-flash), per-document (SDPA per document), "
+                 "per-document-gqa (the same without expanding K/V), varlen-flash (one flash "
+                 "call over the packed sequence), per-document-cudnn (cuDNN per document, "
+                 "lengths padded). With --cp above 1 a GPU attends through the varlen flash "
+                 "kernel whatever this says")
       ->group(group)
       ->check(CLI::IsMember(attention::FusedKernelNames()));
   app.add_option("--read-ahead-batches", options.read_ahead_batches,

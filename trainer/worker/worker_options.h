@@ -57,8 +57,8 @@ struct WorkerOptions {
   // How context-parallel attention moves K and V: a parallel::CpScheme's name.
   std::string cp_scheme = "all-gather";
   // How a GPU rank holding whole sequences calls the fused attention kernels: an
-  // attention::FusedKernel's name.
-  std::string gpu_attention = "per-document";
+  // attention::FusedKernel's name (attention::kDefaultFusedKernel's by default).
+  std::string gpu_attention = "hybrid";
   int read_ahead_batches = 2;
   double grad_clip_norm = 1.0;
   double weight_decay = 0.1;

@@ -10,6 +10,7 @@
 #include "common/cli.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
+#include "trainer/attention/fused_kernel.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 
 namespace prolong::worker {
@@ -286,7 +287,7 @@ TEST(WorkerOptionsTest, TheCpSchemeIsAllGatherOrRing) {
 TEST(WorkerOptionsTest, TheGpuAttentionIsOneOfTheFusedKernels) {
   absl::StatusOr<WorkerOptions> parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  EXPECT_EQ(parsed->gpu_attention, "per-document");
+  EXPECT_EQ(parsed->gpu_attention, attention::FusedKernelName(attention::kDefaultFusedKernel));
   parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--gpu-attention=varlen-flash"});
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->gpu_attention, "varlen-flash");

@@ -29,9 +29,9 @@ std::vector<int64_t> ReadDocumentBounds(const TokenLayout& layout) {
 // Documents at least this long go to SDPA one by one under kHybrid; shorter ones, together
 // through flash attention's varlen kernel. On an H100 (PyTorch 2.11) the 8B layer at 64K tokens
 // ran a single document 1.4x faster through SDPA (whose cuDNN kernels beat flash attention 2),
-// and 64 documents of 1,024 tokens 1.4x faster through the varlen kernel: per-document calls
-// cost about 1 ms each, and SDPA saves 0.16 s x (L / 65,536)^2 on a document of L tokens, even
-// at about 5,000 tokens.
+// and 64 documents of 1,024 tokens 1.4x faster through the varlen kernel: a per-document call
+// costs about 1 ms, and SDPA saves about 0.16 s x (L / 65,536)^2 on a document of L tokens, more
+// than that from about 5,000 tokens on.
 constexpr int64_t kLongDocumentTokens = 8192;
 
 // A run of tokens that kHybrid attends in one call: a long document, or the short documents
@@ -52,21 +52,18 @@ struct DocumentSplit {
 DocumentSplit SplitDocuments(const TokenLayout& layout) {
   DocumentSplit split{ReadDocumentBounds(layout), {}};
   const std::vector<int64_t>& bounds = split.bounds;
-  for (size_t d = 0; d + 1 < bounds.size();) {
-    HybridRun run{bounds[d], bounds[d + 1] - bounds[d], true, {}};
-    if (run.length >= kLongDocumentTokens) {
-      ++d;
-    } else {
-      size_t end = d;
-      while (end + 1 < bounds.size() && bounds[end + 1] - bounds[end] < kLongDocumentTokens) ++end;
-      run = {bounds[d],
-             bounds[end] - bounds[d],
-             false,
-             {layout.document.narrow(0, bounds[d], bounds[end] - bounds[d]),
-              layout.position.narrow(0, bounds[d], bounds[end] - bounds[d])}};
-      d = end;
+  for (size_t d = 0, end = 1; d + 1 < bounds.size(); d = end, end = d + 1) {
+    const bool long_document = bounds[end] - bounds[d] >= kLongDocumentTokens;
+    while (!long_document && end + 1 < bounds.size() &&
+           bounds[end + 1] - bounds[end] < kLongDocumentTokens) {
+      ++end;
     }
-    split.runs.push_back(std::move(run));
+    const int64_t begin = bounds[d], length = bounds[end] - bounds[d];
+    TokenLayout slice;
+    if (!long_document) {
+      slice = {layout.document.narrow(0, begin, length), layout.position.narrow(0, begin, length)};
+    }
+    split.runs.push_back({begin, length, long_document, std::move(slice)});
   }
   return split;
 }

@@ -68,6 +68,7 @@ def build(build_dir):
         "trainer/attention/blockwise_attention.cc",
         "trainer/attention/fused_attention.cc",
         "trainer/attention/fused_kernel.cc",
+        "trainer/attention/hybrid_runs.cc",
         "trainer/attention/padded_length.cc",
         "trainer/attention/partial_attention.cc",
         "trainer/attention/varlen_attention.cc",

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ATen/ATen.h"
+#include "trainer/attention/hybrid_runs.h"
 #include "trainer/attention/padded_length.h"
 #include "trainer/attention/tensor_snapshot.h"
 #include "trainer/attention/varlen_plan.h"
@@ -26,44 +27,21 @@ std::vector<int64_t> ReadDocumentBounds(const TokenLayout& layout) {
   return bounds;
 }
 
-// Documents at least this long go to SDPA one by one under kHybrid; shorter ones, together
-// through flash attention's varlen kernel. On an H100 (PyTorch 2.11) the 8B layer at 64K tokens
-// ran a single document 1.4x faster through SDPA (whose cuDNN kernels beat flash attention 2),
-// and 64 documents of 1,024 tokens 1.4x faster through the varlen kernel: a per-document call
-// costs about 1 ms, and SDPA saves about 0.16 s x (L / 65,536)^2 on a document of L tokens, more
-// than that from about 5,000 tokens on.
-constexpr int64_t kLongDocumentTokens = 8192;
-
-// A run of tokens that kHybrid attends in one call: a long document, or the short documents
-// between long ones (with its slice of the layout, the same tensors for every layer, so that the
-// varlen plans made for them are reused).
-struct HybridRun {
-  int64_t begin = 0;
-  int64_t length = 0;
-  bool long_document = false;
-  TokenLayout layout;
-};
-
 struct DocumentSplit {
-  std::vector<int64_t> bounds;  // ReadDocumentBounds
-  std::vector<HybridRun> runs;  // in token order
+  std::vector<int64_t> bounds;      // ReadDocumentBounds
+  std::vector<HybridRun> runs;      // HybridRuns(bounds)
+  std::vector<TokenLayout> slices;  // each run's slice of the layout; empty for a long document
 };
 
+// The same slices for every layer, so that the varlen plans made for them are reused.
 DocumentSplit SplitDocuments(const TokenLayout& layout) {
-  DocumentSplit split{ReadDocumentBounds(layout), {}};
-  const std::vector<int64_t>& bounds = split.bounds;
-  for (size_t d = 0, end = 1; d + 1 < bounds.size(); d = end, end = d + 1) {
-    const bool long_document = bounds[end] - bounds[d] >= kLongDocumentTokens;
-    while (!long_document && end + 1 < bounds.size() &&
-           bounds[end + 1] - bounds[end] < kLongDocumentTokens) {
-      ++end;
-    }
-    const int64_t begin = bounds[d], length = bounds[end] - bounds[d];
-    TokenLayout slice;
-    if (!long_document) {
-      slice = {layout.document.narrow(0, begin, length), layout.position.narrow(0, begin, length)};
-    }
-    split.runs.push_back({begin, length, long_document, std::move(slice)});
+  DocumentSplit split{ReadDocumentBounds(layout), {}, {}};
+  split.runs = HybridRuns(split.bounds);
+  for (const HybridRun& run : split.runs) {
+    split.slices.push_back(run.long_document
+                               ? TokenLayout{}
+                               : TokenLayout{layout.document.narrow(0, run.begin, run.length),
+                                             layout.position.narrow(0, run.begin, run.length)});
   }
   return split;
 }
@@ -203,15 +181,16 @@ torch::Tensor FusedDocumentAttention(const torch::Tensor& q, const torch::Tensor
     return PerDocumentAttention(q, k, v, split->bounds, scale, kernel);
   }
   std::vector<torch::Tensor> outputs;
-  for (const HybridRun& run : split->runs) {
+  for (size_t i = 0; i < split->runs.size(); ++i) {
+    const HybridRun& run = split->runs[i];
     if (run.long_document) {
       outputs.push_back(PerDocumentAttention(q, k, v, {run.begin, run.begin + run.length}, scale,
                                              FusedKernel::kPerDocumentGqa));
     } else {
       outputs.push_back(AttendKeys(q.narrow(0, run.begin, run.length),
                                    k.narrow(0, run.begin, run.length),
-                                   v.narrow(0, run.begin, run.length), run.layout, run.layout,
-                                   scale, FlashPartialAttention()));
+                                   v.narrow(0, run.begin, run.length), split->slices[i],
+                                   split->slices[i], scale, FlashPartialAttention()));
     }
   }
   return outputs.size() == 1 ? outputs[0] : torch::cat(outputs, 0);

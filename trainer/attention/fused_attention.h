@@ -19,7 +19,7 @@
 //    builds a graph for every new shape, so each document is padded at its end to one of a
 //    few dozen lengths (padded_length.h);
 //  - kHybrid: documents of 8,192 tokens or more as kPerDocumentGqa, the runs of shorter ones
-//    between them as kVarlenFlash: each where it was measured fastest (fused_attention.cc).
+//    between them as kVarlenFlash: each where it was measured fastest (hybrid_runs.h).
 // kVarlenFlash, kPerDocumentCudnn and kHybrid need bf16 or fp16; float32 inputs take
 // kPerDocument.
 #ifndef PROLONG_TRAINER_ATTENTION_FUSED_ATTENTION_H_

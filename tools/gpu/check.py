@@ -375,10 +375,10 @@ def check_layer_throughput(ext, results, work, save):
                 "64_documents_of_1024": [[1024] * 64] * 7,
                 # New lengths every step, as in training: kernels that plan per shape pay here.
                 "mixed_lengths_new_each_step": [mixed() for _ in range(7)]}
-    # The kernels without checkpointing first, the figure that matters most, then where the
-    # fastest of them spends its time, then the costs of checkpointing.
-    # Mixed lengths with PyTorch's allocator the other way (expandable segments off where the
-    # run has them), then the costs of checkpointing, the Trainer's default first.
+    # The kernels without checkpointing first, the figure that matters most; then where the
+    # fastest of them spends its time; mixed lengths with PyTorch's allocator the other way
+    # (expandable segments off where the run has them on); the costs of checkpointing last,
+    # the Trainer's default first.
     runs = [(packing, "none") for packing in packings] + [("profile", None)]
     runs += [("mixed_lengths_new_each_step", "other_allocator")]
     runs += [(packing, mode) for mode in ("full", "selective")

@@ -347,11 +347,14 @@ absl::Status Worker::State::Build() {
   if (options.rank == 0) {
     // The fused kernels attend when a GPU rank holds whole sequences; with context parallelism,
     // the varlen kernel.
-    const std::string attention = options.cp_size == 1 ? options.gpu_attention : "varlen-flash";
+    const std::string kernel_name =
+        options.cp_size == 1
+            ? options.gpu_attention
+            : std::string(attention::FusedKernelName(attention::FusedKernel::kVarlenFlash));
     PROLONG_LOG(INFO) << "training on " << device.str()
                       << (trainer_options.bf16_autocast ? " in bf16 mixed precision"
                                                         : " in float32")
-                      << (device.is_cuda() ? ", attention " + attention : "");
+                      << (device.is_cuda() ? ", attention " + kernel_name : "");
   }
   ASSIGN_OR_RETURN(trainer,
                    train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));

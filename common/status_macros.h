@@ -1,4 +1,5 @@
-// Early-return helpers for absl::Status and absl::StatusOr (Abseil 20220623 has none).
+// Early-return helpers for absl::Status and absl::StatusOr (Abseil 20220623 has none), and
+// Annotate, which says where an error happened without losing its code.
 #ifndef PROLONG_COMMON_STATUS_MACROS_H_
 #define PROLONG_COMMON_STATUS_MACROS_H_
 
@@ -6,6 +7,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 // RETURN_IF_ERROR(expr): if `expr` (a Status or StatusOr) is not OK, returns its status.
 #define RETURN_IF_ERROR(expr)                                               \
@@ -26,6 +29,20 @@
 
 #define PROLONG_CONCAT_(a, b) PROLONG_CONCAT_INNER_(a, b)
 #define PROLONG_CONCAT_INNER_(a, b) a##b
+
+namespace prolong {
+
+// "prefix: message" with the status's code (and payloads); OK stays OK.
+inline absl::Status Annotate(const absl::Status& status, absl::string_view prefix) {
+  if (status.ok()) return status;
+  absl::Status annotated(status.code(), absl::StrCat(prefix, ": ", status.message()));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    annotated.SetPayload(url, payload);
+  });
+  return annotated;
+}
+
+}  // namespace prolong
 
 namespace prolong::internal {
 

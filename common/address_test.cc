@@ -4,26 +4,31 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace prolong {
 namespace {
 
+using ::prolong::testing::StatusIs;
+using ::testing::HasSubstr;
+
 TEST(ParseHostPortTest, AcceptsHostnamesIpv4AndBracketedIpv6) {
   absl::StatusOr<HostPort> parsed = ParseHostPort("127.0.0.1:7400", "address");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->host, "127.0.0.1");
   EXPECT_EQ(parsed->port, 7400);
   EXPECT_EQ(parsed->ToString(), "127.0.0.1:7400");
 
   parsed = ParseHostPort("[::1]:0", "address");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->host, "::1");
   EXPECT_EQ(parsed->port, 0);
   EXPECT_EQ(parsed->ToString(), "[::1]:0");
 
   parsed = ParseHostPort("localhost:65535", "address");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->port, 65535);
 }
 
@@ -31,9 +36,9 @@ TEST(ParseHostPortTest, RejectsMalformedAddressesNamingTheField) {
   for (const char* bad : {"7400", "127.0.0.1", ":7400", "host:", "host:65536", "host:-1",
                           "host:http", "::1:80", "[::1]80", "[::1"}) {
     absl::StatusOr<HostPort> parsed = ParseHostPort(bad, "metrics_address");
-    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-    EXPECT_NE(parsed.status().message().find("metrics_address: '"), absl::string_view::npos)
-        << parsed.status();
+    EXPECT_THAT(parsed,
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metrics_address: '")))
+        << bad;
   }
 }
 
@@ -49,12 +54,11 @@ TEST(CheckCanListenTest, ReportsAnAddressInUse) {
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   const HostPort taken{"127.0.0.1", ntohs(addr.sin_port)};
 
-  absl::Status status = CheckCanListen(taken);
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(status.message(), taken.ToString() + ": address already in use");
+  EXPECT_THAT(CheckCanListen(taken), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                              taken.ToString() + ": address already in use"));
   close(fd);
-  EXPECT_TRUE(CheckCanListen(taken).ok());
-  EXPECT_TRUE(CheckCanListen({"127.0.0.1", 0}).ok());
+  EXPECT_OK(CheckCanListen(taken));
+  EXPECT_OK(CheckCanListen({"127.0.0.1", 0}));
 }
 
 }  // namespace
@@ -66,16 +70,16 @@ namespace {
 TEST(ListenTcpTest, PortZeroGetsARealPortThatConnectReaches) {
   HostPort address{"127.0.0.1", 0};
   absl::StatusOr<int> listener = ListenTcp(&address);
-  ASSERT_TRUE(listener.ok()) << listener.status();
+  ASSERT_OK(listener);
   EXPECT_GT(address.port, 0);
   absl::StatusOr<int> client = ConnectTcp(address);
-  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_OK(client);
   close(*client);
 
   HostPort same = address;
   EXPECT_EQ(ListenTcp(&same).status().message(), address.ToString() + ": address already in use");
   close(*listener);
-  EXPECT_EQ(ConnectTcp(address).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(ConnectTcp(address), StatusIs(absl::StatusCode::kUnavailable));
 }
 
 }  // namespace

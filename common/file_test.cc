@@ -5,10 +5,13 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace prolong {
 namespace {
+
+using ::prolong::testing::StatusIs;
 
 std::string TempDir() {
   std::string pattern =
@@ -19,9 +22,9 @@ std::string TempDir() {
 
 TEST(FileTest, WriteAtomicallyThenReadBack) {
   const std::string path = TempDir() + "/MANIFEST";
-  ASSERT_TRUE(WriteFileAtomically(path, std::string("one\0two", 7)).ok());
+  ASSERT_OK(WriteFileAtomically(path, std::string("one\0two", 7)));
   EXPECT_EQ(*ReadFile(path), std::string("one\0two", 7));
-  ASSERT_TRUE(WriteFileAtomically(path, "replaced").ok());
+  ASSERT_OK(WriteFileAtomically(path, "replaced"));
   EXPECT_EQ(*ReadFile(path), "replaced");
   struct stat info;
   EXPECT_NE(stat((path + ".tmp").c_str(), &info), 0) << "the temporary file is renamed away";
@@ -29,10 +32,9 @@ TEST(FileTest, WriteAtomicallyThenReadBack) {
 
 TEST(FileTest, ErrorsNameThePath) {
   absl::StatusOr<std::string> missing = ReadFile("/no/such/file");
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(missing.status().message(), "/no/such/file: cannot open");
-  EXPECT_EQ(WriteFileAtomically("/no/such/dir/f", "x").code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kNotFound, "/no/such/file: cannot open"));
+  EXPECT_THAT(WriteFileAtomically("/no/such/dir/f", "x"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include "common/grpc_status.h"
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace prolong {
 namespace {
+
+using ::prolong::testing::StatusIs;
 
 TEST(GrpcStatusTest, KeepsCodeAndMessageBothWays) {
   for (int code = 0; code <= 16; ++code) {
@@ -18,10 +21,10 @@ TEST(GrpcStatusTest, KeepsCodeAndMessageBothWays) {
 TEST(GrpcStatusTest, NamedCodesAgree) {
   EXPECT_EQ(ToGrpcStatus(absl::InvalidArgumentError("seq_len: must be >= 2")).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "run r1")).code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_EQ(FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "")).code(),
-            absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "run r1")),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "")),
+              StatusIs(absl::StatusCode::kUnauthenticated));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "common/http_get.h"
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
@@ -13,7 +14,9 @@
 namespace prolong {
 namespace {
 
-class MetricsEndpointTest : public testing::Test {
+using ::prolong::testing::StatusIs;
+
+class MetricsEndpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
     prometheus::BuildCounter()
@@ -24,7 +27,7 @@ class MetricsEndpointTest : public testing::Test {
         .Increment(7);
     absl::StatusOr<std::unique_ptr<MetricsEndpoint>> started =
         MetricsEndpoint::Start({"127.0.0.1", 0}, {registry_});
-    ASSERT_TRUE(started.ok()) << started.status();
+    ASSERT_OK(started);
     endpoint_ = *std::move(started);
   }
 
@@ -35,7 +38,7 @@ class MetricsEndpointTest : public testing::Test {
 TEST_F(MetricsEndpointTest, ServesTheTextFormatOnMetrics) {
   EXPECT_GT(endpoint_->address().port, 0);
   absl::StatusOr<std::string> body = HttpGet(endpoint_->address().ToString(), "/metrics");
-  ASSERT_TRUE(body.ok()) << body.status();
+  ASSERT_OK(body);
   EXPECT_TRUE(absl::StrContains(*body, "# TYPE prolong_test_events_total counter\n"));
   EXPECT_TRUE(absl::StrContains(*body, "prolong_test_events_total{kind=\"scrape\"} 7\n"));
 }
@@ -49,24 +52,22 @@ TEST_F(MetricsEndpointTest, ScrapesSeeNewValues) {
         .Add({{"kind", "scrape"}})
         .Increment();
     absl::StatusOr<std::string> body = HttpGet(endpoint_->address().ToString(), "/metrics");
-    ASSERT_TRUE(body.ok()) << body.status();
+    ASSERT_OK(body);
     EXPECT_TRUE(absl::StrContains(
         *body, "prolong_test_events_total{kind=\"scrape\"} " + std::to_string(7 + i) + "\n"));
   }
 }
 
 TEST_F(MetricsEndpointTest, OtherPathsAreNotFound) {
-  EXPECT_EQ(HttpGet(endpoint_->address().ToString(), "/").status().code(),
-            absl::StatusCode::kInternal);
-  EXPECT_TRUE(HttpGet(endpoint_->address().ToString(), "/metrics?name[]=x").ok());
+  EXPECT_THAT(HttpGet(endpoint_->address().ToString(), "/"), StatusIs(absl::StatusCode::kInternal));
+  EXPECT_OK(HttpGet(endpoint_->address().ToString(), "/metrics?name[]=x"));
 }
 
 TEST_F(MetricsEndpointTest, AnAddressInUseIsRefused) {
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> second =
       MetricsEndpoint::Start(endpoint_->address(), {registry_});
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(second.status().message(),
-            endpoint_->address().ToString() + ": address already in use");
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               endpoint_->address().ToString() + ": address already in use"));
 }
 
 TEST_F(MetricsEndpointTest, ASilentClientDoesNotBlockStopping) {
@@ -77,7 +78,7 @@ TEST_F(MetricsEndpointTest, ASilentClientDoesNotBlockStopping) {
   const absl::Time start = absl::Now();
   endpoint_.reset();
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
-  EXPECT_EQ(HttpGet(address, "/metrics").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(HttpGet(address, "/metrics"), StatusIs(absl::StatusCode::kUnavailable));
 }
 
 }  // namespace

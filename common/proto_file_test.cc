@@ -3,11 +3,14 @@
 #include <string>
 
 #include "common/file.h"
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 #include "prolong/v1/run_spec.pb.h"
 
 namespace prolong {
 namespace {
+
+using ::prolong::testing::StatusIs;
 
 TEST(ProtoFileTest, YamlFillsNestedRepeatedAndEnumFields) {
   v1::StageSpec stage;
@@ -25,7 +28,7 @@ mixture:
     packing: PACKING_SHORT
 )",
                                              "stage.yaml", &stage);
-  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_OK(status);
   EXPECT_EQ(stage.name(), "stage1");
   EXPECT_EQ(stage.seq_len(), 65536);
   EXPECT_EQ(stage.batch_tokens(), 4194304);
@@ -41,9 +44,8 @@ mixture:
 
 TEST(ProtoFileTest, JsonIsYaml) {
   v1::StageSpec stage;
-  ASSERT_TRUE(ParseYamlProto(R"({"seq_len": 8, "mixture": [{"domain": "a", "packing": "Sft"}]})",
-                             "s.json", &stage)
-                  .ok());
+  ASSERT_OK(ParseYamlProto(R"({"seq_len": 8, "mixture": [{"domain": "a", "packing": "Sft"}]})",
+                           "s.json", &stage));
   EXPECT_EQ(stage.seq_len(), 8);
   EXPECT_EQ(stage.mixture(0).packing(), v1::PACKING_SFT);
 }
@@ -75,17 +77,17 @@ TEST(ProtoFileTest, ErrorsNameTheFileLineAndField) {
 
 TEST(ProtoFileTest, FilesByExtension) {
   const std::string dir = ::testing::TempDir();
-  ASSERT_TRUE(
-      WriteFileAtomically(dir + "/s.textproto", "seq_len: 16 mixture { packing: PACKING_LONG }")
-          .ok());
+  ASSERT_OK(
+      WriteFileAtomically(dir + "/s.textproto", "seq_len: 16 mixture { packing: PACKING_LONG }"));
   v1::StageSpec stage;
-  ASSERT_TRUE(ReadProtoFile(dir + "/s.textproto", &stage).ok());
+  ASSERT_OK(ReadProtoFile(dir + "/s.textproto", &stage));
   EXPECT_EQ(stage.seq_len(), 16);
   EXPECT_EQ(stage.mixture(0).packing(), v1::PACKING_LONG);
 
-  ASSERT_TRUE(WriteFileAtomically(dir + "/bad.pbtxt", "seq_len: \"x\"").ok());
-  EXPECT_EQ(ReadProtoFile(dir + "/bad.pbtxt", &stage).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ReadProtoFile(dir + "/missing.yaml", &stage).code(), absl::StatusCode::kNotFound);
+  ASSERT_OK(WriteFileAtomically(dir + "/bad.pbtxt", "seq_len: \"x\""));
+  EXPECT_THAT(ReadProtoFile(dir + "/bad.pbtxt", &stage),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ReadProtoFile(dir + "/missing.yaml", &stage), StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

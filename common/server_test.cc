@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/address.h"
 #include "common/http_get.h"
+#include "common/status_matchers.h"
+#include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -22,6 +24,8 @@ namespace {
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using ::prolong::testing::StatusIs;
+using ::testing::StartsWith;
 
 ServerOptions TestOptions() {
   ServerOptions options;
@@ -42,13 +46,13 @@ grpc::Status CheckHealth(const std::string& address, const std::string& service,
   return stub->Check(&context, request, response);
 }
 
-class ServerTest : public testing::Test {
+class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<Server>> started =
         Server::Start(TestOptions(), {Hosted<v1::Scheduler>(&scheduler_)},
                       std::make_shared<prometheus::Registry>());
-    ASSERT_TRUE(started.ok()) << started.status();
+    ASSERT_OK(started);
     server_ = *std::move(started);
   }
 
@@ -85,7 +89,7 @@ TEST_F(ServerTest, UnimplementedMethodsAnswerUnimplementedAndAreCounted) {
     EXPECT_EQ(stub->GetRun(&context, request, &run).error_code(), grpc::StatusCode::UNIMPLEMENTED);
   }
   absl::StatusOr<std::string> metrics = HttpGet(server_->metrics_address(), "/metrics");
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  ASSERT_OK(metrics);
   EXPECT_TRUE(absl::StrContains(
       *metrics,
       "prolong_rpc_server_handled_total{grpc_code=\"UNIMPLEMENTED\",grpc_method=\"GetRun\","
@@ -124,7 +128,7 @@ TEST_F(ServerTest, MethodsNotServedShareOneLabel) {
   cv.wait(lock, [&] { return done; });
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   absl::StatusOr<std::string> metrics = HttpGet(server_->metrics_address(), "/metrics");
-  ASSERT_TRUE(metrics.ok());
+  ASSERT_OK(metrics);
   EXPECT_FALSE(absl::StrContains(*metrics, "Random123"));
 }
 
@@ -135,7 +139,7 @@ TEST_F(ServerTest, ShutdownStopsServingAndIsIdempotent) {
   server_->Shutdown();
   HealthCheckResponse response;
   EXPECT_EQ(CheckHealth(address, "", &response).error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(HttpGet(metrics_address, "/metrics").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(HttpGet(metrics_address, "/metrics"), StatusIs(absl::StatusCode::kUnavailable));
 }
 
 TEST_F(ServerTest, SecondServerOnTheSamePortFailsWithOneClearReason) {
@@ -143,27 +147,25 @@ TEST_F(ServerTest, SecondServerOnTheSamePortFailsWithOneClearReason) {
   options.address = server_->address();
   absl::StatusOr<std::unique_ptr<Server>> second =
       Server::Start(options, {}, std::make_shared<prometheus::Registry>());
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(second.status().message(), server_->address() + ": address already in use");
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               server_->address() + ": address already in use"));
 
   options = TestOptions();
   options.metrics_address = server_->metrics_address();
   second = Server::Start(options, {}, std::make_shared<prometheus::Registry>());
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(second.status().message(), server_->metrics_address() + ": address already in use");
+  EXPECT_THAT(second, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               server_->metrics_address() + ": address already in use"));
 }
 
 TEST(ServerStartTest, MalformedAddressesAreInvalidArguments) {
   ServerOptions options = TestOptions();
   options.address = "localhost";
-  EXPECT_EQ(Server::Start(options, {}, std::make_shared<prometheus::Registry>()).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Server::Start(options, {}, std::make_shared<prometheus::Registry>()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   options = TestOptions();
   options.metrics_address = "127.0.0.1:99999";
-  absl::Status status =
-      Server::Start(options, {}, std::make_shared<prometheus::Registry>()).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StartsWith(status.message(), "metrics_address: ")) << status;
+  EXPECT_THAT(Server::Start(options, {}, std::make_shared<prometheus::Registry>()),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("metrics_address: ")));
 }
 
 TEST(ServerStartTest, MetricsCanBeTurnedOff) {
@@ -171,7 +173,7 @@ TEST(ServerStartTest, MetricsCanBeTurnedOff) {
   options.metrics_address = "";
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::Start(options, {}, std::make_shared<prometheus::Registry>());
-  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_OK(server);
   EXPECT_EQ((*server)->metrics_address(), "");
   HealthCheckResponse response;
   EXPECT_TRUE(CheckHealth((*server)->address(), "", &response).ok());

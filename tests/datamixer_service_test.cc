@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/http_get.h"
+#include "common/status_matchers.h"
 #include "datamixer/plan/data_index.h"
 #include "datamixer/serve/batch_builder.h"
 #include "datamixer/serve/test_corpus.h"
@@ -49,10 +50,10 @@ Datamixer StartDatamixer(const std::vector<std::string>& args) {
   argv.insert(argv.end(), args.begin(), args.end());
   Datamixer datamixer;
   auto process = Subprocess::Start(argv);
-  EXPECT_TRUE(process.ok()) << process.status();
+  EXPECT_OK(process);
   datamixer.process = *std::move(process);
   auto line = datamixer.process->ReadStdoutLine(absl::Seconds(30));
-  EXPECT_TRUE(line.ok()) << line.status() << datamixer.process->Stderr();
+  EXPECT_OK(line) << datamixer.process->Stderr();
   if (!line.ok()) return datamixer;
   for (absl::string_view field : absl::StrSplit(*line, ' ')) {
     if (absl::ConsumePrefix(&field, "grpc=")) datamixer.address = std::string(field);
@@ -123,9 +124,9 @@ class DatamixerServiceTest : public ::testing::Test {
   // What a rank must receive, built in this process from the same store.
   std::vector<std::string> Expected(const v1::StageSpec& stage, uint64_t seed, plan::Rank rank) {
     auto store = store::Store::OpenForReading(corpus_.store_dir);
-    EXPECT_TRUE(store.ok());
+    EXPECT_OK(store);
     auto plan = plan::StagePlan::Build(stage, seed, *plan::LoadDataIndex((*store)->shard()));
-    EXPECT_TRUE(plan.ok()) << plan.status();
+    EXPECT_OK(plan);
     serve::BatchBuilder builder(*plan, &(*store)->shard());
     std::vector<std::string> batches;
     for (int64_t step = 0; step < (*plan)->steps(); ++step) {
@@ -163,7 +164,7 @@ TEST_F(DatamixerServiceTest, ConcurrentRankStreamsEqualTheInProcessBatches) {
   // The realized mix, reported per plan, equals the plan's: every batch was served once to
   // each of the dp x cp ranks and once to the single rank.
   auto metrics = HttpGet(datamixer.metrics_address, "/metrics");
-  ASSERT_TRUE(metrics.ok());
+  ASSERT_OK(metrics);
   for (const v1::DomainPlan& domain : plan.domains()) {
     const std::string labels = absl::StrCat("{domain=\"", domain.domain(), "\",plan=\"",
                                             plan.plan_id(), "\",stage=\"test\"}");
@@ -233,7 +234,7 @@ TEST_F(DatamixerServiceTest, ASlowClientHoldsItsProducerBack) {
   ASSERT_TRUE(reader->Read(&batch));
   absl::SleepFor(absl::Seconds(2));  // The client stalls; the server must stop reading ahead.
   auto metrics = HttpGet(datamixer.metrics_address, "/metrics");
-  ASSERT_TRUE(metrics.ok());
+  ASSERT_OK(metrics);
   const double read = MetricValue(*metrics, "prolong_datamixer_batch_read_seconds_count");
   // Three queued and one waiting to be queued.
   EXPECT_EQ(MetricValue(*metrics, "prolong_datamixer_prefetch_queue_batches"), 4);
@@ -243,7 +244,7 @@ TEST_F(DatamixerServiceTest, ASlowClientHoldsItsProducerBack) {
   EXPECT_LE(read, 30) << "the producer ran ahead of a stalled client";
   absl::SleepFor(absl::Seconds(1));
   metrics = HttpGet(datamixer.metrics_address, "/metrics");
-  ASSERT_TRUE(metrics.ok());
+  ASSERT_OK(metrics);
   EXPECT_EQ(MetricValue(*metrics, "prolong_datamixer_batch_read_seconds_count"), read)
       << "the producer is still reading for a stalled client";
   context.TryCancel();

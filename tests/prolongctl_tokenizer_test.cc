@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
 #include "datamixer/tokenizer/test_ranks.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -31,7 +32,7 @@ class ProlongctlTokenizerTest : public ::testing::Test {
     args.insert(args.begin(), kProlongctl);
     absl::StatusOr<testing::RunResult> result =
         testing::Run(args, absl::Seconds(60), Write("stdin", stdin_text));
-    EXPECT_TRUE(result.ok()) << result.status();
+    EXPECT_OK(result);
     return result.ok() ? *result : testing::RunResult{};
   }
 

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "common/http_get.h"
 #include "common/log.h"
+#include "common/status_matchers.h"
 #include "datamixer/store/store.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -158,11 +159,11 @@ RunningService StartService(const ServiceCase& service) {
                                    "--metrics-address=127.0.0.1:0"};
   argv.insert(argv.end(), service.args.begin(), service.args.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv);
-  EXPECT_TRUE(process.ok()) << process.status();
+  EXPECT_OK(process);
   if (!process.ok()) return {};
   RunningService running{*std::move(process), "", ""};
   absl::StatusOr<std::string> line = running.process->ReadStdoutLine(absl::Seconds(30));
-  EXPECT_TRUE(line.ok()) << line.status();
+  EXPECT_OK(line);
   if (!line.ok()) return running;
   // "<component> listening: grpc=HOST:PORT metrics=HOST:PORT"
   EXPECT_TRUE(absl::StartsWith(*line, service.component + " listening: ")) << *line;
@@ -258,7 +259,7 @@ TEST_P(ServiceProcessTest, MetricsPassPromtool) {
   if (service.call) service.call(Connect(running.grpc_address));
 
   absl::StatusOr<std::string> metrics = HttpGet(running.metrics_address, "/metrics");
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  ASSERT_OK(metrics);
   EXPECT_TRUE(absl::StrContains(
       *metrics, absl::StrCat("prolong_build_info{component=\"", service.component, "\"")));
   EXPECT_TRUE(absl::StrContains(*metrics, "process_cpu_seconds_total "));
@@ -280,7 +281,7 @@ TEST_P(ServiceProcessTest, MetricsPassPromtool) {
   std::ofstream(path) << *metrics;
   absl::StatusOr<testing::RunResult> check =
       testing::Run({kPromtool, "check", "metrics"}, absl::Seconds(30), path);
-  ASSERT_TRUE(check.ok()) << check.status();
+  ASSERT_OK(check);
   EXPECT_EQ(check->exit_code, 0) << check->stdout_text << check->stderr_text;
   EXPECT_EQ(check->stdout_text + check->stderr_text, "") << "promtool found problems";
 }
@@ -294,7 +295,7 @@ TEST_P(ServiceProcessTest, SigtermExitsZeroWithinFiveSeconds) {
   const absl::Time start = absl::Now();
   running.process->Signal(SIGTERM);
   absl::StatusOr<int> exit_code = running.process->Wait(absl::Seconds(5));
-  ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+  ASSERT_OK(exit_code);
   EXPECT_EQ(*exit_code, 0) << running.process->Stderr();
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_TRUE(absl::StrContains(running.process->Stderr(), service.component + " stopped"));
@@ -313,7 +314,7 @@ TEST_P(ServiceProcessTest, AddressInUseGivesOneClearLine) {
       testing::Run(with_args({service.binary, "--address=" + first.grpc_address,
                               "--metrics-address=127.0.0.1:0"}),
                    absl::Seconds(30));
-  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_OK(second);
   EXPECT_NE(second->exit_code, 0);
   // Log lines (I...) may come first; the failure itself is one line, and no error lines.
   const std::string expected =
@@ -327,7 +328,7 @@ TEST_P(ServiceProcessTest, AddressInUseGivesOneClearLine) {
   second = testing::Run(with_args({service.binary, "--address=127.0.0.1:0",
                                    "--metrics-address=" + first.metrics_address}),
                         absl::Seconds(30));
-  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_OK(second);
   EXPECT_NE(second->exit_code, 0);
   EXPECT_TRUE(absl::EndsWith(
       second->stderr_text,
@@ -340,7 +341,7 @@ TEST_P(ServiceProcessTest, UnknownFlagPrintsUsageAndFails) {
   std::vector<std::string> argv = {service.binary, "--no-such-flag=1"};
   argv.insert(argv.end(), service.args.begin(), service.args.end());
   absl::StatusOr<testing::RunResult> result = testing::Run(argv, absl::Seconds(30));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_NE(result->exit_code, 0);
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "--no-such-flag")) << result->stderr_text;
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "Usage:")) << result->stderr_text;
@@ -354,21 +355,21 @@ TEST_P(ServiceProcessTest, ProlongctlHealthReportsServingThenUnreachable) {
 
   absl::StatusOr<testing::RunResult> result =
       testing::Run({kProlongctl, "health", running.grpc_address}, absl::Seconds(30));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 0) << result->stderr_text;
   EXPECT_EQ(result->stdout_text, running.grpc_address + ": SERVING\n");
 
   result = testing::Run({kProlongctl, "health", running.grpc_address, "--service=no.Such"},
                         absl::Seconds(30));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "unknown service"));
 
   running.process->Signal(SIGTERM);
-  ASSERT_TRUE(running.process->Wait(absl::Seconds(5)).ok());
+  ASSERT_OK(running.process->Wait(absl::Seconds(5)));
   result = testing::Run({kProlongctl, "health", running.grpc_address, "--timeout-seconds=1"},
                         absl::Seconds(30));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 2);
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "unreachable"));
 }

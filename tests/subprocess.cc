@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 
 extern char** environ;
 
@@ -148,8 +149,7 @@ absl::Status RunGang(int world,
   for (int rank = 0; rank < world; ++rank) {
     absl::StatusOr<int> exit_code = ranks[rank]->Wait(deadline - absl::Now());
     if (!exit_code.ok()) {
-      return absl::Status(exit_code.status().code(),
-                          absl::StrCat("rank ", rank, ": ", exit_code.status().message()));
+      return Annotate(exit_code.status(), absl::StrCat("rank ", rank));
     }
     if (*exit_code != 0) {
       return absl::InternalError(

@@ -37,6 +37,7 @@
 #include "absl/time/clock.h"
 #include "common/file.h"
 #include "common/http_get.h"
+#include "common/status_matchers.h"
 #include "datamixer/store/store.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -74,7 +75,7 @@ constexpr char kConfig[] = R"({"model_type": "llama", "vocab_size": 256, "hidden
 // Documents a tiny model learns from quickly: each an arithmetic progression of ids mod kVocab.
 void WriteCorpus(const std::string& dir, bool one_more_document) {
   auto store = store::Store::OpenForWriting(dir, {"test-tokenizer", kVocab});
-  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_OK(store);
   std::mt19937_64 random(5);
   std::vector<store::Document> documents;
   auto add = [&](const std::string& domain, int count, int64_t min_length, int64_t max_length) {
@@ -94,7 +95,7 @@ void WriteCorpus(const std::string& dir, bool one_more_document) {
   if (one_more_document) {
     documents.push_back({"web", "web/extra", {7, 11, 13, 17, 19, 23, 29, 31, 37, 41}, ""});
   }
-  ASSERT_TRUE((*store)->shard().AddBatch(documents).ok());
+  ASSERT_OK((*store)->shard().AddBatch(documents));
 }
 
 std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text) {
@@ -112,11 +113,11 @@ Datamixer StartDatamixer(const std::string& store_dir) {
   Datamixer datamixer;
   auto process = Subprocess::Start(
       {kDatamixer, "--store=" + store_dir, "--address=127.0.0.1:0", "--metrics-address=off"});
-  EXPECT_TRUE(process.ok()) << process.status();
+  EXPECT_OK(process);
   if (!process.ok()) return datamixer;
   datamixer.process = *std::move(process);
   auto line = datamixer.process->ReadStdoutLine(absl::Seconds(60));
-  EXPECT_TRUE(line.ok()) << line.status();
+  EXPECT_OK(line);
   if (!line.ok()) return datamixer;
   for (absl::string_view field : absl::StrSplit(*line, ' ')) {
     if (absl::ConsumePrefix(&field, "grpc=")) datamixer.address = std::string(field);
@@ -222,7 +223,7 @@ std::string LastLine(const std::string& text) {
 
 int64_t NewestStep(const std::string& checkpoint_dir) {
   auto listed = checkpoint::ListCheckpoints(checkpoint_dir);
-  EXPECT_TRUE(listed.ok()) << listed.status();
+  EXPECT_OK(listed);
   return !listed.ok() || listed->empty() ? 0 : listed->back().step;
 }
 
@@ -232,7 +233,7 @@ std::string StepDir(const std::string& checkpoint_dir, int64_t step) {
 
 std::string Bytes(const std::string& path) {
   absl::StatusOr<std::string> bytes = ReadFile(path);
-  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_OK(bytes);
   return bytes.ok() ? *bytes : "";
 }
 
@@ -254,7 +255,7 @@ const CleanRun& Clean() {
     // A CPU has no known peak: one is given so that MFU is reported.
     auto process = Subprocess::Start(
         TrainCommand(r->checkpoint_dir, 2, {absl::StrCat("--peak-tflops=", kPeakTflops)}));
-    EXPECT_TRUE(process.ok()) << process.status();
+    EXPECT_OK(process);
     if (!process.ok()) return r;
     std::string metrics_address;
     while (!(*process)->Wait(absl::Milliseconds(20)).ok()) {
@@ -307,15 +308,15 @@ TEST(TrainLocalTest, TwoRanksTrainThePlanToTheEnd) {
   EXPECT_LT(steps.back().loss, steps.front().loss - 0.5) << run.stderr_text;
 
   auto listed = checkpoint::ListCheckpoints(run.checkpoint_dir);
-  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_OK(listed);
   std::vector<int64_t> saved;
   for (const checkpoint::CheckpointRef& ref : *listed) {
     saved.push_back(ref.step);
-    EXPECT_TRUE(checkpoint::VerifyCheckpoint(ref.path).ok()) << ref.path;
+    EXPECT_OK(checkpoint::VerifyCheckpoint(ref.path)) << ref.path;
   }
   EXPECT_EQ(saved, (std::vector<int64_t>{2, 4, 6, 8, 10, 12}));
   auto state = checkpoint::ReadTrainerState(StepDir(run.checkpoint_dir, kSteps));
-  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_OK(state);
   EXPECT_EQ(state->step, kSteps);
   EXPECT_EQ(state->data_cursor.at("global_step"), absl::StrCat(kSteps));
   EXPECT_EQ(state->run.dp_size, 2);
@@ -362,7 +363,7 @@ TEST(TrainLocalTest, ContextParallelRunsLoseLikeTheDataParallelOne) {
     const std::string dir = testing::MakeTempDir() + "/checkpoints";
     auto result = testing::Run(
         TrainCommand(dir, 2, {"--cp=2", absl::StrCat("--cp-scheme=", scheme)}), absl::Seconds(180));
-    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_OK(result);
     ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
     const std::vector<StepLine> steps = StepLines(result->stderr_text);
     ASSERT_EQ(steps.size(), expected.size()) << result->stderr_text;
@@ -389,7 +390,7 @@ TEST(TrainLocalTest, RunsKilledAtRandomMomentsEndBitForBitLikeAnUninterruptedOne
     SCOPED_TRACE(absl::StrCat("attempt ", attempt, ", seed ", seed));
     const int64_t resume = NewestStep(dir);
     auto launcher = Subprocess::Start(TrainCommand(dir, 2));
-    ASSERT_TRUE(launcher.ok()) << launcher.status();
+    ASSERT_OK(launcher);
     // Up to four interruptions, each after a random step past the resume point, then a run to
     // the end. Kind 0: SIGTERM to the launcher (a graceful stop); 1: SIGKILL of one worker;
     // 2: SIGKILL of both.
@@ -419,7 +420,7 @@ TEST(TrainLocalTest, RunsKilledAtRandomMomentsEndBitForBitLikeAnUninterruptedOne
       }
     }
     absl::StatusOr<int> exit_code = (*launcher)->Wait(absl::Seconds(180));
-    ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+    ASSERT_OK(exit_code);
     const std::string text = (*launcher)->Stderr();
     const std::vector<StepLine> steps = StepLines(text);
     std::cerr << "attempt " << attempt << ": resumed at step " << resume << ", trained to step "
@@ -460,7 +461,7 @@ TEST(TrainLocalTest, RunsKilledAtRandomMomentsEndBitForBitLikeAnUninterruptedOne
 // Removes the checkpoints after `step`, as if the run had stopped there.
 void KeepCheckpointsUpTo(const std::string& checkpoint_dir, int64_t step) {
   auto listed = checkpoint::ListCheckpoints(checkpoint_dir);
-  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_OK(listed);
   for (const checkpoint::CheckpointRef& ref : *listed) {
     if (ref.step > step) fs::remove_all(ref.path);
   }
@@ -483,14 +484,14 @@ TEST(TrainLocalTest, ShardedOptimizerStateEndsLikeTheCleanRunAndResumesEitherWay
   // Sharded from the start.
   auto result =
       testing::Run(TrainCommand(dir, 2, {"--shard-optimizer-state=true"}), absl::Seconds(180));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
   expect_clean_end("sharded");
 
   // Its checkpoint of step 4 resumed without sharding.
   KeepCheckpointsUpTo(dir, 4);
   result = testing::Run(TrainCommand(dir, 2), absl::Seconds(180));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "resumed from " + StepDir(dir, 4)))
       << result->stderr_text;
@@ -499,7 +500,7 @@ TEST(TrainLocalTest, ShardedOptimizerStateEndsLikeTheCleanRunAndResumesEitherWay
   // The unsharded resume's checkpoint of step 8 resumed with sharding.
   KeepCheckpointsUpTo(dir, 8);
   result = testing::Run(TrainCommand(dir, 2, {"--shard-optimizer-state=true"}), absl::Seconds(180));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "resumed from " + StepDir(dir, 8)))
       << result->stderr_text;
@@ -512,7 +513,7 @@ TEST(TrainLocalTest, ResumingOnOtherDataOrAnotherSeedIsRefused) {
   const std::string dir = testing::MakeTempDir();
   fs::copy(clean.checkpoint_dir, dir + "/checkpoints", fs::copy_options::recursive);
   auto state = checkpoint::ReadTrainerState(StepDir(dir + "/checkpoints", kSteps));
-  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_OK(state);
   const std::string old_fingerprint = state->data_cursor.at("data_fingerprint");
   const std::string old_plan = state->data_cursor.at("plan_id");
 
@@ -521,7 +522,7 @@ TEST(TrainLocalTest, ResumingOnOtherDataOrAnotherSeedIsRefused) {
   ASSERT_FALSE(other.address.empty());
   auto result =
       testing::Run(TrainCommand(dir + "/checkpoints", 1, {}, other.address), absl::Seconds(120));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1) << result->stderr_text;
   const std::regex refusal(
       R"(\[rank 0\] trainer: refusing to resume from \S+/step-00000012: it was trained on data fingerprint (\S+) \(plan (\S+)\), but the datamixer at \S+ now holds data fingerprint (\S+) \(plan (\S+)\);)");
@@ -536,7 +537,7 @@ TEST(TrainLocalTest, ResumingOnOtherDataOrAnotherSeedIsRefused) {
 
   // The same data with another seed: another plan.
   result = testing::Run(TrainCommand(dir + "/checkpoints", 1, {"--seed=4"}), absl::Seconds(120));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1) << result->stderr_text;
   EXPECT_TRUE(absl::StrContains(
       result->stderr_text,
@@ -587,7 +588,7 @@ TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule)
   const std::vector<StepLine> first_stage = StepLines(clean.stderr_text);
   ASSERT_FALSE(first_stage.empty());
   auto first_state = checkpoint::ReadTrainerState(StepDir(clean.checkpoint_dir, kSteps));
-  ASSERT_TRUE(first_state.ok()) << first_state.status();
+  ASSERT_OK(first_state);
   ASSERT_EQ(OptimizerStepCount(StepDir(clean.checkpoint_dir, kSteps), "model.norm.weight"), kSteps);
 
   for (const bool reset : {false, true}) {
@@ -603,7 +604,7 @@ TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule)
                    [](const std::string& arg) { return absl::StartsWith(arg, "--model-config="); }),
                argv.end());
     auto result = testing::Run(argv, absl::Seconds(180));
-    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_OK(result);
     ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
     const std::string from = StepDir(clean.checkpoint_dir, kSteps);
     EXPECT_TRUE(absl::StrContains(
@@ -626,7 +627,7 @@ TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule)
     // The run's step count goes on; the new stage's data cursor and schedule are its own.
     const std::string last = StepDir(dir + "/checkpoints", kSteps + 4);
     auto state = checkpoint::ReadTrainerState(last);
-    ASSERT_TRUE(state.ok()) << state.status();
+    ASSERT_OK(state);
     EXPECT_EQ(state->step, kSteps + 4);
     EXPECT_EQ(state->stage_name, "stage-2");
     EXPECT_EQ(state->schedule.at("stage_step"), "4");
@@ -644,7 +645,7 @@ TEST(TrainLocalTest, ASecondStageCarriesTheOptimizerStateAndRestartsTheSchedule)
   std::vector<std::string> argv = TrainCommand(
       dir + "/checkpoints", 1, {"--stage=" + WriteFile(dir, "stage-2.yaml", SecondStage(false))});
   auto result = testing::Run(argv, absl::Seconds(120));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1) << result->stderr_text;
   const std::string from = StepDir(dir + "/checkpoints", kSteps);
   EXPECT_TRUE(absl::StrContains(
@@ -663,7 +664,7 @@ TEST(TrainLocalTest, ANonFiniteLossFailsAndKeepsTheLastGoodCheckpoint) {
   // Step 5 (0-based 4) gets non-finite weights; steps 2 and 4 were checkpointed.
   auto result =
       testing::Run(TrainCommand(dir, 2, {"--inject-nonfinite-at-step=4"}), absl::Seconds(120));
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1) << result->stderr_text;
   // Both ranks fail at the step; whichever exits first is reported and the other is stopped.
   EXPECT_TRUE(std::regex_search(result->stderr_text,
@@ -677,10 +678,10 @@ TEST(TrainLocalTest, ANonFiniteLossFailsAndKeepsTheLastGoodCheckpoint) {
                         std::regex(R"(^prolongctl train: failed: rank [01] exited with code 1$)")))
       << result->stderr_text;
   auto listed = checkpoint::ListCheckpoints(dir);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ(listed->back().step, 4);
-  EXPECT_TRUE(checkpoint::VerifyCheckpoint(listed->back().path).ok());
+  EXPECT_OK(checkpoint::VerifyCheckpoint(listed->back().path));
 }
 
 TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
@@ -691,27 +692,27 @@ TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
   // The launcher checks the job once, before starting anything.
   std::vector<std::string> argv = TrainCommand(dir + "/checkpoints", 2, {"--stage=" + missing});
   auto result = testing::Run(argv, absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_EQ(result->stderr_text, "prolongctl train: --stage: " + missing + ": cannot open\n");
 
   argv = TrainCommand(dir + "/checkpoints", 3, {"--cp=2"});
   result = testing::Run(argv, absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_EQ(result->stderr_text, "prolongctl train: --cp (2) must divide --nproc (3)\n");
 
   argv = TrainCommand(dir + "/checkpoints", 2);
   argv.erase(std::find(argv.begin(), argv.end(), "--local"));
   result = testing::Run(argv, absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_TRUE(absl::StartsWith(result->stderr_text, "prolongctl train: only --local is supported"))
       << result->stderr_text;
 
   argv = TrainCommand(dir + "/checkpoints", 2, {"--cp=2", "--cp-scheme=tree"});
   result = testing::Run(argv, absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_NE(result->exit_code, 0);
   for (const char* part : {"--cp-scheme", "tree", "all-gather", "ring"}) {
     EXPECT_TRUE(absl::StrContains(result->stderr_text, part)) << result->stderr_text;
@@ -719,7 +720,7 @@ TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
 
   argv = TrainCommand(dir + "/checkpoints", 2, {"--no-such-flag=1"});
   result = testing::Run(argv, absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_NE(result->exit_code, 0);
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "--no-such-flag")) << result->stderr_text;
 
@@ -727,14 +728,14 @@ TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
   result = testing::Run({kTrainer, "--rank=0", "--world=1", "--stage=" + missing,
                          "--model-config=" + f.config, "--checkpoint-dir=" + dir},
                         absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_EQ(result->stderr_text, "trainer: --stage: " + missing + ": cannot open\n");
 
   result = testing::Run({kTrainer, "--rank=0", "--world=2", "--dp=2", "--rendezvous=127.0.0.1:1",
                          "--stage=" + f.stage, "--checkpoint-dir=" + dir},
                         absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_EQ(result->stderr_text,
             "trainer: give exactly one of --model-config (a fresh model) and --init-checkpoint "
@@ -750,7 +751,7 @@ TEST(TrainLocalTest, ARankThatNeverComesIsNamed) {
        "--rendezvous-timeout-seconds=2", "--datamixer=" + f.datamixer.address, "--stage=" + f.stage,
        "--model-config=" + f.config, "--checkpoint-dir=" + dir},
       absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   std::smatch match;
   ASSERT_TRUE(std::regex_search(result->stdout_text, match, std::regex(R"(rendezvous=(\S+))")))
@@ -765,7 +766,7 @@ TEST(TrainLocalTest, AnUnreachableDatamixerIsNamed) {
   const std::string dir = testing::MakeTempDir();
   auto result = testing::Run(TrainCommand(dir, 1, {"--datamixer-timeout-seconds=1"}, "127.0.0.1:1"),
                              absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_TRUE(absl::StrContains(
       result->stderr_text,
@@ -777,7 +778,7 @@ TEST(TrainLocalTest, AnUnreachableDatamixerIsNamed) {
 TEST(TrainLocalTest, AskingForAGpuInACpuBuildIsNamed) {
   const std::string dir = testing::MakeTempDir();
   auto result = testing::Run(TrainCommand(dir, 1, {"--device=cuda"}), absl::Seconds(60));
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_TRUE(absl::StrContains(result->stderr_text,
                                 "[rank 0] trainer: --device cuda: this trainer was built without "

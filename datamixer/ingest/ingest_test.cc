@@ -3,25 +3,29 @@
 #include <map>
 #include <string>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
 #include "datamixer/ingest/ingester.h"
 #include "datamixer/store/stats.h"
 #include "datamixer/tokenizer/bpe_tokenizer.h"
 #include "datamixer/tokenizer/presets.h"
 #include "datamixer/tokenizer/test_ranks.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
 namespace prolong::ingest {
 namespace {
 
+using ::prolong::testing::StatusIs;
+using ::testing::StartsWith;
+
 std::unique_ptr<tokenizer::Tokenizer> ByteTokenizer() {
   tokenizer::BpeSpec spec;
   spec.ranks = tokenizer::ByteRankFile({"th", "the"});
   spec.pattern = tokenizer::kCl100kPattern;
   auto created = tokenizer::BpeTokenizer::Create(spec);
-  EXPECT_TRUE(created.ok()) << created.status();
+  EXPECT_OK(created);
   return *std::move(created);
 }
 
@@ -30,7 +34,7 @@ class IngestTest : public ::testing::Test {
   void SetUp() override {
     dir_ = prolong::testing::MakeTempDir();
     auto shard = store::Shard::Open(dir_ + "/shard", store::Shard::Mode::kReadWrite);
-    ASSERT_TRUE(shard.ok()) << shard.status();
+    ASSERT_OK(shard);
     shard_ = *std::move(shard);
     tokenizer_ = ByteTokenizer();
   }
@@ -64,7 +68,7 @@ TEST_F(IngestTest, JsonlSkipsAndReportsBadLines) {
   options.domain = "web";
   options.read = {Format::kJsonl, "text", {path}};
   absl::StatusOr<IngestSummary> summary = Run(options);
-  ASSERT_TRUE(summary.ok()) << summary.status();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->documents_added, 3);
   EXPECT_EQ(summary->documents_invalid, 4);
   ASSERT_EQ(summary->problems.size(), 4u);
@@ -77,13 +81,9 @@ TEST_F(IngestTest, JsonlSkipsAndReportsBadLines) {
 
   // The escaped text is stored unescaped.
   std::vector<std::string> texts;
-  ASSERT_TRUE(shard_
-                  ->ScanIndex("web",
-                              [&](const store::IndexEntry& entry) {
-                                texts.push_back(
-                                    *tokenizer_->Decode(*shard_->ReadTokens("web", entry.id)));
-                              })
-                  .ok());
+  ASSERT_OK(shard_->ScanIndex("web", [&](const store::IndexEntry& entry) {
+    texts.push_back(*tokenizer_->Decode(*shard_->ReadTokens("web", entry.id)));
+  }));
   EXPECT_NE(std::find(texts.begin(), texts.end(), "escaped \xC3\xA9 \n third"), texts.end());
 }
 
@@ -95,7 +95,7 @@ TEST_F(IngestTest, TextFilesAreOneDocumentEachAndInvalidUtf8IsSkipped) {
                   {Write("a.txt", "the book a"), Write("b.txt", "bad \xFF byte"),
                    Write("c.txt", "the book c")}};
   absl::StatusOr<IngestSummary> summary = Run(options);
-  ASSERT_TRUE(summary.ok()) << summary.status();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->documents_added, 2);
   ASSERT_EQ(summary->problems.size(), 1u);
   EXPECT_EQ(summary->problems[0].source, dir_ + "/b.txt");
@@ -110,11 +110,11 @@ TEST_F(IngestTest, ReingestingAddsNothingAndMinTokensDrops) {
                   {Write("short.txt", "tiny"), Write("long.txt", std::string(500, 'x'))}};
   options.min_tokens = 100;
   absl::StatusOr<IngestSummary> first = Run(options);
-  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_OK(first);
   EXPECT_EQ(first->documents_added, 1);
   EXPECT_EQ(first->documents_too_short, 1);
   absl::StatusOr<IngestSummary> second = Run(options);
-  ASSERT_TRUE(second.ok());
+  ASSERT_OK(second);
   EXPECT_EQ(second->documents_added, 0);
   EXPECT_EQ(second->documents_duplicate, 1);
 }
@@ -125,19 +125,18 @@ TEST_F(IngestTest, StrictStopsAtTheFirstProblemAndMissingInputsFailFirst) {
   options.strict = true;
   options.read = {Format::kJsonl, "text", {Write("x.jsonl", "{\"text\": \"ok\"}\n{oops\n")}};
   absl::StatusOr<IngestSummary> summary = Run(options);
-  EXPECT_EQ(summary.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StartsWith(summary.status().message(), dir_ + "/x.jsonl:2: malformed JSON"))
-      << summary.status();
+  EXPECT_THAT(summary, StatusIs(absl::StatusCode::kInvalidArgument,
+                                StartsWith(dir_ + "/x.jsonl:2: malformed JSON")));
 
   options.strict = false;
   options.read.inputs = {Write("y.jsonl", "{\"text\": \"fine\"}\n"), dir_ + "/missing.jsonl"};
   summary = Run(options);
-  EXPECT_EQ(summary.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(summary.status().message(), dir_ + "/missing.jsonl: not a readable file");
+  EXPECT_THAT(summary,
+              StatusIs(absl::StatusCode::kNotFound, dir_ + "/missing.jsonl: not a readable file"));
   // Neither run wrote anything: the strict one stopped before its first batch was complete, and
   // the missing file was found before reading began.
   int64_t documents = 0;
-  ASSERT_TRUE(shard_->ScanIndex("web", [&](const store::IndexEntry&) { ++documents; }).ok());
+  ASSERT_OK(shard_->ScanIndex("web", [&](const store::IndexEntry&) { ++documents; }));
   EXPECT_EQ(documents, 0);
 }
 
@@ -146,7 +145,7 @@ TEST_F(IngestTest, ChatConversationsKeepAnAssistantOnlyLossMask) {
   spec.ranks = tokenizer::ByteRankFile();
   tokenizer::ApplyPreset(tokenizer::Preset::kLlama3, 256, spec);
   auto llama = tokenizer::BpeTokenizer::Create(spec);
-  ASSERT_TRUE(llama.ok());
+  ASSERT_OK(llama);
   const std::string path =
       Write("chat.jsonl",
             "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, "
@@ -158,7 +157,7 @@ TEST_F(IngestTest, ChatConversationsKeepAnAssistantOnlyLossMask) {
   options.domain = "sft";
   options.read = {Format::kChat, "text", {path}};
   absl::StatusOr<IngestSummary> summary = Ingest(options, **llama, *shard_, nullptr);
-  ASSERT_TRUE(summary.ok()) << summary.status();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->documents_added, 1);
   // Problems found by the reader and by the tokenizing workers arrive in any order.
   std::map<std::string, std::string> reasons;
@@ -169,8 +168,7 @@ TEST_F(IngestTest, ChatConversationsKeepAnAssistantOnlyLossMask) {
                          {path + ":4", "no array field 'messages'"}}));
 
   std::vector<store::IndexEntry> entries;
-  ASSERT_TRUE(
-      shard_->ScanIndex("sft", [&](const store::IndexEntry& e) { entries.push_back(e); }).ok());
+  ASSERT_OK(shard_->ScanIndex("sft", [&](const store::IndexEntry& e) { entries.push_back(e); }));
   ASSERT_EQ(entries.size(), 1u);
   const std::vector<uint32_t> tokens = *shard_->ReadTokens("sft", entries[0].id);
   const std::string mask = *shard_->ReadLossMask("sft", entries[0].id);
@@ -182,7 +180,7 @@ TEST_F(IngestTest, ChatConversationsKeepAnAssistantOnlyLossMask) {
   EXPECT_EQ(targets, "Yo<|eot_id|>");
 
   // A tokenizer without chat tokens is refused before anything is read.
-  EXPECT_EQ(Run(options).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Run(options), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST_F(IngestTest, ARepositoryIsOneDocumentOfItsTextFilesInPathOrder) {
@@ -205,27 +203,24 @@ TEST_F(IngestTest, ARepositoryIsOneDocumentOfItsTextFilesInPathOrder) {
   options.domain = "code";
   options.read = {Format::kRepo, "text", {repo, dir_ + "/empty_repo"}};
   absl::StatusOr<IngestSummary> summary = Run(options);
-  ASSERT_TRUE(summary.ok()) << summary.status();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->documents_added, 1);
   ASSERT_EQ(summary->problems.size(), 1u);
   EXPECT_EQ(summary->problems[0].source, dir_ + "/empty_repo");
   EXPECT_EQ(summary->problems[0].reason, "no text files");
 
   std::string text;
-  ASSERT_TRUE(shard_
-                  ->ScanIndex("code",
-                              [&](const store::IndexEntry& entry) {
-                                EXPECT_EQ(entry.source, repo);
-                                text = *tokenizer_->Decode(*shard_->ReadTokens("code", entry.id));
-                              })
-                  .ok());
+  ASSERT_OK(shard_->ScanIndex("code", [&](const store::IndexEntry& entry) {
+    EXPECT_EQ(entry.source, repo);
+    text = *tokenizer_->Decode(*shard_->ReadTokens("code", entry.id));
+  }));
   EXPECT_EQ(text,
             "# File: README.md\n# readme\n"
             "# File: docs/a.txt\na\n"
             "# File: src/main.cc\nint main() {}\n");
 
   options.read.inputs = {dir_ + "/no_such_repo"};
-  EXPECT_EQ(Run(options).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Run(options), StatusIs(absl::StatusCode::kNotFound));
 }
 
 // Four workers store exactly what one does, and progress reaches the input's size.
@@ -241,16 +236,16 @@ TEST_F(IngestTest, ParallelIngestEqualsSerialIngest) {
   options.read = {Format::kJsonl, "text", {path}};
   options.batch_documents = 100;
   options.threads = 1;
-  ASSERT_TRUE(Run(options).ok());
+  ASSERT_OK(Run(options));
   const std::string serial = *store::ComputeFingerprint(*shard_);
 
   auto parallel_shard = store::Shard::Open(dir_ + "/parallel", store::Shard::Mode::kReadWrite);
-  ASSERT_TRUE(parallel_shard.ok());
+  ASSERT_OK(parallel_shard);
   options.threads = 4;
   IngestProgress last;
   absl::StatusOr<IngestSummary> summary =
       Ingest(options, *tokenizer_, **parallel_shard, [&](const IngestProgress& p) { last = p; });
-  ASSERT_TRUE(summary.ok()) << summary.status();
+  ASSERT_OK(summary);
   EXPECT_EQ(summary->documents_added, 3000);
   EXPECT_EQ(*store::ComputeFingerprint(**parallel_shard), serial);
   EXPECT_EQ(last.input_bytes_read, last.input_bytes_total);

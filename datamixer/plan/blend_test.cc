@@ -4,10 +4,13 @@
 #include <numeric>
 #include <random>
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace prolong::plan {
 namespace {
+
+using ::prolong::testing::StatusIs;
 
 TEST(BlendTest, EveryBatchHoldsItsShareAndRunningTotalsStayWithinOne) {
   std::mt19937 rng(3);
@@ -19,7 +22,7 @@ TEST(BlendTest, EveryBatchHoldsItsShareAndRunningTotalsStayWithinOne) {
     for (double& p : proportions) p /= sum;
     const int64_t batch = std::uniform_int_distribution<int64_t>(1, 300)(rng);
     absl::StatusOr<Blend> blend = Blend::Create(proportions, batch);
-    ASSERT_TRUE(blend.ok()) << blend.status();
+    ASSERT_OK(blend);
     std::vector<int64_t> totals(domains, 0);
     for (int64_t step = 1; step <= 500; ++step) {
       const std::vector<int64_t> counts = blend->Next();
@@ -41,14 +44,14 @@ TEST(BlendTest, EveryBatchHoldsItsShareAndRunningTotalsStayWithinOne) {
 TEST(BlendTest, RemaindersRotateAcrossBatches) {
   // Half and half of 3: 2+1, then 1+2, ... never always 2+1.
   absl::StatusOr<Blend> blend = Blend::Create({0.5, 0.5}, 3);
-  ASSERT_TRUE(blend.ok());
+  ASSERT_OK(blend);
   EXPECT_EQ(blend->Next(), (std::vector<int64_t>{2, 1}));
   EXPECT_EQ(blend->Next(), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(blend->Next(), (std::vector<int64_t>{2, 1}));
   // ProLong's stage-1 mixture over a 64-sequence batch: 30% code, 30% books, 3% textbooks,
   // 37% ShortMix.
   blend = Blend::Create({0.30, 0.30, 0.03, 0.37}, 64);
-  ASSERT_TRUE(blend.ok());
+  ASSERT_OK(blend);
   std::vector<int64_t> totals(4, 0);
   for (int step = 0; step < 100; ++step) {
     const std::vector<int64_t> counts = blend->Next();
@@ -64,8 +67,8 @@ TEST(BlendTest, BadMixturesNameTheField) {
             "mixture[0].proportion: must be in (0, 1], got 1.5");
   EXPECT_EQ(Blend::Create({0.5, 0.5}, 0).status().message(),
             "batch_sequences: must be at least 1, got 0");
-  EXPECT_EQ(Blend::Create({}, 8).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Blend::Create({0.3333333, 0.3333333, 0.3333334}, 8).ok());
+  EXPECT_THAT(Blend::Create({}, 8), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_OK(Blend::Create({0.3333333, 0.3333333, 0.3333334}, 8));
 }
 
 }  // namespace

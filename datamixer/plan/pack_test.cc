@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace prolong::plan {
@@ -24,7 +25,7 @@ std::vector<std::vector<Piece>> Epoch(Packer& packer) {
 
 TEST(PackTest, LongSequencesAreWholeChunksOfLongEnoughDocuments) {
   absl::StatusOr<Packer> packer = Packer::Create(Packing::kLong, {10, 25, 7, 40}, 10, 0, 1);
-  ASSERT_TRUE(packer.ok()) << packer.status();
+  ASSERT_OK(packer);
   std::set<std::pair<int64_t, int64_t>> chunks;
   for (const std::vector<Piece>& pieces : Epoch(*packer)) {
     ASSERT_EQ(pieces.size(), 1u);
@@ -36,14 +37,14 @@ TEST(PackTest, LongSequencesAreWholeChunksOfLongEnoughDocuments) {
                         {0, 0}, {1, 0}, {1, 10}, {3, 0}, {3, 10}, {3, 20}, {3, 30}}));
 
   packer = Packer::Create(Packing::kLong, {10, 25, 7, 40}, 10, 30, 1);  // min_doc_tokens 30.
-  ASSERT_TRUE(packer.ok());
+  ASSERT_OK(packer);
   EXPECT_EQ(packer->sequences_per_epoch(), 4);
 }
 
 TEST(PackTest, ShortPackingCoversEveryTokenOnceAndCarriesTheCutTail) {
   const std::vector<int64_t> lengths = {3, 4, 5, 6, 12, 1};
   absl::StatusOr<Packer> packer = Packer::Create(Packing::kShort, lengths, 10, 0, 42);
-  ASSERT_TRUE(packer.ok());
+  ASSERT_OK(packer);
   const std::vector<std::vector<Piece>> sequences = Epoch(*packer);
   EXPECT_EQ(sequences.size(), 3u);  // 31 tokens: three full sequences, one token left over.
   // Pieces, in order, walk documents contiguously: each continues where the last one stopped.
@@ -66,7 +67,7 @@ TEST(PackTest, ShortPackingCoversEveryTokenOnceAndCarriesTheCutTail) {
 
 TEST(PackTest, SftDropsTheCutTail) {
   absl::StatusOr<Packer> packer = Packer::Create(Packing::kSft, {6, 6, 6, 6, 6}, 10, 0, 7);
-  ASSERT_TRUE(packer.ok());
+  ASSERT_OK(packer);
   const std::vector<std::vector<Piece>> sequences = Epoch(*packer);
   // 6 + 4 (cut, rest dropped), 6 + 4 (cut): two sequences, the fifth document cannot fill one.
   ASSERT_EQ(sequences.size(), 2u);

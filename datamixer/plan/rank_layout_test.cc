@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace prolong::plan {
@@ -60,7 +61,7 @@ TEST(RankLayoutTest, BadRanksNameTheField) {
   EXPECT_EQ(ValidateRank({0, 1, -1, 2}, 8).message(), "rank.cp_rank: must be in [0, 2), got -1");
   EXPECT_EQ(ValidateRank({0, 3, 0, 1}, 8).message(),
             "rank.dp_size: must divide the 8 sequences of a global batch, got 3");
-  EXPECT_TRUE(ValidateRank({1, 4, 3, 4}, 8).ok());
+  EXPECT_OK(ValidateRank({1, 4, 3, 4}, 8));
 }
 
 }  // namespace

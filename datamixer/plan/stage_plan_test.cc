@@ -7,10 +7,13 @@
 #include <utility>
 #include <vector>
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace prolong::plan {
 namespace {
+
+using ::prolong::testing::StatusIs;
 
 std::shared_ptr<const DataIndex> MakeData(
     const std::vector<std::pair<std::string, std::vector<int64_t>>>& domains,
@@ -69,7 +72,7 @@ const std::vector<Component> kMixture = {{"books", 0.3, v1::PACKING_LONG},
 
 TEST(StagePlanTest, EveryBatchHoldsTheSharesExactlyAndIsOrderedByWork) {
   auto plan = StagePlan::Build(Stage(64, 8, 50, kMixture), 7, Mixed());
-  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_OK(plan);
   ASSERT_EQ((*plan)->steps(), 50);
   ASSERT_EQ((*plan)->sequences_per_batch(), 8);
   const std::vector<double> shares = {0.3, 0.3, 0.4};
@@ -99,7 +102,7 @@ TEST(StagePlanTest, EveryBatchHoldsTheSharesExactlyAndIsOrderedByWork) {
 
 TEST(StagePlanTest, LongSequencesAreDistinctChunksAndShortOnesCoverDocumentsInOrder) {
   auto plan = StagePlan::Build(Stage(64, 8, 40, kMixture), 3, Mixed());
-  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_OK(plan);
   std::set<std::pair<int64_t, int64_t>> chunks[2];
   std::map<int64_t, int64_t> web_next_offset;
   for (int64_t i = 0; i < 40 * 8; ++i) {
@@ -136,7 +139,10 @@ TEST(StagePlanTest, PlansAreDeterministicFunctionsOfDataStageAndSeed) {
   auto other_data = StagePlan::Build(
       stage, 11,
       MakeData({{"books", {6400}}, {"code", {6400}}, {"web", std::vector<int64_t>(900, 9)}}, "f2"));
-  ASSERT_TRUE(a.ok() && b.ok() && other_seed.ok() && other_data.ok());
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  ASSERT_OK(other_seed);
+  ASSERT_OK(other_data);
   EXPECT_EQ((*a)->id(), (*b)->id());
   EXPECT_EQ((*a)->id().size(), 32u);
   EXPECT_NE((*a)->id(), (*other_seed)->id());
@@ -157,14 +163,14 @@ TEST(StagePlanTest, ADomainThatWouldRepeatIsRefusedUnlessRepetitionIsAllowed) {
   const std::vector<Component> mixture = {{"books", 0.5, v1::PACKING_LONG},
                                           {"web", 0.5, v1::PACKING_SHORT}};
   auto refused = StagePlan::Build(Stage(64, 4, 10, mixture), 1, data);
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(refused.status().message(),
-            "stage.mixture[0] (domain books): the stage needs 20 sequences of 64 tokens from it, "
-            "one epoch holds 5: short by 15 sequences (960 tokens); set stage.allow_repetition "
-            "or lower its proportion");
+  EXPECT_THAT(refused,
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "stage.mixture[0] (domain books): the stage needs 20 sequences of 64 "
+                       "tokens from it, one epoch holds 5: short by 15 sequences (960 tokens); set "
+                       "stage.allow_repetition or lower its proportion"));
 
   auto repeated = StagePlan::Build(Stage(64, 4, 10, mixture, true), 1, data);
-  ASSERT_TRUE(repeated.ok()) << repeated.status();
+  ASSERT_OK(repeated);
   EXPECT_DOUBLE_EQ((*repeated)->domains()[0].epochs, 4.0);
   EXPECT_LT((*repeated)->domains()[1].epochs, 1.0);
   // Each epoch uses every chunk once, and a new epoch is shuffled anew.
@@ -194,10 +200,9 @@ TEST(StagePlanTest, ADomainWithNothingToPackIsRefusedEvenWithRepetition) {
   auto plan = StagePlan::Build(
       Stage(64, 2, 1, {{"books", 0.5, v1::PACKING_LONG}, {"web", 0.5, v1::PACKING_SHORT}}, true), 1,
       data);
-  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(plan.status().message(),
-            "stage.mixture[0] (domain books): no document has 64 tokens or more (long packing "
-            "takes whole seq_len chunks)");
+  EXPECT_THAT(plan, StatusIs(absl::StatusCode::kFailedPrecondition,
+                             "stage.mixture[0] (domain books): no document has 64 tokens or more "
+                             "(long packing takes whole seq_len chunks)"));
 }
 
 TEST(StagePlanTest, BadStagesNameTheField) {

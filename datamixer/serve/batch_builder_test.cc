@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/status_matchers.h"
 #include "datamixer/plan/data_index.h"
 #include "datamixer/serve/span_arrays.h"
 #include "datamixer/serve/test_corpus.h"
@@ -26,12 +27,12 @@ struct Server {
 
   Server(const std::string& dir, const v1::StageSpec& stage, uint64_t seed) {
     auto opened = store::Store::OpenForReading(dir);
-    EXPECT_TRUE(opened.ok()) << opened.status();
+    EXPECT_OK(opened);
     store = *std::move(opened);
     auto index = plan::LoadDataIndex(store->shard());
-    EXPECT_TRUE(index.ok()) << index.status();
+    EXPECT_OK(index);
     auto built = plan::StagePlan::Build(stage, seed, *index);
-    EXPECT_TRUE(built.ok()) << built.status();
+    EXPECT_OK(built);
     plan = *built;
     builder = std::make_unique<BatchBuilder>(plan, &store->shard());
   }
@@ -47,9 +48,9 @@ class BatchBuilderTest : public ::testing::Test {
 
 TEST_F(BatchBuilderTest, TheIndexHoldsEveryDomainAndTheStoreFingerprint) {
   auto store = store::Store::OpenForReading(corpus_.store_dir);
-  ASSERT_TRUE(store.ok());
+  ASSERT_OK(store);
   auto index = plan::LoadDataIndex((*store)->shard());
-  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_OK(index);
   EXPECT_EQ((*index)->fingerprint, *store::ComputeFingerprint((*store)->shard()));
   ASSERT_EQ((*index)->domains.size(), 3u);
   EXPECT_EQ((*index)->domains[0].name, "books");
@@ -81,7 +82,7 @@ TEST_F(BatchBuilderTest, EveryTokenOfEveryGlobalBatchReachesExactlyOneRank) {
       for (int dp = 0; dp < dp_size; ++dp) {
         for (int cp = 0; cp < cp_size; ++cp) {
           auto built = server.builder->Build(step, {dp, dp_size, cp, cp_size});
-          ASSERT_TRUE(built.ok()) << built.status();
+          ASSERT_OK(built);
           EXPECT_EQ(built->batch.step(), step);
           EXPECT_EQ(built->batch.sequences_size(), 12 / dp_size);
           for (const v1::SequenceSlice& slice : built->batch.sequences()) {
@@ -139,7 +140,7 @@ std::string GlobalBatchBytes(const BatchBuilder& builder, int64_t step, int dp_s
   std::string bytes;
   for (int dp = 0; dp < dp_size; ++dp) {
     auto built = builder.Build(step, {dp, dp_size, 0, 1});
-    EXPECT_TRUE(built.ok()) << built.status();
+    EXPECT_OK(built);
     for (const v1::SequenceSlice& slice : built->batch.sequences()) {
       bytes += slice.SerializeAsString();
     }

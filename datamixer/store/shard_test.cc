@@ -11,11 +11,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
 namespace prolong::store {
 namespace {
+
+using ::prolong::testing::StatusIs;
 
 Document Doc(std::string domain, std::string source, std::vector<uint32_t> tokens,
              std::string mask = "") {
@@ -24,13 +27,13 @@ Document Doc(std::string domain, std::string source, std::vector<uint32_t> token
 
 std::unique_ptr<Shard> OpenOrDie(const std::string& dir, Shard::Mode mode) {
   absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Open(dir, mode);
-  EXPECT_TRUE(shard.ok()) << shard.status();
+  EXPECT_OK(shard);
   return shard.ok() ? *std::move(shard) : nullptr;
 }
 
 std::vector<IndexEntry> Scan(const Shard& shard, absl::string_view domain) {
   std::vector<IndexEntry> entries;
-  EXPECT_TRUE(shard.ScanIndex(domain, [&](const IndexEntry& e) { entries.push_back(e); }).ok());
+  EXPECT_OK(shard.ScanIndex(domain, [&](const IndexEntry& e) { entries.push_back(e); }));
   return entries;
 }
 
@@ -46,13 +49,13 @@ TEST(ShardTest, StoresDocumentsOnceAndReadsThemBack) {
       Doc("code", "a.txt", {1, 2, 3}),         // Same tokens, other domain: its own document.
       Doc("chat", "c.jsonl:1", {5, 6, 7, 8}, std::string("\0\0\1\1", 4)),
   });
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_OK(result);
   EXPECT_EQ(result->added, 4);
   EXPECT_EQ(result->duplicates, 1);
   EXPECT_EQ(result->tokens_added, 3 + 4 + 3 + 4);
 
   result = shard->AddBatch({Doc("books", "later.txt", wide)});
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->added, 0);
   EXPECT_EQ(result->duplicates, 1);
 
@@ -68,9 +71,8 @@ TEST(ShardTest, StoresDocumentsOnceAndReadsThemBack) {
   }
   EXPECT_EQ(*shard->ReadTokens("books", wide_id), wide);
   EXPECT_EQ(*shard->ReadTokens("books", wide_id, 1, 2), (std::vector<uint32_t>{70000, 16777216}));
-  EXPECT_EQ(shard->ReadTokens("books", wide_id, 3, 2).status().code(),
-            absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(shard->ReadTokens("code", wide_id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(shard->ReadTokens("books", wide_id, 3, 2), StatusIs(absl::StatusCode::kOutOfRange));
+  EXPECT_THAT(shard->ReadTokens("code", wide_id), StatusIs(absl::StatusCode::kNotFound));
 
   const DocumentId chat_id = ComputeDocumentId({5, 6, 7, 8}, std::string("\0\0\1\1", 4));
   EXPECT_EQ(*shard->ReadLossMask("chat", chat_id), std::string("\0\0\1\1", 4));
@@ -91,21 +93,20 @@ TEST(ShardTest, ABadDocumentRejectsTheWholeBatch) {
   };
   for (const Case& c : cases) {
     absl::StatusOr<BatchResult> result = shard->AddBatch({Doc("books", "good.txt", {9}), c.bad});
-    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(result.status().message(), c.message);
+    EXPECT_THAT(result, StatusIs(absl::StatusCode::kInvalidArgument, c.message));
   }
   EXPECT_EQ(Scan(*shard, "").size(), 0u);
 }
 
 TEST(ShardTest, PersistsAndOpensReadOnlyInManyReaders) {
   const std::string dir = prolong::testing::MakeTempDir() + "/shard";
-  EXPECT_EQ(Shard::Open(dir, Shard::Mode::kReadOnly).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Shard::Open(dir, Shard::Mode::kReadOnly), StatusIs(absl::StatusCode::kNotFound));
   {
     auto writer = OpenOrDie(dir, Shard::Mode::kReadWrite);
     ASSERT_NE(writer, nullptr);
-    ASSERT_TRUE(writer->AddBatch({Doc("web", "w", std::vector<uint32_t>(5000, 42))}).ok());
-    EXPECT_EQ(Shard::Open(dir, Shard::Mode::kReadWrite).status().code(),
-              absl::StatusCode::kFailedPrecondition);  // One writer at a time.
+    ASSERT_OK(writer->AddBatch({Doc("web", "w", std::vector<uint32_t>(5000, 42))}));
+    EXPECT_THAT(Shard::Open(dir, Shard::Mode::kReadWrite),
+                StatusIs(absl::StatusCode::kFailedPrecondition));  // One writer at a time.
   }
   auto reader1 = OpenOrDie(dir, Shard::Mode::kReadOnly);
   auto reader2 = OpenOrDie(dir, Shard::Mode::kReadOnly);
@@ -115,8 +116,8 @@ TEST(ShardTest, PersistsAndOpensReadOnlyInManyReaders) {
   ASSERT_EQ(entries.size(), 1u);
   EXPECT_EQ(entries[0].length, 5000);
   EXPECT_EQ(reader1->ReadTokens("web", entries[0].id)->size(), 5000u);
-  EXPECT_EQ(reader1->AddBatch({Doc("web", "w2", {1})}).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(reader1->AddBatch({Doc("web", "w2", {1})}),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 // A writer killed with SIGKILL at random moments leaves a shard that opens, in which every batch

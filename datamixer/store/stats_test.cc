@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
@@ -14,19 +15,17 @@ Document Doc(std::string domain, int length, uint32_t fill) {
 
 std::unique_ptr<Shard> NewShard() {
   auto shard = Shard::Open(prolong::testing::MakeTempDir() + "/shard", Shard::Mode::kReadWrite);
-  EXPECT_TRUE(shard.ok()) << shard.status();
+  EXPECT_OK(shard);
   return shard.ok() ? *std::move(shard) : nullptr;
 }
 
 TEST(StatsTest, CountsPerDomainWithAHistogram) {
   auto shard = NewShard();
   ASSERT_NE(shard, nullptr);
-  ASSERT_TRUE(shard
-                  ->AddBatch({Doc("books", 70000, 1), Doc("books", 1000, 2), Doc("books", 1025, 3),
-                              Doc("books", 2000000, 4), Doc("web", 10, 5)})
-                  .ok());
+  ASSERT_OK(shard->AddBatch({Doc("books", 70000, 1), Doc("books", 1000, 2), Doc("books", 1025, 3),
+                             Doc("books", 2000000, 4), Doc("web", 10, 5)}));
   absl::StatusOr<std::vector<DomainStats>> stats = ComputeDomainStats(*shard);
-  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_OK(stats);
   ASSERT_EQ(stats->size(), 2u);
   const DomainStats& books = (*stats)[0];
   EXPECT_EQ(books.name, "books");
@@ -45,7 +44,7 @@ TEST(StatsTest, CountsPerDomainWithAHistogram) {
   EXPECT_EQ((*stats)[1].name, "web");
 
   stats = ComputeDomainStats(*shard, "web");
-  ASSERT_TRUE(stats.ok());
+  ASSERT_OK(stats);
   ASSERT_EQ(stats->size(), 1u);
   EXPECT_EQ((*stats)[0].tokens, 10);
 }
@@ -55,16 +54,16 @@ TEST(StatsTest, FingerprintDependsOnContentNotOrder) {
   auto b = NewShard();
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(a->AddBatch({Doc("code", 5, 1), Doc("web", 7, 2)}).ok());
-  ASSERT_TRUE(b->AddBatch({Doc("web", 7, 2)}).ok());
-  ASSERT_TRUE(b->AddBatch({Doc("code", 5, 1)}).ok());
+  ASSERT_OK(a->AddBatch({Doc("code", 5, 1), Doc("web", 7, 2)}));
+  ASSERT_OK(b->AddBatch({Doc("web", 7, 2)}));
+  ASSERT_OK(b->AddBatch({Doc("code", 5, 1)}));
   const std::string fingerprint = *ComputeFingerprint(*a);
   EXPECT_EQ(fingerprint.size(), 64u);
   EXPECT_EQ(*ComputeFingerprint(*b), fingerprint);
 
-  ASSERT_TRUE(b->AddBatch({Doc("code", 5, 1)}).ok());  // A duplicate changes nothing.
+  ASSERT_OK(b->AddBatch({Doc("code", 5, 1)}));  // A duplicate changes nothing.
   EXPECT_EQ(*ComputeFingerprint(*b), fingerprint);
-  ASSERT_TRUE(b->AddBatch({Doc("code", 6, 1)}).ok());
+  ASSERT_OK(b->AddBatch({Doc("code", 6, 1)}));
   EXPECT_NE(*ComputeFingerprint(*b), fingerprint);
 }
 

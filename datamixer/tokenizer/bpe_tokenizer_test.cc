@@ -3,12 +3,17 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
 #include "datamixer/tokenizer/presets.h"
 #include "datamixer/tokenizer/test_ranks.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace prolong::tokenizer {
 namespace {
+
+using ::prolong::testing::StatusIs;
+using ::testing::StartsWith;
 
 std::unique_ptr<BpeTokenizer> Make(const std::vector<std::string>& merges) {
   BpeSpec spec;
@@ -17,7 +22,7 @@ std::unique_ptr<BpeTokenizer> Make(const std::vector<std::string>& merges) {
   spec.special_tokens = {{"<|endoftext|>", 1000}, {"<|end|>", 1001}};
   spec.eos_token = "<|endoftext|>";
   absl::StatusOr<std::unique_ptr<BpeTokenizer>> tokenizer = BpeTokenizer::Create(spec);
-  EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
+  EXPECT_OK(tokenizer);
   return tokenizer.ok() ? *std::move(tokenizer) : nullptr;
 }
 
@@ -41,7 +46,7 @@ TEST(BpeTokenizerTest, DecodeInvertsEncodeOnValidText) {
   for (const char* text : {"", "hello", "  indented\n\n\tcode();", "caf\xC3\xA9 \xE4\xB8\xAD",
                            "\xF0\x9F\x98\x80\xF0\x9F\x98\x80", "12345 678", "it's ISN'T"}) {
     absl::StatusOr<std::string> decoded = tokenizer->Decode(tokenizer->Encode(text));
-    ASSERT_TRUE(decoded.ok());
+    ASSERT_OK(decoded);
     EXPECT_EQ(*decoded, text);
   }
 }
@@ -72,8 +77,8 @@ TEST(BpeTokenizerTest, DecodeNamesAnUnknownId) {
   auto tokenizer = Make({});
   ASSERT_NE(tokenizer, nullptr);
   absl::StatusOr<std::string> decoded = tokenizer->Decode({'a', 999, 'b'});
-  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(decoded.status().message(), "ids[1] = 999 is not in the vocabulary");
+  EXPECT_THAT(decoded, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "ids[1] = 999 is not in the vocabulary"));
   EXPECT_FALSE(tokenizer->Decode({5000}).ok());
 }
 
@@ -89,8 +94,8 @@ TEST(BpeTokenizerTest, BadSpecsAreRejectedWithTheReason) {
 
   spec.ranks = ByteRankFile({});
   spec.pattern = "(unclosed";
-  EXPECT_EQ(BpeTokenizer::Create(spec).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(BpeTokenizer::Create(spec).status().message().substr(0, 18), "pattern: at offset");
+  EXPECT_THAT(BpeTokenizer::Create(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("pattern: at offset")));
 
   spec.pattern = kCl100kPattern;
   spec.special_tokens = {{"<|x|>", 65}};  // The id of "A".
@@ -114,7 +119,7 @@ TEST(BpeTokenizerTest, FingerprintChangesWithAnythingThatChangesIds) {
   spec.ranks = ByteRankFile({"he"});
   spec.pattern = "\\S+|\\s+";
   auto other_pattern = BpeTokenizer::Create(spec);
-  ASSERT_TRUE(other_pattern.ok());
+  ASSERT_OK(other_pattern);
   EXPECT_NE((*other_pattern)->fingerprint(), base->fingerprint());
 }
 

@@ -1,5 +1,6 @@
 #include "datamixer/tokenizer/chat_template.h"
 
+#include "common/status_matchers.h"
 #include "datamixer/tokenizer/bpe_tokenizer.h"
 #include "datamixer/tokenizer/presets.h"
 #include "datamixer/tokenizer/test_ranks.h"
@@ -8,12 +9,14 @@
 namespace prolong::tokenizer {
 namespace {
 
+using ::prolong::testing::StatusIs;
+
 std::unique_ptr<BpeTokenizer> Llama3Bytes() {
   BpeSpec spec;
   spec.ranks = ByteRankFile();
   ApplyPreset(Preset::kLlama3, 256, spec);
   auto tokenizer = BpeTokenizer::Create(spec);
-  EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
+  EXPECT_OK(tokenizer);
   return *std::move(tokenizer);
 }
 
@@ -21,7 +24,7 @@ TEST(ChatTemplateTest, LlamaThreeLayoutWithAssistantOnlyTargets) {
   auto tokenizer = Llama3Bytes();
   absl::StatusOr<ChatTokens> chat =
       EncodeChat(*tokenizer, {{"system", "S"}, {"user", "Hi"}, {"assistant", "Yo"}});
-  ASSERT_TRUE(chat.ok()) << chat.status();
+  ASSERT_OK(chat);
   const std::string text = *tokenizer->Decode(chat->tokens);
   EXPECT_EQ(text,
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
@@ -43,7 +46,7 @@ TEST(ChatTemplateTest, RejectsWhatCannotBeTrainedOn) {
             "messages: no assistant message, so nothing to learn");
   EXPECT_EQ(EncodeChat(*tokenizer, {{"user", "q"}, {"bot", "a"}}).status().message(),
             "messages[1].role: 'bot' (want system, user or assistant)");
-  EXPECT_EQ(EncodeChat(*tokenizer, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(EncodeChat(*tokenizer, {}), StatusIs(absl::StatusCode::kInvalidArgument));
 
   BpeSpec plain;
   plain.ranks = ByteRankFile();
@@ -51,9 +54,9 @@ TEST(ChatTemplateTest, RejectsWhatCannotBeTrainedOn) {
   plain.special_tokens = {{"<|endoftext|>", 300}};
   plain.eos_token = "<|endoftext|>";
   auto cl100k = BpeTokenizer::Create(plain);
-  ASSERT_TRUE(cl100k.ok());
-  EXPECT_EQ(EncodeChat(**cl100k, {{"user", "q"}, {"assistant", "a"}}).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  ASSERT_OK(cl100k);
+  EXPECT_THAT(EncodeChat(**cl100k, {{"user", "q"}, {"assistant", "a"}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 }  // namespace

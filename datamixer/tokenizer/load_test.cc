@@ -5,12 +5,17 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
 #include "datamixer/tokenizer/test_ranks.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
 namespace prolong::tokenizer {
 namespace {
+
+using ::prolong::testing::StatusIs;
+using ::testing::HasSubstr;
 
 class LoadTest : public ::testing::Test {
  protected:
@@ -30,7 +35,7 @@ class LoadTest : public ::testing::Test {
 
 TEST_F(LoadTest, BareRankFileWithPresets) {
   auto llama = LoadTokenizer(dir_ + "/tiny.tiktoken", "llama3");
-  ASSERT_TRUE(llama.ok()) << llama.status();
+  ASSERT_OK(llama);
   // Llama 3 numbers its 256 special tokens after the ranks (257 here).
   EXPECT_EQ((*llama)->SpecialTokenId("<|begin_of_text|>"), 257u);
   EXPECT_EQ((*llama)->SpecialTokenId("<|eot_id|>"), 266u);
@@ -40,7 +45,7 @@ TEST_F(LoadTest, BareRankFileWithPresets) {
   EXPECT_EQ((*llama)->Encode("ab"), (std::vector<uint32_t>{256}));
 
   auto cl100k = LoadTokenizer(dir_ + "/tiny.tiktoken", "cl100k_base");
-  ASSERT_TRUE(cl100k.ok()) << cl100k.status();
+  ASSERT_OK(cl100k);
   EXPECT_EQ((*cl100k)->eos_id(), 100257u);
 }
 
@@ -48,7 +53,7 @@ TEST_F(LoadTest, DescriptionFilesInJsonAndYaml) {
   Write("tok.json", R"({"type": "tiktoken", "ranks": "tiny.tiktoken", "preset": "llama3",
                         "special_tokens": {"<|x|>": 300, "<|y|>": 301}, "eos_token": "<|y|>"})");
   auto json = LoadTokenizer(dir_ + "/tok.json");
-  ASSERT_TRUE(json.ok()) << json.status();
+  ASSERT_OK(json);
   EXPECT_EQ((*json)->SpecialTokenId("<|x|>"), 300u);
   EXPECT_EQ((*json)->SpecialTokenId("<|begin_of_text|>"), std::nullopt);  // Overridden.
   EXPECT_EQ((*json)->eos_id(), 301u);
@@ -57,19 +62,17 @@ TEST_F(LoadTest, DescriptionFilesInJsonAndYaml) {
         "type: tiktoken\nranks: tiny.tiktoken\npattern: '\\w+|\\s+|.'\n"
         "special_tokens:\n  <|end|>: 400\neos_token: <|end|>\n");
   auto yaml = LoadTokenizer(dir_ + "/tok.yaml");
-  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  ASSERT_OK(yaml);
   EXPECT_EQ((*yaml)->eos_id(), 400u);
   EXPECT_EQ((*yaml)->EncodeWithSpecialTokens("ab<|end|>"), (std::vector<uint32_t>{256, 400}));
 }
 
 TEST_F(LoadTest, ErrorsNameTheFileAndField) {
   auto missing = LoadTokenizer(dir_ + "/nope.tiktoken", "llama3");
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(absl::StrContains(missing.status().message(), "nope.tiktoken"));
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope.tiktoken")));
 
   auto bare = LoadTokenizer(dir_ + "/tiny.tiktoken");
-  EXPECT_EQ(bare.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(bare.status().message(), "needs a preset")) << bare.status();
+  EXPECT_THAT(bare, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a preset")));
 
   EXPECT_EQ(LoadTokenizer(dir_ + "/tiny.tiktoken", "gpt9").status().message(),
             "preset: unknown 'gpt9' (known: llama3, cl100k_base)");
@@ -86,8 +89,7 @@ TEST_F(LoadTest, ErrorsNameTheFileAndField) {
   EXPECT_TRUE(absl::StrContains(LoadTokenizer(dir_ + "/badid.yaml").status().message(),
                                 "special_tokens: 'a' needs an integer id"));
   Write("broken.json", "{\"type\": ");
-  EXPECT_EQ(LoadTokenizer(dir_ + "/broken.json").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(LoadTokenizer(dir_ + "/broken.json"), StatusIs(absl::StatusCode::kInvalidArgument));
   Write("badline.tiktoken", "YWI= x\n");
   auto badline = LoadTokenizer(dir_ + "/badline.tiktoken", "llama3");
   EXPECT_TRUE(absl::StrContains(badline.status().message(), "badline.tiktoken: rank file line 1"))

@@ -4,11 +4,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
 namespace prolong::tokenizer {
 namespace {
+
+using ::prolong::testing::StatusIs;
 
 // Trains one small model for the whole suite (a second or two).
 class SentencePieceTest : public ::testing::Test {
@@ -30,7 +33,7 @@ class SentencePieceTest : public ::testing::Test {
     training.vocab_size = kVocabSize;
     training.model_prefix = dir + "/spm";
     const absl::Status trained = TrainSentencePiece(training);
-    ASSERT_TRUE(trained.ok()) << trained;
+    ASSERT_OK(trained);
     model_path_ = new std::string(dir + "/spm.model");
   }
 
@@ -46,7 +49,7 @@ std::string* SentencePieceTest::model_path_ = nullptr;
 TEST_F(SentencePieceTest, EncodeDecodeRoundTripsAnyText) {
   absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> tokenizer =
       SentencePieceTokenizer::Load(*model_path_);
-  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  ASSERT_OK(tokenizer);
   EXPECT_EQ((*tokenizer)->vocab_size(), static_cast<uint32_t>(kVocabSize));
   for (const char* text : {"the quick brown fox", "unseen words: zyxwvut \xE2\x82\xAC\xC3\x9F",
                            "\xE4\xB8\xAD\xE6\x96\x87 and emoji \xF0\x9F\x98\x80"}) {
@@ -54,7 +57,7 @@ TEST_F(SentencePieceTest, EncodeDecodeRoundTripsAnyText) {
     ASSERT_FALSE(ids.empty());
     for (uint32_t id : ids) EXPECT_LT(id, static_cast<uint32_t>(kVocabSize));
     absl::StatusOr<std::string> decoded = (*tokenizer)->Decode(ids);
-    ASSERT_TRUE(decoded.ok());
+    ASSERT_OK(decoded);
     EXPECT_EQ(*decoded, text);  // Byte fallback: nothing becomes unknown.
   }
   // The fingerprint is the model file's: the same on every load.
@@ -67,7 +70,7 @@ TEST_F(SentencePieceTest, EncodeDecodeRoundTripsAnyText) {
 
 TEST_F(SentencePieceTest, ControlSymbolsOnlyWhenAsked) {
   auto tokenizer = SentencePieceTokenizer::Load(*model_path_);
-  ASSERT_TRUE(tokenizer.ok());
+  ASSERT_OK(tokenizer);
   const std::optional<uint32_t> bos = (*tokenizer)->bos_id();
   const std::optional<uint32_t> eos = (*tokenizer)->eos_id();
   ASSERT_TRUE(bos.has_value() && eos.has_value());
@@ -82,14 +85,13 @@ TEST_F(SentencePieceTest, ControlSymbolsOnlyWhenAsked) {
 }
 
 TEST_F(SentencePieceTest, ErrorsNameTheProblem) {
-  EXPECT_EQ(SentencePieceTokenizer::Load("/no/such/file.model").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(SentencePieceTokenizer::Load("/no/such/file.model"),
+              StatusIs(absl::StatusCode::kNotFound));
   const std::string bogus = prolong::testing::MakeTempDir() + "/bogus.model";
   std::ofstream(bogus) << "not a model";
-  EXPECT_EQ(SentencePieceTokenizer::Load(bogus).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(SentencePieceTokenizer::Load(bogus), StatusIs(absl::StatusCode::kInvalidArgument));
   auto tokenizer = SentencePieceTokenizer::Load(*model_path_);
-  ASSERT_TRUE(tokenizer.ok());
+  ASSERT_OK(tokenizer);
   EXPECT_EQ((*tokenizer)->Decode({1, 100000}).status().message(),
             "ids[1] = 100000 is not in the vocabulary");
 
@@ -98,7 +100,7 @@ TEST_F(SentencePieceTest, ErrorsNameTheProblem) {
   training.model_prefix = "/tmp/x";
   EXPECT_EQ(TrainSentencePiece(training).message(), "inputs: none given");
   training.inputs = {"a,b.txt"};
-  EXPECT_EQ(TrainSentencePiece(training).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(TrainSentencePiece(training), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/status_matchers.h"
 #include "datamixer/tokenizer/load.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -201,13 +202,13 @@ TEST(TiktokenParityTest, EveryIdMatchesTheReferenceOnAVariedCorpus) {
   const std::string dir = prolong::testing::MakeTempDir();
   absl::StatusOr<prolong::testing::RunResult> ranks = prolong::testing::Run(
       {"/usr/bin/env", "node", kReference, "ranks", "cl100k_base"}, absl::Seconds(60));
-  ASSERT_TRUE(ranks.ok()) << ranks.status();
+  ASSERT_OK(ranks);
   ASSERT_EQ(ranks->exit_code, 0) << ranks->stderr_text
                                  << "\n(is npm's tiktoken installed? run tools/setup.sh)";
   const std::string rank_path = dir + "/cl100k_base.tiktoken";
   std::ofstream(rank_path, std::ios::binary) << ranks->stdout_text;
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = LoadTokenizer(rank_path, "cl100k_base");
-  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  ASSERT_OK(tokenizer);
 
   std::vector<std::string> corpus = FixedCases();
   std::mt19937 rng(2410);
@@ -226,7 +227,7 @@ TEST(TiktokenParityTest, EveryIdMatchesTheReferenceOnAVariedCorpus) {
   }
   absl::StatusOr<prolong::testing::RunResult> reference =
       prolong::testing::Run(command, absl::Seconds(120));
-  ASSERT_TRUE(reference.ok()) << reference.status();
+  ASSERT_OK(reference);
   ASSERT_EQ(reference->exit_code, 0) << reference->stderr_text;
   const std::vector<std::string> lines =
       absl::StrSplit(reference->stdout_text, '\n', absl::SkipEmpty());

@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -64,14 +65,14 @@ TEST(CheckpointCrashTest, NewestValidCheckpointSurvivesSigkillAtRandomMoments) {
     std::vector<std::string> argv = {kHelper, "--dir=" + dir};
     if (start % 3 == 2) argv.push_back("--resave");  // replaces a checkpoint under fire
     absl::StatusOr<std::unique_ptr<testing::Subprocess>> helper = testing::Subprocess::Start(argv);
-    ASSERT_TRUE(helper.ok()) << helper.status();
+    ASSERT_OK(helper);
 
     // Mostly at a random moment among the saves; every fourth time anywhere from start-up on,
     // so that loading, resuming and cleaning up after the previous crash are hit too.
     const bool anywhere = start % 4 == 3;
     if (!anywhere) {
       absl::StatusOr<std::string> line = (*helper)->ReadStdoutLine(absl::Seconds(120));
-      ASSERT_TRUE(line.ok()) << line.status() << "\n" << (*helper)->Stdout() << (*helper)->Stderr();
+      ASSERT_OK(line) << (*helper)->Stdout() << (*helper)->Stderr();
       ASSERT_EQ(ResumedStep(*line), newest_valid) << *line;
       if (start == kKills) break;
     }
@@ -82,7 +83,7 @@ TEST(CheckpointCrashTest, NewestValidCheckpointSurvivesSigkillAtRandomMoments) {
     absl::SleepFor(delay);
     (*helper)->Signal(SIGKILL);
     absl::StatusOr<int> exit_code = (*helper)->Wait(absl::Seconds(30));
-    ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+    ASSERT_OK(exit_code);
     const std::string output = (*helper)->Stdout();
     ASSERT_EQ(*exit_code, 128 + SIGKILL) << output << (*helper)->Stderr();
     if (anywhere && !output.empty()) {
@@ -104,7 +105,7 @@ TEST(CheckpointCrashTest, NewestValidCheckpointSurvivesSigkillAtRandomMoments) {
       ++interrupted_saves;
     }
     if (last_complete < 0 && absl::IsNotFound(latest.status())) continue;
-    ASSERT_TRUE(latest.ok()) << latest.status();
+    ASSERT_OK(latest);
     EXPECT_GE(latest->step, last_complete) << "a save the helper reported complete was lost";
     newest_valid = latest->step;
     std::error_code error;

@@ -260,9 +260,6 @@ absl::StatusOr<Manifest> ParseManifest(absl::string_view text, absl::string_view
 }
 
 absl::Status VerifyCheckpoint(const std::string& checkpoint_dir, Verification verification) {
-  auto prefixed = [&](const absl::Status& status) {
-    return absl::Status(status.code(), absl::StrCat(checkpoint_dir, ": ", status.message()));
-  };
   const std::string manifest_path = Join(checkpoint_dir, kManifestFile);
   absl::StatusOr<std::string> text = ReadFile(manifest_path);
   if (!text.ok()) {
@@ -274,7 +271,7 @@ absl::Status VerifyCheckpoint(const std::string& checkpoint_dir, Verification ve
         absl::StrCat(checkpoint_dir, ": missing file ", kManifestFile, " (an incomplete save?)"));
   }
   absl::StatusOr<Manifest> manifest = ParseManifest(*text, kManifestFile);
-  if (!manifest.ok()) return prefixed(manifest.status());
+  if (!manifest.ok()) return Annotate(manifest.status(), checkpoint_dir);
   const std::optional<int64_t> named_step =
       ParseStepDirName(fs::path(checkpoint_dir).lexically_normal().filename().string());
   if (named_step.has_value() && *named_step != manifest->step) {
@@ -308,7 +305,7 @@ absl::Status VerifyCheckpoint(const std::string& checkpoint_dir, Verification ve
 
   absl::StatusOr<std::vector<ManifestEntry>> actual =
       HashFiles(checkpoint_dir, paths, /*sync=*/false);
-  if (!actual.ok()) return prefixed(actual.status());
+  if (!actual.ok()) return Annotate(actual.status(), checkpoint_dir);
   for (size_t i = 0; i < paths.size(); ++i) {
     const ManifestEntry& expected = manifest->files[i];
     const ManifestEntry& found = (*actual)[i];

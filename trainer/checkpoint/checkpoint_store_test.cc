@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file.h"
 #include "common/sha256.h"
+#include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -18,6 +19,7 @@ namespace prolong::checkpoint {
 namespace {
 
 namespace fs = std::filesystem;
+using ::prolong::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -36,7 +38,7 @@ void Write(const std::string& path, const std::string& contents) {
 std::string SaveFake(const std::string& dir, int64_t step, const std::string& tag = "",
                      int keep_last = 0) {
   absl::StatusOr<std::unique_ptr<CheckpointWriter>> writer = CheckpointWriter::Begin(dir, step);
-  EXPECT_TRUE(writer.ok()) << writer.status();
+  EXPECT_OK(writer);
   if (!writer.ok()) return "";
   const std::string staging = (*writer)->staging_dir();
   Write(Path(staging, "model/config.json"), absl::StrCat("{\"step\": ", step, "}"));
@@ -48,7 +50,7 @@ std::string SaveFake(const std::string& dir, int64_t step, const std::string& ta
   CommitOptions options;
   options.keep_last = keep_last;
   absl::StatusOr<std::string> path = (*writer)->Commit(options);
-  EXPECT_TRUE(path.ok()) << path.status();
+  EXPECT_OK(path);
   return path.ok() ? *path : "";
 }
 
@@ -101,7 +103,7 @@ TEST(ManifestTest, RoundTripsAndRejectsBadEntries) {
   manifest.files = {{"model/config.json", 12, std::string(64, 'a')},
                     {"optimizer.safetensors", 0, std::string(64, '0')}};
   absl::StatusOr<Manifest> parsed = ParseManifest(ManifestToJson(manifest), "M");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->step, 7);
   EXPECT_EQ(parsed->files, manifest.files);
 
@@ -149,7 +151,7 @@ TEST(TrainerStateTest, RoundTripsAndNamesBadKeys) {
   state.elapsed_seconds = 3600.125;
   state.saved_at = "2026-11-27T05:11:04Z";
   absl::StatusOr<TrainerState> parsed = ParseTrainerState(TrainerStateToJson(state), "S");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(*parsed, state);
 
   auto error = [](const std::string& json) {
@@ -167,7 +169,7 @@ TEST(TrainerStateTest, RoundTripsAndNamesBadKeys) {
   EXPECT_THAT(error(R"({"format_version": 1, "step": 3, "run": {"dp_size": 0}})"),
               HasSubstr("S: run.dp_size must be an integer >= 1"));
   // Unknown keys (from a newer writer) are ignored.
-  EXPECT_TRUE(ParseTrainerState(R"({"format_version": 1, "step": 3, "new_key": [1]})", "S").ok());
+  EXPECT_OK(ParseTrainerState(R"({"format_version": 1, "step": 3, "new_key": [1]})", "S"));
 }
 
 TEST(CheckpointWriterTest, CommitsCompleteCheckpointWithManifest) {
@@ -175,12 +177,12 @@ TEST(CheckpointWriterTest, CommitsCompleteCheckpointWithManifest) {
   const std::string path = SaveFake(dir, 1234);
   EXPECT_EQ(path, Path(dir, "step-00001234"));
   EXPECT_THAT(Entries(dir), ElementsAre("step-00001234"));  // no staging directory left
-  EXPECT_TRUE(VerifyCheckpoint(path).ok());
+  EXPECT_OK(VerifyCheckpoint(path));
 
   absl::StatusOr<std::string> text = ReadFile(Path(path, kManifestFile));
-  ASSERT_TRUE(text.ok());
+  ASSERT_OK(text);
   absl::StatusOr<Manifest> manifest = ParseManifest(*text, "M");
-  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  ASSERT_OK(manifest);
   EXPECT_EQ(manifest->step, 1234);
   std::vector<std::string> paths;
   for (const ManifestEntry& entry : manifest->files) paths.push_back(entry.path);
@@ -192,7 +194,7 @@ TEST(CheckpointWriterTest, CommitsCompleteCheckpointWithManifest) {
   EXPECT_EQ(manifest->files[2].sha256, absl::BytesToHexString(hasher.Finish()));
 
   absl::StatusOr<TrainerState> state = ReadTrainerState(path);
-  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_OK(state);
   EXPECT_EQ(state->step, 1234);
 }
 
@@ -200,7 +202,7 @@ TEST(CheckpointWriterTest, AbandonedWriterLeavesNothing) {
   const std::string dir = Path(testing::MakeTempDir(), "ckpt");
   {
     absl::StatusOr<std::unique_ptr<CheckpointWriter>> writer = CheckpointWriter::Begin(dir, 3);
-    ASSERT_TRUE(writer.ok());
+    ASSERT_OK(writer);
     Write(Path((*writer)->staging_dir(), "optimizer.safetensors"), "partial");
   }
   EXPECT_TRUE(Entries(dir).empty());
@@ -212,25 +214,25 @@ TEST(CheckpointWriterTest, ResavingAStepReplacesIt) {
   SaveFake(dir, 5, "first");
   const std::string path = SaveFake(dir, 5, "second-and-longer");
   EXPECT_THAT(Entries(dir), ElementsAre("step-00000005"));
-  EXPECT_TRUE(VerifyCheckpoint(path).ok());
+  EXPECT_OK(VerifyCheckpoint(path));
   absl::StatusOr<std::string> optimizer = ReadFile(Path(path, "optimizer.safetensors"));
-  ASSERT_TRUE(optimizer.ok());
+  ASSERT_OK(optimizer);
   EXPECT_THAT(*optimizer, ::testing::EndsWith("second-and-longer"));
 }
 
 TEST(FindLatestValidTest, ReturnsNewestAndNotFoundWhenNone) {
   const std::string dir = Path(testing::MakeTempDir(), "ckpt");
-  EXPECT_EQ(FindLatestValid(dir).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(FindLatestValid(dir), StatusIs(absl::StatusCode::kNotFound));
   SaveFake(dir, 2);
   SaveFake(dir, 10);
   SaveFake(dir, 9);
   fs::create_directories(Path(dir, "not-a-checkpoint"));
   absl::StatusOr<CheckpointRef> latest = FindLatestValid(dir);
-  ASSERT_TRUE(latest.ok()) << latest.status();
+  ASSERT_OK(latest);
   EXPECT_EQ(latest->step, 10);
   EXPECT_EQ(latest->path, Path(dir, "step-00000010"));
   absl::StatusOr<std::vector<CheckpointRef>> all = ListCheckpoints(dir);
-  ASSERT_TRUE(all.ok());
+  ASSERT_OK(all);
   ASSERT_EQ(all->size(), 3u);
   EXPECT_EQ((*all)[0].step, 2);
   EXPECT_EQ((*all)[2].step, 10);
@@ -243,14 +245,14 @@ TEST(FindLatestValidTest, SkipsFlippedByteWithWarning) {
   FlipByte(Path(newest, "model/model.safetensors"), 500);
 
   Found found = Find(dir);
-  ASSERT_TRUE(found.result.ok()) << found.result.status();
+  ASSERT_OK(found.result);
   EXPECT_EQ(found.result->step, 1);
   EXPECT_THAT(found.log, HasSubstr("skipping checkpoint " + newest +
                                    ": model/model.safetensors: checksum "
                                    "mismatch (SHA-256 "));
-  EXPECT_EQ(VerifyCheckpoint(newest).code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(VerifyCheckpoint(newest), StatusIs(absl::StatusCode::kDataLoss));
   // Sizes only cannot see a flipped byte: the documented trade-off.
-  EXPECT_TRUE(VerifyCheckpoint(newest, Verification::kSizesOnly).ok());
+  EXPECT_OK(VerifyCheckpoint(newest, Verification::kSizesOnly));
   // Nothing was modified or deleted.
   EXPECT_THAT(Entries(dir), ElementsAre("step-00000001", "step-00000002"));
 }
@@ -265,7 +267,7 @@ TEST(FindLatestValidTest, SkipsTruncatedFile) {
     FindOptions options;
     options.verification = verification;
     Found found = Find(dir, options);
-    ASSERT_TRUE(found.result.ok()) << found.result.status();
+    ASSERT_OK(found.result);
     EXPECT_EQ(found.result->step, 1);
     EXPECT_THAT(found.log, HasSubstr("skipping checkpoint " + newest +
                                      ": optimizer.safetensors has 100 bytes, the manifest says "
@@ -287,7 +289,7 @@ TEST(FindLatestValidTest, SkipsMissingManifestMissingFileAndBadManifest) {
   const std::string renamed = Path(dir, "step-00000006");
 
   Found found = Find(dir);
-  ASSERT_TRUE(found.result.ok()) << found.result.status();
+  ASSERT_OK(found.result);
   EXPECT_EQ(found.result->step, 1);
   EXPECT_THAT(found.log, HasSubstr(renamed + ": MANIFEST.json is for step 5"));
   EXPECT_THAT(found.log, HasSubstr(bad_manifest + ": MANIFEST.json: not valid JSON"));
@@ -296,17 +298,17 @@ TEST(FindLatestValidTest, SkipsMissingManifestMissingFileAndBadManifest) {
 
   fs::remove_all(Path(dir, "step-00000001"));
   found = Find(dir);
-  EXPECT_EQ(found.result.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(found.result.status().message(), HasSubstr("no valid checkpoint in " + dir));
+  EXPECT_THAT(found.result,
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no valid checkpoint in " + dir)));
 }
 
 TEST(FindLatestValidTest, ManifestMustListTheTrainingFiles) {
   const std::string dir = Path(testing::MakeTempDir(), "ckpt");
   absl::StatusOr<std::unique_ptr<CheckpointWriter>> writer = CheckpointWriter::Begin(dir, 1);
-  ASSERT_TRUE(writer.ok());
+  ASSERT_OK(writer);
   Write(Path((*writer)->staging_dir(), "trainer_state.json"), "{}");
   absl::StatusOr<std::string> path = (*writer)->Commit();
-  ASSERT_TRUE(path.ok());
+  ASSERT_OK(path);
   EXPECT_THAT(VerifyCheckpoint(*path).message(), HasSubstr("does not list model/config.json"));
 }
 
@@ -318,14 +320,14 @@ TEST(FindLatestValidTest, LeftoverTemporaryIsIgnoredThenCleanedUp) {
   fs::copy(Path(dir, "step-00000001"), leftover, fs::copy_options::recursive);
 
   Found found = Find(dir);  // a reader: looks, removes nothing
-  ASSERT_TRUE(found.result.ok());
+  ASSERT_OK(found.result);
   EXPECT_EQ(found.result->step, 1);
   EXPECT_TRUE(fs::exists(leftover));
 
   FindOptions writer;
   writer.remove_leftovers = true;
   found = Find(dir, writer);
-  ASSERT_TRUE(found.result.ok());
+  ASSERT_OK(found.result);
   EXPECT_EQ(found.result->step, 1);
   EXPECT_THAT(found.log, HasSubstr("removing " + leftover + ", left over from an interrupted"));
   EXPECT_THAT(Entries(dir), ElementsAre("step-00000001"));
@@ -349,12 +351,12 @@ TEST(RecoverDirectoryTest, FinishesOrUndoesAnInterruptedReplacement) {
            fs::copy_options::recursive);
 
   ::testing::internal::CaptureStderr();
-  ASSERT_TRUE(RecoverDirectory(dir).ok());
+  ASSERT_OK(RecoverDirectory(dir));
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_THAT(log, HasSubstr("restoring " + Path(dir, "step-00000007")));
   EXPECT_THAT(log, HasSubstr("removing " + Path(dir, ".replaced-step-00000004-12345678")));
   EXPECT_THAT(Entries(dir), ElementsAre("step-00000004", "step-00000007"));
-  EXPECT_TRUE(VerifyCheckpoint(Path(dir, "step-00000007")).ok());
+  EXPECT_OK(VerifyCheckpoint(Path(dir, "step-00000007")));
 }
 
 TEST(RetentionTest, KeepsExactlyTheLastK) {
@@ -371,7 +373,7 @@ TEST(RetentionTest, KeepsExactlyTheLastK) {
   SaveFake(dir, 45, "", 2);
   EXPECT_THAT(Entries(dir), ElementsAre("step-00000040", "step-00000045", "step-00000050",
                                         "step-00000060", "step-00000070"));
-  ASSERT_TRUE(ApplyRetention(dir, 70, 1).ok());
+  ASSERT_OK(ApplyRetention(dir, 70, 1));
   EXPECT_THAT(Entries(dir), ElementsAre("step-00000070"));
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file.h"
 #include "common/status_macros.h"
+#include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -23,6 +24,8 @@ namespace prolong::checkpoint {
 namespace {
 
 namespace fs = std::filesystem;
+using ::prolong::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing::MakeAdamW;
 using testing::TinyConfig;
@@ -31,7 +34,7 @@ using torch::Tensor;
 
 std::shared_ptr<model::LlamaForCausalLM> Model(const model::LlamaConfig& config, uint64_t seed) {
   absl::StatusOr<std::shared_ptr<model::LlamaForCausalLM>> model = model::CreateLlama(config, seed);
-  EXPECT_TRUE(model.ok()) << model.status();
+  EXPECT_OK(model);
   return *model;
 }
 
@@ -62,8 +65,8 @@ void ExpectSameOptimizerState(torch::optim::AdamW& a, model::LlamaForCausalLM& m
                               torch::optim::AdamW& b, model::LlamaForCausalLM& model_b) {
   absl::StatusOr<OptimizerState> x = ExtractAdamWState(a, model_a.named_parameters());
   absl::StatusOr<OptimizerState> y = ExtractAdamWState(b, model_b.named_parameters());
-  ASSERT_TRUE(x.ok()) << x.status();
-  ASSERT_TRUE(y.ok()) << y.status();
+  ASSERT_OK(x);
+  ASSERT_OK(y);
   ASSERT_EQ(x->tensors.size(), y->tensors.size());
   for (const auto& [name, tensor] : x->tensors) {
     ASSERT_EQ(y->tensors.count(name), 1u) << name;
@@ -122,12 +125,12 @@ TEST_P(RoundTripTest, RestoresModelOptimizerAndRngBitwise) {
   const std::string dir = prolong::testing::MakeTempDir();
   const RngState rng_at_save = CaptureRngState();
   absl::StatusOr<std::string> path = Save(dir, original, 2);
-  ASSERT_TRUE(path.ok()) << path.status();
+  ASSERT_OK(path);
   EXPECT_EQ(*path, dir + "/step-00000002");
 
   // What the generator gives next, then the original's third step from the same point.
   const Tensor next_draw = torch::rand({8});
-  ASSERT_TRUE(RestoreRngState(rng_at_save).ok());
+  ASSERT_OK(RestoreRngState(rng_at_save));
   TrainStep(*original.model, *original.optimizer);
   const RngState rng_after_original_step = CaptureRngState();
 
@@ -135,7 +138,7 @@ TEST_P(RoundTripTest, RestoresModelOptimizerAndRngBitwise) {
   Trained restored = Train(0, amsgrad, /*seed=*/99);
   torch::manual_seed(12345);
   TrainerState state;
-  ASSERT_TRUE(LoadCheckpoint(*path, *restored.model, *restored.optimizer, &state).ok());
+  ASSERT_OK(LoadCheckpoint(*path, *restored.model, *restored.optimizer, &state));
   EXPECT_EQ(CaptureRngState(), rng_at_save);
   EXPECT_TRUE(Identical(torch::rand({8}), next_draw));
 
@@ -153,7 +156,7 @@ TEST_P(RoundTripTest, RestoresModelOptimizerAndRngBitwise) {
   ExpectSameOptimizerState(*restored.optimizer, *restored.model, *replay.optimizer, *replay.model);
 
   // One more step from the restored state equals the original's third step, bitwise.
-  ASSERT_TRUE(RestoreRngState(state.rng).ok());
+  ASSERT_OK(RestoreRngState(state.rng));
   TrainStep(*restored.model, *restored.optimizer);
   EXPECT_EQ(CaptureRngState(), rng_after_original_step);
   ExpectSameParameters(*restored.model, *original.model);
@@ -162,7 +165,7 @@ TEST_P(RoundTripTest, RestoresModelOptimizerAndRngBitwise) {
 
   // The model directory is a Hugging Face checkpoint on its own.
   absl::StatusOr<std::shared_ptr<model::LlamaForCausalLM>> hf = model::LoadLlama(*path + "/model");
-  ASSERT_TRUE(hf.ok()) << hf.status();
+  ASSERT_OK(hf);
   ExpectSameParameters(**hf, *replay.model);
 }
 
@@ -172,20 +175,20 @@ TEST(TrainingCheckpointTest, LoadRestoresOnlyTheOptimizerStateOfTheParametersAsk
   Trained original = Train(2);
   const std::string dir = prolong::testing::MakeTempDir();
   absl::StatusOr<std::string> path = Save(dir, original, 2);
-  ASSERT_TRUE(path.ok()) << path.status();
+  ASSERT_OK(path);
 
   Trained restored = Train(1, /*amsgrad=*/false, /*seed=*/99);  // state for every parameter
   LoadOptions load;
   load.optimizer_parameters = [](const std::string& name) { return name == "model.norm.weight"; };
   TrainerState state;
-  ASSERT_TRUE(LoadCheckpoint(*path, *restored.model, *restored.optimizer, &state, load).ok());
+  ASSERT_OK(LoadCheckpoint(*path, *restored.model, *restored.optimizer, &state, load));
   ExpectSameParameters(*restored.model, *original.model);
   absl::StatusOr<OptimizerState> got =
       ExtractAdamWState(*restored.optimizer, restored.model->named_parameters());
   absl::StatusOr<OptimizerState> want =
       ExtractAdamWState(*original.optimizer, original.model->named_parameters());
-  ASSERT_TRUE(got.ok()) << got.status();
-  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_OK(got);
+  ASSERT_OK(want);
   std::vector<std::string> names;
   for (const auto& [name, tensor] : got->tensors) {
     names.push_back(name);
@@ -200,11 +203,11 @@ TEST(TrainingCheckpointTest, LoadRestoresOnlyTheOptimizerStateOfTheParametersAsk
   saved.tensors["exp_avg/model.no_such.weight"] = torch::zeros({2});
   TrainerState stamped = SomeTrainerState(3);
   absl::StatusOr<std::string> bad = SaveCheckpoint(dir, *original.model, saved, stamped);
-  ASSERT_TRUE(bad.ok()) << bad.status();
+  ASSERT_OK(bad);
   const absl::Status refused =
       LoadCheckpoint(*bad, *restored.model, *restored.optimizer, &state, load);
-  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
-  EXPECT_THAT(std::string(refused.message()), HasSubstr("model.no_such.weight"));
+  EXPECT_THAT(refused,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model.no_such.weight")));
 }
 
 TEST(TrainingCheckpointTest, OptimizerStateNamesAndMetadata) {
@@ -212,7 +215,7 @@ TEST(TrainingCheckpointTest, OptimizerStateNamesAndMetadata) {
   Trained trained = Train(2);
   absl::StatusOr<OptimizerState> state =
       ExtractAdamWState(*trained.optimizer, trained.model->named_parameters());
-  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_OK(state);
   const std::string name = "model.layers.0.self_attn.q_proj.weight";
   EXPECT_EQ(state->tensors.at("exp_avg/" + name).sizes(), torch::IntArrayRef({32, 32}));
   EXPECT_EQ(state->tensors.at("exp_avg_sq/" + name).sizes(), torch::IntArrayRef({32, 32}));
@@ -227,8 +230,8 @@ TEST(TrainingCheckpointTest, OptimizerStateNamesAndMetadata) {
   // A parameter the optimizer holds but the list leaves out would be lost.
   NamedParameters partial;
   partial.insert("lm_head.weight", trained.model->lm_head->weight);
-  EXPECT_EQ(ExtractAdamWState(*trained.optimizer, partial).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ExtractAdamWState(*trained.optimizer, partial),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST(TrainingCheckpointTest, RestoreRejectsStateThatDoesNotFit) {
@@ -263,7 +266,7 @@ TEST(TrainingCheckpointTest, RestoreRejectsStateThatDoesNotFit) {
   odd.tensors["momentum/" + name] = torch::zeros({64, 32});
   EXPECT_THAT(error(odd), HasSubstr("unexpected optimizer tensor momentum/" + name));
 
-  ASSERT_TRUE(RestoreAdamWState(good, fresh_parameters, *fresh.optimizer).ok());
+  ASSERT_OK(RestoreAdamWState(good, fresh_parameters, *fresh.optimizer));
   EXPECT_EQ(fresh.optimizer->state().size(), parameters.size());
 }
 
@@ -280,9 +283,9 @@ TEST(TrainingCheckpointTest, ConfigMismatchNamesTheKeyAndChangesNothing) {
   const RngState rng_before = CaptureRngState();
   TrainerState state;
   const absl::Status status = LoadCheckpoint(path, *other, *other_optimizer, &state);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr(path + "/model/config.json: intermediate_size is 64, the model has 96"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr(path + "/model/config.json: intermediate_size is 64, "
+                                                "the model has 96")));
   EXPECT_TRUE(Identical(other->named_parameters()["model.norm.weight"], before));
   EXPECT_TRUE(other_optimizer->state().empty());
   EXPECT_EQ(CaptureRngState(), rng_before);
@@ -305,15 +308,14 @@ TEST(TrainingCheckpointTest, ShapeMismatchNamesTheTensorAndBothShapes) {
 
   // With optimizer state: its moments are checked first.
   const std::string path = Save(dir + "/a", trained, 1).value();
-  ASSERT_TRUE(model::WriteLlamaConfig(path + "/model/config.json", wider).ok());
+  ASSERT_OK(model::WriteLlamaConfig(path + "/model/config.json", wider));
   absl::Status status = LoadCheckpoint(path, *other, *other_optimizer, &state);
-  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;  // the manifest sees the edit
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss));  // the manifest sees the edit
   status = LoadCheckpoint(path, *other, *other_optimizer, &state, unverified);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr(path + "/optimizer.safetensors: optimizer tensor "
-                               "exp_avg/model.layers.0.mlp.gate_proj.weight "
-                               "has shape [64, 32], the parameter has [96, 32]"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr(path + "/optimizer.safetensors: optimizer tensor "
+                                                "exp_avg/model.layers.0.mlp.gate_proj.weight "
+                                                "has shape [64, 32], the parameter has [96, 32]")));
 
   // Without optimizer state (saved before the first step): the weights.
   Trained untrained = Train(0);
@@ -322,13 +324,11 @@ TEST(TrainingCheckpointTest, ShapeMismatchNamesTheTensorAndBothShapes) {
   EXPECT_TRUE(empty.tensors.empty());
   const std::string path_b =
       SaveCheckpoint(dir + "/b", *untrained.model, empty, SomeTrainerState(0)).value();
-  ASSERT_TRUE(model::WriteLlamaConfig(path_b + "/model/config.json", wider).ok());
+  ASSERT_OK(model::WriteLlamaConfig(path_b + "/model/config.json", wider));
   status = LoadCheckpoint(path_b, *other, *other_optimizer, &state, unverified);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr("tensor model.layers.0.mlp.gate_proj.weight"));
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr("has shape [64, 32], the model expects [96, 32]"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               AllOf(HasSubstr("tensor model.layers.0.mlp.gate_proj.weight"),
+                                     HasSubstr("has shape [64, 32], the model expects [96, 32]"))));
 
   EXPECT_TRUE(Identical(other->named_parameters()["model.norm.weight"], before));
   EXPECT_TRUE(other_optimizer->state().empty());
@@ -343,14 +343,13 @@ TEST(TrainingCheckpointTest, MissingFileIsNamed) {
   fs::remove(path + "/optimizer.safetensors");
   TrainerState state;
   absl::Status status = LoadCheckpoint(path, *trained.model, *trained.optimizer, &state);
-  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr(path + ": missing file optimizer.safetensors"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound,
+                               HasSubstr(path + ": missing file optimizer.safetensors")));
   LoadOptions unverified;
   unverified.verification = std::nullopt;
   status = LoadCheckpoint(path, *trained.model, *trained.optimizer, &state, unverified);
-  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(status.message()), HasSubstr(path + "/optimizer.safetensors"));
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr(path + "/optimizer.safetensors")));
 }
 
 TEST(TrainingCheckpointTest, ResumeSkipsCorruptWeightsAndRetentionKeepsK) {
@@ -359,10 +358,10 @@ TEST(TrainingCheckpointTest, ResumeSkipsCorruptWeightsAndRetentionKeepsK) {
   const std::string dir = prolong::testing::MakeTempDir();
   for (int step = 1; step <= 4; ++step) {
     TrainStep(*trained.model, *trained.optimizer);
-    ASSERT_TRUE(Save(dir, trained, step, /*keep_last=*/2).ok());
+    ASSERT_OK(Save(dir, trained, step, /*keep_last=*/2));
   }
   absl::StatusOr<std::vector<CheckpointRef>> all = ListCheckpoints(dir);
-  ASSERT_TRUE(all.ok());
+  ASSERT_OK(all);
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].step, 3);
   EXPECT_EQ((*all)[1].step, 4);
@@ -383,17 +382,15 @@ TEST(TrainingCheckpointTest, ResumeSkipsCorruptWeightsAndRetentionKeepsK) {
   ::testing::internal::CaptureStderr();
   absl::StatusOr<CheckpointRef> resumed = ResumeLatest(dir, *fresh.model, *fresh.optimizer, &state);
   const std::string log = ::testing::internal::GetCapturedStderr();
-  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  ASSERT_OK(resumed);
   EXPECT_EQ(resumed->step, 3);
   EXPECT_EQ(state.step, 3);
   EXPECT_THAT(log, HasSubstr("skipping checkpoint " + dir +
                              "/step-00000004: model/model.safetensors: checksum mismatch"));
   EXPECT_TRUE(fs::exists(weights));  // left for the operator
 
-  EXPECT_EQ(ResumeLatest(prolong::testing::MakeTempDir(), *fresh.model, *fresh.optimizer, &state)
-                .status()
-                .code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(ResumeLatest(prolong::testing::MakeTempDir(), *fresh.model, *fresh.optimizer, &state),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

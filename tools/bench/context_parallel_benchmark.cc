@@ -36,6 +36,7 @@
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
 #include "trainer/parallel/cp_scheme.h"
+#include "trainer/parallel/parallel_plan.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/train_test_data.h"
 #include "trainer/train/trainer.h"
@@ -102,13 +103,16 @@ int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads,
   }
   auto llama = model::CreateLlama(bench::BenchLlamaConfig(), 1);
   PROLONG_CHECK(llama.ok()) << llama.status();
+  train::LrSchedule schedule;
+  schedule.peak_lr = 1e-4;
+  schedule.steps = shape.steps + 1;
+  schedule.shape = train::ScheduleShape::kConstant;
+  schedule.warmup_fraction = 0;
   train::TrainerOptions options;
-  options.schedule.peak_lr = 1e-4;
-  options.schedule.steps = shape.steps + 1;
-  options.schedule.shape = train::ScheduleShape::kConstant;
-  options.schedule.warmup_fraction = 0;
-  options.cp_scheme = scheme;
-  auto trainer = train::Trainer::Create(*llama, groups.get(), options);
+  options.parallel.activation_checkpointing = parallel::ActivationCheckpointing::kOff;
+  options.parallel.precision = parallel::Precision::kFp32;
+  options.parallel.cp_scheme = scheme;
+  auto trainer = train::testing::CreateTrainer(*llama, groups.get(), options, schedule);
   PROLONG_CHECK(trainer.ok()) << trainer.status();
   auto input = train::StepInputFromBatch(train::testing::RankBatch(GlobalBatch(shape), 0, rank), 1);
   PROLONG_CHECK(input.ok()) << input.status();

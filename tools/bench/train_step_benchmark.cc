@@ -23,6 +23,8 @@
 #include "torch/torch.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/model/llama.h"
+#include "trainer/parallel/parallel_plan.h"
+#include "trainer/parallel/parallelize.h"
 #include "trainer/train/trainer.h"
 
 namespace prolong {
@@ -37,14 +39,21 @@ int64_t PeakRssBytes() {
 int RunStep(int64_t tokens, int64_t documents, int steps, const std::string& checkpointing) {
   auto llama = model::CreateLlama(bench::BenchLlamaConfig(), 1);
   PROLONG_CHECK(llama.ok()) << llama.status();
+  train::LrSchedule schedule;
+  schedule.peak_lr = 1e-4;
+  schedule.steps = steps + 1;
+  schedule.shape = train::ScheduleShape::kConstant;
+  schedule.warmup_fraction = 0;
   train::TrainerOptions options;
-  options.schedule.peak_lr = 1e-4;
-  options.schedule.steps = steps + 1;
-  options.schedule.shape = train::ScheduleShape::kConstant;
-  options.schedule.warmup_fraction = 0;
-  options.activation_checkpointing = checkpointing != "none";
-  options.checkpoint_keeps_attention = checkpointing == "selective";
-  auto trainer = train::Trainer::Create(*llama, nullptr, options);
+  using parallel::ActivationCheckpointing;
+  options.parallel.activation_checkpointing =
+      checkpointing == "none"   ? ActivationCheckpointing::kOff
+      : checkpointing == "full" ? ActivationCheckpointing::kFull
+                                : ActivationCheckpointing::kSelective;
+  options.parallel.precision = parallel::Precision::kFp32;
+  auto parallelized = parallel::Parallelize(*llama, nullptr, options.parallel, c10::kCPU);
+  PROLONG_CHECK(parallelized.ok()) << parallelized.status();
+  auto trainer = train::Trainer::Create(*std::move(parallelized), options, schedule);
   PROLONG_CHECK(trainer.ok()) << trainer.status();
   torch::manual_seed(2);
   std::vector<int64_t> cu_seqlens;

@@ -15,10 +15,12 @@
 #include "trainer/attention/partial_attention.h"
 #include "trainer/attention/varlen_plan.h"
 #include "trainer/comm/communicator.h"
+#include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_config.h"
-#include "trainer/train/activation_checkpointing.h"
-#include "trainer/train/autocast_guard.h"
+#include "trainer/parallel/activation_checkpointing.h"
+#include "trainer/parallel/autocast_guard.h"
+#include "trainer/parallel/parallelize.h"
 #include "trainer/train/trainer.h"
 
 namespace {
@@ -166,7 +168,7 @@ torch::Tensor LlamaLogits(const std::string& dir, const torch::Tensor& input_ids
   std::shared_ptr<model::LlamaForCausalLM> llama = OrThrow(model::LoadLlama(dir));
   const torch::Device target(device);
   llama->to(target, precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
-  const prolong::train::AutocastGuard autocast(target.type(), precision == "autocast");
+  const prolong::parallel::AutocastGuard autocast(target.type(), precision == "autocast");
 #ifdef PROLONG_CUDA
   if (fused) llama->SetAttentionCore(attention::FusedAttentionCore());
 #else
@@ -258,7 +260,7 @@ std::vector<double> LayerSeconds(const std::string& config_path,
     const torch::Tensor y =
         checkpointing == "none"
             ? layer->forward(x, cos, sin, layout)
-            : prolong::train::CheckpointedLayer(*layer, x, cos, sin, layout,
+            : prolong::parallel::CheckpointedLayer(*layer, x, cos, sin, layout,
                                                 /*keep_attention=*/checkpointing == "selective");
     y.backward(grad);
     torch::cuda::synchronize();
@@ -300,16 +302,9 @@ std::vector<prolong::train::StepInput> TrainingBatches(int64_t vocab, int steps)
 // losses, gradient norms and the peak device memory.
 py::dict TrainSteps(const std::string& dir, const std::string& device, const std::string& precision,
                     const std::string& kernel, int steps) {
+  namespace parallel = prolong::parallel;
   std::shared_ptr<model::LlamaForCausalLM> llama = OrThrow(model::LoadLlama(dir));
   const torch::Device target(device);
-  llama->to(target);
-  if (!kernel.empty()) {
-#ifdef PROLONG_CUDA
-    llama->SetAttentionCore(attention::FusedAttentionCore(KernelNamed(kernel)));
-#else
-    throw std::runtime_error("the fused core needs a CUDA build");
-#endif
-  }
   std::unique_ptr<prolong::comm::StoreServer> store;
   prolong::comm::ProcessGroups groups;
   prolong::comm::ProcessGroups* gang = nullptr;
@@ -322,13 +317,23 @@ py::dict TrainSteps(const std::string& dir, const std::string& device, const std
     gang = &groups;
   }
 #endif
+  prolong::train::LrSchedule schedule;
+  schedule.peak_lr = 1e-3;
+  schedule.steps = steps;
   prolong::train::TrainerOptions options;
-  options.schedule.peak_lr = 1e-3;
-  options.schedule.steps = steps;
-  options.activation_checkpointing = true;
-  options.bf16_autocast = precision == "autocast";
+  options.parallel.activation_checkpointing = parallel::ActivationCheckpointing::kFull;
+  options.parallel.precision =
+      precision == "autocast" ? parallel::Precision::kBf16 : parallel::Precision::kFp32;
+  if (!kernel.empty()) options.parallel.gpu_attention = OrThrow(attention::ParseFusedKernel(kernel));
+  if (!kernel.empty() && !target.is_cuda()) {
+    throw std::runtime_error("the fused core needs a GPU");
+  }
+  parallel::ParallelModel parallelized =
+      OrThrow(parallel::Parallelize(llama, gang, options.parallel, target));
+  // No kernel named: the blockwise core on any device, the reference for the fused ones.
+  if (kernel.empty()) llama->SetAttentionCore(model::DefaultAttentionCore);
   std::unique_ptr<prolong::train::Trainer> trainer =
-      OrThrow(prolong::train::Trainer::Create(llama, gang, options));
+      OrThrow(prolong::train::Trainer::Create(std::move(parallelized), options, schedule));
   std::vector<prolong::train::StepMetrics> metrics;
   {
     // The autograd engine runs its own threads; Python's lock must not be held meanwhile.

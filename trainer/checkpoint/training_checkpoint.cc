@@ -25,7 +25,7 @@
 #include "torch/version.h"
 #include "trainer/model/llama_config.h"
 #include "trainer/model/safetensors.h"
-#include "trainer/train/optimizer_state_key.h"
+#include "trainer/parallel/optimizer_state_key.h"
 
 namespace prolong::checkpoint {
 namespace {
@@ -42,10 +42,10 @@ constexpr char kExpAvgSq[] = "exp_avg_sq";
 constexpr char kMaxExpAvgSq[] = "max_exp_avg_sq";
 constexpr char kStep[] = "step";
 
-using StateMap = train::OptimizerStateMap;
-using StateKey = train::OptimizerStateKey;
+using StateMap = parallel::OptimizerStateMap;
+using StateKey = parallel::OptimizerStateKey;
 
-StateKey KeyOf(const Tensor& parameter) { return train::OptimizerStateKeyOf(parameter); }
+StateKey KeyOf(const Tensor& parameter) { return parallel::OptimizerStateKeyOf(parameter); }
 
 std::string ShapeString(c10::IntArrayRef shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");

@@ -29,6 +29,7 @@
 #include "torch/types.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/trainer_state.h"
+#include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
 
 namespace prolong::checkpoint {

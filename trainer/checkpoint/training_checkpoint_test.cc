@@ -17,6 +17,7 @@
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/checkpoint_test_util.h"
 #include "trainer/checkpoint/trainer_state.h"
+#include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_config.h"
 

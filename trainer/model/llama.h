@@ -1,5 +1,6 @@
 // Llama (2, 3, 3.1) as LibTorch modules whose parameter names are Hugging Face's, so a
-// checkpoint saved here is a `transformers` LlamaForCausalLM checkpoint and back.
+// checkpoint saved here is a `transformers` LlamaForCausalLM checkpoint and back (reading and
+// writing them: hf_checkpoint.h).
 //
 // The model runs one packed sequence of T tokens: several documents laid end to end, each
 // attending only to itself (document masking), with explicit per-token positions for RoPE.
@@ -37,7 +38,6 @@
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/model/llama_config.h"
-#include "trainer/model/safetensors.h"
 
 namespace prolong::model {
 
@@ -130,12 +130,27 @@ class LlamaDecoderLayer : public torch::nn::Module {
   std::shared_ptr<RMSNorm> post_attention_layernorm;
 };
 
+// How LlamaModel::forward runs each decoder layer: layer.forward(x, cos, sin, layout) by
+// default. Parallelism plugs in here as it does through AttentionCore: activation
+// checkpointing (trainer/parallel/activation_checkpointing.h) runs the layer without keeping its
+// activations.
+using LayerCall =
+    std::function<torch::Tensor(LlamaDecoderLayer& layer, const torch::Tensor& x,
+                                const torch::Tensor& cos, const torch::Tensor& sin,
+                                const attention::TokenLayout& layout)>;
+
+// layer.forward(x, cos, sin, layout): the default LayerCall.
+torch::Tensor PlainLayerCall(LlamaDecoderLayer& layer, const torch::Tensor& x,
+                             const torch::Tensor& cos, const torch::Tensor& sin,
+                             const attention::TokenLayout& layout);
+
 // Embeddings, decoder layers and final norm (Hugging Face's LlamaModel).
 class LlamaModel : public torch::nn::Module {
  public:
   explicit LlamaModel(const LlamaConfig& config);
   // See LlamaForCausalLM::forward.
   torch::Tensor forward(const torch::Tensor& input_ids, const attention::TokenLayout& layout);
+  void set_layer_call(LayerCall call) { layer_call_ = std::move(call); }
 
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
@@ -148,6 +163,7 @@ class LlamaModel : public torch::nn::Module {
 
  private:
   std::vector<std::shared_ptr<LlamaDecoderLayer>> decoder_layers_;
+  LayerCall layer_call_ = PlainLayerCall;
 };
 
 class LlamaForCausalLM : public torch::nn::Module {
@@ -176,6 +192,8 @@ class LlamaForCausalLM : public torch::nn::Module {
 
   // Every layer's attention core (DefaultAttentionCore until set).
   void SetAttentionCore(const AttentionCore& core);
+  // How every decoder layer is run (PlainLayerCall until set).
+  void SetLayerCall(const LayerCall& call);
 
   // Hugging Face's initialization: every linear and embedding weight ~ N(0, initializer_range),
   // norm weights 1. The same seed gives the same weights on any device.
@@ -197,37 +215,6 @@ absl::StatusOr<std::shared_ptr<LlamaForCausalLM>> CreateLlama(const LlamaConfig&
 // document i, positions restarting at 0. cu_seqlens starts at 0 and never decreases (empty
 // documents are allowed); INVALID_ARGUMENT otherwise.
 absl::StatusOr<attention::TokenLayout> PackedLayout(const std::vector<int64_t>& cu_seqlens);
-
-// Copies a checkpoint (a .safetensors file, an index JSON, or a directory with either) into the
-// model's parameters, converting float dtypes to the parameters' dtype. Everything is checked
-// before anything is copied, so on error the model is unchanged: a missing tensor, a shape
-// mismatch (both shapes given), a non-float dtype or an unexpected tensor is INVALID_ARGUMENT
-// naming the tensor. Tensors named *.rotary_emb.inv_freq, which older checkpoints carry, are
-// derived buffers and ignored.
-absl::Status LoadWeights(LlamaForCausalLM& model, const std::string& path);
-
-// A model from a Hugging Face model directory: config.json and the weights.
-absl::StatusOr<std::shared_ptr<LlamaForCausalLM>> LoadLlama(const std::string& dir);
-
-struct SaveOptions {
-  // Hugging Face's default max_shard_size ("5GB"), in tensor data bytes.
-  int64_t max_shard_bytes = 5'000'000'000;
-  // kFloat32, kBFloat16 or kFloat16; config.json's torch_dtype says which.
-  torch::ScalarType dtype = torch::kFloat32;
-};
-
-// Writes a Hugging Face model directory (created if needed): the weights (see
-// safetensors::WriteCheckpoint; metadata {"format": "pt"}), then config.json.
-absl::Status SaveLlama(const LlamaForCausalLM& model, const std::string& dir,
-                       const SaveOptions& options = {});
-
-// Between safetensors views and LibTorch tensors. U16, U32 and U64 have no LibTorch dtype.
-absl::StatusOr<torch::ScalarType> TorchDType(safetensors::DType dtype);
-absl::StatusOr<safetensors::DType> SafetensorsDType(torch::ScalarType dtype);
-// A CPU tensor holding a copy of the view's data.
-absl::StatusOr<torch::Tensor> ToTorch(const safetensors::TensorView& view);
-// A view of a contiguous CPU tensor's bytes, valid while the tensor's storage lives.
-absl::StatusOr<safetensors::TensorView> ViewOf(const torch::Tensor& tensor);
 
 }  // namespace prolong::model
 

@@ -10,10 +10,9 @@
 #include <cstdint>
 
 #include "torch/types.h"
+#include "trainer/train/trainer_options.h"
 
 namespace prolong::train {
-
-inline constexpr int64_t kDefaultLogitBlockSize = 2048;
 
 // The SUM over tokens t of loss_mask[t] * -log softmax(hidden[t] W^T)[targets[t]], a float32
 // scalar, differentiable in `hidden` [T, H] and `weight` [V, H] (lm_head's). targets int64 [T];

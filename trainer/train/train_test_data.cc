@@ -122,29 +122,41 @@ double PlainMeanCrossEntropy(model::LlamaForCausalLM& model,
   return sum / static_cast<double>(count);
 }
 
+absl::StatusOr<std::unique_ptr<Trainer>> CreateTrainer(
+    std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
+    const TrainerOptions& options, const LrSchedule& schedule) {
+  ASSIGN_OR_RETURN(parallel::ParallelModel parallelized,
+                   parallel::Parallelize(std::move(model), groups, options.parallel, c10::kCPU));
+  return Trainer::Create(std::move(parallelized), options, schedule);
+}
+
+parallel::ParallelPlan TestPlan() {
+  parallel::ParallelPlan plan;
+  plan.activation_checkpointing = parallel::ActivationCheckpointing::kOff;
+  plan.precision = parallel::Precision::kFp32;
+  plan.bucket_bytes = 64 << 10;
+  return plan;
+}
+
 absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* groups,
                                         const plan::Rank& rank, const RunOptions& options) {
   ASSIGN_OR_RETURN(std::shared_ptr<model::LlamaForCausalLM> model,
                    model::CreateLlama(TinyConfig(), seed));
   TrainerOptions trainer_options;
-  trainer_options.schedule.peak_lr = 1e-3;
-  trainer_options.schedule.warmup_fraction = 0;
-  trainer_options.schedule.steps = 4;
+  LrSchedule schedule;
+  schedule.peak_lr = 1e-3;
+  schedule.warmup_fraction = 0;
+  schedule.steps = 4;
   // Adam's update g / (|g| + eps) turns rounding noise d in a gradient element near 0 into an
   // update difference of up to lr * d / eps. Float32 sums in another order give d ~ 2e-9 here, so
   // with eps 1e-8 the odd element of 90K whose gradient happens to be that small moves 2e-5
   // differently in one process and in a gang; eps 1e-5 bounds that at 2e-7. (Gradients are
   // compared directly as well: Adam's first step hardly depends on their scale.)
   trainer_options.adamw.epsilon = 1e-5;
-  trainer_options.activation_checkpointing = options.activation_checkpointing;
-  trainer_options.checkpoint_keeps_attention = options.checkpoint_keeps_attention;
-  trainer_options.cp_scheme = options.cp_scheme;
-  trainer_options.logit_block_size = 40;    // Several blocks per micro-batch, not dividing it.
-  trainer_options.bucket_bytes = 64 << 10;  // Several buckets.
-  trainer_options.overlap_grad_reduce = options.overlap_grad_reduce;
-  trainer_options.shard_optimizer_state = options.shard_optimizer_state;
+  trainer_options.logit_block_size = 40;  // Several blocks per micro-batch, not dividing it.
+  trainer_options.parallel = options.plan;
   ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
-                   Trainer::Create(model, groups, trainer_options));
+                   CreateTrainer(model, groups, trainer_options, schedule));
   const bool writer = groups == nullptr || groups->world->rank() == 0;
   int64_t first_step = 0;
   if (!options.resume_from.empty()) {

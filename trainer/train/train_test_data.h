@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,10 @@
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_config.h"
-#include "trainer/parallel/cp_scheme.h"
+#include "trainer/parallel/parallel_plan.h"
+#include "trainer/train/lr_schedule.h"
+#include "trainer/train/trainer.h"
+#include "trainer/train/trainer_options.h"
 
 namespace prolong::train::testing {
 
@@ -51,13 +55,17 @@ double PlainMeanCrossEntropy(model::LlamaForCausalLM& model,
 // of L tokens, from the sequences' cu_seqlens.
 int64_t CausalAttentionPairs(const std::vector<GlobalSequence>& batch);
 
+// Parallelize(model, groups, options.parallel, the CPU), then Trainer::Create.
+absl::StatusOr<std::unique_ptr<Trainer>> CreateTrainer(
+    std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
+    const TrainerOptions& options, const LrSchedule& schedule);
+
+// No checkpointing, float32, gradient buckets of 64 KB (several per step).
+parallel::ParallelPlan TestPlan();
+
 struct RunOptions {
   int64_t sequences_per_micro_batch = 1;
-  bool activation_checkpointing = false;
-  bool checkpoint_keeps_attention = false;
-  parallel::CpScheme cp_scheme = parallel::CpScheme::kAllGather;
-  bool overlap_grad_reduce = true;
-  bool shard_optimizer_state = false;
+  parallel::ParallelPlan plan = TestPlan();
   // After the first step, save a checkpoint (model, full AdamW state, progress) into this
   // directory (world rank 0 writes it) and go on.
   std::string save_after_first_step;

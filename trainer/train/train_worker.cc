@@ -30,12 +30,13 @@ int main(int argc, char** argv) {
   app.add_option("--cp", options.cp_size)->required();
   app.add_option("--seed", seed);
   app.add_option("--micro-batch-sequences", run.sequences_per_micro_batch);
-  app.add_flag("--checkpointing", run.activation_checkpointing);
-  app.add_flag("--keep-attention", run.checkpoint_keeps_attention);
+  bool checkpointing = false, keep_attention = false;
+  app.add_flag("--checkpointing", checkpointing);
+  app.add_flag("--keep-attention", keep_attention);
   app.add_option("--cp-scheme", cp_scheme);
   bool no_overlap = false;
   app.add_flag("--no-overlap", no_overlap);
-  app.add_flag("--shard-optimizer-state", run.shard_optimizer_state);
+  app.add_flag("--shard-optimizer-state", run.plan.shard_optimizer_state);
   app.add_option("--save-after-first-step", run.save_after_first_step);
   app.add_option("--resume-from", run.resume_from);
   app.add_option("--out", out)->required();
@@ -47,8 +48,13 @@ int main(int argc, char** argv) {
     std::cerr << "--cp-scheme: " << scheme.status().message() << std::endl;
     return 2;
   }
-  run.cp_scheme = *scheme;
-  run.overlap_grad_reduce = !no_overlap;
+  run.plan.cp_scheme = *scheme;
+  run.plan.overlap_grad_reduce = !no_overlap;
+  using prolong::parallel::ActivationCheckpointing;
+  if (checkpointing) {
+    run.plan.activation_checkpointing =
+        keep_attention ? ActivationCheckpointing::kSelective : ActivationCheckpointing::kFull;
+  }
 
   absl::StatusOr<prolong::comm::ProcessGroups> groups = prolong::comm::JoinGloo(options);
   if (!groups.ok()) {

@@ -11,68 +11,17 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
-#include "trainer/attention/partial_attention.h"
-#include "trainer/parallel/context_parallel_attention.h"
-#include "trainer/train/activation_checkpointing.h"
-#include "trainer/train/autocast_guard.h"
+#include "trainer/parallel/autocast_guard.h"
+#include "trainer/train/blocked_cross_entropy.h"
 
 #ifdef PROLONG_CUDA
 #include "c10/cuda/CUDACachingAllocator.h"
-#include "trainer/attention/fused_attention.h"
 #endif
 
 namespace prolong::train {
 namespace {
 
 using torch::Tensor;
-
-absl::Status ValidateOptions(const TrainerOptions& options) {
-  RETURN_IF_ERROR(ValidateLrSchedule(options.schedule));
-  const AdamWOptions& adamw = options.adamw;
-  for (const auto& [name, beta] : {std::pair<const char*, double>{"adamw.beta1", adamw.beta1},
-                                   std::pair<const char*, double>{"adamw.beta2", adamw.beta2}}) {
-    if (!(beta >= 0 && beta < 1)) {
-      return absl::InvalidArgumentError(absl::StrCat(name, " must be in [0, 1), got ", beta));
-    }
-  }
-  if (!(adamw.epsilon >= 0 && std::isfinite(adamw.epsilon))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("adamw.epsilon must be finite and >= 0, got ", adamw.epsilon));
-  }
-  if (!(adamw.weight_decay >= 0 && std::isfinite(adamw.weight_decay))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("adamw.weight_decay must be finite and >= 0, got ", adamw.weight_decay));
-  }
-  if (!(options.grad_clip_norm >= 0 && std::isfinite(options.grad_clip_norm))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "grad_clip_norm must be finite and >= 0 (0: off), got ", options.grad_clip_norm));
-  }
-  if (options.logit_block_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("logit_block_size must be >= 1, got ", options.logit_block_size));
-  }
-  if (options.bucket_bytes < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bucket_bytes must be >= 1, got ", options.bucket_bytes));
-  }
-  return absl::OkStatus();
-}
-
-// ZeRO-1 moves parameters and moments through flat buffers of one dtype.
-absl::Status CheckShardable(const std::vector<Tensor>& parameters) {
-  for (const Tensor& p : parameters) {
-    if (p.scalar_type() != parameters.front().scalar_type() ||
-        p.device() != parameters.front().device()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "shard_optimizer_state needs every trainable parameter in one dtype on one device; "
-          "found ",
-          c10::toString(parameters.front().scalar_type()), " on ",
-          parameters.front().device().str(), " and ", c10::toString(p.scalar_type()), " on ",
-          p.device().str()));
-    }
-  }
-  return absl::OkStatus();
-}
 
 // A message for the first problem of one micro-batch, empty if none.
 std::string CheckMicroBatch(const MicroBatch& batch, int64_t vocab) {
@@ -142,30 +91,22 @@ double ClipGradNorm(const std::vector<Tensor>& parameters, double max_norm) {
   return norm;
 }
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
-    std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
-    const TrainerOptions& options) {
-  if (model == nullptr) return absl::InvalidArgumentError("model is null");
-  if (groups != nullptr &&
-      (groups->world == nullptr || groups->dp == nullptr || groups->cp == nullptr)) {
-    return absl::InvalidArgumentError("groups must hold world, dp and cp communicators");
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(parallel::ParallelModel model,
+                                                         const TrainerOptions& options,
+                                                         const LrSchedule& schedule) {
+  if (model.model == nullptr || model.data_parallel == nullptr) {
+    return absl::InvalidArgumentError("model must come from parallel::Parallelize");
   }
-  RETURN_IF_ERROR(ValidateOptions(options));
-  if (groups != nullptr && options.shard_optimizer_state && groups->world->size() > 1) {
-    std::vector<Tensor> trainable;
-    for (const Tensor& p : model->parameters()) {
-      if (p.requires_grad()) trainable.push_back(p);
-    }
-    RETURN_IF_ERROR(CheckShardable(trainable));
-  }
-  return std::unique_ptr<Trainer>(new Trainer(std::move(model), groups, options));
+  RETURN_IF_ERROR(ValidateTrainerOptions(options));
+  RETURN_IF_ERROR(ValidateLrSchedule(schedule));
+  return std::unique_ptr<Trainer>(new Trainer(std::move(model), options, schedule));
 }
 
-Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
-                 const TrainerOptions& options)
-    : model_(std::move(model)), groups_(groups), options_(options) {
+Trainer::Trainer(parallel::ParallelModel model, const TrainerOptions& options,
+                 const LrSchedule& schedule)
+    : model_(std::move(model)), options_(options), schedule_(schedule) {
   std::vector<Tensor> decayed, undecayed;
-  for (const auto& item : model_->named_parameters()) {
+  for (const auto& item : model_.model->named_parameters()) {
     const Tensor& p = item.value();
     if (!p.requires_grad()) continue;
     parameters_.push_back(p);
@@ -173,7 +114,7 @@ Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGr
   }
   auto group_options = [&](double weight_decay) {
     return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(options_.schedule.peak_lr)
+        torch::optim::AdamWOptions(schedule_.peak_lr)
             .betas({options_.adamw.beta1, options_.adamw.beta2})
             .eps(options_.adamw.epsilon)
             .weight_decay(weight_decay));
@@ -182,53 +123,20 @@ Trainer::Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGr
   param_groups.emplace_back(decayed, group_options(options_.adamw.weight_decay));
   param_groups.emplace_back(undecayed, group_options(0));
   optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups);
-  if (groups_ != nullptr && options_.overlap_grad_reduce) {
-    overlapped_ = std::make_unique<OverlappedGradientReduction>(parameters_, groups_->world.get(),
-                                                                options_.bucket_bytes);
-  }
-  if (groups_ != nullptr && options_.shard_optimizer_state && groups_->world->size() > 1) {
-    sharding_ = std::make_unique<OptimizerSharding>(parameters_, groups_->world.get(),
-                                                    options_.bucket_bytes);
-    size_t i = 0;
-    for (const auto& item : model_->named_parameters()) {
-      if (!item.value().requires_grad()) continue;
-      if (!sharding_->owns(i)) others_parameters_.insert(item.key());
-      ++i;
-    }
-  }
-
-  if (groups_ != nullptr && groups_->cp->size() > 1) {
-    comm::Communicator* cp = groups_->cp.get();
-    const parallel::CpScheme scheme = options_.cp_scheme;
-    const attention::PartialAttention* local = &attention::BlockwisePartialAttention();
-#ifdef PROLONG_CUDA
-    if (options_.cp_varlen_flash) local = &attention::FlashPartialAttention();
-#endif
-    auto context_parallel =
-        std::make_shared<parallel::ContextParallelAttention>(cp, scheme, *local);
-    model_->SetAttentionCore(
-        [context_parallel](const Tensor& q, const Tensor& k, const Tensor& v,
-                           const attention::TokenLayout& layout,
-                           double scale) { return (*context_parallel)(q, k, v, layout, scale); });
-  }
 }
 
 absl::Status Trainer::ResetSchedule(const LrSchedule& schedule) {
   RETURN_IF_ERROR(ValidateLrSchedule(schedule));
-  options_.schedule = schedule;
+  schedule_ = schedule;
   stage_step_ = 0;
   return absl::OkStatus();
 }
 
 void Trainer::ResetOptimizerState() { optimizer_->state().clear(); }
 
-void Trainer::GatherOptimizerState() {
-  if (sharding_ != nullptr) sharding_->GatherState(*optimizer_);
-}
+void Trainer::GatherOptimizerState() { model_.data_parallel->GatherOptimizerState(*optimizer_); }
 
-void Trainer::ShardOptimizerState() {
-  if (sharding_ != nullptr) sharding_->DropOthersState(*optimizer_);
-}
+void Trainer::ShardOptimizerState() { model_.data_parallel->ShardOptimizerState(*optimizer_); }
 
 absl::Status Trainer::SetProgress(int64_t steps, int64_t stage_step) {
   if (steps < 0 || stage_step < 0 || stage_step > steps) {
@@ -251,7 +159,7 @@ absl::Status Trainer::CheckInputs(const StepInput& input, StepMetrics* metrics) 
     problem = absl::StrCat("global_target_tokens must be >= 1, got ", input.global_target_tokens);
   }
   int64_t targets = 0, tokens = 0, pairs = 0;
-  const int64_t vocab = model_->config().vocab_size;
+  const int64_t vocab = model_.model->config().vocab_size;
   for (size_t i = 0; i < input.micro_batches.size() && problem.empty(); ++i) {
     const MicroBatch& batch = input.micro_batches[i];
     const std::string error = CheckMicroBatch(batch, vocab);
@@ -265,7 +173,8 @@ absl::Status Trainer::CheckInputs(const StepInput& input, StepMetrics* metrics) 
     pairs += batch.layout.position.sum().item<int64_t>() + batch.input_ids.size(0);
   }
   const int64_t micro_batches = static_cast<int64_t>(input.micro_batches.size());
-  if (groups_ == nullptr) {
+  comm::ProcessGroups* groups = model_.groups;
+  if (groups == nullptr) {
     if (!problem.empty()) return absl::InvalidArgumentError(problem);
     if (targets != input.global_target_tokens) {
       return absl::InvalidArgumentError(
@@ -279,7 +188,7 @@ absl::Status Trainer::CheckInputs(const StepInput& input, StepMetrics* metrics) 
 
   // Every rank learns every rank's verdict and counts, so all return the same status and none is
   // left waiting in a collective.
-  comm::Communicator& world = *groups_->world;
+  comm::Communicator& world = *groups->world;
   const int rank = world.rank();
   const Tensor all =
       world
@@ -296,7 +205,7 @@ absl::Status Trainer::CheckInputs(const StepInput& input, StepMetrics* metrics) 
               : absl::StrCat("rank ", r, "'s input is invalid (its own Step error says why)"));
     }
   }
-  const int cp_size = groups_->cp->size();
+  const int cp_size = groups->cp->size();
   int64_t all_targets = 0, all_tokens = 0, all_pairs = 0;
   for (int r = 0; r < world.size(); ++r) {
     all_targets += row(r)[1].item<int64_t>();
@@ -331,8 +240,9 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
   RETURN_IF_ERROR(CheckInputs(input, &metrics));
   metrics.target_tokens = input.global_target_tokens;
 
-  const torch::Device device =
-      parameters_.empty() ? torch::Device(torch::kCPU) : parameters_.front().device();
+  model::LlamaForCausalLM& model = *model_.model;
+  parallel::DataParallel& data_parallel = *model_.data_parallel;
+  const torch::Device& device = model_.device;
   const double denominator = static_cast<double>(input.global_target_tokens);
   double loss_sum = 0;
   try {
@@ -344,39 +254,31 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
       {
         // Forward only, as torch.autocast is used: backward replays the forward's dtypes, and
         // checkpointed layers cast again as they recompute (activation_checkpointing.cc).
-        const AutocastGuard autocast(device.type(), options_.bf16_autocast);
-        const Tensor hidden =
-            ForwardHidden(*model_, batch.input_ids.to(device), layout,
-                          options_.activation_checkpointing, options_.checkpoint_keeps_attention);
-        sum = BlockedCrossEntropySum(hidden, model_->lm_head_weight(), batch.target_ids.to(device),
+        const parallel::AutocastGuard autocast(device.type(), model_.bf16_autocast);
+        const Tensor hidden = model.forward(batch.input_ids.to(device), layout);
+        sum = BlockedCrossEntropySum(hidden, model.lm_head_weight(), batch.target_ids.to(device),
                                      batch.loss_mask.to(device), options_.logit_block_size);
       }
       // Only the last pass leaves final gradients to start reducing.
-      if (overlapped_ != nullptr && i + 1 == input.micro_batches.size()) overlapped_->Arm();
+      if (i + 1 == input.micro_batches.size()) data_parallel.BeforeLastBackward();
       (sum / denominator).backward();
       loss_sum += sum.item<double>();
     }
   } catch (const c10::Error& e) {
-    if (overlapped_ != nullptr) overlapped_->Abandon();
+    data_parallel.Abandon();
     ClearGradients();
     return absl::InternalError(
         absl::StrCat("forward or backward failed: ", e.what_without_backtrace()));
   }
 
+  // The buckets first: some may have started during backward, and every rank must start the
+  // world group's collectives in the same order.
+  data_parallel.ReduceGradients();
   Tensor global_loss = torch::tensor({loss_sum}, torch::kFloat64);
-  if (groups_ != nullptr) {
-    // The buckets first: some may have started during backward, and every rank must start the
-    // world group's collectives in the same order.
-    if (overlapped_ != nullptr) {
-      overlapped_->Finish();
-    } else {
-      AllReduceGradients(parameters_, *groups_->world, options_.bucket_bytes);
-    }
-    groups_->world->AllReduceSum(global_loss);
-  }
+  if (model_.groups != nullptr) model_.groups->world->AllReduceSum(global_loss);
   metrics.loss = global_loss.item<double>() / denominator;
   metrics.grad_norm = ClipGradNorm(parameters_, options_.grad_clip_norm);
-  metrics.lr = LearningRate(options_.schedule, stage_step_);
+  metrics.lr = LearningRate(schedule_, stage_step_);
   metrics.stage_step = stage_step_;
 
   if (!std::isfinite(metrics.loss) || !std::isfinite(metrics.grad_norm)) {
@@ -393,14 +295,7 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
     for (auto& group : optimizer_->param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(metrics.lr);
     }
-    if (sharding_ != nullptr) {
-      // Each rank steps its own parameters with the full clipped gradients, then all take the
-      // others' from their owners.
-      sharding_->Step(*optimizer_);
-      sharding_->BroadcastParameters();
-    } else {
-      optimizer_->step();
-    }
+    data_parallel.Step(*optimizer_);
   }
   // A skipped step still consumes its batch and its place in the schedule.
   metrics.step = ++steps_;

@@ -21,9 +21,9 @@
 //
 // Every rank must start from identical parameters (same seed or checkpoint); identical reduced
 // gradients then keep them identical, and grad norm, loss and the non-finite decision are the
-// same on every rank. With shard_optimizer_state (ZeRO-1, sharded_optimizer.h) each rank keeps
-// AdamW's moments for its share of the parameters only, steps those, and receives the others
-// from their owners; the parameters are the same to the bit as without sharding.
+// same on every rank. How the model runs across ranks (context-parallel attention, activation
+// checkpointing, gradient buckets, ZeRO-1) is Parallelize's (trainer/parallel/parallelize.h):
+// the Trainer receives a parallelized model and drives its step.
 //
 // Thread-safety: a Trainer is used from one thread; all ranks call Step in the same order.
 #ifndef PROLONG_TRAINER_TRAIN_TRAINER_H_
@@ -31,7 +31,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -39,65 +38,12 @@
 #include "absl/status/statusor.h"
 #include "torch/optim/adamw.h"
 #include "torch/types.h"
-#include "trainer/comm/communicator.h"
-#include "trainer/model/llama.h"
-#include "trainer/parallel/cp_scheme.h"
-#include "trainer/train/blocked_cross_entropy.h"
-#include "trainer/train/gradient_reduction.h"
+#include "trainer/parallel/parallelize.h"
 #include "trainer/train/lr_schedule.h"
-#include "trainer/train/sharded_optimizer.h"
 #include "trainer/train/step_input.h"
+#include "trainer/train/trainer_options.h"
 
 namespace prolong::train {
-
-// ProLong's AdamW (the RunSpec's OptimizerSpec defaults).
-struct AdamWOptions {
-  double beta1 = 0.9;
-  double beta2 = 0.95;
-  double epsilon = 1e-8;
-  // Applied to 2-D weights (linear and embedding matrices) only, not to RMSNorm weights (or
-  // biases, which Llama has none of), as Hugging Face's Trainer does.
-  double weight_decay = 0.1;
-};
-
-struct TrainerOptions {
-  LrSchedule schedule;
-  AdamWOptions adamw;
-  // Global gradient-norm clipping after the reduction; 0 turns it off.
-  double grad_clip_norm = 1.0;
-  // Recompute each decoder layer in backward (see DefaultActivationCheckpointing).
-  bool activation_checkpointing = false;
-  // With activation_checkpointing, keep each layer's attention output and log-sum-exp so that
-  // the recomputation skips attention's forward (selective checkpointing,
-  // activation_checkpointing.h): the same gradients, one more [T, heads x head_dim] per layer.
-  bool checkpoint_keeps_attention = false;
-  // bf16 mixed precision (autocast_guard.h): float32 parameters, gradients and AdamW state,
-  // bfloat16 matrix products and attention. The worker turns it on for GPUs.
-  bool bf16_autocast = false;
-  int64_t logit_block_size = kDefaultLogitBlockSize;
-  // How context-parallel attention moves K and V between a cp group's ranks (see
-  // trainer/parallel/context_parallel_attention.h); unused without a cp group above 1.
-  parallel::CpScheme cp_scheme = parallel::CpScheme::kAllGather;
-  // On a GPU in bf16 (a CUDA build; ignored otherwise), context-parallel attention (either
-  // scheme) attends to the keys a rank holds through flash attention's varlen kernel
-  // (attention::FlashPartialAttention) instead of the blockwise implementation. The worker sets
-  // it on every GPU (checked against PyTorch's attention on an H100 by tools/gpu).
-  bool cp_varlen_flash = false;
-  // Gradients are all-reduced in flat buckets of about this size (DDP's default 25 MB); ZeRO-1
-  // moves parameters and optimizer state in rounds of this size per rank.
-  int64_t bucket_bytes = 25 << 20;
-  // With process groups: start each bucket's all-reduce during the last micro-batch's backward
-  // pass instead of after it.
-  bool overlap_grad_reduce = true;
-  // With process groups of more than one rank: ZeRO-1, each world rank keeps AdamW state for about
-  // 1 / world of the parameters (which must then share one dtype and device). optimizer() holds
-  // only this rank's share: see GatherOptimizerState and ShardOptimizerState for checkpoints.
-  bool shard_optimizer_state = false;
-  // A step whose loss or gradient norm is NaN or infinite: false fails it (INTERNAL, no
-  // update); true skips its update and reports `skipped` (the RunSpec's SKIP_BATCH). Either way
-  // the parameters and optimizer state are untouched.
-  bool skip_nonfinite = false;
-};
 
 struct StepMetrics {
   // Optimizer steps this trainer has run, counting this one (skipped steps included), and the
@@ -126,12 +72,11 @@ struct StepMetrics {
 
 class Trainer {
  public:
-  // `groups` is null for a single process; otherwise it must outlive the trainer, and with a cp
-  // group larger than 1 every layer's attention becomes ContextParallelAttention over it.
-  // INVALID_ARGUMENT naming the option.
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
-      std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
-      const TrainerOptions& options);
+  // `model` comes from Parallelize; the schedule is the stage's. INVALID_ARGUMENT naming the
+  // option.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(parallel::ParallelModel model,
+                                                         const TrainerOptions& options,
+                                                         const LrSchedule& schedule);
 
   // Trains on this rank's part of one global batch and steps the optimizer.
   // INVALID_ARGUMENT (on every rank, naming the rank) for a malformed input: tensor shapes or
@@ -155,7 +100,7 @@ class Trainer {
   // keeps, with shard_optimizer_state; true otherwise. Lets a checkpoint load read only this
   // rank's share (LoadOptions::optimizer_parameters).
   bool KeepsOptimizerStateOf(const std::string& parameter) const {
-    return others_parameters_.count(parameter) == 0;
+    return model_.data_parallel->KeepsOptimizerStateOf(parameter);
   }
   // Continues a run resumed from a checkpoint: `steps` optimizer steps taken so far and the
   // current schedule's step, as the checkpoint's trainer state records them. INVALID_ARGUMENT
@@ -164,31 +109,29 @@ class Trainer {
 
   int64_t steps() const { return steps_; }
   int64_t stage_step() const { return stage_step_; }
-  const TrainerOptions& options() const { return options_; }
+  const LrSchedule& schedule() const { return schedule_; }
+  const parallel::ParallelModel& model() const { return model_; }
   // Two groups: weight-decayed matrices, then undecayed vectors, each with all its parameters
   // (sharded or not).
   torch::optim::AdamW& optimizer() { return *optimizer_; }
 
  private:
-  Trainer(std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
-          const TrainerOptions& options);
+  Trainer(parallel::ParallelModel model, const TrainerOptions& options,
+          const LrSchedule& schedule);
   // Also sets the global tokens and attention pairs of `metrics`.
   absl::Status CheckInputs(const StepInput& input, StepMetrics* metrics);
   void ClearGradients();
 
-  std::shared_ptr<model::LlamaForCausalLM> model_;
-  comm::ProcessGroups* groups_;
+  parallel::ParallelModel model_;
   TrainerOptions options_;
+  LrSchedule schedule_;
   std::vector<torch::Tensor> parameters_;  // Trainable, in named_parameters() order.
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  std::unique_ptr<OverlappedGradientReduction> overlapped_;  // with a group and the option
-  std::unique_ptr<OptimizerSharding> sharding_;              // likewise
-  std::set<std::string> others_parameters_;                  // names of parameters other ranks step
   int64_t steps_ = 0;
   int64_t stage_step_ = 0;
 };
 
-// Building blocks of Step, exposed for tests (and AllReduceGradients in gradient_reduction.h).
+// A building block of Step, exposed for tests.
 
 // torch.nn.utils.clip_grad_norm_: returns the global L2 norm of the gradients and, when it
 // exceeds max_norm > 0, scales them by max_norm / (norm + 1e-6). Non-finite norms scale nothing.

@@ -12,15 +12,15 @@
 #include "datamixer/plan/rank_layout.h"
 #include "gtest/gtest.h"
 #include "torch/torch.h"
-#include "trainer/attention/partial_attention.h"
-#include "trainer/train/activation_checkpointing.h"
+#include "trainer/comm/test_communicators.h"
 #include "trainer/train/batch.h"
-#include "trainer/train/blocked_cross_entropy.h"
 #include "trainer/train/train_test_data.h"
 
 namespace prolong::train {
 namespace {
 
+using comm::testing::DoublingCommunicator;
+using comm::testing::OneRankCommunicator;
 using torch::Tensor;
 
 constexpr plan::Rank kOneProcess{0, 1, 0, 1};
@@ -37,11 +37,22 @@ StepInput Input(uint64_t seed, int64_t sequences_per_micro_batch,
 
 TrainerOptions Options() {
   TrainerOptions options;
-  options.schedule.peak_lr = 1e-3;
-  options.schedule.warmup_fraction = 0;
-  options.schedule.steps = 10;
   options.logit_block_size = 64;
+  options.parallel.activation_checkpointing = parallel::ActivationCheckpointing::kOff;
+  options.parallel.precision = parallel::Precision::kFp32;
   return options;
+}
+
+LrSchedule Schedule(int64_t steps = 10) {
+  LrSchedule schedule;
+  schedule.peak_lr = 1e-3;
+  schedule.warmup_fraction = 0;
+  schedule.steps = steps;
+  return schedule;
+}
+
+parallel::ActivationCheckpointing Checkpointing(bool on) {
+  return on ? parallel::ActivationCheckpointing::kFull : parallel::ActivationCheckpointing::kOff;
 }
 
 std::vector<Tensor> Snapshot(torch::nn::Module& module) {
@@ -66,112 +77,11 @@ std::vector<Tensor> Gradients(torch::nn::Module& module) {
   return grads;
 }
 
-TEST(ActivationCheckpointingTest, GivesTheSameValuesAndGradients) {
-  auto model = TinyModel();
-  const MicroBatch batch = Input(11, 2).micro_batches[0];
-  auto loss = [&](bool checkpoint, Tensor* hidden) {
-    for (auto& p : model->parameters()) p.mutable_grad() = Tensor();
-    *hidden = ForwardHidden(*model, batch.input_ids, batch.layout, checkpoint);
-    BlockedCrossEntropySum(*hidden, model->lm_head_weight(), batch.target_ids, batch.loss_mask)
-        .backward();
-    return Gradients(*model);
-  };
-  Tensor plain_hidden, checkpointed_hidden;
-  const std::vector<Tensor> plain = loss(false, &plain_hidden);
-  const std::vector<Tensor> checkpointed = loss(true, &checkpointed_hidden);
-  EXPECT_TRUE(torch::equal(plain_hidden, checkpointed_hidden));
-  ExpectAllClose(checkpointed, plain, 1e-6, "gradient");
-  // Every parameter got a gradient, the layers' included.
-  for (const Tensor& g : checkpointed) EXPECT_GT(g.abs().max().item<double>(), 0);
-}
-
-// Selective checkpointing: the recomputation takes each layer's attention output from the
-// forward instead of computing it again, and the gradients do not change by a bit.
-TEST(ActivationCheckpointingTest, KeptAttentionIsNotComputedAgain) {
-  // Counts the attention forwards computed.
-  class Counting : public attention::PartialAttention {
-   public:
-    attention::AttentionResult Forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                       const attention::TokenLayout& q_layout,
-                                       const attention::TokenLayout& k_layout,
-                                       double scale) const override {
-      ++forwards;
-      return attention::BlockwisePartialAttention().Forward(q, k, v, q_layout, k_layout, scale);
-    }
-    attention::AttentionGrads Backward(const Tensor& dout, const Tensor& q, const Tensor& k,
-                                       const Tensor& v, const Tensor& out, const Tensor& lse,
-                                       const attention::TokenLayout& q_layout,
-                                       const attention::TokenLayout& k_layout,
-                                       double scale) const override {
-      return attention::BlockwisePartialAttention().Backward(dout, q, k, v, out, lse, q_layout,
-                                                             k_layout, scale);
-    }
-    mutable int forwards = 0;
-  };
-  const MicroBatch batch = Input(11, 2).micro_batches[0];
-  std::vector<std::vector<Tensor>> gradients;
-  for (const auto& [checkpoint, keep] :
-       std::vector<std::pair<bool, bool>>{{false, false}, {true, false}, {true, true}}) {
-    auto model = TinyModel();
-    Counting counting;
-    model->SetAttentionCore([&counting](const Tensor& q, const Tensor& k, const Tensor& v,
-                                        const attention::TokenLayout& layout, double scale) {
-      return attention::AttendKeys(q, k, v, layout, layout, scale, counting);
-    });
-    const Tensor hidden = ForwardHidden(*model, batch.input_ids, batch.layout, checkpoint, keep);
-    BlockedCrossEntropySum(hidden, model->lm_head_weight(), batch.target_ids, batch.loss_mask)
-        .backward();
-    // Two layers: once each, again in the recomputation unless kept.
-    EXPECT_EQ(counting.forwards, checkpoint && !keep ? 4 : 2) << checkpoint << keep;
-    gradients.push_back(Gradients(*model));
-  }
-  ExpectAllClose(gradients[1], gradients[0], 1e-6, "checkpointed gradient");
-  for (size_t i = 0; i < gradients[2].size(); ++i) {
-    EXPECT_TRUE(torch::equal(gradients[2][i], gradients[1][i])) << "parameter " << i;
-  }
-}
-
-// The names of the autograd nodes behind `output`, with repetitions.
-std::multiset<std::string> GraphNodes(const Tensor& output) {
-  std::multiset<std::string> names;
-  std::set<torch::autograd::Node*> seen;
-  std::vector<torch::autograd::Node*> stack = {output.grad_fn().get()};
-  while (!stack.empty()) {
-    torch::autograd::Node* node = stack.back();
-    stack.pop_back();
-    if (node == nullptr || !seen.insert(node).second) continue;
-    names.insert(node->name());
-    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
-  }
-  return names;
-}
-
-size_t CountContaining(const std::multiset<std::string>& names, const std::string& part) {
-  size_t count = 0;
-  for (const std::string& name : names) count += name.find(part) != std::string::npos;
-  return count;
-}
-
-TEST(ActivationCheckpointingTest, KeepsNothingInsideTheLayers) {
-  auto model = TinyModel();
-  const MicroBatch batch = Input(11, 4).micro_batches[0];
-  const auto plain = GraphNodes(ForwardHidden(*model, batch.input_ids, batch.layout, false));
-  const auto checkpointed = GraphNodes(ForwardHidden(*model, batch.input_ids, batch.layout, true));
-  // Without checkpointing each layer's attention and projections are nodes holding their inputs;
-  // with it, one node per layer stands for all of them.
-  EXPECT_EQ(CountContaining(plain, "DocumentMaskedAttention"), 2u);
-  EXPECT_EQ(CountContaining(checkpointed, "DocumentMaskedAttention"), 0u);
-  EXPECT_EQ(CountContaining(checkpointed, "CheckpointFunction"), 2u);
-  EXPECT_LT(checkpointed.size() * 3, plain.size());
-  EXPECT_TRUE(DefaultActivationCheckpointing(16384));
-  EXPECT_FALSE(DefaultActivationCheckpointing(8192));
-}
-
 TEST(TrainerTest, TheLossIsThePlainMeanCrossEntropy) {
   auto model = TinyModel();
   const std::vector<testing::GlobalSequence> batch = testing::MakeGlobalBatch(12);
   const double plain = testing::PlainMeanCrossEntropy(*model, batch);
-  auto trainer = *Trainer::Create(model, nullptr, Options());
+  auto trainer = *testing::CreateTrainer(model, nullptr, Options(), Schedule());
   const StepInput input =
       *StepInputFromBatch(testing::RankBatch(batch, 0, kOneProcess), /*sequences=*/3);
   ASSERT_EQ(input.micro_batches.size(), 2u);
@@ -202,10 +112,10 @@ TEST(TrainerTest, MicroBatchSplitsAndCheckpointingDoNotChangeTheStep) {
        std::vector<std::pair<int64_t, bool>>{{4, false}, {1, false}, {3, true}}) {
     auto model = TinyModel();
     TrainerOptions options = Options();
-    options.activation_checkpointing = checkpoint;
+    options.parallel.activation_checkpointing = Checkpointing(checkpoint);
     // Keeps Adam from magnifying rounding noise in near-zero gradients (see TrainTwoSteps).
     options.adamw.epsilon = 1e-5;
-    auto trainer = *Trainer::Create(model, nullptr, options);
+    auto trainer = *testing::CreateTrainer(model, nullptr, options, Schedule());
     const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(13, sequences));
     ASSERT_TRUE(metrics.ok()) << metrics.status();
     losses.push_back(metrics->loss);
@@ -229,9 +139,9 @@ TEST(TrainerTest, Bf16AutocastKeepsFloat32StateAndStaysCloseToFloat32) {
        std::vector<std::pair<bool, bool>>{{false, false}, {true, false}, {true, true}}) {
     auto model = TinyModel();
     TrainerOptions options = Options();
-    options.bf16_autocast = autocast;
-    options.activation_checkpointing = checkpoint;
-    auto trainer = *Trainer::Create(model, nullptr, options);
+    options.parallel.precision = autocast ? parallel::Precision::kBf16 : parallel::Precision::kFp32;
+    options.parallel.activation_checkpointing = Checkpointing(checkpoint);
+    auto trainer = *testing::CreateTrainer(model, nullptr, options, Schedule());
     const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(14, 2));
     ASSERT_TRUE(metrics.ok()) << metrics.status();
     losses.push_back(metrics->loss);
@@ -257,7 +167,7 @@ TEST(TrainerTest, Bf16AutocastKeepsFloat32StateAndStaysCloseToFloat32) {
 TEST(TrainerTest, AdamWDecaysMatricesButNotNormWeights) {
   auto model = TinyModel();
   TrainerOptions options = Options();
-  auto trainer = *Trainer::Create(model, nullptr, options);
+  auto trainer = *testing::CreateTrainer(model, nullptr, options, Schedule());
   auto& groups = trainer->optimizer().param_groups();
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamWOptions&>(groups[0].options()).weight_decay(),
@@ -302,120 +212,6 @@ TEST(TrainerTest, ClippingUsesTheGlobalNorm) {
   EXPECT_NEAR(b.grad()[0].item<float>(), 0.8, 1e-6);
 }
 
-// The fake communicators' exchanges, finished as soon as they start.
-struct Done final : comm::PendingWork {
-  void Wait() override {}
-};
-
-// Sums over "two ranks" holding the same gradients: doubles, and records each bucket's size.
-class DoublingCommunicator : public comm::Communicator {
- public:
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
-  void AllReduceSum(Tensor& tensor) override {
-    sizes.push_back(tensor.numel());
-    tensor.mul_(2);
-  }
-  Tensor AllGather(const Tensor& tensor) override { return torch::cat({tensor, tensor}); }
-  Tensor ReduceScatterSum(const Tensor& tensor) override {
-    return tensor.narrow(0, 0, tensor.size(0) / 2) * 2;
-  }
-  // The peer holds the same tensors, so it sends what this rank sends.
-  std::unique_ptr<comm::PendingWork> SendRecv(const Tensor& send, int, Tensor& recv, int) override {
-    recv.copy_(send);
-    return std::make_unique<Done>();
-  }
-  void Barrier() override {}
-
-  std::vector<int64_t> sizes;
-};
-
-TEST(TrainerTest, GradientsAreReducedInBuckets) {
-  std::vector<Tensor> parameters = {torch::zeros({2, 5}), torch::zeros({10}), torch::zeros({100}),
-                                    torch::zeros({5}), torch::zeros({3}, torch::kFloat64)};
-  for (size_t i = 0; i < parameters.size(); ++i) {
-    parameters[i].requires_grad_();
-    if (i != 2) parameters[i].mutable_grad() = torch::full_like(parameters[i], double(i + 1));
-  }
-  DoublingCommunicator comm;
-  AllReduceGradients(parameters, comm, /*bucket_bytes=*/80);
-  // From the last parameter: float64 is a bucket of its own, the float32 after it starts one;
-  // 400 bytes are a bucket alone; 40 + 40 bytes fill a bucket.
-  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{3, 5, 100, 20}));
-  for (size_t i = 0; i < parameters.size(); ++i) {
-    const double expected = i == 2 ? 0 : 2.0 * (i + 1);
-    EXPECT_TRUE(torch::all(parameters[i].grad() == expected).item<bool>()) << i;
-    EXPECT_EQ(parameters[i].grad().sizes(), parameters[i].sizes());
-  }
-}
-
-// Four parameters in two buckets of two, from the last: {c, b} and {u, a}; u is used only in
-// the first of two micro-batches.
-TEST(TrainerTest, OverlappedReductionStartsFinishedBucketsDuringBackward) {
-  auto make = [] {
-    std::vector<Tensor> parameters;
-    for (int i = 0; i < 4; ++i) {
-      parameters.push_back(torch::linspace(0.5 + i, 1.5 + i, 4).requires_grad_());
-    }
-    return parameters;
-  };
-  const Tensor x = torch::tensor({0.3f, -1.7f, 2.1f, 0.9f});
-  auto backward = [&](const std::vector<Tensor>& p, bool first) {
-    const Tensor loss = (p[0] * x).sum() + (p[2] * p[3] * x).sum().pow(2);
-    (first ? loss + (p[1] * x).exp().sum() : loss).backward();
-  };
-  std::vector<Tensor> overlapped = make();
-  DoublingCommunicator comm;
-  OverlappedGradientReduction reduction(overlapped, &comm, /*bucket_bytes=*/32);
-  backward(overlapped, true);
-  EXPECT_TRUE(comm.sizes.empty());  // not armed
-  reduction.Arm();
-  backward(overlapped, false);
-  // {c, b} left during backward; {u, a} waits for u, which the last pass leaves unused.
-  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{8}));
-  reduction.Finish();
-  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{8, 8}));
-
-  std::vector<Tensor> blocking = make();
-  backward(blocking, true);
-  backward(blocking, false);
-  DoublingCommunicator blocking_comm;
-  AllReduceGradients(blocking, blocking_comm, /*bucket_bytes=*/32);
-  for (size_t i = 0; i < blocking.size(); ++i) {
-    EXPECT_TRUE(torch::equal(overlapped[i].grad(), blocking[i].grad())) << i;
-  }
-
-  // The hooks are gone: another backward pass starts nothing, and a step without Arm reduces
-  // everything in Finish.
-  backward(overlapped, false);
-  EXPECT_EQ(comm.sizes.size(), 2u);
-  reduction.Finish();
-  EXPECT_EQ(comm.sizes, (std::vector<int64_t>{8, 8, 8, 8}));
-}
-
-// A group of one that records whether each all-reduce ran inside backward, where the autograd
-// engine turns grad mode off (Step itself runs with it on).
-class OneRankCommunicator : public comm::Communicator {
- public:
-  explicit OneRankCommunicator(std::vector<bool>* in_backward = nullptr)
-      : in_backward_(in_backward) {}
-  int rank() const override { return 0; }
-  int size() const override { return 1; }
-  void AllReduceSum(Tensor& tensor) override {
-    if (in_backward_ != nullptr) in_backward_->push_back(!torch::GradMode::is_enabled());
-  }
-  Tensor AllGather(const Tensor& tensor) override { return tensor.clone(); }
-  Tensor ReduceScatterSum(const Tensor& tensor) override { return tensor.clone(); }
-  std::unique_ptr<comm::PendingWork> SendRecv(const Tensor& send, int, Tensor& recv, int) override {
-    recv.copy_(send);
-    return std::make_unique<Done>();
-  }
-  void Barrier() override {}
-
- private:
-  std::vector<bool>* in_backward_;
-};
-
 TEST(TrainerTest, TheStepOverlapsGradientReductionWithTheLastBackwardPass) {
   std::vector<std::vector<Tensor>> parameters;
   for (const bool overlap : {false, true}) {
@@ -428,15 +224,15 @@ TEST(TrainerTest, TheStepOverlapsGradientReductionWithTheLastBackwardPass) {
       groups.cp = std::make_unique<OneRankCommunicator>();
       auto model = TinyModel();
       TrainerOptions options = Options();
-      options.activation_checkpointing = checkpoint;
-      options.overlap_grad_reduce = overlap;
-      options.bucket_bytes = 16 << 10;
-      auto trainer = *Trainer::Create(model, &groups, options);
+      options.parallel.activation_checkpointing = Checkpointing(checkpoint);
+      options.parallel.overlap_grad_reduce = overlap;
+      options.parallel.bucket_bytes = 16 << 10;
+      auto trainer = *testing::CreateTrainer(model, &groups, options, Schedule());
       const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(13, 2));
       ASSERT_TRUE(metrics.ok()) << metrics.status();
       parameters.push_back(Snapshot(*model));
       // One all-reduce per bucket, then the loss's.
-      const size_t buckets = PlanGradientBuckets(model->parameters(), options.bucket_bytes).size();
+      const size_t buckets = trainer->model().data_parallel->gradient_buckets();
       EXPECT_GT(buckets, 2u);
       ASSERT_EQ(in_backward.size(), buckets + 1);
       const int64_t during = std::count(in_backward.begin(), in_backward.end(), true);
@@ -460,25 +256,15 @@ TEST(TrainerTest, ShardingNeedsOneParameterDtype) {
   groups.dp = std::make_unique<DoublingCommunicator>();
   groups.cp = std::make_unique<OneRankCommunicator>();
   TrainerOptions options = Options();
-  options.shard_optimizer_state = true;
-  const auto trainer = Trainer::Create(model, &groups, options);
+  options.parallel.shard_optimizer_state = true;
+  const auto trainer = testing::CreateTrainer(model, &groups, options, Schedule());
   EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(trainer.status().message().find("shard_optimizer_state needs every trainable "
                                             "parameter in one dtype"),
             std::string::npos)
       << trainer.status();
-  options.shard_optimizer_state = false;
-  EXPECT_TRUE(Trainer::Create(model, &groups, options).ok());
-}
-
-TEST(TrainerTest, OptimizerShardsAreWholeParametersBalancedBySize) {
-  std::vector<Tensor> parameters;
-  for (int64_t n : {10, 100, 30, 30, 50}) parameters.push_back(torch::zeros({n}));
-  // 100 to rank 0; 50, 30 and 30 to rank 1 (50, 80, 110); 10 to rank 0 (110).
-  EXPECT_EQ(AssignParameterOwners(parameters, 2), (std::vector<int>{0, 0, 1, 1, 1}));
-  EXPECT_EQ(AssignParameterOwners(parameters, 1), (std::vector<int>(5, 0)));
-  // More ranks than parameters: some own nothing.
-  EXPECT_EQ(AssignParameterOwners(parameters, 7), (std::vector<int>{4, 0, 2, 3, 1}));
+  options.parallel.shard_optimizer_state = false;
+  EXPECT_TRUE(testing::CreateTrainer(model, &groups, options, Schedule()).ok());
 }
 
 TEST(TrainerTest, ANonFiniteLossFailsTheStepOrSkipsIt) {
@@ -491,7 +277,7 @@ TEST(TrainerTest, ANonFiniteLossFailsTheStepOrSkipsIt) {
     }
     TrainerOptions options = Options();
     options.skip_nonfinite = skip;
-    auto trainer = *Trainer::Create(model, nullptr, options);
+    auto trainer = *testing::CreateTrainer(model, nullptr, options, Schedule());
     const Tensor embedding = model->model->embed_tokens->weight.detach().clone();
     const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(15, 4));
     if (skip) {
@@ -512,7 +298,7 @@ TEST(TrainerTest, ANonFiniteLossFailsTheStepOrSkipsIt) {
 
 TEST(TrainerTest, InvalidInputsAreRejectedBeforeAnyWork) {
   auto model = TinyModel();
-  auto trainer = *Trainer::Create(model, nullptr, Options());
+  auto trainer = *testing::CreateTrainer(model, nullptr, Options(), Schedule());
   auto expect = [&](const StepInput& input, const std::string& message) {
     const absl::StatusOr<StepMetrics> metrics = trainer->Step(input);
     EXPECT_EQ(metrics.status().code(), absl::StatusCode::kInvalidArgument);
@@ -536,19 +322,21 @@ TEST(TrainerTest, InvalidInputsAreRejectedBeforeAnyWork) {
 
   TrainerOptions options = Options();
   options.logit_block_size = 0;
-  EXPECT_NE(Trainer::Create(model, nullptr, options).status().message().find("logit_block_size"),
+  EXPECT_NE(testing::CreateTrainer(model, nullptr, options, Schedule())
+                .status()
+                .message()
+                .find("logit_block_size"),
             std::string::npos);
-  options = Options();
-  options.schedule.steps = 0;
-  EXPECT_NE(Trainer::Create(model, nullptr, options).status().message().find("schedule.steps"),
+  EXPECT_NE(testing::CreateTrainer(model, nullptr, Options(), Schedule(/*steps=*/0))
+                .status()
+                .message()
+                .find("schedule.steps"),
             std::string::npos);
 }
 
 TEST(TrainerTest, ANewStageRestartsTheScheduleAndKeepsTheMoments) {
   auto model = TinyModel();
-  TrainerOptions options = Options();
-  options.schedule.steps = 2;
-  auto trainer = *Trainer::Create(model, nullptr, options);
+  auto trainer = *testing::CreateTrainer(model, nullptr, Options(), Schedule(/*steps=*/2));
   std::vector<double> lrs;
   for (uint64_t seed : {17, 18}) lrs.push_back(trainer->Step(Input(seed, 4))->lr);
   EXPECT_DOUBLE_EQ(lrs[0], 1e-3);

@@ -46,11 +46,6 @@ absl::StatusOr<c10::Device> SelectDevice(const WorkerOptions& options) {
 #endif
 }
 
-bool UseBf16Autocast(const WorkerOptions& options, const c10::Device& device) {
-  if (options.precision == "auto") return device.is_cuda();
-  return options.precision == "bf16";
-}
-
 absl::StatusOr<comm::ProcessGroups> JoinGang(const comm::RendezvousOptions& rendezvous,
                                              const c10::Device& device) {
 #ifdef PROLONG_CUDA

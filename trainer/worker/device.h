@@ -17,9 +17,6 @@ namespace prolong::worker {
 // is visible, else cpu. FAILED_PRECONDITION for cuda in a build without CUDA or with no GPU.
 absl::StatusOr<c10::Device> SelectDevice(const WorkerOptions& options);
 
-// --precision: bf16 (mixed: float32 weights and optimizer), fp32, or auto (bf16 on a GPU).
-bool UseBf16Autocast(const WorkerOptions& options, const c10::Device& device);
-
 // Joins the gang with the device's communicators: NCCL for a GPU, Gloo for the CPU.
 absl::StatusOr<comm::ProcessGroups> JoinGang(const comm::RendezvousOptions& rendezvous,
                                              const c10::Device& device);

@@ -25,21 +25,19 @@
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "torch/version.h"
-#include "trainer/attention/fused_kernel.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/device_info.h"
+#include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/llama_flops.h"
-#include "trainer/parallel/cp_scheme.h"
+#include "trainer/parallel/parallel_plan.h"
+#include "trainer/parallel/parallelize.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/trainer.h"
 #include "trainer/worker/data_client.h"
 #include "trainer/worker/device.h"
-#ifdef PROLONG_CUDA
-#include "trainer/attention/fused_attention.h"
-#endif
 
 namespace prolong::worker {
 namespace {
@@ -197,10 +195,7 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& opti
                      ParseHostPort(options.rendezvous_address, "--rendezvous"));
     absl::StatusOr<std::unique_ptr<comm::StoreServer>> store =
         comm::ServeStore(address.host, address.port);
-    if (!store.ok()) {
-      return absl::Status(store.status().code(),
-                          absl::StrCat("--host-rendezvous: ", store.status().message()));
-    }
+    if (!store.ok()) return Annotate(store.status(), "--host-rendezvous");
     state->store = *std::move(store);
     state->rendezvous_address = state->store->address();
   }
@@ -311,60 +306,36 @@ absl::Status Worker::State::Build() {
   if (!files.init_model_dir.empty()) {
     absl::StatusOr<std::shared_ptr<model::LlamaForCausalLM>> loaded =
         model::LoadLlama(files.init_model_dir);
-    if (!loaded.ok()) {
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat("--init-checkpoint: ", loaded.status().message()));
-    }
+    if (!loaded.ok()) return Annotate(loaded.status(), "--init-checkpoint");
     model = *std::move(loaded);
   } else {
     ASSIGN_OR_RETURN(model, model::CreateLlama(files.model_config, options.seed));
   }
   if (files.stage.rope_theta() > 0) RETURN_IF_ERROR(model->SetRopeTheta(files.stage.rope_theta()));
-  model->to(device);
-#ifdef PROLONG_CUDA
-  // Whole sequences on this rank: the fused kernels. With context parallelism the Trainer
-  // installs its own attention over the cp group.
-  if (device.is_cuda() && options.cp_size == 1) {
-    ASSIGN_OR_RETURN(const attention::FusedKernel kernel,
-                     attention::ParseFusedKernel(options.gpu_attention));
-    model->SetAttentionCore(attention::FusedAttentionCore(kernel));
-  }
-#endif
 
   ASSIGN_OR_RETURN(schedule, StageSchedule(files.stage, plan.steps()));
-  train::TrainerOptions trainer_options;
-  trainer_options.schedule = schedule;
-  trainer_options.adamw.weight_decay = options.weight_decay;
-  trainer_options.grad_clip_norm = options.grad_clip_norm;
-  trainer_options.activation_checkpointing =
-      UseActivationCheckpointing(options, files.stage.seq_len());
-  trainer_options.checkpoint_keeps_attention = options.activation_checkpointing == "selective";
-  trainer_options.bf16_autocast = UseBf16Autocast(options, device);
-  ASSIGN_OR_RETURN(trainer_options.cp_scheme, parallel::ParseCpScheme(options.cp_scheme));
-  trainer_options.cp_varlen_flash = device.is_cuda();
-  trainer_options.shard_optimizer_state = options.shard_optimizer_state;
-  trainer_options.overlap_grad_reduce = options.overlap_grad_reduce;
+  const parallel::ParallelPlan parallel_plan =
+      parallel::ResolveAuto(options.trainer.parallel, files.stage.seq_len(), device.is_cuda());
+  ASSIGN_OR_RETURN(parallel::ParallelModel parallelized,
+                   parallel::Parallelize(model, distributed ? &groups : nullptr, parallel_plan,
+                                         device));
+  const bool bf16 = parallelized.bf16_autocast;
   if (options.rank == 0) {
-    // The fused kernels attend when a GPU rank holds whole sequences; with context parallelism,
-    // the varlen kernel.
-    const std::string kernel_name =
-        options.cp_size == 1
-            ? options.gpu_attention
-            : std::string(attention::FusedKernelName(attention::FusedKernel::kVarlenFlash));
     PROLONG_LOG(INFO) << "training on " << device.str()
-                      << (trainer_options.bf16_autocast ? " in bf16 mixed precision"
-                                                        : " in float32")
-                      << (device.is_cuda() ? ", attention " + kernel_name : "");
+                      << (bf16 ? " in bf16 mixed precision" : " in float32") << ", attention "
+                      << parallelized.attention << ", activation checkpointing "
+                      << parallel::ActivationCheckpointingName(
+                             parallel_plan.activation_checkpointing);
   }
   ASSIGN_OR_RETURN(trainer,
-                   train::Trainer::Create(model, distributed ? &groups : nullptr, trainer_options));
+                   train::Trainer::Create(std::move(parallelized), options.trainer, schedule));
 
   flops = model::LlamaTrainingFlops(model->config());
   const std::string gpu =
       device.is_cuda() ? trainer::CudaDeviceName(std::max<int>(device.index(), 0)) : "";
   if (options.peak_tflops > 0) {
     peak_flops = options.peak_tflops * 1e12;
-  } else if (trainer_options.bf16_autocast) {
+  } else if (bf16) {
     peak_flops = trainer::PeakDenseBf16Tflops(gpu) * 1e12;
   }
   if (peak_flops > 0) {

@@ -5,18 +5,33 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/proto_file.h"
 #include "common/status_macros.h"
 #include "trainer/attention/fused_kernel.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/parallel/cp_scheme.h"
+#include "trainer/parallel/parallel_plan.h"
 
 namespace prolong::worker {
 namespace {
 
-// "--flag: message", keeping the code.
-absl::Status Flag(absl::string_view flag, const absl::Status& status) {
-  return absl::Status(status.code(), absl::StrCat(flag, ": ", status.message()));
+// `flag` taking one of `names` (as `parse` reads them) into an enum; anything else is the
+// parser's error, which lists the names.
+template <typename Enum>
+CLI::Option* AddChoice(CLI::App& app, const std::string& flag, Enum& value,
+                       absl::StatusOr<Enum> (*parse)(absl::string_view),
+                       const std::vector<std::string>& names, const std::string& help) {
+  return app.add_option(flag, value, help)
+      ->transform(CLI::Validator(
+          [parse](std::string& input) -> std::string {
+            const absl::StatusOr<Enum> parsed = parse(input);
+            if (!parsed.ok()) return std::string(parsed.status().message());
+            // CLI11 then reads the enum from its number.
+            input = std::to_string(static_cast<int>(*parsed));
+            return "";
+          },
+          absl::StrJoin(names, "|")));
 }
 
 bool Exists(const std::string& path) {
@@ -121,52 +136,54 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
   app.add_option("--threads", options.threads, "Intra-op threads (0: LibTorch's default)")
       ->group(group)
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--activation-checkpointing", options.activation_checkpointing,
-                 "Recompute each layer in backward: on, off, auto (on from 16K tokens), or "
-                 "selective (on, but keeping each layer's attention output so that attention is "
-                 "not computed again)")
-      ->group(group)
-      ->check(CLI::IsMember({"on", "off", "auto", "selective"}));
+  parallel::ParallelPlan& plan = options.trainer.parallel;
+  AddChoice(app, "--activation-checkpointing", plan.activation_checkpointing,
+            parallel::ParseActivationCheckpointing, parallel::ActivationCheckpointingNames(),
+            "Recompute each layer in backward: on, off, auto (on from 16K tokens), or "
+            "selective (on, but keeping each layer's attention output so that attention is "
+            "not computed again)")
+      ->group(group);
   app.add_option("--device", options.device,
                  "cpu, cuda (one GPU per rank: LOCAL_RANK, else rank modulo the GPUs), or auto "
                  "(cuda if this build has CUDA and a GPU is visible)")
       ->group(group)
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_option("--precision", options.precision,
-                 "bf16 (mixed: float32 weights and optimizer state), fp32, or auto (bf16 on a "
-                 "GPU)")
-      ->group(group)
-      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
-  app.add_option("--cp-scheme", options.cp_scheme,
-                 "Context-parallel attention: all-gather (default; cheap under GQA) or ring "
-                 "(overlaps K/V transfers with compute, holds one block at a time)")
-      ->group(group)
-      ->check(CLI::IsMember(parallel::CpSchemeNames()));
-  app.add_option("--gpu-attention", options.gpu_attention,
-                 "How a GPU rank holding whole sequences (--cp 1) calls the fused attention "
+  AddChoice(app, "--precision", plan.precision, parallel::ParsePrecision,
+            parallel::PrecisionNames(),
+            "bf16 (mixed: float32 weights and optimizer state), fp32, or auto (bf16 on a GPU)")
+      ->group(group);
+  AddChoice(app, "--cp-scheme", plan.cp_scheme, parallel::ParseCpScheme,
+            parallel::CpSchemeNames(),
+            "Context-parallel attention: all-gather (default; cheap under GQA) or ring "
+            "(overlaps K/V transfers with compute, holds one block at a time)")
+      ->group(group);
+  AddChoice(app, "--gpu-attention", plan.gpu_attention, attention::ParseFusedKernel,
+            attention::FusedKernelNames(),
+            "How a GPU rank holding whole sequences (--cp 1) calls the fused attention "
                  "kernels: hybrid (default: documents of 8,192 tokens or more as per-document-gqa, "
                  "the runs of shorter ones as varlen-flash), per-document (SDPA per document), "
                  "per-document-gqa (the same without expanding K/V), varlen-flash (one flash "
                  "call over the packed sequence), per-document-cudnn (cuDNN per document, "
                  "lengths padded). With --cp above 1 a GPU attends through the varlen flash "
                  "kernel whatever this says")
-      ->group(group)
-      ->check(CLI::IsMember(attention::FusedKernelNames()));
+      ->group(group);
   app.add_option("--read-ahead-batches", options.read_ahead_batches,
                  "Batches received ahead of training")
       ->group(group)
       ->check(CLI::PositiveNumber);
-  app.add_option("--grad-clip-norm", options.grad_clip_norm, "Global gradient norm clip (0: off)")
+  app.add_option("--grad-clip-norm", options.trainer.grad_clip_norm,
+                 "Global gradient norm clip (0: off)")
       ->group(group)
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--weight-decay", options.weight_decay, "AdamW weight decay of matrices")
+  app.add_option("--weight-decay", options.trainer.adamw.weight_decay,
+                 "AdamW weight decay of matrices")
       ->group(group)
       ->check(CLI::NonNegativeNumber);
-  app.add_flag("--shard-optimizer-state", options.shard_optimizer_state,
+  app.add_flag("--shard-optimizer-state", plan.shard_optimizer_state,
                "ZeRO-1: each rank keeps AdamW state for 1/world of the parameters (checkpoints "
                "still hold all of it)")
       ->group(group);
-  app.add_flag("--overlap-grad-reduce", options.overlap_grad_reduce,
+  app.add_flag("--overlap-grad-reduce", plan.overlap_grad_reduce,
                "Reduce gradient buckets during the last backward pass (default true; false: "
                "after it, with the same result)")
       ->group(group);
@@ -193,6 +210,8 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
 }
 
 std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
+  const train::TrainerOptions& trainer = o.trainer;
+  const parallel::ParallelPlan& plan = trainer.parallel;
   std::vector<std::string> args = {
       absl::StrCat("--datamixer=", o.datamixer_address),
       absl::StrCat("--stage=", o.stage_path),
@@ -202,14 +221,15 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
       absl::StrCat("--keep-last=", o.keep_last),
       absl::StrCat("--micro-batch-sequences=", o.micro_batch_sequences),
       absl::StrCat("--threads=", o.threads),
-      absl::StrCat("--activation-checkpointing=", o.activation_checkpointing),
+      absl::StrCat("--activation-checkpointing=",
+                   parallel::ActivationCheckpointingName(plan.activation_checkpointing)),
       absl::StrCat("--device=", o.device),
-      absl::StrCat("--precision=", o.precision),
-      absl::StrCat("--cp-scheme=", o.cp_scheme),
-      absl::StrCat("--gpu-attention=", o.gpu_attention),
+      absl::StrCat("--precision=", parallel::PrecisionName(plan.precision)),
+      absl::StrCat("--cp-scheme=", parallel::CpSchemeName(plan.cp_scheme)),
+      absl::StrCat("--gpu-attention=", attention::FusedKernelName(plan.gpu_attention)),
       absl::StrCat("--read-ahead-batches=", o.read_ahead_batches),
-      absl::StrCat("--grad-clip-norm=", o.grad_clip_norm),
-      absl::StrCat("--weight-decay=", o.weight_decay),
+      absl::StrCat("--grad-clip-norm=", trainer.grad_clip_norm),
+      absl::StrCat("--weight-decay=", trainer.adamw.weight_decay),
       absl::StrCat("--rendezvous-timeout-seconds=", o.rendezvous_timeout_seconds),
       absl::StrCat("--collective-timeout-seconds=", o.collective_timeout_seconds),
       absl::StrCat("--datamixer-timeout-seconds=", o.datamixer_timeout_seconds),
@@ -222,8 +242,8 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
     args.push_back(absl::StrCat("--init-checkpoint=", o.init_checkpoint));
   }
   if (o.deterministic) args.push_back("--deterministic");
-  if (o.shard_optimizer_state) args.push_back("--shard-optimizer-state");
-  if (!o.overlap_grad_reduce) args.push_back("--overlap-grad-reduce=false");
+  if (plan.shard_optimizer_state) args.push_back("--shard-optimizer-state");
+  if (!plan.overlap_grad_reduce) args.push_back("--overlap-grad-reduce=false");
   if (!o.run_name.empty()) args.push_back(absl::StrCat("--run-name=", o.run_name));
   if (o.inject_nonfinite_at_step >= 0) {
     args.push_back(absl::StrCat("--inject-nonfinite-at-step=", o.inject_nonfinite_at_step));
@@ -233,12 +253,12 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
 
 absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
   JobFiles files;
-  RETURN_IF_ERROR(Flag("--stage", ReadProtoFile(options.stage_path, &files.stage)));
+  RETURN_IF_ERROR(Annotate(ReadProtoFile(options.stage_path, &files.stage), "--stage"));
   const std::string stage_flag = absl::StrCat("--stage: ", options.stage_path);
   if (files.stage.seq_len() < 1) {
     return absl::InvalidArgumentError(absl::StrCat(stage_flag, ": seq_len must be >= 1"));
   }
-  RETURN_IF_ERROR(Flag(stage_flag, StageSchedule(files.stage, 1).status()));
+  RETURN_IF_ERROR(Annotate(StageSchedule(files.stage, 1).status(), stage_flag));
 
   if (options.model_config_path.empty() == options.init_checkpoint.empty()) {
     return absl::InvalidArgumentError(
@@ -248,21 +268,19 @@ absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
   absl::StatusOr<model::LlamaConfig> config;
   if (!options.model_config_path.empty()) {
     config = model::ReadLlamaConfig(options.model_config_path);
-    if (!config.ok()) return Flag("--model-config", config.status());
+    if (!config.ok()) return Annotate(config.status(), "--model-config");
   } else {
     RETURN_IF_ERROR(
-        Flag("--init-checkpoint", ResolveInitCheckpoint(options.init_checkpoint, &files)));
+        Annotate(ResolveInitCheckpoint(options.init_checkpoint, &files), "--init-checkpoint"));
     config = model::ReadLlamaConfig(files.init_model_dir + "/config.json");
-    if (!config.ok()) return Flag("--init-checkpoint", config.status());
+    if (!config.ok()) return Annotate(config.status(), "--init-checkpoint");
   }
   files.model_config = *std::move(config);
 
   if (options.checkpoint_dir.empty()) {
     return absl::InvalidArgumentError("--checkpoint-dir: required");
   }
-  RETURN_IF_ERROR(Flag("--cp-scheme", parallel::ParseCpScheme(options.cp_scheme).status()));
-  RETURN_IF_ERROR(
-      Flag("--gpu-attention", attention::ParseFusedKernel(options.gpu_attention).status()));
+  RETURN_IF_ERROR(train::ValidateTrainerOptions(options.trainer));
   if (options.deterministic && options.threads > 1) {
     return absl::InvalidArgumentError(
         "--deterministic runs one intra-op thread; leave out --threads");
@@ -325,13 +343,6 @@ absl::StatusOr<train::LrSchedule> StageSchedule(const v1::StageSpec& stage, int6
   }
   RETURN_IF_ERROR(train::ValidateLrSchedule(schedule));
   return schedule;
-}
-
-bool UseActivationCheckpointing(const WorkerOptions& options, int64_t seq_len) {
-  if (options.activation_checkpointing == "on") return true;
-  if (options.activation_checkpointing == "selective") return true;
-  if (options.activation_checkpointing == "off") return false;
-  return seq_len >= 16384;
 }
 
 }  // namespace prolong::worker

@@ -1,6 +1,7 @@
 // What one trainer worker is told: its place in the gang and the training job's settings. The
 // job's flags are shared by the worker binary and its launchers (prolongctl train), which
-// check them once and forward them to every rank. No LibTorch here.
+// check them once and forward them to every rank. The trainer's own settings, the parallel
+// plan included, are flags straight into train::TrainerOptions. No LibTorch here.
 #ifndef PROLONG_TRAINER_WORKER_WORKER_OPTIONS_H_
 #define PROLONG_TRAINER_WORKER_WORKER_OPTIONS_H_
 
@@ -14,6 +15,7 @@
 #include "prolong/v1/run_spec.pb.h"
 #include "trainer/model/llama_config.h"
 #include "trainer/train/lr_schedule.h"
+#include "trainer/train/trainer_options.h"
 
 namespace prolong::worker {
 
@@ -50,30 +52,18 @@ struct WorkerOptions {
   // Bitwise reproducible, across restarts too: one intra-op thread.
   bool deterministic = false;
   int threads = 0;  // intra-op threads; 0: LibTorch's default
-  // on, off, auto (on from seq_len 16384), selective (on, keeping attention's results).
-  std::string activation_checkpointing = "auto";
-  std::string device = "auto";     // auto, cpu, cuda (device.h)
-  std::string precision = "auto";  // auto, fp32, bf16 (device.h)
-  // How context-parallel attention moves K and V: a parallel::CpScheme's name.
-  std::string cp_scheme = "all-gather";
-  // How a GPU rank holding whole sequences calls the fused attention kernels: an
-  // attention::FusedKernel's name (attention::kDefaultFusedKernel's by default).
-  std::string gpu_attention = "hybrid";
+  std::string device = "auto";  // auto, cpu, cuda (device.h)
   int read_ahead_batches = 2;
-  double grad_clip_norm = 1.0;
-  double weight_decay = 0.1;
-  // ZeRO-1: each rank keeps AdamW state for its share of the parameters only; checkpoints
-  // still hold the full state, so a run may resume with or without it.
-  bool shard_optimizer_state = false;
-  // Start each gradient bucket's all-reduce during the step's last backward pass (false: after
-  // it; the same result to the bit, for measuring the overlap or ruling it out).
-  bool overlap_grad_reduce = true;
   // Peak dense TFLOP/s of one rank's device, for MFU in the step log and on /metrics; 0: a
   // known GPU's bf16 peak when training in bf16 (trainer/device_info.h), else MFU not shown.
   double peak_tflops = 0;
   std::string run_name;
   // Fault injection for tests: turns the model's weights non-finite before this step (0-based).
   int64_t inject_nonfinite_at_step = -1;
+  // The trainer's settings (--activation-checkpointing, --precision, --cp-scheme,
+  // --gpu-attention, --grad-clip-norm, --weight-decay, --shard-optimizer-state,
+  // --overlap-grad-reduce); kAuto choices are made per stage and device (parallel::ResolveAuto).
+  train::TrainerOptions trainer;
 };
 
 // --rank, --world, --dp, --cp, --rendezvous, --host-rendezvous: what a launcher sets for each
@@ -106,9 +96,6 @@ absl::Status CheckRank(const WorkerOptions& options);
 // The stage's learning-rate schedule over `steps` optimizer steps (the plan's). An unset shape
 // means cosine (ProLong's). INVALID_ARGUMENT naming stage.schedule's field.
 absl::StatusOr<train::LrSchedule> StageSchedule(const v1::StageSpec& stage, int64_t steps);
-
-// Whether to recompute each layer in backward for a stage of `seq_len` tokens.
-bool UseActivationCheckpointing(const WorkerOptions& options, int64_t seq_len);
 
 }  // namespace prolong::worker
 

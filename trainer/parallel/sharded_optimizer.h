@@ -16,8 +16,8 @@
 // others' gradients from AdamW for the step, which then creates no state for them.
 //
 // Thread-safety: used from one thread; every rank calls the collective methods in the same order.
-#ifndef PROLONG_TRAINER_TRAIN_SHARDED_OPTIMIZER_H_
-#define PROLONG_TRAINER_TRAIN_SHARDED_OPTIMIZER_H_
+#ifndef PROLONG_TRAINER_PARALLEL_SHARDED_OPTIMIZER_H_
+#define PROLONG_TRAINER_PARALLEL_SHARDED_OPTIMIZER_H_
 
 #include <cstdint>
 #include <vector>
@@ -26,7 +26,7 @@
 #include "torch/types.h"
 #include "trainer/comm/communicator.h"
 
-namespace prolong::train {
+namespace prolong::parallel {
 
 // The rank that steps each parameter: largest first, each to the rank with the fewest elements
 // so far (the lowest such rank on ties). The same on every rank.
@@ -60,6 +60,6 @@ class OptimizerSharding {
   std::vector<int> owners_;
 };
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel
 
-#endif  // PROLONG_TRAINER_TRAIN_SHARDED_OPTIMIZER_H_
+#endif  // PROLONG_TRAINER_PARALLEL_SHARDED_OPTIMIZER_H_

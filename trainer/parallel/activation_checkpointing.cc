@@ -1,13 +1,13 @@
-#include "trainer/train/activation_checkpointing.h"
+#include "trainer/parallel/activation_checkpointing.h"
 
 #include <optional>
 #include <vector>
 
 #include "torch/autograd.h"
 #include "trainer/attention/attention_memo.h"
-#include "trainer/train/autocast_guard.h"
+#include "trainer/parallel/autocast_guard.h"
 
-namespace prolong::train {
+namespace prolong::parallel {
 namespace {
 
 using torch::Tensor;
@@ -89,20 +89,12 @@ Tensor CheckpointedLayer(model::LlamaDecoderLayer& layer, const Tensor& x, const
                                    layout.position, &layer, keep_attention);
 }
 
-Tensor ForwardHidden(model::LlamaForCausalLM& model, const Tensor& input_ids,
-                     const attention::TokenLayout& layout, bool checkpoint, bool keep_attention) {
-  if (!checkpoint) return model.forward(input_ids, layout);
-  model::LlamaModel& body = *model.model;
-  TORCH_CHECK(input_ids.dim() == 1 && input_ids.scalar_type() == torch::kInt64,
-              "input_ids must be int64 [T], got ", input_ids.scalar_type(), " ", input_ids.sizes());
-  TORCH_CHECK(
-      layout.document.sizes() == input_ids.sizes() && layout.position.sizes() == input_ids.sizes(),
-      "layout.document and layout.position must be [T] like input_ids ", input_ids.sizes());
-  Tensor h = body.embed_tokens(input_ids);
-  const auto [cos, sin] = body.rotary_emb->forward(layout.position, h.scalar_type());
-  for (const auto& layer : body.decoder_layers())
-    h = CheckpointedLayer(*layer, h, cos, sin, layout, keep_attention);
-  return body.norm->forward(h);
+void ApplyActivationCheckpointing(model::LlamaForCausalLM& model, bool keep_attention) {
+  model.SetLayerCall([keep_attention](model::LlamaDecoderLayer& layer, const Tensor& x,
+                                      const Tensor& cos, const Tensor& sin,
+                                      const attention::TokenLayout& layout) {
+    return CheckpointedLayer(layer, x, cos, sin, layout, keep_attention);
+  });
 }
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel

@@ -1,4 +1,4 @@
-#include "trainer/train/gradient_reduction.h"
+#include "trainer/parallel/gradient_reduction.h"
 
 #include <utility>
 
@@ -6,7 +6,7 @@
 #include "torch/csrc/autograd/function_hook.h"
 #include "torch/csrc/autograd/variable.h"
 
-namespace prolong::train {
+namespace prolong::parallel {
 namespace {
 
 using torch::Tensor;
@@ -180,4 +180,4 @@ void OverlappedGradientReduction::Abandon() {
   missing_.clear();
 }
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel

@@ -1,9 +1,9 @@
-#include "trainer/train/autocast_guard.h"
+#include "trainer/parallel/autocast_guard.h"
 
 #include "ATen/autocast_mode.h"
 #include "torch/version.h"
 
-namespace prolong::train {
+namespace prolong::parallel {
 namespace {
 
 // LibTorch 2.4 keyed autocast's switches by device type; earlier ones had a pair per device.
@@ -56,4 +56,4 @@ AutocastGuard::~AutocastGuard() {
   SetDtype(device_, previous_dtype_);
 }
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel

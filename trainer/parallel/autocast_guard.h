@@ -6,13 +6,13 @@
 // the state its forward saw (CurrentAutocast) into a guard of its own.
 //
 // Thread-safety: autocast state is per thread; a guard is used on the thread that trains.
-#ifndef PROLONG_TRAINER_TRAIN_AUTOCAST_GUARD_H_
-#define PROLONG_TRAINER_TRAIN_AUTOCAST_GUARD_H_
+#ifndef PROLONG_TRAINER_PARALLEL_AUTOCAST_GUARD_H_
+#define PROLONG_TRAINER_PARALLEL_AUTOCAST_GUARD_H_
 
 #include "c10/core/DeviceType.h"
 #include "c10/core/ScalarType.h"
 
-namespace prolong::train {
+namespace prolong::parallel {
 
 struct AutocastState {
   bool enabled = false;
@@ -38,6 +38,6 @@ class AutocastGuard {
   c10::ScalarType previous_dtype_ = c10::kFloat;
 };
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel
 
-#endif  // PROLONG_TRAINER_TRAIN_AUTOCAST_GUARD_H_
+#endif  // PROLONG_TRAINER_PARALLEL_AUTOCAST_GUARD_H_

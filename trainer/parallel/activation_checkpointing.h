@@ -12,20 +12,14 @@
 // log-sum-exp (attention/attention_memo.h), so that the recomputation skips attention's forward:
 // for long sequences most of a layer's forward time, for one more [T, heads x head_dim] tensor
 // per layer. Gradients are the same to the bit.
-#ifndef PROLONG_TRAINER_TRAIN_ACTIVATION_CHECKPOINTING_H_
-#define PROLONG_TRAINER_TRAIN_ACTIVATION_CHECKPOINTING_H_
-
-#include <cstdint>
+#ifndef PROLONG_TRAINER_PARALLEL_ACTIVATION_CHECKPOINTING_H_
+#define PROLONG_TRAINER_PARALLEL_ACTIVATION_CHECKPOINTING_H_
 
 #include "torch/types.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/model/llama.h"
 
-namespace prolong::train {
-
-// The RunSpec's default (ActivationCheckpointing UNSPECIFIED): on for sequences of 16K tokens
-// and more.
-inline bool DefaultActivationCheckpointing(int64_t seq_len) { return seq_len >= 16384; }
+namespace prolong::parallel {
 
 // layer->forward(x, cos, sin, layout) as one autograd node that saves only x: gradients reach x
 // and every parameter of `layer` that requires grad (accumulated into their .grad by the
@@ -34,12 +28,10 @@ torch::Tensor CheckpointedLayer(model::LlamaDecoderLayer& layer, const torch::Te
                                 const torch::Tensor& cos, const torch::Tensor& sin,
                                 const attention::TokenLayout& layout, bool keep_attention = false);
 
-// model.forward(input_ids, layout), with each decoder layer checkpointed when `checkpoint`.
-// The same arithmetic as LlamaModel::forward, in the same order (tests compare them).
-torch::Tensor ForwardHidden(model::LlamaForCausalLM& model, const torch::Tensor& input_ids,
-                            const attention::TokenLayout& layout, bool checkpoint,
-                            bool keep_attention = false);
+// From now on model.forward runs every decoder layer as a CheckpointedLayer (through the
+// model's LayerCall): the same arithmetic in the same order, without the layers' activations.
+void ApplyActivationCheckpointing(model::LlamaForCausalLM& model, bool keep_attention);
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel
 
-#endif  // PROLONG_TRAINER_TRAIN_ACTIVATION_CHECKPOINTING_H_
+#endif  // PROLONG_TRAINER_PARALLEL_ACTIVATION_CHECKPOINTING_H_

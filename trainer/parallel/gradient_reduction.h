@@ -7,8 +7,8 @@
 //
 // Thread-safety: used from one thread, the one that runs backward (on the CPU the autograd
 // engine runs the hooks on it; on a GPU they run while it waits for backward).
-#ifndef PROLONG_TRAINER_TRAIN_GRADIENT_REDUCTION_H_
-#define PROLONG_TRAINER_TRAIN_GRADIENT_REDUCTION_H_
+#ifndef PROLONG_TRAINER_PARALLEL_GRADIENT_REDUCTION_H_
+#define PROLONG_TRAINER_PARALLEL_GRADIENT_REDUCTION_H_
 
 #include <cstdint>
 #include <memory>
@@ -21,7 +21,7 @@ namespace torch::autograd {
 struct Node;
 }  // namespace torch::autograd
 
-namespace prolong::train {
+namespace prolong::parallel {
 
 // Indices into `parameters` of each bucket, in launch order.
 std::vector<std::vector<size_t>> PlanGradientBuckets(const std::vector<torch::Tensor>& parameters,
@@ -89,6 +89,6 @@ class OverlappedGradientReduction {
   std::vector<std::unique_ptr<comm::PendingWork>> pending_;
 };
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel
 
-#endif  // PROLONG_TRAINER_TRAIN_GRADIENT_REDUCTION_H_
+#endif  // PROLONG_TRAINER_PARALLEL_GRADIENT_REDUCTION_H_

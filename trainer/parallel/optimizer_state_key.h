@@ -2,8 +2,8 @@
 // parameter's TensorImpl, in 1.13 as the pointer printed to a string (c10::guts::to_string),
 // in later versions as the pointer itself. Shared by checkpoints and ZeRO-1, which reach into
 // that map.
-#ifndef PROLONG_TRAINER_TRAIN_OPTIMIZER_STATE_KEY_H_
-#define PROLONG_TRAINER_TRAIN_OPTIMIZER_STATE_KEY_H_
+#ifndef PROLONG_TRAINER_PARALLEL_OPTIMIZER_STATE_KEY_H_
+#define PROLONG_TRAINER_PARALLEL_OPTIMIZER_STATE_KEY_H_
 
 #include <sstream>
 #include <string>
@@ -13,7 +13,7 @@
 #include "torch/optim/optimizer.h"
 #include "torch/types.h"
 
-namespace prolong::train {
+namespace prolong::parallel {
 
 using OptimizerStateMap = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
 using OptimizerStateKey = OptimizerStateMap::key_type;
@@ -29,6 +29,6 @@ Key OptimizerStateKeyOf(const torch::Tensor& parameter) {
   }
 }
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel
 
-#endif  // PROLONG_TRAINER_TRAIN_OPTIMIZER_STATE_KEY_H_
+#endif  // PROLONG_TRAINER_PARALLEL_OPTIMIZER_STATE_KEY_H_

@@ -1,4 +1,4 @@
-#include "trainer/train/sharded_optimizer.h"
+#include "trainer/parallel/sharded_optimizer.h"
 
 #include <algorithm>
 #include <functional>
@@ -9,9 +9,9 @@
 #include <type_traits>
 #include <utility>
 
-#include "trainer/train/optimizer_state_key.h"
+#include "trainer/parallel/optimizer_state_key.h"
 
-namespace prolong::train {
+namespace prolong::parallel {
 namespace {
 
 using torch::Tensor;
@@ -199,4 +199,4 @@ void OptimizerSharding::DropOthersState(AdamW& optimizer) const {
   }
 }
 
-}  // namespace prolong::train
+}  // namespace prolong::parallel

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "common/file.h"
+#include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -17,6 +18,8 @@
 namespace prolong::model {
 namespace {
 
+using ::prolong::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using torch::Tensor;
 
@@ -43,7 +46,7 @@ TEST(HfCheckpointTest, SavesAndLoadsShardedAndInBfloat16) {
   const LlamaConfig config = TinyConfig();
   auto model = *CreateLlama(config, 11);
   const std::string dir = testing::MakeTempDir() + "/sharded";
-  ASSERT_TRUE(SaveLlama(*model, dir, Options(40'000)).ok());
+  ASSERT_OK(SaveLlama(*model, dir, Options(40'000)));
   EXPECT_TRUE(std::filesystem::exists(dir + "/" + safetensors::kIndexFileName));
   EXPECT_FALSE(std::filesystem::exists(dir + "/" + safetensors::kSingleFileName));
   int shards = 0;
@@ -51,13 +54,13 @@ TEST(HfCheckpointTest, SavesAndLoadsShardedAndInBfloat16) {
     if (!absl::StrContains(entry.path().filename().string(), "-of-")) continue;
     ++shards;
     auto shard = safetensors::SafetensorsFile::Open(entry.path().string());
-    ASSERT_TRUE(shard.ok()) << shard.status();
+    ASSERT_OK(shard);
     EXPECT_LE((*shard)->data_bytes(), 40'000);
   }
   EXPECT_GE(shards, 8);
 
   absl::StatusOr<std::shared_ptr<LlamaForCausalLM>> loaded = LoadLlama(dir);
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_OK(loaded);
   EXPECT_EQ((*loaded)->config(), config);
   for (const auto& item : model->named_parameters()) {
     EXPECT_TRUE(torch::equal(item.value(), (*loaded)->named_parameters()[item.key()]))
@@ -65,14 +68,14 @@ TEST(HfCheckpointTest, SavesAndLoadsShardedAndInBfloat16) {
   }
 
   const std::string bf16_dir = testing::MakeTempDir() + "/bf16";
-  ASSERT_TRUE(SaveLlama(*model, bf16_dir, Options(int64_t{1} << 30, torch::kBFloat16)).ok());
+  ASSERT_OK(SaveLlama(*model, bf16_dir, Options(int64_t{1} << 30, torch::kBFloat16)));
   EXPECT_EQ(nlohmann::json::parse(*ReadFile(bf16_dir + "/config.json"))["torch_dtype"], "bfloat16");
   auto file = safetensors::SafetensorsFile::Open(bf16_dir + "/model.safetensors");
-  ASSERT_TRUE(file.ok());
+  ASSERT_OK(file);
   EXPECT_EQ((*file)->Find("model.norm.weight")->dtype, safetensors::DType::kBF16);
   EXPECT_EQ((*file)->metadata().at("format"), "pt");
   loaded = LoadLlama(bf16_dir);
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_OK(loaded);
   for (const auto& item : model->named_parameters()) {
     const Tensor rounded = item.value().to(torch::kBFloat16).to(torch::kFloat32);
     const Tensor& read = (*loaded)->named_parameters()[item.key()];
@@ -99,7 +102,7 @@ class LoadErrorsTest : public ::testing::Test {
     std::vector<safetensors::NamedTensor> named;
     for (const auto& [name, tensor] : tensors) named.push_back({name, *ViewOf(tensor)});
     const std::string path = dir_ + "/checkpoint.safetensors";
-    EXPECT_TRUE(safetensors::WriteFile(path, named).ok());
+    EXPECT_OK(safetensors::WriteFile(path, named));
     return LoadWeights(model, path);
   }
 
@@ -119,11 +122,9 @@ TEST_F(LoadErrorsTest, WrongShapeNamesTheTensorAndBothShapes) {
   auto tensors = tensors_;
   tensors["model.layers.1.mlp.up_proj.weight"] = torch::zeros({64, 64});
   const absl::Status status = Load(*model_, tensors);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr("tensor model.layers.1.mlp.up_proj.weight (in "));
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr("has shape [64, 64], the model expects [96, 64]"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               AllOf(HasSubstr("tensor model.layers.1.mlp.up_proj.weight (in "),
+                                     HasSubstr("has shape [64, 64], the model expects [96, 64]"))));
   ExpectUnchanged();
 }
 
@@ -166,26 +167,26 @@ TEST_F(LoadErrorsTest, UnexpectedTensorsAndDTypesAreErrors) {
   tensors = tensors_;
   tensors["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch::ones({8});
   auto other = *CreateLlama(TinyConfig(), 99);
-  EXPECT_TRUE(Load(*other, tensors).ok());
+  EXPECT_OK(Load(*other, tensors));
   for (const auto& item : other->named_parameters()) {
     EXPECT_TRUE(torch::equal(item.value(), tensors_[item.key()])) << item.key();
   }
 
-  EXPECT_EQ(LoadWeights(*model_, dir_ + "/absent").code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(LoadWeights(*model_, dir_ + "/absent"), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(LoadErrorsTest, ConfigErrorsAreNamed) {
-  ASSERT_TRUE(SaveLlama(*model_, dir_).ok());
+  ASSERT_OK(SaveLlama(*model_, dir_));
   nlohmann::json config = nlohmann::json::parse(*ReadFile(dir_ + "/config.json"));
   config["num_key_value_heads"] = 3;
-  ASSERT_TRUE(WriteFileAtomically(dir_ + "/config.json", config.dump()).ok());
+  ASSERT_OK(WriteFileAtomically(dir_ + "/config.json", config.dump()));
   EXPECT_EQ(LoadLlama(dir_).status().message(),
             dir_ +
                 "/config.json: num_attention_heads (4) must be a multiple of "
                 "num_key_value_heads (3)");
 
   config["num_key_value_heads"] = 4;  // valid, but the checkpoint's k_proj is for 2 kv heads
-  ASSERT_TRUE(WriteFileAtomically(dir_ + "/config.json", config.dump()).ok());
+  ASSERT_OK(WriteFileAtomically(dir_ + "/config.json", config.dump()));
   EXPECT_THAT(std::string(LoadLlama(dir_).status().message()),
               HasSubstr("tensor model.layers.0.self_attn.k_proj.weight (in "));
 }

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -13,6 +14,7 @@
 namespace prolong::model {
 namespace {
 
+using ::prolong::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
@@ -61,13 +63,13 @@ Json Minimal() {
 
 std::string ErrorOf(const Json& json) {
   const absl::StatusOr<LlamaConfig> config = ParseLlamaConfig(json.dump());
-  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << json.dump();
+  EXPECT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument)) << json.dump();
   return std::string(config.status().message());
 }
 
 TEST(LlamaConfigTest, ParsesLlama31) {
   const absl::StatusOr<LlamaConfig> config = ParseLlamaConfig(kLlama31);
-  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_OK(config);
   EXPECT_EQ(config->vocab_size, 128256);
   EXPECT_EQ(config->hidden_size, 4096);
   EXPECT_EQ(config->intermediate_size, 14336);
@@ -96,7 +98,7 @@ TEST(LlamaConfigTest, DefaultsFollowHuggingFace) {
   Json json = Minimal();
   json["some_future_key"] = {{"nested", 1}};
   const absl::StatusOr<LlamaConfig> config = ParseLlamaConfig(json.dump());
-  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_OK(config);
   EXPECT_EQ(config->num_key_value_heads, 4);
   EXPECT_EQ(config->head_dim, 16);
   EXPECT_EQ(config->rms_norm_eps, 1e-6);
@@ -114,7 +116,7 @@ TEST(LlamaConfigTest, DefaultsFollowHuggingFace) {
   json["tie_word_embeddings"] = true;
   json["rope_theta"] = 8000000;  // an integer in JSON
   const absl::StatusOr<LlamaConfig> explicit_config = ParseLlamaConfig(json.dump());
-  ASSERT_TRUE(explicit_config.ok()) << explicit_config.status();
+  ASSERT_OK(explicit_config);
   EXPECT_EQ(explicit_config->head_dim, 32);
   EXPECT_THAT(explicit_config->eos_token_ids, ElementsAre(7));
   EXPECT_FALSE(explicit_config->bos_token_id.has_value());
@@ -210,7 +212,7 @@ TEST(LlamaConfigTest, RopeScalingVariants) {
                           {"high_freq_factor", 4.0},
                           {"original_max_position_embeddings", 8192}};
   const absl::StatusOr<LlamaConfig> config = ParseLlamaConfig(json.dump());
-  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_OK(config);
   ASSERT_TRUE(config->rope_scaling.has_value());
   EXPECT_EQ(config->rope_scaling->factor, 32.0);
 
@@ -218,21 +220,21 @@ TEST(LlamaConfigTest, RopeScalingVariants) {
   Json v5 = Minimal();
   v5["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 500000.0}};
   absl::StatusOr<LlamaConfig> parsed = ParseLlamaConfig(v5.dump());
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->rope_theta, 500000.0);
   EXPECT_FALSE(parsed->rope_scaling.has_value());
   v5["rope_parameters"] = {{"rope_type", "llama3"},   {"rope_theta", 500000.0},
                            {"factor", 8.0},           {"low_freq_factor", 1.0},
                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
   parsed = ParseLlamaConfig(v5.dump());
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   ASSERT_TRUE(parsed->rope_scaling.has_value());
   EXPECT_EQ(parsed->rope_scaling->factor, 8.0);
 }
 
 TEST(LlamaConfigTest, WritesWhatTransformersLoadsAndReadsItBack) {
   const absl::StatusOr<LlamaConfig> config = ParseLlamaConfig(kLlama31);
-  ASSERT_TRUE(config.ok());
+  ASSERT_OK(config);
   const Json written = Json::parse(LlamaConfigToJson(*config, "bfloat16"));
   EXPECT_EQ(written["architectures"], Json::array({"LlamaForCausalLM"}));
   EXPECT_EQ(written["model_type"], "llama");
@@ -248,9 +250,9 @@ TEST(LlamaConfigTest, WritesWhatTransformersLoadsAndReadsItBack) {
   EXPECT_EQ(written["use_cache"], true);
 
   const std::string path = testing::MakeTempDir() + "/config.json";
-  ASSERT_TRUE(WriteLlamaConfig(path, *config).ok());
+  ASSERT_OK(WriteLlamaConfig(path, *config));
   const absl::StatusOr<LlamaConfig> read = ReadLlamaConfig(path);
-  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_OK(read);
   EXPECT_EQ(*read, *config);
 
   LlamaConfig single = *config;
@@ -266,10 +268,10 @@ TEST(LlamaConfigTest, WritesWhatTransformersLoadsAndReadsItBack) {
 
 TEST(LlamaConfigTest, ReadErrorsNameThePath) {
   const std::string dir = testing::MakeTempDir();
-  EXPECT_EQ(ReadLlamaConfig(dir + "/absent.json").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(ReadLlamaConfig(dir + "/absent.json"), StatusIs(absl::StatusCode::kNotFound));
   LlamaConfig config;
   config.num_key_value_heads = 5;
-  ASSERT_TRUE(WriteLlamaConfig(dir + "/config.json", config).ok());
+  ASSERT_OK(WriteLlamaConfig(dir + "/config.json", config));
   EXPECT_EQ(ReadLlamaConfig(dir + "/config.json").status().message(),
             dir +
                 "/config.json: num_attention_heads (32) must be a multiple of "

@@ -1,5 +1,6 @@
 #include "trainer/model/llama_flops.h"
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 #include "trainer/model/llama.h"
 
@@ -45,7 +46,7 @@ TEST(LlamaFlopsTest, CountsTheModelsMatrixWeights) {
     config.head_dim = 12;  // not hidden / heads, so q and o are not square
     config.tie_word_embeddings = tied;
     auto model = CreateLlama(config, 1);
-    ASSERT_TRUE(model.ok()) << model.status();
+    ASSERT_OK(model);
     int64_t weights = (*model)->lm_head_weight().numel();
     for (const auto& item : (*model)->named_parameters()) {
       if (item.value().dim() == 2 && item.key() != "model.embed_tokens.weight" &&

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "common/file.h"
+#include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -23,6 +24,7 @@
 namespace prolong::model {
 namespace {
 
+using ::prolong::testing::StatusIs;
 using ::testing::HasSubstr;
 using torch::Tensor;
 
@@ -52,7 +54,7 @@ LlamaConfig TinyConfig() {
 // Norm weights away from 1 too, so that a norm applied with the wrong weight shows.
 std::shared_ptr<LlamaForCausalLM> TinyModel(const LlamaConfig& config, uint64_t seed) {
   absl::StatusOr<std::shared_ptr<LlamaForCausalLM>> model = CreateLlama(config, seed);
-  EXPECT_TRUE(model.ok()) << model.status();
+  EXPECT_OK(model);
   torch::NoGradGuard no_grad;
   at::Generator generator = at::detail::createCPUGenerator(seed + 1000);
   for (auto& item : (*model)->named_parameters()) {
@@ -130,16 +132,16 @@ std::map<std::string, Tensor> RunReference(const std::string& dir,
   }
   if (!targets.empty()) inputs["targets"] = targets;
   const std::string work = testing::MakeTempDir();
-  EXPECT_TRUE(WriteFileAtomically(work + "/inputs.json", inputs.dump()).ok());
+  EXPECT_OK(WriteFileAtomically(work + "/inputs.json", inputs.dump()));
   absl::StatusOr<testing::RunResult> run =
       testing::Run({kPython, kReference, dir, work + "/inputs.json", work + "/out.safetensors"},
                    absl::Seconds(120));
-  EXPECT_TRUE(run.ok()) << run.status();
+  EXPECT_OK(run);
   EXPECT_EQ(run->exit_code, 0) << run->stderr_text;
   std::map<std::string, Tensor> outputs;
   absl::StatusOr<std::unique_ptr<safetensors::SafetensorsFile>> file =
       safetensors::SafetensorsFile::Open(work + "/out.safetensors");
-  EXPECT_TRUE(file.ok()) << file.status();
+  EXPECT_OK(file);
   if (!file.ok()) return outputs;
   for (const std::string& name : (*file)->names()) {
     outputs[name] = *ToTorch(*(*file)->Find(name));
@@ -166,7 +168,7 @@ void ExpectMatchesReference(const LlamaConfig& config, const std::vector<Sequenc
                             int64_t max_shard_bytes) {
   auto model = TinyModel(config, 17);
   const std::string dir = testing::MakeTempDir() + "/model";
-  ASSERT_TRUE(SaveLlama(*model, dir, Options(max_shard_bytes)).ok());
+  ASSERT_OK(SaveLlama(*model, dir, Options(max_shard_bytes)));
 
   const Packed packed = Pack(sequences);
   const int64_t tokens = packed.input_ids.size(0);
@@ -253,14 +255,14 @@ TEST(LlamaTest, PackedDocumentsMatchSeparateRuns) {
 
   // PackedLayout builds the same layout from document boundaries.
   absl::StatusOr<attention::TokenLayout> layout = PackedLayout({0, 37, 66});
-  ASSERT_TRUE(layout.ok());
+  ASSERT_OK(layout);
   EXPECT_TRUE(torch::equal(layout->document, packed.layout.document));
   EXPECT_TRUE(torch::equal(layout->position, packed.layout.position));
 }
 
 TEST(LlamaTest, PackedLayoutFromBoundaries) {
   absl::StatusOr<attention::TokenLayout> layout = PackedLayout({0, 3, 3, 5});
-  ASSERT_TRUE(layout.ok());
+  ASSERT_OK(layout);
   EXPECT_TRUE(torch::equal(layout->document, torch::tensor({0, 0, 0, 2, 2}, torch::kInt64)));
   EXPECT_TRUE(torch::equal(layout->position, torch::tensor({0, 1, 2, 0, 1}, torch::kInt64)));
   EXPECT_THAT(std::string(PackedLayout({1, 3}).status().message()), HasSubstr("start with 0"));
@@ -328,7 +330,7 @@ TEST(LlamaTest, SetRopeThetaEqualsAModelBuiltWithThatTheta) {
   const LlamaConfig config = TinyConfig();  // theta 5e5
   auto model = TinyModel(config, 21);
   const std::string dir = testing::MakeTempDir() + "/model";
-  ASSERT_TRUE(SaveLlama(*model, dir).ok());
+  ASSERT_OK(SaveLlama(*model, dir));
   torch::NoGradGuard no_grad;
   const Packed packed = Pack(
       {RandomSequence(50, 0, config.vocab_size, 8), RandomSequence(30, 0, config.vocab_size, 9)});
@@ -338,7 +340,7 @@ TEST(LlamaTest, SetRopeThetaEqualsAModelBuiltWithThatTheta) {
   const Tensor before = logits(*model);
 
   for (const double theta : {8e6, 1.28e8}) {
-    ASSERT_TRUE(model->SetRopeTheta(theta).ok());
+    ASSERT_OK(model->SetRopeTheta(theta));
     EXPECT_EQ(model->config().rope_theta, theta);
     const Tensor after = logits(*model);
     EXPECT_GT(RelativeError(after, before), 1e-3);
@@ -346,16 +348,16 @@ TEST(LlamaTest, SetRopeThetaEqualsAModelBuiltWithThatTheta) {
     LlamaConfig fresh_config = config;
     fresh_config.rope_theta = theta;
     LlamaForCausalLM fresh(fresh_config);
-    ASSERT_TRUE(LoadWeights(fresh, dir).ok());
+    ASSERT_OK(LoadWeights(fresh, dir));
     EXPECT_LT((logits(fresh) - after).abs().max().item<double>(), 1e-6);
   }
 
   // A later save records the new theta.
-  ASSERT_TRUE(SaveLlama(*model, dir).ok());
+  ASSERT_OK(SaveLlama(*model, dir));
   EXPECT_EQ(ReadLlamaConfig(dir + "/config.json")->rope_theta, 1.28e8);
 
   for (const double bad : {0.0, -1.0, std::nan(""), double{INFINITY}}) {
-    EXPECT_EQ(model->SetRopeTheta(bad).code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(model->SetRopeTheta(bad), StatusIs(absl::StatusCode::kInvalidArgument));
   }
   EXPECT_EQ(model->config().rope_theta, 1.28e8);
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/file.h"
+#include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -15,8 +16,11 @@
 namespace prolong::safetensors {
 namespace {
 
+using ::prolong::testing::StatusIs;
+using ::testing::AllOfArray;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Matcher;
 using ::testing::UnorderedElementsAre;
 
 template <typename T>
@@ -61,11 +65,11 @@ TEST_F(SafetensorsTest, RoundTripsDTypesShapesEmptyTensorsAndMetadata) {
       {"empty.bf16", {DType::kBF16, {2, 0}, ""}},
   };
   const Metadata metadata = {{"format", "pt"}, {"note", "a \"quoted\"\nline, ünïcode"}};
-  ASSERT_TRUE(WriteFile(Path("t.safetensors"), tensors, metadata).ok());
+  ASSERT_OK(WriteFile(Path("t.safetensors"), tensors, metadata));
   EXPECT_FALSE(std::filesystem::exists(Path("t.safetensors.tmp")));
 
   auto file = SafetensorsFile::Open(Path("t.safetensors"));
-  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_OK(file);
   EXPECT_EQ((*file)->metadata(), metadata);
   EXPECT_EQ((*file)->names().size(), tensors.size());
   for (const NamedTensor& t : tensors) {
@@ -81,7 +85,7 @@ TEST_F(SafetensorsTest, RoundTripsDTypesShapesEmptyTensorsAndMetadata) {
   EXPECT_EQ((*file)->Find("absent"), nullptr);
 
   auto in_memory = Serialize(tensors, metadata);
-  ASSERT_TRUE(in_memory.ok());
+  ASSERT_OK(in_memory);
   EXPECT_EQ(*in_memory, *ReadFile(Path("t.safetensors")));
 }
 
@@ -104,10 +108,10 @@ TEST_F(SafetensorsTest, LayoutIsTheReferenceWritersByteForByte) {
   ASSERT_EQ(header.size(), 200u);
   const std::string expected = std::string("\xc8\0\0\0\0\0\0\0", 8) + header + a + b + c;
   auto bytes = Serialize(tensors, {{"format", "pt"}});
-  ASSERT_TRUE(bytes.ok());
+  ASSERT_OK(bytes);
   EXPECT_EQ(*bytes, expected);
 
-  ASSERT_TRUE(WriteFile(Path("exact.safetensors"), tensors, {{"format", "pt"}}).ok());
+  ASSERT_OK(WriteFile(Path("exact.safetensors"), tensors, {{"format", "pt"}}));
   EXPECT_EQ(*ReadFile(Path("exact.safetensors")), expected);
 }
 
@@ -129,7 +133,7 @@ TEST_F(SafetensorsTest, ReadsFilesOfOtherWriters) {
       R"("y":{"dtype":"F32","shape":[1],"data_offsets":[3,7]},"__metadata__":{}})";
   const std::string bytes = HandMade(header, "abc" + Bytes<float>({2.5}));
   auto file = SafetensorsFile::FromBytes(bytes, "other");
-  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_OK(file);
   EXPECT_THAT((*file)->names(), ElementsAre("x", "y"));
   float y;
   std::memcpy(&y, (*file)->Find("y")->data.data(), 4);
@@ -138,16 +142,14 @@ TEST_F(SafetensorsTest, ReadsFilesOfOtherWriters) {
 
 TEST_F(SafetensorsTest, CorruptFilesNameTheProblem) {
   auto expect_error = [](const std::string& bytes, const std::vector<std::string>& parts) {
-    const absl::Status status = ParseError(bytes);
-    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
-    EXPECT_THAT(std::string(status.message()), HasSubstr("bad.safetensors: "));
-    for (const std::string& part : parts) {
-      EXPECT_THAT(std::string(status.message()), HasSubstr(part));
-    }
+    std::vector<Matcher<const std::string&>> message = {HasSubstr("bad.safetensors: ")};
+    for (const std::string& part : parts) message.push_back(HasSubstr(part));
+    EXPECT_THAT(ParseError(bytes),
+                StatusIs(absl::StatusCode::kInvalidArgument, AllOfArray(message)));
   };
   const std::string two = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   const std::string good = HandMade(two, Bytes<float>({1, 2}));
-  ASSERT_TRUE(ParseError(good).ok());
+  ASSERT_OK(ParseError(good));
 
   // Truncated anywhere.
   expect_error(good.substr(0, 5), {"5 bytes, too short"});
@@ -210,15 +212,14 @@ TEST_F(SafetensorsTest, WriterRejectsInconsistentTensors) {
 
   const absl::Status status =
       WriteFile(Path("missing/dir/t.safetensors"), {{"w", {DType::kF32, {2}, eight}}});
-  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("missing/dir/t.safetensors"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               HasSubstr("missing/dir/t.safetensors")));
 }
 
 TEST_F(SafetensorsTest, OpenReportsMissingFiles) {
   const absl::Status status = SafetensorsFile::Open(Path("nope.safetensors")).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("nope.safetensors"));
-  EXPECT_EQ(Checkpoint::Open(dir_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope.safetensors")));
+  EXPECT_THAT(Checkpoint::Open(dir_), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(SafetensorsTest, ShardedWriteReadsBackEqual) {
@@ -235,7 +236,7 @@ TEST_F(SafetensorsTest, ShardedWriteReadsBackEqual) {
   }
   // 40-byte tensors in shards of at most 100 bytes; the 120-byte t4 alone.
   auto written = WriteCheckpoint(dir_, tensors, 100, {{"format", "pt"}});
-  ASSERT_TRUE(written.ok()) << written.status();
+  ASSERT_OK(written);
   EXPECT_THAT(*written,
               ElementsAre("model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
                           "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors",
@@ -250,14 +251,14 @@ TEST_F(SafetensorsTest, ShardedWriteReadsBackEqual) {
   for (const std::string& name : *written) {
     if (name == kIndexFileName) continue;
     auto shard = SafetensorsFile::Open(Path(name));
-    ASSERT_TRUE(shard.ok()) << shard.status();
+    ASSERT_OK(shard);
     EXPECT_LE((*shard)->data_bytes(), 120);
     EXPECT_EQ((*shard)->metadata().at("format"), "pt");
   }
 
   for (const std::string& path : {dir_, Path(kIndexFileName)}) {
     auto checkpoint = Checkpoint::Open(path);
-    ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+    ASSERT_OK(checkpoint);
     EXPECT_EQ((*checkpoint)->names().size(), 7u);
     EXPECT_EQ((*checkpoint)->total_bytes(), 360);
     for (const NamedTensor& t : tensors) {
@@ -271,7 +272,7 @@ TEST_F(SafetensorsTest, ShardedWriteReadsBackEqual) {
 
   // Rewritten as one file: the shards and the index go, so the directory holds one checkpoint.
   written = WriteCheckpoint(dir_, {tensors[0]}, 1000);
-  ASSERT_TRUE(written.ok()) << written.status();
+  ASSERT_OK(written);
   EXPECT_THAT(*written, ElementsAre("model.safetensors"));
   std::vector<std::string> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
@@ -279,21 +280,19 @@ TEST_F(SafetensorsTest, ShardedWriteReadsBackEqual) {
   }
   EXPECT_THAT(files, UnorderedElementsAre("model.safetensors"));
   auto checkpoint = Checkpoint::Open(dir_);
-  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  ASSERT_OK(checkpoint);
   EXPECT_THAT((*checkpoint)->names(), ElementsAre("t0"));
 }
 
 TEST_F(SafetensorsTest, InconsistentIndexIsAnError) {
   const std::string eight = Bytes<float>({1, 2});
-  ASSERT_TRUE(WriteFile(Path("a.safetensors"),
-                        {{"x", {DType::kF32, {2}, eight}}, {"y", {DType::kF32, {2}, eight}}})
-                  .ok());
+  ASSERT_OK(WriteFile(Path("a.safetensors"),
+                      {{"x", {DType::kF32, {2}, eight}}, {"y", {DType::kF32, {2}, eight}}}));
   auto open_with = [&](const std::string& weight_map) {
-    EXPECT_TRUE(
-        WriteFileAtomically(Path(kIndexFileName), R"({"weight_map": )" + weight_map + "}").ok());
+    EXPECT_OK(WriteFileAtomically(Path(kIndexFileName), R"({"weight_map": )" + weight_map + "}"));
     return Checkpoint::Open(dir_).status();
   };
-  EXPECT_TRUE(open_with(R"({"x": "a.safetensors", "y": "a.safetensors"})").ok());
+  EXPECT_OK(open_with(R"({"x": "a.safetensors", "y": "a.safetensors"})"));
 
   absl::Status status =
       open_with(R"({"x": "a.safetensors", "y": "a.safetensors", "z": "a.safetensors"})");
@@ -305,8 +304,7 @@ TEST_F(SafetensorsTest, InconsistentIndexIsAnError) {
   status = open_with(R"({"x": "../a.safetensors"})");
   EXPECT_THAT(std::string(status.message()), HasSubstr("is not inside the checkpoint directory"));
   status = open_with(R"({"x": "b.safetensors"})");
-  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("b.safetensors"));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound, HasSubstr("b.safetensors")));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 #include "torch/serialize.h"
@@ -58,7 +59,7 @@ void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected,
 void RunGang(int dp, int cp, const std::string& scheme,
              const std::string& attention = "blockwise") {
   auto store = comm::ServeStore("127.0.0.1");
-  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_OK(store);
   const std::string dir = prolong::testing::MakeTempDir();
   const int world = dp * cp;
   const absl::Status gang = prolong::testing::RunGang(
@@ -76,7 +77,7 @@ void RunGang(int dp, int cp, const std::string& scheme,
                 absl::StrCat("--out=", dir, "/rank", rank, ".pt")};
       },
       absl::Seconds(120));
-  ASSERT_TRUE(gang.ok()) << gang;
+  ASSERT_OK(gang);
   for (int rank = 0; rank < world; ++rank) {
     SCOPED_TRACE(absl::StrCat(scheme, " ", attention, " dp ", dp, " cp ", cp, " rank ", rank));
     const int dp_rank = rank / cp, cp_rank = rank % cp;
@@ -159,7 +160,7 @@ TEST(ContextParallelAttentionTest, TheTestSequenceMakesTheRingMergeEveryBlockAnd
 
 TEST(ContextParallelAttentionTest, AMissingRankIsNamed) {
   auto store = comm::ServeStore("127.0.0.1");
-  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_OK(store);
   const std::string dir = prolong::testing::MakeTempDir();
   // Ranks 0 and 2 of 3 arrive; rank 1 never does.
   std::vector<std::unique_ptr<prolong::testing::Subprocess>> workers;
@@ -170,7 +171,7 @@ TEST(ContextParallelAttentionTest, AMissingRankIsNamed) {
   }
   for (auto& worker : workers) {
     auto exit_code = worker->Wait(absl::Seconds(60));
-    ASSERT_TRUE(exit_code.ok());
+    ASSERT_OK(exit_code);
     EXPECT_EQ(*exit_code, 1);
     EXPECT_TRUE(absl::StrContains(worker->Stderr(), "rank 1 of 3 did not arrive within 2s"))
         << worker->Stderr();

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace prolong::train {
@@ -63,7 +64,7 @@ TEST(LrScheduleTest, AOneStepStageRunsAtPeak) {
 
 TEST(LrScheduleTest, InvalidFieldsAreNamed) {
   LrSchedule s = Schedule(ScheduleShape::kCosine, 10, 0.1);
-  EXPECT_TRUE(ValidateLrSchedule(s).ok());
+  EXPECT_OK(ValidateLrSchedule(s));
   s.warmup_fraction = 1;
   EXPECT_NE(ValidateLrSchedule(s).message().find("schedule.warmup_fraction"), std::string::npos);
   s = Schedule(ScheduleShape::kCosine, 0, 0.1);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
 #include "datamixer/plan/rank_layout.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -38,7 +39,7 @@ const testing::RunResult& SingleProcess() {
     testing::RunOptions options;
     options.sequences_per_micro_batch = 2;
     auto run = testing::TrainTwoSteps(kSeed, nullptr, plan::Rank{0, 1, 0, 1}, options);
-    EXPECT_TRUE(run.ok()) << run.status();
+    EXPECT_OK(run);
     return new testing::RunResult(run.ok() ? *std::move(run) : testing::RunResult());
   }();
   return *result;
@@ -86,7 +87,7 @@ const GangResult& RunGang(const Gang& gang) {
   if (const auto it = results->find(key); it != results->end()) return it->second;
   GangResult& result = (*results)[key];
   auto store = comm::ServeStore("127.0.0.1");
-  EXPECT_TRUE(store.ok()) << store.status();
+  EXPECT_OK(store);
   if (!store.ok()) return result;
   const std::string dir = prolong::testing::MakeTempDir();
   result.checkpoint_dir = dir + "/checkpoints";
@@ -118,7 +119,7 @@ const GangResult& RunGang(const Gang& gang) {
         return argv;
       },
       absl::Seconds(120));
-  EXPECT_TRUE(status.ok()) << gang.Name() << ": " << status;
+  EXPECT_OK(status) << gang.Name();
   if (!status.ok()) return result;
   result.ranks.resize(world);
   for (int rank = 0; rank < world; ++rank) {
@@ -237,7 +238,7 @@ TEST(ParallelTrainerTest, TheReferenceTrains) {
   ASSERT_EQ(reference.losses.size(), 2u);
   // The first step's loss is the plain mean cross-entropy of the initial model.
   auto model = model::CreateLlama(testing::TinyConfig(), kSeed);
-  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_OK(model);
   const double plain = testing::PlainMeanCrossEntropy(**model, testing::MakeGlobalBatch(kSeed));
   EXPECT_NEAR(reference.losses[0], plain, 1e-6 * plain);
   EXPECT_EQ(reference.attention_pairs[0],

@@ -9,7 +9,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_matchers.h"
 #include "datamixer/plan/rank_layout.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "torch/torch.h"
 #include "trainer/comm/test_communicators.h"
@@ -21,6 +23,8 @@ namespace {
 
 using comm::testing::DoublingCommunicator;
 using comm::testing::OneRankCommunicator;
+using ::prolong::testing::StatusIs;
+using ::testing::HasSubstr;
 using torch::Tensor;
 
 constexpr plan::Rank kOneProcess{0, 1, 0, 1};
@@ -86,7 +90,7 @@ TEST(TrainerTest, TheLossIsThePlainMeanCrossEntropy) {
       *StepInputFromBatch(testing::RankBatch(batch, 0, kOneProcess), /*sequences=*/3);
   ASSERT_EQ(input.micro_batches.size(), 2u);
   const absl::StatusOr<StepMetrics> metrics = trainer->Step(input);
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  ASSERT_OK(metrics);
   EXPECT_NEAR(metrics->loss, plain, 1e-6 * plain);
   int64_t targets = 0;
   for (const auto& sequence : batch) {
@@ -117,7 +121,7 @@ TEST(TrainerTest, MicroBatchSplitsAndCheckpointingDoNotChangeTheStep) {
     options.adamw.epsilon = 1e-5;
     auto trainer = *testing::CreateTrainer(model, nullptr, options, Schedule());
     const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(13, sequences));
-    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    ASSERT_OK(metrics);
     losses.push_back(metrics->loss);
     parameters.push_back(Snapshot(*model));
     gradients.push_back(Gradients(*model));
@@ -143,7 +147,7 @@ TEST(TrainerTest, Bf16AutocastKeepsFloat32StateAndStaysCloseToFloat32) {
     options.parallel.activation_checkpointing = Checkpointing(checkpoint);
     auto trainer = *testing::CreateTrainer(model, nullptr, options, Schedule());
     const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(14, 2));
-    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    ASSERT_OK(metrics);
     losses.push_back(metrics->loss);
     gradients.push_back(Gradients(*model));
     for (const Tensor& p : model->parameters()) {
@@ -186,7 +190,7 @@ TEST(TrainerTest, AdamWDecaysMatricesButNotNormWeights) {
   std::vector<Tensor> initial;
   for (const Tensor& p : before) initial.push_back(p.detach().clone());
   const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(14, 2));
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  ASSERT_OK(metrics);
   const double lr = metrics->lr;
   const auto named = model->named_parameters();
   size_t i = 0;
@@ -229,7 +233,7 @@ TEST(TrainerTest, TheStepOverlapsGradientReductionWithTheLastBackwardPass) {
       options.parallel.bucket_bytes = 16 << 10;
       auto trainer = *testing::CreateTrainer(model, &groups, options, Schedule());
       const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(13, 2));
-      ASSERT_TRUE(metrics.ok()) << metrics.status();
+      ASSERT_OK(metrics);
       parameters.push_back(Snapshot(*model));
       // One all-reduce per bucket, then the loss's.
       const size_t buckets = trainer->model().data_parallel->gradient_buckets();
@@ -258,13 +262,11 @@ TEST(TrainerTest, ShardingNeedsOneParameterDtype) {
   TrainerOptions options = Options();
   options.parallel.shard_optimizer_state = true;
   const auto trainer = testing::CreateTrainer(model, &groups, options, Schedule());
-  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(trainer.status().message().find("shard_optimizer_state needs every trainable "
-                                            "parameter in one dtype"),
-            std::string::npos)
-      << trainer.status();
+  EXPECT_THAT(trainer, StatusIs(absl::StatusCode::kInvalidArgument,
+                                HasSubstr("shard_optimizer_state needs every trainable "
+                                          "parameter in one dtype")));
   options.parallel.shard_optimizer_state = false;
-  EXPECT_TRUE(testing::CreateTrainer(model, &groups, options, Schedule()).ok());
+  EXPECT_OK(testing::CreateTrainer(model, &groups, options, Schedule()));
 }
 
 TEST(TrainerTest, ANonFiniteLossFailsTheStepOrSkipsIt) {
@@ -281,13 +283,12 @@ TEST(TrainerTest, ANonFiniteLossFailsTheStepOrSkipsIt) {
     const Tensor embedding = model->model->embed_tokens->weight.detach().clone();
     const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(15, 4));
     if (skip) {
-      ASSERT_TRUE(metrics.ok()) << metrics.status();
+      ASSERT_OK(metrics);
       EXPECT_TRUE(metrics->skipped);
       EXPECT_TRUE(std::isnan(metrics->loss));
       EXPECT_EQ(trainer->steps(), 1);
     } else {
-      EXPECT_EQ(metrics.status().code(), absl::StatusCode::kInternal);
-      EXPECT_NE(metrics.status().message().find("non-finite loss"), std::string::npos);
+      EXPECT_THAT(metrics, StatusIs(absl::StatusCode::kInternal, HasSubstr("non-finite loss")));
       EXPECT_EQ(trainer->steps(), 0);
     }
     EXPECT_TRUE(torch::equal(model->model->embed_tokens->weight, embedding));
@@ -301,9 +302,7 @@ TEST(TrainerTest, InvalidInputsAreRejectedBeforeAnyWork) {
   auto trainer = *testing::CreateTrainer(model, nullptr, Options(), Schedule());
   auto expect = [&](const StepInput& input, const std::string& message) {
     const absl::StatusOr<StepMetrics> metrics = trainer->Step(input);
-    EXPECT_EQ(metrics.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(metrics.status().message().find(message), std::string::npos)
-        << metrics.status().message();
+    EXPECT_THAT(metrics, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message)));
     EXPECT_FALSE(model->lm_head->weight.grad().defined());
   };
   StepInput input = Input(16, 2);
@@ -348,10 +347,10 @@ TEST(TrainerTest, ANewStageRestartsTheScheduleAndKeepsTheMoments) {
   stage2.peak_lr = 5e-4;
   stage2.warmup_fraction = 0;
   stage2.steps = 3;
-  ASSERT_TRUE(trainer->ResetSchedule(stage2).ok());
+  ASSERT_OK(trainer->ResetSchedule(stage2));
   EXPECT_EQ(trainer->stage_step(), 0);
   const absl::StatusOr<StepMetrics> metrics = trainer->Step(Input(19, 4));
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  ASSERT_OK(metrics);
   EXPECT_DOUBLE_EQ(metrics->lr, 5e-4);
   EXPECT_EQ(metrics->step, 3);
   EXPECT_EQ(metrics->stage_step, 0);
@@ -366,7 +365,7 @@ TEST(BatchTest, AContextParallelRankGetsItsRowsOfTheGlobalLayout) {
   const std::vector<testing::GlobalSequence> batch = testing::MakeGlobalBatch(20);
   const plan::Rank rank{1, 2, 1, 2};  // Sequences 2 and 3, chunks 1 and 2 of 4.
   const absl::StatusOr<StepInput> input = StepInputFromBatch(testing::RankBatch(batch, 7, rank), 2);
-  ASSERT_TRUE(input.ok()) << input.status();
+  ASSERT_OK(input);
   ASSERT_EQ(input->micro_batches.size(), 1u);
   const MicroBatch& micro = input->micro_batches[0];
   std::vector<int64_t> ids, targets, mask, documents, positions;

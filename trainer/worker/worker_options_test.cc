@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "common/cli.h"
 #include "common/status_matchers.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 #include "trainer/attention/fused_kernel.h"
@@ -22,6 +23,7 @@ namespace {
 
 using ::prolong::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 constexpr char kStage[] = R"(name: s1
 seq_len: 64
@@ -83,7 +85,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
   job.run_name = "r1";
   job.inject_nonfinite_at_step = 4;
   absl::StatusOr<WorkerOptions> parsed = Parse(JobFlagArgs(job));
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->datamixer_address, job.datamixer_address);
   EXPECT_EQ(parsed->datamixer_timeout_seconds, job.datamixer_timeout_seconds);
   EXPECT_EQ(parsed->rendezvous_timeout_seconds, job.rendezvous_timeout_seconds);
@@ -115,7 +117,7 @@ TEST(WorkerOptionsTest, JobFlagArgsParseBackToTheSameJob) {
 
 TEST(WorkerOptionsTest, OptimizerStateShardingIsOffUnlessAsked) {
   absl::StatusOr<WorkerOptions> plain = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
-  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_OK(plain);
   EXPECT_FALSE(plain->trainer.parallel.shard_optimizer_state);
   WorkerOptions job = *plain;
   for (const std::string& arg : JobFlagArgs(job)) {
@@ -123,7 +125,7 @@ TEST(WorkerOptionsTest, OptimizerStateShardingIsOffUnlessAsked) {
   }
   absl::StatusOr<WorkerOptions> sharded =
       Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--shard-optimizer-state"});
-  ASSERT_TRUE(sharded.ok()) << sharded.status();
+  ASSERT_OK(sharded);
   EXPECT_TRUE(sharded->trainer.parallel.shard_optimizer_state);
   EXPECT_FALSE(
       Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--shard-optimizer-state=maybe"}).ok());
@@ -137,7 +139,7 @@ TEST(WorkerOptionsTest, ActivationCheckpointingChoices) {
                                                         {"selective", true, true}}) {
     absl::StatusOr<WorkerOptions> parsed =
         Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--activation-checkpointing=" + choice});
-    ASSERT_TRUE(parsed.ok()) << choice << ": " << parsed.status();
+    ASSERT_OK(parsed) << choice;
     auto checkpoints = [&](int64_t seq_len) {
       return parallel::ResolveAuto(parsed->trainer.parallel, seq_len, /*gpu=*/false)
                  .activation_checkpointing != parallel::ActivationCheckpointing::kOff;
@@ -151,14 +153,14 @@ TEST(WorkerOptionsTest, ActivationCheckpointingChoices) {
 
 TEST(WorkerOptionsTest, GradientReductionOverlapsUnlessTurnedOff) {
   absl::StatusOr<WorkerOptions> plain = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
-  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_OK(plain);
   EXPECT_TRUE(plain->trainer.parallel.overlap_grad_reduce);
   for (const std::string& arg : JobFlagArgs(*plain)) {
     EXPECT_NE(arg, "--overlap-grad-reduce=false");
   }
   absl::StatusOr<WorkerOptions> after =
       Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--overlap-grad-reduce=false"});
-  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_OK(after);
   EXPECT_FALSE(after->trainer.parallel.overlap_grad_reduce);
 }
 
@@ -169,11 +171,11 @@ TEST(WorkerOptionsTest, CheckJobReadsTheStageAndTheConfig) {
   job.model_config_path = Write(dir, "config.json", kConfig);
   job.checkpoint_dir = dir + "/ckpt";
   absl::StatusOr<JobFiles> files = CheckJob(job);
-  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_OK(files);
   EXPECT_EQ(files->stage.name(), "s1");
   EXPECT_EQ(files->model_config.hidden_size, 32);
   absl::StatusOr<train::LrSchedule> schedule = StageSchedule(files->stage, 8);
-  ASSERT_TRUE(schedule.ok());
+  ASSERT_OK(schedule);
   EXPECT_EQ(schedule->shape, train::ScheduleShape::kLinear);
   EXPECT_EQ(schedule->steps, 8);
   EXPECT_DOUBLE_EQ(schedule->peak_lr, 0.001);
@@ -186,8 +188,8 @@ TEST(WorkerOptionsTest, CheckJobNamesTheFlagAndTheProblem) {
   job.model_config_path = Write(dir, "config.json", kConfig);
   job.checkpoint_dir = dir + "/ckpt";
   absl::Status status = CheckJob(job).status();
-  EXPECT_TRUE(absl::IsNotFound(status)) << status;
-  EXPECT_TRUE(absl::StartsWith(status.message(), "--stage: " + job.stage_path)) << status;
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kNotFound, StartsWith("--stage: " + job.stage_path)));
 
   job.stage_path = Write(dir, "no_lr.yaml", "name: s\nseq_len: 64\n");
   status = CheckJob(job).status();
@@ -206,23 +208,22 @@ TEST(WorkerOptionsTest, CheckJobNamesTheFlagAndTheProblem) {
   job.init_checkpoint = dir + "/empty";
   std::filesystem::create_directories(job.init_checkpoint);
   status = CheckJob(job).status();
-  EXPECT_TRUE(absl::IsNotFound(status)) << status;
-  EXPECT_TRUE(absl::StrContains(status.message(), "neither a Hugging Face model directory"))
-      << status;
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound,
+                               HasSubstr("neither a Hugging Face model directory")));
 }
 
 // Writes DIR/step-N as a training checkpoint would be laid out (the files' contents do not
 // matter to CheckJob beyond config.json).
 std::string WriteTrainingCheckpoint(const std::string& dir, int64_t step) {
   auto writer = checkpoint::CheckpointWriter::Begin(dir, step);
-  EXPECT_TRUE(writer.ok()) << writer.status();
+  EXPECT_OK(writer);
   const std::string staging = (*writer)->staging_dir();
   std::filesystem::create_directories(staging + "/model");
   Write(staging + "/model", "config.json", kConfig);
   Write(staging, checkpoint::kOptimizerFile, "optimizer");
   Write(staging, checkpoint::kTrainerStateFile, "{}");
   auto path = (*writer)->Commit();
-  EXPECT_TRUE(path.ok()) << path.status();
+  EXPECT_OK(path);
   return *path;
 }
 
@@ -237,7 +238,7 @@ TEST(WorkerOptionsTest, InitCheckpointTakesAModelATrainingCheckpointOrTheNewestO
   Write(dir + "/hf", "config.json", kConfig);
   job.init_checkpoint = dir + "/hf";
   absl::StatusOr<JobFiles> files = CheckJob(job);
-  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_OK(files);
   EXPECT_EQ(files->init_model_dir, dir + "/hf");
   EXPECT_EQ(files->init_training_checkpoint, "");
   EXPECT_EQ(files->model_config.hidden_size, 32);
@@ -248,19 +249,19 @@ TEST(WorkerOptionsTest, InitCheckpointTakesAModelATrainingCheckpointOrTheNewestO
   const std::string step8 = WriteTrainingCheckpoint(stage1, 8);
   job.init_checkpoint = step4;
   files = CheckJob(job);
-  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_OK(files);
   EXPECT_EQ(files->init_training_checkpoint, step4);
   EXPECT_EQ(files->init_model_dir, step4 + "/model");
 
   job.init_checkpoint = stage1;
   files = CheckJob(job);
-  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_OK(files);
   EXPECT_EQ(files->init_training_checkpoint, step8);
 
   // A truncated newest checkpoint is passed over for the one before it.
   std::filesystem::resize_file(step8 + "/" + checkpoint::kOptimizerFile, 2);
   files = CheckJob(job);
-  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_OK(files);
   EXPECT_EQ(files->init_training_checkpoint, step4);
 
   // Named directly, a damaged checkpoint is an error naming it.
@@ -271,10 +272,10 @@ TEST(WorkerOptionsTest, InitCheckpointTakesAModelATrainingCheckpointOrTheNewestO
 
 TEST(WorkerOptionsTest, TheCpSchemeIsAllGatherOrRing) {
   absl::StatusOr<WorkerOptions> parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->trainer.parallel.cp_scheme, parallel::CpScheme::kAllGather);
   parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--cp-scheme=ring"});
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->trainer.parallel.cp_scheme, parallel::CpScheme::kRing);
 
   parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--cp-scheme=allgather"});
@@ -286,10 +287,10 @@ TEST(WorkerOptionsTest, TheCpSchemeIsAllGatherOrRing) {
 
 TEST(WorkerOptionsTest, TheGpuAttentionIsOneOfTheFusedKernels) {
   absl::StatusOr<WorkerOptions> parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c"});
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->trainer.parallel.gpu_attention, attention::kDefaultFusedKernel);
   parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--gpu-attention=varlen-flash"});
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->trainer.parallel.gpu_attention, attention::FusedKernel::kVarlenFlash);
 
   parsed = Parse({"--stage=s.yaml", "--checkpoint-dir=/c", "--gpu-attention=flash3"});
@@ -348,14 +349,14 @@ TEST(WorkerOptionsTest, CheckRankWantsDpTimesCpToBeTheWorld) {
   rank.rendezvous_address = "127.0.0.1:1";
   EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "must equal --world (4)"));
   rank.cp_size = 2;
-  EXPECT_TRUE(CheckRank(rank).ok());
+  EXPECT_OK(CheckRank(rank));
   rank.rank = 4;
   EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "--rank: 4 is not in [0, 4)"));
   rank.rank = 1;
   rank.host_rendezvous = true;
   EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "only rank 0 hosts"));
   rank.rank = 0;
-  EXPECT_TRUE(CheckRank(rank).ok());
+  EXPECT_OK(CheckRank(rank));
   rank.host_rendezvous = false;
   rank.rendezvous_address = "";
   EXPECT_TRUE(absl::StrContains(CheckRank(rank).message(), "--rendezvous"));

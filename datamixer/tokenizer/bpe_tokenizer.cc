@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "datamixer/tokenizer/internal/byte_pair.h"
 #include "datamixer/tokenizer/utf8.h"
 
 namespace prolong::tokenizer {

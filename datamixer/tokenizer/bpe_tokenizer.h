@@ -9,7 +9,6 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
-#include "datamixer/tokenizer/internal/byte_pair.h"
 #include "datamixer/tokenizer/tokenizer.h"
 
 namespace prolong::tokenizer {
@@ -49,7 +48,7 @@ class BpeTokenizer : public Tokenizer {
   // Appends the ids of valid UTF-8 `text` with no special tokens recognized.
   void EncodeOrdinary(absl::string_view text, std::vector<uint32_t>& out) const;
 
-  internal::RankMap ranks_;
+  absl::flat_hash_map<std::string, uint32_t> ranks_;  // token bytes -> rank (internal::RankMap)
   absl::flat_hash_map<std::string, uint32_t> special_tokens_;
   std::vector<std::string> decoder_;  // Id -> bytes; empty for unused ids.
   std::optional<uint32_t> bos_id_, eos_id_;

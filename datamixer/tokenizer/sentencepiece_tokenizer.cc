@@ -7,10 +7,12 @@
 #include "absl/strings/str_join.h"
 #include "common/file.h"
 #include "common/sha256.h"
+#include "datamixer/tokenizer/internal/sentencepiece_shim.h"
 #include "datamixer/tokenizer/utf8.h"
 
 namespace prolong::tokenizer {
 
+SentencePieceTokenizer::SentencePieceTokenizer() : model_(internal::NewSentencePieceModel()) {}
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::Load(

@@ -8,10 +8,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "datamixer/tokenizer/internal/sentencepiece_shim.h"
 #include "datamixer/tokenizer/tokenizer.h"
 
 namespace prolong::tokenizer {
+namespace internal {
+class SentencePieceModel;
+}  // namespace internal
 
 class SentencePieceTokenizer : public Tokenizer {
  public:
@@ -31,7 +33,7 @@ class SentencePieceTokenizer : public Tokenizer {
   const std::string& fingerprint() const override { return fingerprint_; }
 
  private:
-  SentencePieceTokenizer() : model_(internal::NewSentencePieceModel()) {}
+  SentencePieceTokenizer();
   void EncodeOrdinary(absl::string_view text, std::vector<uint32_t>& out) const;
 
   std::unique_ptr<internal::SentencePieceModel> model_;

@@ -63,7 +63,8 @@ class ServerTest : public ::testing::Test {
 TEST_F(ServerTest, BindsRealPortsForPortZero) {
   absl::StatusOr<HostPort> grpc_address = ParseHostPort(server_->address(), "address");
   absl::StatusOr<HostPort> metrics_address = ParseHostPort(server_->metrics_address(), "metrics");
-  ASSERT_TRUE(grpc_address.ok() && metrics_address.ok());
+  ASSERT_OK(grpc_address);
+  ASSERT_OK(metrics_address);
   EXPECT_GT(grpc_address->port, 0);
   EXPECT_GT(metrics_address->port, 0);
   EXPECT_NE(grpc_address->port, metrics_address->port);

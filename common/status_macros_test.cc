@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "common/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace prolong {
@@ -43,16 +44,16 @@ absl::StatusOr<std::string> Unwrap(bool ok) {
 
 TEST(StatusMacrosTest, AssignOrReturnPassesValuesAndErrors) {
   EXPECT_EQ(*Quarter(8), 2);
-  EXPECT_EQ(Quarter(6).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Quarter(7).status().message(), "odd");
+  EXPECT_THAT(Quarter(6), testing::StatusIs(absl::StatusCode::kInvalidArgument, "odd"));
+  EXPECT_THAT(Quarter(7), testing::StatusIs(absl::StatusCode::kInvalidArgument, "odd"));
 }
 
 TEST(StatusMacrosTest, ReturnIfErrorStopsAtTheFirstError) {
   int calls = 0;
-  EXPECT_TRUE(BothEven(2, 4, &calls).ok());
+  EXPECT_OK(BothEven(2, 4, &calls));
   EXPECT_EQ(calls, 3);
   calls = 0;
-  EXPECT_EQ(BothEven(3, 4, &calls).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(BothEven(3, 4, &calls), testing::StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(calls, 1);
   calls = 0;
   EXPECT_FALSE(BothEven(2, 5, &calls).ok());
@@ -61,7 +62,7 @@ TEST(StatusMacrosTest, ReturnIfErrorStopsAtTheFirstError) {
 
 TEST(StatusMacrosTest, AssignOrReturnMovesIntoExistingLvalue) {
   EXPECT_EQ(*Unwrap(true), "owned");
-  EXPECT_EQ(Unwrap(false).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Unwrap(false), testing::StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 
@@ -76,11 +77,8 @@ void BatchStream::Read(v1::DataMixer::StubInterface* stub, v1::StreamBatchesRequ
   const grpc::Status status = reader->Finish();
   {
     absl::MutexLock lock(&mu_);
-    final_status_ = status.ok()
-                        ? absl::OkStatus()
-                        : absl::Status(FromGrpcStatus(status).code(),
-                                       absl::StrCat("datamixer ", address_,
-                                                    ": StreamBatches: ", status.error_message()));
+    final_status_ = Annotate(FromGrpcStatus(status),
+                             absl::StrCat("datamixer ", address_, ": StreamBatches"));
   }
   queue_.Close();
 }

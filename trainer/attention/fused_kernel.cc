@@ -1,46 +1,26 @@
 #include "trainer/attention/fused_kernel.h"
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "common/named_enum.h"
 
 namespace prolong::attention {
 namespace {
 
-constexpr FusedKernel kKernels[] = {FusedKernel::kPerDocument, FusedKernel::kPerDocumentGqa,
-                                    FusedKernel::kVarlenFlash, FusedKernel::kPerDocumentCudnn,
-                                    FusedKernel::kHybrid};
+constexpr EnumName<FusedKernel> kKernels[] = {
+    {FusedKernel::kPerDocument, "per-document"},
+    {FusedKernel::kPerDocumentGqa, "per-document-gqa"},
+    {FusedKernel::kVarlenFlash, "varlen-flash"},
+    {FusedKernel::kPerDocumentCudnn, "per-document-cudnn"},
+    {FusedKernel::kHybrid, "hybrid"},
+};
 
 }  // namespace
 
-absl::string_view FusedKernelName(FusedKernel kernel) {
-  switch (kernel) {
-    case FusedKernel::kPerDocument:
-      return "per-document";
-    case FusedKernel::kPerDocumentGqa:
-      return "per-document-gqa";
-    case FusedKernel::kVarlenFlash:
-      return "varlen-flash";
-    case FusedKernel::kPerDocumentCudnn:
-      return "per-document-cudnn";
-    case FusedKernel::kHybrid:
-      return "hybrid";
-  }
-  return "unknown";
-}
+absl::string_view FusedKernelName(FusedKernel kernel) { return NameOf(kKernels, kernel); }
 
-std::vector<std::string> FusedKernelNames() {
-  std::vector<std::string> names;
-  for (FusedKernel kernel : kKernels) names.emplace_back(FusedKernelName(kernel));
-  return names;
-}
+std::vector<std::string> FusedKernelNames() { return NamesOf(kKernels); }
 
 absl::StatusOr<FusedKernel> ParseFusedKernel(absl::string_view name) {
-  for (FusedKernel kernel : kKernels) {
-    if (name == FusedKernelName(kernel)) return kernel;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown GPU attention kernel \"", name,
-                                                 "\"; expected one of ",
-                                                 absl::StrJoin(FusedKernelNames(), ", ")));
+  return ParseName(kKernels, name, "GPU attention kernel");
 }
 
 }  // namespace prolong::attention

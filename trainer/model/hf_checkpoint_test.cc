@@ -13,6 +13,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/subprocess.h"
 #include "trainer/model/llama_config.h"
+#include "trainer/model/model_test_util.h"
 #include "trainer/model/safetensors.h"
 
 namespace prolong::model {
@@ -23,18 +24,6 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using torch::Tensor;
 
-LlamaConfig TinyConfig() {
-  LlamaConfig c;
-  c.vocab_size = 128;
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  return c;
-}
-
 SaveOptions Options(int64_t max_shard_bytes, torch::ScalarType dtype = torch::kFloat32) {
   SaveOptions options;
   options.max_shard_bytes = max_shard_bytes;
@@ -43,9 +32,9 @@ SaveOptions Options(int64_t max_shard_bytes, torch::ScalarType dtype = torch::kF
 }
 
 TEST(HfCheckpointTest, SavesAndLoadsShardedAndInBfloat16) {
-  const LlamaConfig config = TinyConfig();
+  const LlamaConfig config = testing::TinyLlamaConfig();
   auto model = *CreateLlama(config, 11);
-  const std::string dir = testing::MakeTempDir() + "/sharded";
+  const std::string dir = prolong::testing::MakeTempDir() + "/sharded";
   ASSERT_OK(SaveLlama(*model, dir, Options(40'000)));
   EXPECT_TRUE(std::filesystem::exists(dir + "/" + safetensors::kIndexFileName));
   EXPECT_FALSE(std::filesystem::exists(dir + "/" + safetensors::kSingleFileName));
@@ -67,7 +56,7 @@ TEST(HfCheckpointTest, SavesAndLoadsShardedAndInBfloat16) {
         << item.key();
   }
 
-  const std::string bf16_dir = testing::MakeTempDir() + "/bf16";
+  const std::string bf16_dir = prolong::testing::MakeTempDir() + "/bf16";
   ASSERT_OK(SaveLlama(*model, bf16_dir, Options(int64_t{1} << 30, torch::kBFloat16)));
   EXPECT_EQ(nlohmann::json::parse(*ReadFile(bf16_dir + "/config.json"))["torch_dtype"], "bfloat16");
   auto file = safetensors::SafetensorsFile::Open(bf16_dir + "/model.safetensors");
@@ -91,7 +80,7 @@ TEST(HfCheckpointTest, SavesAndLoadsShardedAndInBfloat16) {
 class LoadErrorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    model_ = *CreateLlama(TinyConfig(), 13);
+    model_ = *CreateLlama(testing::TinyLlamaConfig(), 13);
     for (const auto& item : model_->named_parameters()) {
       tensors_[item.key()] = item.value().detach().clone();
     }
@@ -115,7 +104,7 @@ class LoadErrorsTest : public ::testing::Test {
 
   std::shared_ptr<LlamaForCausalLM> model_;
   std::map<std::string, Tensor> tensors_;
-  std::string dir_ = testing::MakeTempDir();
+  std::string dir_ = prolong::testing::MakeTempDir();
 };
 
 TEST_F(LoadErrorsTest, WrongShapeNamesTheTensorAndBothShapes) {
@@ -148,7 +137,7 @@ TEST_F(LoadErrorsTest, UnexpectedTensorsAndDTypesAreErrors) {
   EXPECT_THAT(std::string(Load(*model_, tensors).message()),
               HasSubstr("unexpected tensor model.layers.2.mlp.up_proj.weight"));
 
-  LlamaConfig tied_config = TinyConfig();
+  LlamaConfig tied_config = testing::TinyLlamaConfig();
   tied_config.tie_word_embeddings = true;
   LlamaForCausalLM tied(tied_config);
   EXPECT_THAT(std::string(Load(tied, tensors_).message()),
@@ -166,7 +155,7 @@ TEST_F(LoadErrorsTest, UnexpectedTensorsAndDTypesAreErrors) {
   // Older checkpoints carry the derived RoPE buffer; it is not a weight.
   tensors = tensors_;
   tensors["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch::ones({8});
-  auto other = *CreateLlama(TinyConfig(), 99);
+  auto other = *CreateLlama(testing::TinyLlamaConfig(), 99);
   EXPECT_OK(Load(*other, tensors));
   for (const auto& item : other->named_parameters()) {
     EXPECT_TRUE(torch::equal(item.value(), tensors_[item.key()])) << item.key();

@@ -13,23 +13,17 @@
 #include "torch/torch.h"
 #include "trainer/attention/partial_attention.h"
 #include "trainer/model/llama.h"
+#include "trainer/model/model_test_util.h"
 
 namespace prolong::parallel {
 namespace {
 
+using model::testing::ExpectAllClose;
+using model::testing::Gradients;
 using torch::Tensor;
 
 std::shared_ptr<model::LlamaForCausalLM> TinyModel() {
-  model::LlamaConfig config;
-  config.vocab_size = 128;
-  config.hidden_size = 64;
-  config.intermediate_size = 96;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 4;
-  config.num_key_value_heads = 2;
-  config.head_dim = 16;
-  config.initializer_range = 0.05;
-  return *model::CreateLlama(config, 3);
+  return *model::CreateLlama(model::testing::TinyLlamaConfig(), 3);
 }
 
 // Packed documents (one of a single token) with random ids, each token's target the next token
@@ -62,22 +56,6 @@ Tensor CrossEntropySum(const model::LlamaForCausalLM& model, const Tensor& hidde
   const Tensor log_probs = model.Logits(hidden, 0, hidden.size(0)).log_softmax(-1);
   const Tensor picked = log_probs.gather(1, batch.target_ids.unsqueeze(1)).squeeze(1);
   return -picked.masked_select(batch.loss_mask).sum();
-}
-
-std::vector<Tensor> Gradients(torch::nn::Module& module) {
-  std::vector<Tensor> grads;
-  for (const Tensor& p : module.parameters()) grads.push_back(p.grad().clone());
-  return grads;
-}
-
-void ExpectAllClose(const std::vector<Tensor>& actual, const std::vector<Tensor>& expected,
-                    double tolerance, const std::string& what) {
-  ASSERT_EQ(actual.size(), expected.size());
-  for (size_t i = 0; i < actual.size(); ++i) {
-    const double scale = std::max(1e-30, expected[i].abs().max().item<double>());
-    const double error = (actual[i] - expected[i]).abs().max().item<double>();
-    EXPECT_LE(error, tolerance * scale) << what << " " << i << ": difference " << error;
-  }
 }
 
 TEST(ActivationCheckpointingTest, GivesTheSameValuesAndGradients) {

@@ -1,32 +1,21 @@
 #include "trainer/parallel/cp_scheme.h"
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "common/named_enum.h"
 
 namespace prolong::parallel {
+namespace {
 
-absl::string_view CpSchemeName(CpScheme scheme) {
-  switch (scheme) {
-    case CpScheme::kAllGather:
-      return "all-gather";
-    case CpScheme::kRing:
-      return "ring";
-  }
-  return "unknown";
-}
+constexpr EnumName<CpScheme> kCpSchemes[] = {{CpScheme::kAllGather, "all-gather"},
+                                              {CpScheme::kRing, "ring"}};
 
-std::vector<std::string> CpSchemeNames() {
-  return {std::string(CpSchemeName(CpScheme::kAllGather)),
-          std::string(CpSchemeName(CpScheme::kRing))};
-}
+}  // namespace
+
+absl::string_view CpSchemeName(CpScheme scheme) { return NameOf(kCpSchemes, scheme); }
+
+std::vector<std::string> CpSchemeNames() { return NamesOf(kCpSchemes); }
 
 absl::StatusOr<CpScheme> ParseCpScheme(absl::string_view name) {
-  for (CpScheme scheme : {CpScheme::kAllGather, CpScheme::kRing}) {
-    if (name == CpSchemeName(scheme)) return scheme;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown context-parallel scheme \"", name,
-                                                 "\"; expected one of ",
-                                                 absl::StrJoin(CpSchemeNames(), ", ")));
+  return ParseName(kCpSchemes, name, "context-parallel scheme");
 }
 
 }  // namespace prolong::parallel

@@ -1,15 +1,18 @@
 #include "trainer/parallel/parallel_plan.h"
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "common/named_enum.h"
 
 namespace prolong::parallel {
 namespace {
 
-constexpr ActivationCheckpointing kCheckpointings[] = {
-    ActivationCheckpointing::kAuto, ActivationCheckpointing::kOff, ActivationCheckpointing::kFull,
-    ActivationCheckpointing::kSelective};
-constexpr Precision kPrecisions[] = {Precision::kAuto, Precision::kFp32, Precision::kBf16};
+constexpr EnumName<ActivationCheckpointing> kCheckpointings[] = {
+    {ActivationCheckpointing::kAuto, "auto"},
+    {ActivationCheckpointing::kOff, "off"},
+    {ActivationCheckpointing::kFull, "on"},
+    {ActivationCheckpointing::kSelective, "selective"},
+};
+constexpr EnumName<Precision> kPrecisions[] = {
+    {Precision::kAuto, "auto"}, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}};
 
 }  // namespace
 
@@ -24,59 +27,21 @@ ParallelPlan ResolveAuto(ParallelPlan plan, int64_t seq_len, bool gpu) {
 }
 
 absl::string_view ActivationCheckpointingName(ActivationCheckpointing checkpointing) {
-  switch (checkpointing) {
-    case ActivationCheckpointing::kAuto:
-      return "auto";
-    case ActivationCheckpointing::kOff:
-      return "off";
-    case ActivationCheckpointing::kFull:
-      return "on";
-    case ActivationCheckpointing::kSelective:
-      return "selective";
-  }
-  return "unknown";
+  return NameOf(kCheckpointings, checkpointing);
 }
 
-std::vector<std::string> ActivationCheckpointingNames() {
-  std::vector<std::string> names;
-  for (ActivationCheckpointing c : kCheckpointings) names.emplace_back(ActivationCheckpointingName(c));
-  return names;
-}
+std::vector<std::string> ActivationCheckpointingNames() { return NamesOf(kCheckpointings); }
 
 absl::StatusOr<ActivationCheckpointing> ParseActivationCheckpointing(absl::string_view name) {
-  for (ActivationCheckpointing c : kCheckpointings) {
-    if (name == ActivationCheckpointingName(c)) return c;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown activation checkpointing \"", name,
-                                                 "\"; expected one of ",
-                                                 absl::StrJoin(ActivationCheckpointingNames(), ", ")));
+  return ParseName(kCheckpointings, name, "activation checkpointing");
 }
 
-absl::string_view PrecisionName(Precision precision) {
-  switch (precision) {
-    case Precision::kAuto:
-      return "auto";
-    case Precision::kFp32:
-      return "fp32";
-    case Precision::kBf16:
-      return "bf16";
-  }
-  return "unknown";
-}
+absl::string_view PrecisionName(Precision precision) { return NameOf(kPrecisions, precision); }
 
-std::vector<std::string> PrecisionNames() {
-  std::vector<std::string> names;
-  for (Precision p : kPrecisions) names.emplace_back(PrecisionName(p));
-  return names;
-}
+std::vector<std::string> PrecisionNames() { return NamesOf(kPrecisions); }
 
 absl::StatusOr<Precision> ParsePrecision(absl::string_view name) {
-  for (Precision p : kPrecisions) {
-    if (name == PrecisionName(p)) return p;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown precision \"", name,
-                                                 "\"; expected one of ",
-                                                 absl::StrJoin(PrecisionNames(), ", ")));
+  return ParseName(kPrecisions, name, "precision");
 }
 
 }  // namespace prolong::parallel

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "torch/torch.h"
 #include "trainer/comm/test_communicators.h"
+#include "trainer/model/model_test_util.h"
 
 namespace prolong::parallel {
 namespace {
@@ -18,15 +19,7 @@ using ::testing::HasSubstr;
 using torch::Tensor;
 
 std::shared_ptr<model::LlamaForCausalLM> TinyModel() {
-  model::LlamaConfig config;
-  config.vocab_size = 64;
-  config.hidden_size = 32;
-  config.intermediate_size = 48;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 4;
-  config.num_key_value_heads = 2;
-  config.head_dim = 8;
-  return *model::CreateLlama(config, 5);
+  return *model::CreateLlama(model::testing::TinyLlamaConfig(), 5);
 }
 
 ParallelPlan Plan(ActivationCheckpointing checkpointing = ActivationCheckpointing::kOff) {

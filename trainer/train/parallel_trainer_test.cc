@@ -26,6 +26,7 @@
 #include "torch/serialize.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
+#include "trainer/model/model_test_util.h"
 #include "trainer/train/train_test_data.h"
 
 namespace prolong::train {
@@ -237,7 +238,7 @@ TEST(ParallelTrainerTest, TheReferenceTrains) {
   const testing::RunResult& reference = SingleProcess();
   ASSERT_EQ(reference.losses.size(), 2u);
   // The first step's loss is the plain mean cross-entropy of the initial model.
-  auto model = model::CreateLlama(testing::TinyConfig(), kSeed);
+  auto model = model::CreateLlama(model::testing::TinyLlamaConfig(), kSeed);
   ASSERT_OK(model);
   const double plain = testing::PlainMeanCrossEntropy(**model, testing::MakeGlobalBatch(kSeed));
   EXPECT_NEAR(reference.losses[0], plain, 1e-6 * plain);

@@ -10,24 +10,11 @@
 #include "torch/nn/functional/loss.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/training_checkpoint.h"
+#include "trainer/model/model_test_util.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/trainer.h"
 
 namespace prolong::train::testing {
-
-model::LlamaConfig TinyConfig() {
-  model::LlamaConfig c;
-  c.vocab_size = 128;
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.max_position_embeddings = 256;
-  c.initializer_range = 0.05;
-  return c;
-}
 
 std::vector<GlobalSequence> MakeGlobalBatch(uint64_t seed) {
   std::mt19937_64 random(seed);
@@ -141,7 +128,7 @@ parallel::ParallelPlan TestPlan() {
 absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* groups,
                                         const plan::Rank& rank, const RunOptions& options) {
   ASSIGN_OR_RETURN(std::shared_ptr<model::LlamaForCausalLM> model,
-                   model::CreateLlama(TinyConfig(), seed));
+                   model::CreateLlama(model::testing::TinyLlamaConfig(), seed));
   TrainerOptions trainer_options;
   LrSchedule schedule;
   schedule.peak_lr = 1e-3;

@@ -15,16 +15,12 @@
 #include "torch/types.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
-#include "trainer/model/llama_config.h"
 #include "trainer/parallel/parallel_plan.h"
 #include "trainer/train/lr_schedule.h"
 #include "trainer/train/trainer.h"
 #include "trainer/train/trainer_options.h"
 
 namespace prolong::train::testing {
-
-// Hidden 64, 2 layers, 4 heads of 16, 2 kv heads, vocabulary 128.
-model::LlamaConfig TinyConfig();
 
 constexpr int64_t kSeqLen = 96;
 constexpr int64_t kSequences = 4;

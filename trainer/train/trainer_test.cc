@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "torch/torch.h"
 #include "trainer/comm/test_communicators.h"
+#include "trainer/model/model_test_util.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/train_test_data.h"
 
@@ -25,12 +26,14 @@ using comm::testing::DoublingCommunicator;
 using comm::testing::OneRankCommunicator;
 using ::prolong::testing::StatusIs;
 using ::testing::HasSubstr;
+using model::testing::ExpectAllClose;
+using model::testing::Gradients;
 using torch::Tensor;
 
 constexpr plan::Rank kOneProcess{0, 1, 0, 1};
 
 std::shared_ptr<model::LlamaForCausalLM> TinyModel(uint64_t seed = 3) {
-  return *model::CreateLlama(testing::TinyConfig(), seed);
+  return *model::CreateLlama(model::testing::TinyLlamaConfig(), seed);
 }
 
 StepInput Input(uint64_t seed, int64_t sequences_per_micro_batch,
@@ -63,22 +66,6 @@ std::vector<Tensor> Snapshot(torch::nn::Module& module) {
   std::vector<Tensor> copies;
   for (const Tensor& p : module.parameters()) copies.push_back(p.detach().clone());
   return copies;
-}
-
-void ExpectAllClose(const std::vector<Tensor>& actual, const std::vector<Tensor>& expected,
-                    double tolerance, const std::string& what) {
-  ASSERT_EQ(actual.size(), expected.size());
-  for (size_t i = 0; i < actual.size(); ++i) {
-    const double scale = std::max(1e-30, expected[i].abs().max().item<double>());
-    const double error = (actual[i] - expected[i]).abs().max().item<double>();
-    EXPECT_LE(error, tolerance * scale) << what << " " << i << ": difference " << error;
-  }
-}
-
-std::vector<Tensor> Gradients(torch::nn::Module& module) {
-  std::vector<Tensor> grads;
-  for (const Tensor& p : module.parameters()) grads.push_back(p.grad().clone());
-  return grads;
 }
 
 TEST(TrainerTest, TheLossIsThePlainMeanCrossEntropy) {

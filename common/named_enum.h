@@ -48,9 +48,8 @@ absl::StatusOr<Enum> ParseName(const EnumName<Enum> (&table)[N], absl::string_vi
   for (const EnumName<Enum>& entry : table) {
     if (entry.name == name) return entry.value;
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown ", what, " \"", name,
-                                                 "\"; expected one of ",
-                                                 absl::StrJoin(NamesOf(table), ", ")));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown ", what, " \"", name, "\"; expected one of ", absl::StrJoin(NamesOf(table), ", ")));
 }
 
 }  // namespace prolong

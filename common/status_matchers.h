@@ -50,8 +50,7 @@ class StatusIsMatcher {
     *listener << "whose status is " << status;
     if (status.code() != code_) return false;
     ::testing::StringMatchResultListener message_listener;
-    const bool matches =
-        message_.MatchAndExplain(std::string(status.message()), &message_listener);
+    const bool matches = message_.MatchAndExplain(std::string(status.message()), &message_listener);
     if (!matches && !message_listener.str().empty()) {
       *listener << ", and whose message " << message_listener.str();
     }
@@ -110,8 +109,8 @@ void PrintTo(const StatusOr<T>& status_or, std::ostream* os) {
 #define ASSERT_OK_AND_ASSIGN(lhs, expr) \
   PROLONG_ASSERT_OK_AND_ASSIGN_IMPL_(PROLONG_CONCAT_(prolong_statusor_, __LINE__), lhs, expr)
 
-#define PROLONG_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                       \
+#define PROLONG_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, expr)        \
+  auto statusor = (expr);                                              \
   ASSERT_THAT(statusor.status(), ::prolong::testing::IsOk()) << #expr; \
   lhs = *std::move(statusor)
 

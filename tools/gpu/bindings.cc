@@ -261,7 +261,7 @@ std::vector<double> LayerSeconds(const std::string& config_path,
         checkpointing == "none"
             ? layer->forward(x, cos, sin, layout)
             : prolong::parallel::CheckpointedLayer(*layer, x, cos, sin, layout,
-                                                /*keep_attention=*/checkpointing == "selective");
+                                                   /*keep_attention=*/checkpointing == "selective");
     y.backward(grad);
     torch::cuda::synchronize();
     seconds.push_back(
@@ -324,7 +324,8 @@ py::dict TrainSteps(const std::string& dir, const std::string& device, const std
   options.parallel.activation_checkpointing = parallel::ActivationCheckpointing::kFull;
   options.parallel.precision =
       precision == "autocast" ? parallel::Precision::kBf16 : parallel::Precision::kFp32;
-  if (!kernel.empty()) options.parallel.gpu_attention = OrThrow(attention::ParseFusedKernel(kernel));
+  if (!kernel.empty())
+    options.parallel.gpu_attention = OrThrow(attention::ParseFusedKernel(kernel));
   if (!kernel.empty() && !target.is_cuda()) {
     throw std::runtime_error("the fused core needs a GPU");
   }

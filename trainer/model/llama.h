@@ -134,10 +134,9 @@ class LlamaDecoderLayer : public torch::nn::Module {
 // default. Parallelism plugs in here as it does through AttentionCore: activation
 // checkpointing (trainer/parallel/activation_checkpointing.h) runs the layer without keeping its
 // activations.
-using LayerCall =
-    std::function<torch::Tensor(LlamaDecoderLayer& layer, const torch::Tensor& x,
-                                const torch::Tensor& cos, const torch::Tensor& sin,
-                                const attention::TokenLayout& layout)>;
+using LayerCall = std::function<torch::Tensor(LlamaDecoderLayer& layer, const torch::Tensor& x,
+                                              const torch::Tensor& cos, const torch::Tensor& sin,
+                                              const attention::TokenLayout& layout)>;
 
 // layer.forward(x, cos, sin, layout): the default LayerCall.
 torch::Tensor PlainLayerCall(LlamaDecoderLayer& layer, const torch::Tensor& x,

@@ -6,7 +6,7 @@ namespace prolong::parallel {
 namespace {
 
 constexpr EnumName<CpScheme> kCpSchemes[] = {{CpScheme::kAllGather, "all-gather"},
-                                              {CpScheme::kRing, "ring"}};
+                                             {CpScheme::kRing, "ring"}};
 
 }  // namespace
 

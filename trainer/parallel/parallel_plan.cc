@@ -22,7 +22,8 @@ ParallelPlan ResolveAuto(ParallelPlan plan, int64_t seq_len, bool gpu) {
                                         ? ActivationCheckpointing::kFull
                                         : ActivationCheckpointing::kOff;
   }
-  if (plan.precision == Precision::kAuto) plan.precision = gpu ? Precision::kBf16 : Precision::kFp32;
+  if (plan.precision == Precision::kAuto)
+    plan.precision = gpu ? Precision::kBf16 : Precision::kFp32;
   return plan;
 }
 

@@ -85,8 +85,7 @@ TEST(ParallelizeTest, AContextParallelGroupGetsContextParallelAttention) {
   ParallelPlan plan = Plan(ActivationCheckpointing::kFull);
   plan.cp_scheme = CpScheme::kRing;
   plan.precision = Precision::kBf16;
-  ASSERT_OK_AND_ASSIGN(ParallelModel parallel,
-                       Parallelize(TinyModel(), &groups, plan, c10::kCPU));
+  ASSERT_OK_AND_ASSIGN(ParallelModel parallel, Parallelize(TinyModel(), &groups, plan, c10::kCPU));
   EXPECT_EQ(parallel.attention, "context-parallel ring over 2 ranks (local blockwise)");
   EXPECT_TRUE(parallel.bf16_autocast);
   EXPECT_EQ(parallel.groups, &groups);
@@ -116,9 +115,9 @@ TEST(ParallelizeTest, UnresolvedChoicesAndBadGroupsAreRefused) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model is null")));
   comm::ProcessGroups partial = FakeGroups(1);
   partial.cp.reset();
-  EXPECT_THAT(Parallelize(TinyModel(), &partial, Plan(), c10::kCPU),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("groups must hold world, dp and cp")));
+  EXPECT_THAT(
+      Parallelize(TinyModel(), &partial, Plan(), c10::kCPU),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("groups must hold world, dp and cp")));
 }
 
 }  // namespace

@@ -13,11 +13,11 @@
 // tokens are spread. The trainer checks, before any compute, that the ranks' masks add up to
 // global_target_tokens.
 //
-// Gradients are summed in flat buckets (gradient_reduction.h). By default the sums start during
-// the last micro-batch's backward pass, a bucket as soon as all its gradients are final, and
-// are waited for after it; earlier micro-batches only accumulate, as their gradients are not
-// final. overlap_grad_reduce = false reduces the same buckets after backward instead, with the
-// same result to the bit.
+// Gradients are summed in flat buckets (parallel/gradient_reduction.h). By default the sums
+// start during the last micro-batch's backward pass, a bucket as soon as all its gradients are
+// final, and are waited for after it; earlier micro-batches only accumulate, as their gradients
+// are not final. overlap_grad_reduce = false reduces the same buckets after backward instead,
+// with the same result to the bit.
 //
 // Every rank must start from identical parameters (same seed or checkpoint); identical reduced
 // gradients then keep them identical, and grad norm, loss and the non-finite decision are the
@@ -116,8 +116,7 @@ class Trainer {
   torch::optim::AdamW& optimizer() { return *optimizer_; }
 
  private:
-  Trainer(parallel::ParallelModel model, const TrainerOptions& options,
-          const LrSchedule& schedule);
+  Trainer(parallel::ParallelModel model, const TrainerOptions& options, const LrSchedule& schedule);
   // Also sets the global tokens and attention pairs of `metrics`.
   absl::Status CheckInputs(const StepInput& input, StepMetrics* metrics);
   void ClearGradients();

@@ -24,10 +24,10 @@ namespace {
 
 using comm::testing::DoublingCommunicator;
 using comm::testing::OneRankCommunicator;
-using ::prolong::testing::StatusIs;
-using ::testing::HasSubstr;
 using model::testing::ExpectAllClose;
 using model::testing::Gradients;
+using ::prolong::testing::StatusIs;
+using ::testing::HasSubstr;
 using torch::Tensor;
 
 constexpr plan::Rank kOneProcess{0, 1, 0, 1};

@@ -77,8 +77,8 @@ void BatchStream::Read(v1::DataMixer::StubInterface* stub, v1::StreamBatchesRequ
   const grpc::Status status = reader->Finish();
   {
     absl::MutexLock lock(&mu_);
-    final_status_ = Annotate(FromGrpcStatus(status),
-                             absl::StrCat("datamixer ", address_, ": StreamBatches"));
+    final_status_ =
+        Annotate(FromGrpcStatus(status), absl::StrCat("datamixer ", address_, ": StreamBatches"));
   }
   queue_.Close();
 }

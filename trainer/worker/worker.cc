@@ -316,9 +316,9 @@ absl::Status Worker::State::Build() {
   ASSIGN_OR_RETURN(schedule, StageSchedule(files.stage, plan.steps()));
   const parallel::ParallelPlan parallel_plan =
       parallel::ResolveAuto(options.trainer.parallel, files.stage.seq_len(), device.is_cuda());
-  ASSIGN_OR_RETURN(parallel::ParallelModel parallelized,
-                   parallel::Parallelize(model, distributed ? &groups : nullptr, parallel_plan,
-                                         device));
+  ASSIGN_OR_RETURN(
+      parallel::ParallelModel parallelized,
+      parallel::Parallelize(model, distributed ? &groups : nullptr, parallel_plan, device));
   const bool bf16 = parallelized.bf16_autocast;
   if (options.rank == 0) {
     PROLONG_LOG(INFO) << "training on " << device.str()

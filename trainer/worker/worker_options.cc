@@ -152,20 +152,19 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
             parallel::PrecisionNames(),
             "bf16 (mixed: float32 weights and optimizer state), fp32, or auto (bf16 on a GPU)")
       ->group(group);
-  AddChoice(app, "--cp-scheme", plan.cp_scheme, parallel::ParseCpScheme,
-            parallel::CpSchemeNames(),
+  AddChoice(app, "--cp-scheme", plan.cp_scheme, parallel::ParseCpScheme, parallel::CpSchemeNames(),
             "Context-parallel attention: all-gather (default; cheap under GQA) or ring "
             "(overlaps K/V transfers with compute, holds one block at a time)")
       ->group(group);
   AddChoice(app, "--gpu-attention", plan.gpu_attention, attention::ParseFusedKernel,
             attention::FusedKernelNames(),
             "How a GPU rank holding whole sequences (--cp 1) calls the fused attention "
-                 "kernels: hybrid (default: documents of 8,192 tokens or more as per-document-gqa, "
-                 "the runs of shorter ones as varlen-flash), per-document (SDPA per document), "
-                 "per-document-gqa (the same without expanding K/V), varlen-flash (one flash "
-                 "call over the packed sequence), per-document-cudnn (cuDNN per document, "
-                 "lengths padded). With --cp above 1 a GPU attends through the varlen flash "
-                 "kernel whatever this says")
+            "kernels: hybrid (default: documents of 8,192 tokens or more as per-document-gqa, "
+            "the runs of shorter ones as varlen-flash), per-document (SDPA per document), "
+            "per-document-gqa (the same without expanding K/V), varlen-flash (one flash "
+            "call over the packed sequence), per-document-cudnn (cuDNN per document, "
+            "lengths padded). With --cp above 1 a GPU attends through the varlen flash "
+            "kernel whatever this says")
       ->group(group);
   app.add_option("--read-ahead-batches", options.read_ahead_batches,
                  "Batches received ahead of training")

@@ -51,7 +51,7 @@ struct WorkerOptions {
   int64_t micro_batch_sequences = 1;
   // Bitwise reproducible, across restarts too: one intra-op thread.
   bool deterministic = false;
-  int threads = 0;  // intra-op threads; 0: LibTorch's default
+  int threads = 0;              // intra-op threads; 0: LibTorch's default
   std::string device = "auto";  // auto, cpu, cuda (device.h)
   int read_ahead_batches = 2;
   // Peak dense TFLOP/s of one rank's device, for MFU in the step log and on /metrics; 0: a

@@ -333,10 +333,9 @@ TEST(WorkerOptionsTest, JobFlagArgsNameEveryJobFlag) {
   for (const CLI::Option* option : app.get_options()) {
     if (option->get_lnames().empty() || option->get_lnames().front() == "help") continue;
     const std::string flag = "--" + option->get_lnames().front();
-    EXPECT_TRUE(std::any_of(args.begin(), args.end(),
-                            [&](const std::string& arg) {
-                              return arg == flag || absl::StartsWith(arg, flag + "=");
-                            }))
+    EXPECT_TRUE(std::any_of(
+        args.begin(), args.end(),
+        [&](const std::string& arg) { return arg == flag || absl::StartsWith(arg, flag + "="); }))
         << "\"" << flag << "\" is not in JobFlagArgs";
   }
 }

@@ -259,6 +259,11 @@ absl::StatusOr<Manifest> ParseManifest(absl::string_view text, absl::string_view
   return manifest;
 }
 
+absl::StatusOr<std::vector<ManifestEntry>> DescribeFiles(
+    const std::string& root, const std::vector<std::string>& relative_paths) {
+  return HashFiles(root, relative_paths, /*sync=*/false);
+}
+
 absl::Status VerifyCheckpoint(const std::string& checkpoint_dir, Verification verification) {
   const std::string manifest_path = Join(checkpoint_dir, kManifestFile);
   absl::StatusOr<std::string> text = ReadFile(manifest_path);

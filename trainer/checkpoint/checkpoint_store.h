@@ -62,6 +62,11 @@ std::string ManifestToJson(const Manifest& manifest);
 // is absolute or leaves the directory.
 absl::StatusOr<Manifest> ParseManifest(absl::string_view json, absl::string_view source);
 
+// Size and SHA-256 of each of `relative_paths` under `root`, hashed a few at a time. NOT_FOUND
+// naming a missing file.
+absl::StatusOr<std::vector<ManifestEntry>> DescribeFiles(
+    const std::string& root, const std::vector<std::string>& relative_paths);
+
 enum class Verification {
   kFull,       // sizes and SHA-256 of every file
   kSizesOnly,  // presence and sizes: for huge checkpoints when speed matters

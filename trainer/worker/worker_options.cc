@@ -1,7 +1,5 @@
 #include "trainer/worker/worker_options.h"
 
-#include <sys/stat.h>
-
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +8,7 @@
 #include "common/status_macros.h"
 #include "trainer/attention/fused_kernel.h"
 #include "trainer/checkpoint/checkpoint_store.h"
+#include "trainer/checkpoint/model_source.h"
 #include "trainer/parallel/cp_scheme.h"
 #include "trainer/parallel/parallel_plan.h"
 
@@ -32,50 +31,6 @@ CLI::Option* AddChoice(CLI::App& app, const std::string& flag, Enum& value,
             return "";
           },
           absl::StrJoin(names, "|")));
-}
-
-bool Exists(const std::string& path) {
-  struct stat info;
-  return stat(path.c_str(), &info) == 0;
-}
-
-bool IsDirectory(const std::string& path) {
-  struct stat info;
-  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
-
-// Sets files->init_model_dir and init_training_checkpoint from --init-checkpoint PATH: a model
-// directory (PATH/config.json), a training checkpoint (PATH/MANIFEST.json) or a directory of
-// them (the newest whose files are all there at their sizes; checksums are verified when the
-// optimizer state is loaded).
-absl::Status ResolveInitCheckpoint(const std::string& path, JobFiles* files) {
-  if (!IsDirectory(path)) {
-    return absl::NotFoundError(absl::StrCat(path, ": not a directory"));
-  }
-  if (Exists(path + "/config.json")) {
-    files->init_model_dir = path;
-    return absl::OkStatus();
-  }
-  std::string checkpoint = path;
-  if (Exists(path + "/" + checkpoint::kManifestFile)) {
-    RETURN_IF_ERROR(checkpoint::VerifyCheckpoint(path, checkpoint::Verification::kSizesOnly));
-  } else {
-    ASSIGN_OR_RETURN(const std::vector<checkpoint::CheckpointRef> listed,
-                     checkpoint::ListCheckpoints(path));
-    if (listed.empty()) {
-      return absl::NotFoundError(absl::StrCat(
-          path, ": neither a Hugging Face model directory (config.json), a training checkpoint (",
-          checkpoint::kManifestFile, ") nor a checkpoint directory (step-N)"));
-    }
-    checkpoint::FindOptions find;
-    find.verification = checkpoint::Verification::kSizesOnly;
-    ASSIGN_OR_RETURN(const checkpoint::CheckpointRef newest,
-                     checkpoint::FindLatestValid(path, find));
-    checkpoint = newest.path;  // FindLatestValid checked it.
-  }
-  files->init_training_checkpoint = checkpoint;
-  files->init_model_dir = absl::StrCat(checkpoint, "/", checkpoint::kModelDir);
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -269,8 +224,12 @@ absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
     config = model::ReadLlamaConfig(options.model_config_path);
     if (!config.ok()) return Annotate(config.status(), "--model-config");
   } else {
-    RETURN_IF_ERROR(
-        Annotate(ResolveInitCheckpoint(options.init_checkpoint, &files), "--init-checkpoint"));
+    // Sizes only: checksums are verified when the optimizer state is loaded.
+    absl::StatusOr<checkpoint::ModelSource> source = checkpoint::ResolveModelSource(
+        options.init_checkpoint, checkpoint::Verification::kSizesOnly);
+    if (!source.ok()) return Annotate(source.status(), "--init-checkpoint");
+    files.init_model_dir = source->model_dir;
+    files.init_training_checkpoint = source->training_checkpoint;
     config = model::ReadLlamaConfig(files.init_model_dir + "/config.json");
     if (!config.ok()) return Annotate(config.status(), "--init-checkpoint");
   }

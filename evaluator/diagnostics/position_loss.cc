@@ -8,7 +8,7 @@
 #include "evaluator/generate/kv_cache.h"
 #include "torch/torch.h"
 
-namespace prolong::diagnostics {
+namespace prolong::evaluator::diagnostics {
 namespace {
 
 using torch::Tensor;
@@ -111,4 +111,4 @@ absl::StatusOr<PositionLoss> MeasurePositionLoss(model::LlamaForCausalLM& model,
   return result;
 }
 
-}  // namespace prolong::diagnostics
+}  // namespace prolong::evaluator::diagnostics

@@ -17,7 +17,7 @@
 #include "datamixer/store/shard.h"
 #include "trainer/model/llama.h"
 
-namespace prolong::diagnostics {
+namespace prolong::evaluator::diagnostics {
 
 struct PositionLossOptions {
   std::string domain;
@@ -46,6 +46,6 @@ absl::StatusOr<PositionLoss> MeasurePositionLoss(model::LlamaForCausalLM& model,
                                                  const store::Shard& shard,
                                                  const PositionLossOptions& options);
 
-}  // namespace prolong::diagnostics
+}  // namespace prolong::evaluator::diagnostics
 
 #endif  // PROLONG_EVALUATOR_DIAGNOSTICS_POSITION_LOSS_H_

@@ -14,7 +14,7 @@
 #include "trainer/model/llama.h"
 #include "trainer/model/model_test_util.h"
 
-namespace prolong::diagnostics {
+namespace prolong::evaluator::diagnostics {
 namespace {
 
 using ::prolong::testing::StatusIs;
@@ -132,4 +132,4 @@ TEST(PositionLossTest, BadInputIsNamed) {
 }
 
 }  // namespace
-}  // namespace prolong::diagnostics
+}  // namespace prolong::evaluator::diagnostics

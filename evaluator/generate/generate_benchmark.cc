@@ -15,7 +15,7 @@
 #include "torch/torch.h"
 #include "trainer/model/llama.h"
 
-namespace prolong::generate {
+namespace prolong::evaluator::generate {
 namespace {
 
 using torch::Tensor;
@@ -108,4 +108,4 @@ void BM_TrainerForward(benchmark::State& state) {
 BENCHMARK(BM_TrainerForward)->Arg(32768)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
-}  // namespace prolong::generate
+}  // namespace prolong::evaluator::generate

@@ -12,7 +12,7 @@
 #include "evaluator/generate/kv_cache.h"
 #include "torch/torch.h"
 
-namespace prolong::generate {
+namespace prolong::evaluator::generate {
 namespace {
 
 using torch::Tensor;
@@ -234,4 +234,4 @@ void Generator::GenerateBatch(const std::vector<GenerationRequest>& requests, si
   stats_.decode_seconds += absl::ToDoubleSeconds(absl::Now() - decode_start);
 }
 
-}  // namespace prolong::generate
+}  // namespace prolong::evaluator::generate

@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "trainer/model/llama.h"
 
-namespace prolong::generate {
+namespace prolong::evaluator::generate {
 
 struct Sampling {
   // 0: greedy (the most likely token; the first of equals).
@@ -104,6 +104,6 @@ class Generator {
   GenerationStats stats_;
 };
 
-}  // namespace prolong::generate
+}  // namespace prolong::evaluator::generate
 
 #endif  // PROLONG_EVALUATOR_GENERATE_GENERATOR_H_

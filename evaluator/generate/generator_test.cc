@@ -11,7 +11,7 @@
 #include "trainer/model/llama.h"
 #include "trainer/model/model_test_util.h"
 
-namespace prolong::generate {
+namespace prolong::evaluator::generate {
 namespace {
 
 using ::prolong::testing::StatusIs;
@@ -200,4 +200,4 @@ TEST(GeneratorTest, BadRequestsAreRefusedBeforeAnyWork) {
 }
 
 }  // namespace
-}  // namespace prolong::generate
+}  // namespace prolong::evaluator::generate

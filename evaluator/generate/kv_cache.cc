@@ -10,7 +10,7 @@
 #include "trainer/attention/fused_attention.h"
 #endif
 
-namespace prolong::generate {
+namespace prolong::evaluator::generate {
 namespace {
 
 using torch::Tensor;
@@ -123,4 +123,4 @@ Tensor KvCache::Attend(size_t layer, const Tensor& q, const Tensor& k, const Ten
   return outs.size() == 1 ? outs[0] : torch::cat(outs);
 }
 
-}  // namespace prolong::generate
+}  // namespace prolong::evaluator::generate

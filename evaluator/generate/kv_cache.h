@@ -20,7 +20,7 @@
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/model/llama.h"
 
-namespace prolong::generate {
+namespace prolong::evaluator::generate {
 
 // The tokens a forward pass runs for one slot: positions [first, first + count), in order.
 struct SlotRun {
@@ -66,6 +66,6 @@ class KvCache {
   std::vector<SlotRun> runs_;
 };
 
-}  // namespace prolong::generate
+}  // namespace prolong::evaluator::generate
 
 #endif  // PROLONG_EVALUATOR_GENERATE_KV_CACHE_H_

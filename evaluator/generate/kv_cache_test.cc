@@ -9,7 +9,7 @@
 #include "trainer/model/llama.h"
 #include "trainer/model/model_test_util.h"
 
-namespace prolong::generate {
+namespace prolong::evaluator::generate {
 namespace {
 
 using torch::Tensor;
@@ -116,4 +116,4 @@ TEST(KvCacheTest, AStepOutsideTheCacheIsRefused) {
 }
 
 }  // namespace
-}  // namespace prolong::generate
+}  // namespace prolong::evaluator::generate

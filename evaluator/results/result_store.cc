@@ -6,7 +6,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 
-namespace prolong::results {
+namespace prolong::evaluator::results {
 namespace {
 
 enum Family { kDefault = 0, kExamples = 1, kSummaries = 2, kEvaluations = 3 };
@@ -193,4 +193,4 @@ absl::Status ResultStore::ScanEvaluations(
   return Scan(*db_, handles_[kEvaluations], "", visit);
 }
 
-}  // namespace prolong::results
+}  // namespace prolong::evaluator::results

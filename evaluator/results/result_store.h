@@ -31,7 +31,7 @@ class ColumnFamilyHandle;
 class DB;
 }  // namespace rocksdb
 
-namespace prolong::results {
+namespace prolong::evaluator::results {
 
 // What one (task, input length) result is a result of.
 struct ResultKey {
@@ -77,6 +77,6 @@ class ResultStore {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, examples, summaries, evaluations
 };
 
-}  // namespace prolong::results
+}  // namespace prolong::evaluator::results
 
 #endif  // PROLONG_EVALUATOR_RESULTS_RESULT_STORE_H_

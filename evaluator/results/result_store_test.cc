@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
-namespace prolong::results {
+namespace prolong::evaluator::results {
 namespace {
 
 using ::prolong::testing::StatusIs;
@@ -87,4 +87,4 @@ TEST(ResultStoreTest, BadKeysAndASecondWriterAreRefused) {
 }
 
 }  // namespace
-}  // namespace prolong::results
+}  // namespace prolong::evaluator::results

@@ -17,6 +17,7 @@ packages=(
   prometheus-cpp-dev prometheus
   # Tests and benchmarks.
   googletest libgtest-dev libgmock-dev libbenchmark-dev curl python3 python3-grpcio
+  python3-nltk wamerican
   # The model tests compare against an independent Python (PyTorch) Llama reference.
   python3-torch python3-numpy
 )

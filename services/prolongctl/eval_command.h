@@ -1,0 +1,16 @@
+#ifndef PROLONG_SERVICES_PROLONGCTL_EVAL_COMMAND_H_
+#define PROLONG_SERVICES_PROLONGCTL_EVAL_COMMAND_H_
+
+#include "CLI/CLI.hpp"
+
+namespace prolong::ctl {
+
+// `prolongctl eval rescore FILE... [--json]`: recomputes HELMET's metrics of saved output
+// files (ours or HELMET's) and prints each file's dataset and averages next to the stored
+// ones. Exit code (into *exit_code): 0 when every file was rescored, 1 when any was not (one
+// line on stderr per such file, naming it).
+void AddEvalCommand(CLI::App& app, int* exit_code);
+
+}  // namespace prolong::ctl
+
+#endif  // PROLONG_SERVICES_PROLONGCTL_EVAL_COMMAND_H_

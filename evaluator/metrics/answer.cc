@@ -10,7 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "evaluator/metrics/internal/python_text.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 using internal::DecodeUtf8;
@@ -162,4 +162,4 @@ absl::StatusOr<std::vector<std::string>> FlattenGolds(const nlohmann::ordered_js
   return golds;
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

@@ -11,7 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 // Lowercases as Python's str.lower() (Unicode-wide), deletes the 32 ASCII punctuation
 // characters without inserting a space ("Science-fiction" -> "sciencefiction"), replaces the
@@ -54,6 +54,6 @@ double MaxOverGolds(Metric metric, absl::string_view prediction,
   return best;
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_ANSWER_H_

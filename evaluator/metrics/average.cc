@@ -7,7 +7,7 @@
 
 #include "absl/strings/match.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 // NumPy's pairwise_sum for float64 (numpy/_core/src/umath/loops_utils.h.src): sequential
@@ -62,4 +62,4 @@ MetricValues AverageMetrics(const MetricColumns& columns) {
   return averaged;
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

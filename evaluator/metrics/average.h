@@ -7,7 +7,7 @@
 
 #include "evaluator/metrics/metric_values.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 // Python's round(x, digits) for a float: the double nearest to x correctly rounded to
 // `digits` decimals, halves to even on the exact binary value.
@@ -22,6 +22,6 @@ double NumpyMean(const std::vector<double>& values);
 // 100 too, as HELMET does.
 MetricValues AverageMetrics(const MetricColumns& columns);
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_AVERAGE_H_

@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 using ::testing::ElementsAre;
@@ -47,4 +47,4 @@ TEST(AverageMetricsTest, TimesHundredExceptLengths) {
 }
 
 }  // namespace
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

@@ -16,7 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 bool ContainsAny(absl::string_view name, std::initializer_list<absl::string_view> parts) {
@@ -293,4 +293,4 @@ std::string OutputFileName(const OutputNameSettings& s) {
                       PythonBool(s.use_chat_template), "_", s.seed, ".json");
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

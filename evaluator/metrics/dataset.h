@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 // The categories scores are shown by. kRuler holds the RULER tasks outside HELMET's Recall
 // average (its commented-out "RULER" average); kCite is ALCE, which HELMET scores elsewhere.
@@ -84,6 +84,6 @@ struct OutputNameSettings {
 // size100_shots2_sampFalsemax100min0t0.0p1.0_chatFalse_42.json" (one name, broken here).
 std::string OutputFileName(const OutputNameSettings& settings);
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_DATASET_H_

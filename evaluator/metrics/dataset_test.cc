@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 using ::prolong::testing::StatusIs;
@@ -136,4 +136,4 @@ TEST(OutputFileNameTest, AsEvalPyWritesIt) {
 }
 
 }  // namespace
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

@@ -17,7 +17,7 @@
 #include "common/status_macros.h"
 #include "evaluator/metrics/average.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 constexpr absl::string_view kOwnFields[] = {"args", "data", "metrics", "averaged_metrics"};
@@ -230,4 +230,4 @@ absl::StatusOr<RescoreResult> Rescore(const std::string& path) {
   return RescoreResult{*std::move(dataset), *std::move(scored), std::move(stored.averaged_metrics)};
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

@@ -14,7 +14,7 @@
 #include "evaluator/metrics/metric_values.h"
 #include "evaluator/metrics/score_example.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 struct HelmetOutput {
   std::string dataset;  // HELMET's name, e.g. "kilt_nq"; written as args.datasets
@@ -58,6 +58,6 @@ struct RescoreResult {
 // outputs it holds. Errors name the file.
 absl::StatusOr<RescoreResult> Rescore(const std::string& path);
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_HELMET_OUTPUT_H_

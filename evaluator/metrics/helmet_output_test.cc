@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 using ::prolong::testing::StatusIs;
@@ -151,4 +151,4 @@ TEST(ReadHelmetOutputTest, MalformedFilesNameTheFileAndWhere) {
 }
 
 }  // namespace
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

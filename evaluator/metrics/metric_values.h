@@ -9,7 +9,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 // One value per metric name, e.g. {{"exact_match", 1}, {"f1", 0.5}}. True/false are 1/0.
 using MetricValues = std::vector<std::pair<std::string, double>>;
@@ -25,6 +25,6 @@ inline const double* FindMetric(const MetricValues& values, absl::string_view na
   return nullptr;
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_METRIC_VALUES_H_

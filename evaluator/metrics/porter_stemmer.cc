@@ -8,7 +8,7 @@
 
 #include "evaluator/metrics/internal/python_text.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 using Word = std::u32string;
@@ -287,4 +287,4 @@ std::string PorterStem(absl::string_view utf8_word) {
   return internal::EncodeUtf8(stem);
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

@@ -7,7 +7,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 // NLTK's PorterStemmer().stem(word): lowercases the word as Python's str.lower() does, returns
 // words of one or two characters and NLTK's irregular forms ("skies" -> "sky") as they are,
@@ -15,6 +15,6 @@ namespace prolong::metrics {
 // a, e, i, o, u (and y after a consonant) are vowels. Pure and thread-safe.
 std::string PorterStem(absl::string_view word);
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_PORTER_STEMMER_H_

@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 constexpr char kPython[] = "/usr/bin/python3";
@@ -88,4 +88,4 @@ TEST(PorterStemmerTest, KnownStems) {
 }
 
 }  // namespace
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

@@ -22,7 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/subprocess.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 constexpr char kPython[] = "/usr/bin/python3";
@@ -138,4 +138,4 @@ TEST(PythonParityTest, MeanAndRoundAsNumpyAndPython) {
 }
 
 }  // namespace
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

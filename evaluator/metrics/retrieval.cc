@@ -15,7 +15,7 @@
 #include "evaluator/metrics/average.h"
 #include "evaluator/metrics/internal/python_text.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 using internal::IsPythonDecimal;
@@ -294,4 +294,4 @@ absl::StatusOr<MetricValues> RetrievalMetrics(const Ranking& ranking,
   return metrics;
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

@@ -12,7 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "evaluator/metrics/metric_values.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 // Document ids in ranked order with HELMET's scores (length of the ranking minus position;
 // repeated ids keep their first score).
@@ -44,6 +44,6 @@ absl::StatusOr<MetricValues> RetrievalMetrics(const Ranking& ranking,
                                               const std::vector<Qrel>& qrels,
                                               const std::vector<int>& cutoffs);
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_RETRIEVAL_H_

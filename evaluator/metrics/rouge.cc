@@ -14,7 +14,7 @@
 #include "evaluator/metrics/internal/python_text.h"
 #include "evaluator/metrics/porter_stemmer.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 using Tokens = std::vector<int>;
@@ -165,4 +165,4 @@ RougeScore RougeLsum(absl::string_view target, absl::string_view prediction) {
   return score;
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

@@ -9,7 +9,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 struct RougeScore {
   double precision = 0;
@@ -29,6 +29,6 @@ RougeScore RougeL(absl::string_view target, absl::string_view prediction);
 // token counted at most as often as it occurs on both sides (ROUGE 1.5.5's rule).
 RougeScore RougeLsum(absl::string_view target, absl::string_view prediction);
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_ROUGE_H_

@@ -3,7 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 using ::testing::ElementsAre;
@@ -92,4 +92,4 @@ TEST(RougeLsumTest, TieBreakOfTheBacktrackDecidesHits) {
 }
 
 }  // namespace
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

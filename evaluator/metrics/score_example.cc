@@ -18,7 +18,7 @@
 #include "evaluator/metrics/retrieval.h"
 #include "evaluator/metrics/rouge.h"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 namespace {
 
 // {k: max(v, other[k])} over the first dict's keys, as the post_process functions merge the
@@ -239,4 +239,4 @@ absl::StatusOr<ExampleScore> ScoreExample(const DatasetSpec& dataset, const Json
   return absl::InternalError("unknown scoring");
 }
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics

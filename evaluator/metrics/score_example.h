@@ -13,7 +13,7 @@
 #include "evaluator/metrics/metric_values.h"
 #include "nlohmann/json.hpp"
 
-namespace prolong::metrics {
+namespace prolong::evaluator::metrics {
 
 using Json = nlohmann::ordered_json;
 
@@ -47,6 +47,6 @@ struct ScoreOptions {
 absl::StatusOr<ExampleScore> ScoreExample(const DatasetSpec& dataset, const Json& example,
                                           const ScoreOptions& options = {});
 
-}  // namespace prolong::metrics
+}  // namespace prolong::evaluator::metrics
 
 #endif  // PROLONG_EVALUATOR_METRICS_SCORE_EXAMPLE_H_

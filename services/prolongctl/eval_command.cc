@@ -25,17 +25,17 @@ void PrintError(const absl::Status& status) {
             << std::endl;
 }
 
-void PrintTable(const std::string& file, const metrics::RescoreResult& result) {
-  const metrics::DatasetSpec& dataset = result.dataset;
+void PrintTable(const std::string& file, const evaluator::metrics::RescoreResult& result) {
+  const evaluator::metrics::DatasetSpec& dataset = result.dataset;
   std::cout << file << "\n";
   std::cout << absl::StrFormat("  dataset %s (%s), %d examples; HELMET reports %s", dataset.name,
-                               metrics::CategoryName(dataset.category), result.output.data.size(),
-                               dataset.primary_metric);
+                               evaluator::metrics::CategoryName(dataset.category),
+                               result.output.data.size(), dataset.primary_metric);
   if (dataset.judged) {
     std::cout << " (a GPT-4o judge's score, which only HELMET's judge scripts add;"
               << " rescored here: " << dataset.reported_metric << ")";
-  } else if (metrics::FindMetric(result.output.averaged_metrics, dataset.primary_metric) ==
-             nullptr) {
+  } else if (evaluator::metrics::FindMetric(result.output.averaged_metrics,
+                                            dataset.primary_metric) == nullptr) {
     // E.g. NDCG@10 for a re-rank file with fewer than 10 candidates.
     std::cout << " (not in this file)";
   }
@@ -43,7 +43,7 @@ void PrintTable(const std::string& file, const metrics::RescoreResult& result) {
   std::cout << absl::StrFormat("  %-24s %12s %12s\n", "metric", "rescored", "stored");
   bool any_differs = false;
   for (const auto& [name, value] : result.output.averaged_metrics) {
-    const double* stored = metrics::FindMetric(result.stored_averages, name);
+    const double* stored = evaluator::metrics::FindMetric(result.stored_averages, name);
     const std::string stored_text = stored == nullptr ? "-" : absl::StrFormat("%.2f", *stored);
     // Python writes floats that read back exactly: any difference is a real one.
     const bool differs = stored != nullptr && *stored != value;
@@ -53,17 +53,18 @@ void PrintTable(const std::string& file, const metrics::RescoreResult& result) {
   }
   // Stored metrics that rescoring does not compute, such as a judge's score.
   for (const auto& [name, value] : result.stored_averages) {
-    if (metrics::FindMetric(result.output.averaged_metrics, name) != nullptr) continue;
+    if (evaluator::metrics::FindMetric(result.output.averaged_metrics, name) != nullptr) continue;
     std::cout << absl::StrFormat("  %-24s %12s %12.2f\n", name, "-", value);
   }
   if (any_differs) std::cout << "  * differs from the value stored in the file\n";
 }
 
-nlohmann::ordered_json ToJson(const std::string& file, const metrics::RescoreResult& result) {
+nlohmann::ordered_json ToJson(const std::string& file,
+                              const evaluator::metrics::RescoreResult& result) {
   nlohmann::ordered_json entry;
   entry["file"] = file;
   entry["dataset"] = result.dataset.name;
-  entry["category"] = std::string(metrics::CategoryName(result.dataset.category));
+  entry["category"] = std::string(evaluator::metrics::CategoryName(result.dataset.category));
   entry["primary_metric"] = result.dataset.primary_metric;
   entry["reported_metric"] = result.dataset.reported_metric;
   entry["examples"] = result.output.data.size();
@@ -83,7 +84,7 @@ int RunRescore(const RescoreFlags& flags) {
   nlohmann::ordered_json all = nlohmann::ordered_json::array();
   bool first = true;
   for (const std::string& file : flags.files) {
-    absl::StatusOr<metrics::RescoreResult> result = metrics::Rescore(file);
+    absl::StatusOr<evaluator::metrics::RescoreResult> result = evaluator::metrics::Rescore(file);
     if (!result.ok()) {
       PrintError(result.status());
       exit_code = 1;

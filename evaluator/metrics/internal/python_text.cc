@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <iterator>
 
-namespace prolong::metrics::internal {
+namespace prolong::evaluator::metrics::internal {
 namespace {
 
 struct CodePointPair {
@@ -189,4 +189,4 @@ std::vector<std::u32string_view> PythonSplit(std::u32string_view text) {
   return parts;
 }
 
-}  // namespace prolong::metrics::internal
+}  // namespace prolong::evaluator::metrics::internal

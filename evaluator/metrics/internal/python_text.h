@@ -11,7 +11,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace prolong::metrics::internal {
+namespace prolong::evaluator::metrics::internal {
 
 // UTF-8 to code points; an invalid byte decodes to U+FFFD (JSON input is valid UTF-8 already).
 std::u32string DecodeUtf8(absl::string_view text);
@@ -39,6 +39,6 @@ bool IgnoreCaseEquals(char32_t c, char32_t p);
 std::u32string_view PythonStrip(std::u32string_view text);
 std::vector<std::u32string_view> PythonSplit(std::u32string_view text);
 
-}  // namespace prolong::metrics::internal
+}  // namespace prolong::evaluator::metrics::internal
 
 #endif  // PROLONG_EVALUATOR_METRICS_INTERNAL_PYTHON_TEXT_H_

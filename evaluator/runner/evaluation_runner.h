@@ -98,9 +98,6 @@ class EvaluationRunner {
   std::unique_ptr<Impl> impl_;
 };
 
-// The mean of the reported metric per (category, length), then per category over lengths.
-std::vector<v1::CategoryScore> CategoryScores(const std::vector<v1::TaskResult>& results);
-
 }  // namespace prolong::evaluator
 
 #endif  // PROLONG_EVALUATOR_RUNNER_EVALUATION_RUNNER_H_

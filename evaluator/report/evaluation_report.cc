@@ -164,16 +164,18 @@ std::vector<Regression> FindRegressions(const v1::Evaluation& baseline,
   return regressions;
 }
 
-absl::Status WriteEvaluationFile(const v1::Evaluation& evaluation, const std::string& path) {
+std::string EvaluationJson(const v1::Evaluation& evaluation) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
   std::string json;
-  const auto status = google::protobuf::util::MessageToJsonString(evaluation, &json, options);
-  if (!status.ok()) {
-    return absl::InternalError(absl::StrCat(path, ": ", status.ToString()));
-  }
-  return WriteFileAtomically(path, json);
+  // Cannot fail for a message of known type.
+  (void)google::protobuf::util::MessageToJsonString(evaluation, &json, options);
+  return json;
+}
+
+absl::Status WriteEvaluationFile(const v1::Evaluation& evaluation, const std::string& path) {
+  return WriteFileAtomically(path, EvaluationJson(evaluation));
 }
 
 absl::StatusOr<v1::Evaluation> ReadEvaluationFile(const std::string& path) {

@@ -35,7 +35,9 @@ struct Regression {
 std::vector<Regression> FindRegressions(const v1::Evaluation& baseline,
                                         const v1::Evaluation& current, double max_drop);
 
-// An evaluation file: JSON of the Evaluation message (proto3 JSON mapping), written atomically.
+// The Evaluation message as JSON (proto3 JSON mapping, field names as in the .proto).
+std::string EvaluationJson(const v1::Evaluation& evaluation);
+// An evaluation file: EvaluationJson, written atomically.
 absl::Status WriteEvaluationFile(const v1::Evaluation& evaluation, const std::string& path);
 // NOT_FOUND for a missing file; INVALID_ARGUMENT naming the file for one that is not an
 // evaluation.

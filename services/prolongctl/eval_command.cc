@@ -1,5 +1,6 @@
 #include "services/prolongctl/eval_command.h"
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -9,7 +10,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "evaluator/metrics/helmet_output.h"
+#include "evaluator/report/evaluation_report.h"
 #include "nlohmann/json.hpp"
+#include "services/prolongctl/eval_run.h"
 
 namespace prolong::ctl {
 namespace {
@@ -103,6 +106,28 @@ int RunRescore(const RescoreFlags& flags) {
   return exit_code;
 }
 
+// An evaluation file, or a directory `eval run --out` wrote (its evaluation.json).
+absl::StatusOr<v1::Evaluation> ReadEvaluation(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    return evaluator::ReadEvaluationFile(path + "/evaluation.json");
+  }
+  return evaluator::ReadEvaluationFile(path);
+}
+
+int RunCompare(const std::string& a, const std::string& b) {
+  absl::StatusOr<v1::Evaluation> first = ReadEvaluation(a);
+  absl::StatusOr<v1::Evaluation> second = ReadEvaluation(b);
+  for (const absl::StatusOr<v1::Evaluation>* read : {&first, &second}) {
+    if (!read->ok()) {
+      std::cerr << "prolongctl eval compare: " << read->status().message() << std::endl;
+      return 1;
+    }
+  }
+  std::cout << evaluator::FormatComparison(*first, *second) << std::flush;
+  return 0;
+}
+
 }  // namespace
 
 void AddEvalCommand(CLI::App& app, int* exit_code) {
@@ -118,6 +143,17 @@ void AddEvalCommand(CLI::App& app, int* exit_code) {
       ->expected(1, -1);
   rescore->add_flag("--json", flags->json, "Print JSON");
   rescore->callback([flags, exit_code] { *exit_code = RunRescore(*flags); });
+
+  AddEvalRunCommand(*eval, exit_code);
+
+  auto compared = std::make_shared<std::vector<std::string>>();
+  CLI::App* compare = eval->add_subcommand(
+      "compare",
+      "Two evaluations side by side (evaluation.json files, or the --out directories of eval "
+      "run), over the results both hold with the same prompts and settings");
+  compare->add_option("evaluations", *compared, "A and B")->required()->expected(2);
+  compare->callback(
+      [compared, exit_code] { *exit_code = RunCompare((*compared)[0], (*compared)[1]); });
 }
 
 }  // namespace prolong::ctl

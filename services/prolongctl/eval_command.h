@@ -5,10 +5,12 @@
 
 namespace prolong::ctl {
 
-// `prolongctl eval rescore FILE... [--json]`: recomputes HELMET's metrics of saved output
-// files (ours or HELMET's) and prints each file's dataset and averages next to the stored
-// ones. Exit code (into *exit_code): 0 when every file was rescored, 1 when any was not (one
-// line on stderr per such file, naming it).
+// `prolongctl eval`:
+//  - `rescore FILE... [--json]` recomputes HELMET's metrics of saved output files (ours or
+//    HELMET's) and prints each file's dataset and averages next to the stored ones; exit code
+//    0 when every file was rescored, 1 when any was not (one line on stderr per such file);
+//  - `run` (eval_run.h) scores a checkpoint;
+//  - `compare A B` prints two evaluations side by side; 1 when either cannot be read.
 void AddEvalCommand(CLI::App& app, int* exit_code);
 
 }  // namespace prolong::ctl

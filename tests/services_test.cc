@@ -71,8 +71,9 @@ struct ServiceCase {
   std::string called_method;
   grpc::StatusCode code = grpc::StatusCode::UNIMPLEMENTED;
   std::string code_name = "UNIMPLEMENTED";
-  // Flags it needs besides the addresses.
-  std::vector<std::string> args;
+  // Flags it needs besides the addresses, for each process started (a fresh store where a
+  // process holds its store alone).
+  std::function<std::vector<std::string>()> args = [] { return std::vector<std::string>(); };
 };
 
 // An empty store for the datamixer, served read-only so that several processes share it.
@@ -83,6 +84,11 @@ std::vector<std::string> DatamixerArgs() {
     return path;
   }();
   return {"--store=" + *dir};
+}
+
+// A result store of its own: an evaluator holds its store alone.
+std::vector<std::string> EvaluatorArgs() {
+  return {"--store=" + testing::MakeTempDir() + "/results"};
 }
 
 // A stage and a model for a trainer worker, which waits in its rendezvous (nothing listens on
@@ -126,14 +132,17 @@ std::vector<ServiceCase> AllServices() {
        "ListDomains",
        grpc::StatusCode::OK,
        "OK",
-       DatamixerArgs()},
+       DatamixerArgs},
       {"evaluator",
        "services/evaluator/evaluator",
        "prolong.v1.Evaluator",
        "prolong/v1/evaluator.proto",
        {"Evaluate", "GetEvaluation", "ListEvaluations", "WatchEvaluation"},
        [](auto channel) { return CallUnary(channel, &v1::Evaluator::Stub::GetEvaluation); },
-       "GetEvaluation"},
+       "GetEvaluation",
+       grpc::StatusCode::NOT_FOUND,
+       "NOT_FOUND",
+       EvaluatorArgs},
       {"trainer",
        "services/trainer/trainer",
        "",
@@ -143,7 +152,7 @@ std::vector<ServiceCase> AllServices() {
        "",
        grpc::StatusCode::UNIMPLEMENTED,
        "UNIMPLEMENTED",
-       TrainerArgs()},
+       TrainerArgs},
   };
 }
 
@@ -157,7 +166,8 @@ struct RunningService {
 RunningService StartService(const ServiceCase& service) {
   std::vector<std::string> argv = {service.binary, "--address=127.0.0.1:0",
                                    "--metrics-address=127.0.0.1:0"};
-  argv.insert(argv.end(), service.args.begin(), service.args.end());
+  const std::vector<std::string> args = service.args();
+  argv.insert(argv.end(), args.begin(), args.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv);
   EXPECT_OK(process);
   if (!process.ok()) return {};
@@ -307,7 +317,8 @@ TEST_P(ServiceProcessTest, AddressInUseGivesOneClearLine) {
   ASSERT_FALSE(first.grpc_address.empty());
 
   auto with_args = [&](std::vector<std::string> argv) {
-    argv.insert(argv.end(), service.args.begin(), service.args.end());
+    const std::vector<std::string> args = service.args();
+  argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   };
   absl::StatusOr<testing::RunResult> second =
@@ -339,7 +350,8 @@ TEST_P(ServiceProcessTest, AddressInUseGivesOneClearLine) {
 TEST_P(ServiceProcessTest, UnknownFlagPrintsUsageAndFails) {
   const ServiceCase& service = GetParam();
   std::vector<std::string> argv = {service.binary, "--no-such-flag=1"};
-  argv.insert(argv.end(), service.args.begin(), service.args.end());
+  const std::vector<std::string> args = service.args();
+  argv.insert(argv.end(), args.begin(), args.end());
   absl::StatusOr<testing::RunResult> result = testing::Run(argv, absl::Seconds(30));
   ASSERT_OK(result);
   EXPECT_NE(result->exit_code, 0);

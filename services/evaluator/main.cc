@@ -1,11 +1,16 @@
-// prolong evaluator: long-context evaluation of checkpoints.
-// Serves health, reflection and /metrics; the Evaluator methods answer UNIMPLEMENTED for now.
+// prolong evaluator: scores checkpoints on HELMET's long-context tasks over gRPC
+// (proto/prolong/v1/evaluator.proto), one evaluation at a time, keeping every result in its
+// store so that a restarted evaluator resumes what it had not finished.
 
+#include <cstdlib>
+#include <iostream>
 #include <memory>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "common/cli.h"
 #include "common/server.h"
+#include "evaluator/service/evaluator_service.h"
 #include "prolong/v1/evaluator.grpc.pb.h"
 
 int main(int argc, char** argv) {
@@ -13,11 +18,45 @@ int main(int argc, char** argv) {
   options.component = "evaluator";
   options.address = "127.0.0.1:7420";
   options.metrics_address = "127.0.0.1:7421";
-  CLI::App app("prolong evaluator: long-context evaluation of checkpoints.");
+  prolong::evaluator::EvaluatorServiceOptions evaluator;
+  const char* home = std::getenv("PROLONG_HOME");
+  const char* user_home = std::getenv("HOME");
+  evaluator.store_dir =
+      home != nullptr && *home != '\0'
+          ? std::string(home) + "/eval-results"
+          : std::string(user_home == nullptr ? "." : user_home) + "/.prolong/eval-results";
+  CLI::App app(
+      "prolong evaluator: scores checkpoints on HELMET's long-context tasks (synthetic recall, "
+      "RAG, re-rank, ICL, long QA, summarization) at several input lengths.");
+  app.add_option("--store", evaluator.store_dir,
+                 "The result store (RocksDB; one evaluator at a time)")
+      ->capture_default_str();
+  app.add_option("--data", evaluator.data_dir, "HELMET's data/ directory, for file-based tasks");
+  app.add_option("--device", evaluator.device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  app.add_option("--batch", evaluator.batch, "Requests generated together")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--prefill-chunk", evaluator.prefill_chunk, "Prompt tokens per prefill pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-queue", evaluator.max_queue, "Evaluations waiting at most")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-loaded-models", evaluator.max_loaded_models,
+                 "Models kept loaded (least recently used go)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;
   }
-  prolong::v1::Evaluator::Service service;
-  return prolong::RunServerUntilSignal(options, {prolong::Hosted<prolong::v1::Evaluator>(&service)},
-                                       std::make_shared<prometheus::Registry>());
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto service = prolong::evaluator::EvaluatorService::Create(evaluator, *registry);
+  if (!service.ok()) {
+    std::cerr << "evaluator: " << service.status().message() << std::endl;
+    return 1;
+  }
+  return prolong::RunServerUntilSignal(
+      options, {prolong::Hosted<prolong::v1::Evaluator>(service->get())}, registry);
 }

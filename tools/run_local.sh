@@ -37,6 +37,7 @@ if [[ ! -s "$home/cl100k_base.tiktoken" ]]; then
 fi
 declare -A args=(
   [datamixer]="--store=$home/store --tokenizer=$home/cl100k_base.tiktoken --preset=cl100k_base"
+  [evaluator]="--store=$home/eval-results"
 )
 
 pids=()

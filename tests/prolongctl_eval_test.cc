@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file.h"
 #include "common/status_matchers.h"
+#include "datamixer/store/store.h"
 #include "datamixer/tokenizer/test_ranks.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -109,6 +110,54 @@ TEST_F(ProlongctlEvalTest, ScoresResumesGatesAndCompares) {
   ASSERT_EQ(compared.exit_code, 0) << compared.stderr_text;
   EXPECT_THAT(compared.stdout_text, HasSubstr("json_kv @1K"));
   EXPECT_THAT(compared.stdout_text, HasSubstr("100.00"));
+}
+
+TEST_F(ProlongctlEvalTest, PositionLossByBucket) {
+  {
+    auto store = store::Store::OpenForWriting(dir_ + "/store", {"test", 128256});
+    ASSERT_OK(store);
+    std::vector<store::Document> documents;
+    for (int d = 0; d < 3; ++d) {
+      std::vector<uint32_t> tokens;
+      for (int t = 0; t < 40 + 20 * d; ++t) tokens.push_back((t * 7 + d) % 300);
+      documents.push_back({"books", absl::StrCat("books/", d), tokens, ""});
+    }
+    ASSERT_OK((*store)->shard().AddBatch(documents));
+  }
+  const std::vector<std::string> args = {"position-loss",
+                                         "--checkpoint",
+                                         dir_ + "/model",
+                                         "--store",
+                                         dir_ + "/store",
+                                         "--domain",
+                                         "books",
+                                         "--max-length",
+                                         "64",
+                                         "--bucket",
+                                         "16",
+                                         "--device",
+                                         "cpu"};
+  const testing::RunResult table = Eval(args);
+  ASSERT_EQ(table.exit_code, 0) << table.stderr_text;
+  EXPECT_THAT(table.stdout_text, HasSubstr("3 documents of 'books'"));
+  EXPECT_THAT(table.stdout_text, HasSubstr("48-64"));
+
+  std::vector<std::string> json_args = args;
+  json_args.push_back("--json");
+  const testing::RunResult json = Eval(json_args);
+  ASSERT_EQ(json.exit_code, 0) << json.stderr_text;
+  const nlohmann::json parsed = nlohmann::json::parse(json.stdout_text);
+  ASSERT_EQ(parsed["buckets"].size(), 4u);
+  int64_t tokens = 0;
+  for (const auto& bucket : parsed["buckets"]) tokens += bucket["tokens"].get<int64_t>();
+  EXPECT_EQ(tokens, 39 + 59 + 63);  // every next token of the documents cut at 64
+  EXPECT_GT(parsed["buckets"][0]["mean_loss"].get<double>(), 0);
+
+  std::vector<std::string> other = args;
+  other[6] = "code";  // --domain
+  const testing::RunResult missing = Eval(other);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.stderr_text, HasSubstr("domain 'code' has no documents"));
 }
 
 TEST_F(ProlongctlEvalTest, BadInputIsOneLine) {

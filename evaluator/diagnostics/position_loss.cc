@@ -5,8 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "datamixer/store/store.h"
+#include "evaluator/generate/inference_model.h"
 #include "evaluator/generate/kv_cache.h"
 #include "torch/torch.h"
+#include "trainer/model/llama.h"
 
 namespace prolong::evaluator::diagnostics {
 namespace {
@@ -109,6 +112,18 @@ absl::StatusOr<PositionLoss> MeasurePositionLoss(model::LlamaForCausalLM& model,
     result.buckets.push_back(bucket);
   }
   return result;
+}
+
+absl::StatusOr<PositionLoss> MeasureCheckpointPositionLoss(const std::string& checkpoint,
+                                                           const std::string& store_dir,
+                                                           PositionLossOptions options,
+                                                           const std::string& device) {
+  ASSIGN_OR_RETURN(const std::unique_ptr<store::Store> store,
+                   store::Store::OpenForReading(store_dir));
+  ASSIGN_OR_RETURN(generate::InferenceModel loaded,
+                   generate::LoadInferenceModel(checkpoint, device));
+  if (options.max_length <= 0) options.max_length = loaded.model->config().max_position_embeddings;
+  return MeasurePositionLoss(*loaded.model, store->shard(), options);
 }
 
 }  // namespace prolong::evaluator::diagnostics

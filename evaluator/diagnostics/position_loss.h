@@ -15,7 +15,10 @@
 
 #include "absl/status/statusor.h"
 #include "datamixer/store/shard.h"
-#include "trainer/model/llama.h"
+
+namespace prolong::model {
+class LlamaForCausalLM;
+}  // namespace prolong::model
 
 namespace prolong::evaluator::diagnostics {
 
@@ -38,6 +41,14 @@ struct PositionLoss {
   int64_t documents = 0;
   std::vector<PositionBucket> buckets;  // every bucket up to max_length, empty ones with 0 tokens
 };
+
+// The loss by position of the checkpoint at `checkpoint` (generate::LoadInferenceModel: a model
+// directory, a training checkpoint or the newest of a directory; on `device`) over documents of
+// the datamixer store at `store_dir`. max_length <= 0 takes the model's maximum length.
+absl::StatusOr<PositionLoss> MeasureCheckpointPositionLoss(const std::string& checkpoint,
+                                                           const std::string& store_dir,
+                                                           PositionLossOptions options,
+                                                           const std::string& device);
 
 // Leaves the model's attention cores at their default (the cache's are installed meanwhile).
 // INVALID_ARGUMENT for bad options, NOT_FOUND for a domain with no document, a token id

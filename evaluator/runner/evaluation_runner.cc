@@ -10,19 +10,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "datamixer/tokenizer/utf8.h"
 #include "evaluator/generate/generator.h"
+#include "evaluator/generate/inference_model.h"
 #include "evaluator/metrics/dataset.h"
 #include "evaluator/metrics/helmet_output.h"
 #include "evaluator/report/category_scores.h"
 #include "evaluator/tasks/load_task.h"
 #include "evaluator/tasks/task_registry.h"
-#include "torch/cuda.h"
 #include "torch/torch.h"
-#include "trainer/checkpoint/model_source.h"
-#include "trainer/model/hf_checkpoint.h"
 
 namespace prolong::evaluator {
 namespace {
@@ -40,24 +39,6 @@ std::string DecodeText(const tokenizer::Tokenizer& tokenizer, const std::vector<
   }
   absl::StatusOr<std::string> text = tokenizer.Decode(valid);
   return tokenizer::ReplaceInvalidUtf8(text.ok() ? *text : "");
-}
-
-absl::StatusOr<torch::Device> SelectDevice(const std::string& name) {
-#ifdef PROLONG_CUDA
-  const bool have_gpu = torch::cuda::is_available();
-#else
-  const bool have_gpu = false;
-#endif
-  if (name == "cpu" || (name == "auto" && !have_gpu)) return torch::Device(torch::kCPU);
-  if (name == "cuda" || name == "auto") {
-    if (!have_gpu) {
-      return absl::FailedPreconditionError(
-          "device cuda: no GPU is visible, or this build has no CUDA");
-    }
-    return torch::Device(torch::kCUDA);
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("device must be cpu, cuda or auto, got \"", name, "\""));
 }
 
 // A hash of everything that decides a task's outputs besides the model: the prompts' ids, the
@@ -131,23 +112,17 @@ absl::StatusOr<std::unique_ptr<EvaluationRunner>> EvaluationRunner::Create(
                                                    ") and prefill_chunk (", options.prefill_chunk,
                                                    ") must be >= 1"));
   }
-  ASSIGN_OR_RETURN(const torch::Device device, SelectDevice(options.device));
   auto impl = std::make_unique<Impl>();
-  ASSIGN_OR_RETURN(const checkpoint::ModelSource source,
-                   checkpoint::ResolveModelSource(checkpoint, checkpoint::Verification::kFull));
-  ASSIGN_OR_RETURN(impl->fingerprint, checkpoint::ModelFingerprint(source));
-  absl::StatusOr<std::shared_ptr<model::LlamaForCausalLM>> model =
-      model::LoadLlama(source.model_dir);
-  if (!model.ok()) return Annotate(model.status(), checkpoint);
-  impl->model = *std::move(model);
+  ASSIGN_OR_RETURN(generate::InferenceModel loaded,
+                   generate::LoadInferenceModel(checkpoint, options.device));
+  impl->fingerprint = loaded.fingerprint;
+  impl->model = std::move(loaded.model);
   const model::LlamaConfig& config = impl->model->config();
   if (static_cast<int64_t>(tokenizer->vocab_size()) > config.vocab_size) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the tokenizer's vocabulary (", tokenizer->vocab_size(), ") is larger than the model's (",
         config.vocab_size, "): they do not belong together"));
   }
-  impl->model->to(device, device.is_cuda() ? torch::kBFloat16 : torch::kFloat32);
-  impl->model->eval();
   generate::GeneratorOptions generation;
   generation.prefill_chunk = options.prefill_chunk;
   generation.max_batch = options.batch;
@@ -229,6 +204,11 @@ absl::StatusOr<v1::TaskResult> EvaluationRunner::Impl::RunTask(
   if (task.num_examples() > 0) load.max_samples = task.num_examples();
   absl::StatusOr<tasks::TaskData> data = tasks::LoadTask(config, load, *tokenizer);
   if (!data.ok()) return Annotate(data.status(), where);
+  if (data->report.records_skipped > 0) {
+    PROLONG_LOG(WARNING) << where << ": " << data->report.records_skipped
+                         << " malformed records skipped (--strict stops at the first): "
+                         << absl::StrJoin(data->report.problems, "; ");
+  }
 
   tasks::PromptOptions prompt_options;
   prompt_options.max_length = length;

@@ -145,6 +145,7 @@ void AddEvalCommand(CLI::App& app, int* exit_code) {
   rescore->callback([flags, exit_code] { *exit_code = RunRescore(*flags); });
 
   AddEvalRunCommand(*eval, exit_code);
+  AddEvalPositionLossCommand(*eval, exit_code);
 
   auto compared = std::make_shared<std::vector<std::string>>();
   CLI::App* compare = eval->add_subcommand(

@@ -15,10 +15,12 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "datamixer/tokenizer/load.h"
+#include "evaluator/diagnostics/position_loss.h"
 #include "evaluator/report/evaluation_report.h"
 #include "evaluator/results/result_store.h"
 #include "evaluator/runner/evaluation_runner.h"
 #include "google/protobuf/util/time_util.h"
+#include "nlohmann/json.hpp"
 
 namespace prolong::ctl {
 namespace {
@@ -179,7 +181,81 @@ int RunEval(const RunFlags& flags) {
   return 0;
 }
 
+struct PositionLossFlags {
+  std::string checkpoint;
+  std::string store;
+  evaluator::diagnostics::PositionLossOptions options;
+  std::string device = "auto";
+  bool json = false;
+};
+
+int RunPositionLoss(const PositionLossFlags& flags) {
+  absl::StatusOr<evaluator::diagnostics::PositionLoss> measured =
+      evaluator::diagnostics::MeasureCheckpointPositionLoss(flags.checkpoint, flags.store,
+                                                            flags.options, flags.device);
+  if (!measured.ok()) {
+    std::cerr << "prolongctl eval position-loss: " << measured.status().message() << std::endl;
+    return 1;
+  }
+  if (flags.json) {
+    nlohmann::ordered_json out;
+    out["checkpoint"] = flags.checkpoint;
+    out["domain"] = flags.options.domain;
+    out["documents"] = measured->documents;
+    out["buckets"] = nlohmann::ordered_json::array();
+    for (const auto& bucket : measured->buckets) {
+      out["buckets"].push_back({{"begin", bucket.begin},
+                                {"end", bucket.end},
+                                {"tokens", bucket.tokens},
+                                {"mean_loss", bucket.mean_loss}});
+    }
+    std::cout << out.dump(2) << std::endl;
+    return 0;
+  }
+  std::cout << absl::StrFormat("%s on %d documents of '%s': mean next-token loss by position\n",
+                               flags.checkpoint, measured->documents, flags.options.domain);
+  std::cout << absl::StrFormat("%-16s %10s %10s\n", "positions", "tokens", "loss");
+  for (const auto& bucket : measured->buckets) {
+    std::cout << absl::StrFormat(
+        "%-16s %10d %10s\n", absl::StrCat(bucket.begin, "-", bucket.end), bucket.tokens,
+        bucket.tokens > 0 ? absl::StrFormat("%.4f", bucket.mean_loss) : std::string("-"));
+  }
+  return 0;
+}
+
 }  // namespace
+
+void AddEvalPositionLossCommand(CLI::App& eval, int* exit_code) {
+  auto flags = std::make_shared<PositionLossFlags>();
+  flags->options.max_length = 0;  // the model's
+  CLI::App* command = eval.add_subcommand(
+      "position-loss",
+      "A checkpoint's mean next-token loss by position bucket over a store domain's documents "
+      "(a diagnostic: what a long-context stage changes, never a ranking score)");
+  command->add_option("--checkpoint", flags->checkpoint, "Model directory or training checkpoint")
+      ->required();
+  command->add_option("--store", flags->store, "A datamixer store")->required();
+  command->add_option("--domain", flags->options.domain, "Its domain to read")->required();
+  command
+      ->add_option("--documents", flags->options.max_documents,
+                   "The domain's first documents read (key order)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command
+      ->add_option("--max-length", flags->options.max_length,
+                   "Tokens read per document (0: the model's maximum length)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--bucket", flags->options.bucket_tokens, "Positions per bucket")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--chunk", flags->options.chunk_tokens, "Tokens per forward pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--device", flags->device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  command->add_flag("--json", flags->json, "Print JSON");
+  command->callback([flags, exit_code] { *exit_code = RunPositionLoss(*flags); });
+}
 
 void AddEvalRunCommand(CLI::App& eval, int* exit_code) {
   auto flags = std::make_shared<RunFlags>();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "evaluator/generate/generator.h"
 #include "trainer/attention/blockwise_attention.h"
 #include "trainer/attention/fused_attention.h"
 #include "trainer/attention/partial_attention.h"
@@ -356,6 +357,47 @@ py::dict TrainSteps(const std::string& dir, const std::string& device, const std
   return result;
 }
 
+// Greedy generation through the evaluator's Generator (KV cache, chunked prefill, batched
+// decoding) from the model in `dir` on `device` in `dtype` ("fp32" or "bf16"): each prompt's new
+// tokens (an EOS id of config.json ends one and is left out), and the prefill and decode
+// figures.
+py::dict GenerateGreedy(const std::string& dir, const std::vector<std::vector<int64_t>>& prompts,
+                        int64_t max_new_tokens, const std::string& device, const std::string& dtype,
+                        int64_t prefill_chunk) {
+  namespace generate = prolong::evaluator::generate;
+  std::shared_ptr<model::LlamaForCausalLM> llama = OrThrow(model::LoadLlama(dir));
+  llama->to(torch::Device(device), dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+  llama->eval();
+  generate::GeneratorOptions options;
+  options.prefill_chunk = prefill_chunk;
+  options.max_batch = static_cast<int64_t>(prompts.size());
+  options.allow_beyond_max_length = true;
+  std::unique_ptr<generate::Generator> generator =
+      OrThrow(generate::Generator::Create(llama, options));
+  std::vector<generate::GenerationRequest> requests;
+  for (const std::vector<int64_t>& prompt : prompts) {
+    generate::GenerationRequest request;
+    request.prompt = prompt;
+    request.max_new_tokens = max_new_tokens;
+    requests.push_back(std::move(request));
+  }
+  std::vector<generate::Generation> generations;
+  {
+    py::gil_scoped_release no_gil;
+    generations = OrThrow(generator->Generate(requests));
+  }
+  py::list tokens;
+  for (const generate::Generation& generation : generations) tokens.append(generation.tokens);
+  const generate::GenerationStats& stats = generator->stats();
+  py::dict result;
+  result["tokens"] = tokens;
+  result["prefill_tokens"] = stats.prefill_tokens;
+  result["prefill_seconds"] = stats.prefill_seconds;
+  result["decode_tokens"] = stats.decode_tokens;
+  result["decode_seconds"] = stats.decode_seconds;
+  return result;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -365,6 +407,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("save_random_llama", &SaveRandomLlama);
   m.def("rms_norm_backward_node", &RmsNormBackwardNode);
   m.def("train_steps", &TrainSteps);
+  m.def("generate_greedy", &GenerateGreedy);
   m.def("varlen_calls", &VarlenCalls);
 #ifdef PROLONG_CUDA
   m.def("fused_attention", &FusedAttention);

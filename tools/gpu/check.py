@@ -56,7 +56,8 @@ PEAK_BF16 = 989.4e12
 # The fused core's ways of calling the kernels (trainer/attention/fused_attention.h).
 FUSED_KERNELS = ["per-document", "per-document-gqa", "varlen-flash", "per-document-cudnn",
                  "hybrid"]
-CHECKS = ["attention", "gathered_keys", "ring_blocks", "llama", "nccl", "training", "throughput"]
+CHECKS = ["attention", "gathered_keys", "ring_blocks", "llama", "nccl", "training", "throughput",
+          "generation"]
 
 
 def build(build_dir):
@@ -94,6 +95,8 @@ def build(build_dir):
         "trainer/parallel/parallelize.cc",
         "trainer/parallel/ring_attention.cc",
         "trainer/parallel/sharded_optimizer.cc",
+        "evaluator/generate/generator.cc",
+        "evaluator/generate/kv_cache.cc",
         "common/address.cc",
         "common/file.cc",
         "common/log.cc",
@@ -437,6 +440,90 @@ def check_layer_throughput(ext, results, work, save):
         save()
 
 
+def hf_greedy(model, prompt, max_new_tokens):
+    """transformers' generate, greedy, on one prompt: the new tokens, EOS left out; seconds."""
+    ids = torch.tensor([prompt], device=model.device)
+    torch.cuda.synchronize()
+    start = time.time()
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=max_new_tokens, min_new_tokens=0,
+                             pad_token_id=0)
+    torch.cuda.synchronize()
+    seconds = time.time() - start
+    new = out[0, len(prompt):].tolist()
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    for i, token in enumerate(new):
+        if token in eos:
+            new = new[:i]
+            break
+    return new, seconds
+
+
+def check_generation(ext, results, work):
+    """Greedy tokens against transformers' generate on the same random weights (fp32 on the CPU
+    and the GPU: equal; bf16: the length of the common prefix), then prefill and decode tokens/s
+    of an 8B-shaped model with 2 layers at 32K and 128K tokens of context against generate."""
+    try:
+        import transformers
+    except ImportError:
+        results["generation"] = {"skipped": "transformers is not installed"}
+        return
+    entry = {}
+    torch.manual_seed(1)
+    small = transformers.LlamaConfig(
+        vocab_size=1000, hidden_size=256, intermediate_size=688, num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=2, rope_theta=5e5,
+        max_position_embeddings=8192, tie_word_embeddings=False, attn_implementation="sdpa")
+    small_dir = os.path.join(work, "generation_small")
+    transformers.LlamaForCausalLM(small).save_pretrained(small_dir, safe_serialization=True)
+    prompts = [torch.randint(0, 1000, (n,)).tolist() for n in (17, 300, 1500)]
+    for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        hf = transformers.LlamaForCausalLM.from_pretrained(small_dir, torch_dtype=torch_dtype)
+        hf = hf.to("cuda").eval()
+        ours = ext.generate_greedy(small_dir, prompts, 32, "cuda", dtype, 512)
+        common = []
+        for prompt, mine in zip(prompts, ours["tokens"]):
+            theirs, _ = hf_greedy(hf, prompt, 32)
+            same = 0
+            while same < min(len(mine), len(theirs)) and mine[same] == theirs[same]:
+                same += 1
+            common.append(same if (mine != theirs) else len(mine))
+            if dtype == "fp32":
+                entry.setdefault("fp32_mismatches", []).append(None if mine == theirs else same)
+        entry[f"{dtype}_common_prefix"] = common
+        del hf
+    entry["fp32_ok"] = all(m is None for m in entry["fp32_mismatches"])
+
+    shaped = llama_config_file(work, "generation_8b_2layers.json", 4096, 14336, 2, 32, 8, 128256,
+                               5e5)
+    shaped_dir = os.path.join(work, "generation_8b")
+    ext.save_random_llama(shaped, shaped_dir, 3)
+    hf = transformers.LlamaForCausalLM.from_pretrained(
+        shaped_dir, torch_dtype=torch.bfloat16, attn_implementation="sdpa").to("cuda").eval()
+    for context in (32768, 131072):
+        prompt = torch.randint(0, 128000, (context,)).tolist()
+        new_tokens = 32
+        try:
+            ours = ext.generate_greedy(shaped_dir, [prompt], new_tokens, "cuda", "bf16", 8192)
+            entry[f"ours_prefill_tokens_per_second_{context}"] = (
+                ours["prefill_tokens"] / ours["prefill_seconds"])
+            entry[f"ours_decode_tokens_per_second_{context}"] = (
+                ours["decode_tokens"] / max(ours["decode_seconds"], 1e-9))
+        except Exception as error:  # one length failing must not hide the other
+            entry[f"ours_{context}_error"] = f"{type(error).__name__}: {error}"
+        try:
+            _, one = hf_greedy(hf, prompt, 1)
+            _, many = hf_greedy(hf, prompt, new_tokens)
+            entry[f"hf_prefill_tokens_per_second_{context}"] = context / one
+            entry[f"hf_decode_tokens_per_second_{context}"] = (new_tokens - 1) / max(many - one, 1e-9)
+        except Exception as error:
+            entry[f"hf_{context}_error"] = f"{type(error).__name__}: {error}"
+        torch.cuda.empty_cache()
+    results["generation"] = entry
+
+
 def set_expandable_segments(on):
     torch.cuda.empty_cache()
     torch.cuda.memory._set_allocator_settings(f"expandable_segments:{on}")
@@ -501,7 +588,8 @@ def main():
               "llama": lambda: check_llama(ext, results, work),
               "nccl": lambda: results.__setitem__("nccl", dict(ext.nccl_check())),
               "training": lambda: check_training(ext, results, work),
-              "throughput": lambda: check_layer_throughput(ext, results, work, save)}
+              "throughput": lambda: check_layer_throughput(ext, results, work, save),
+              "generation": lambda: check_generation(ext, results, work)}
     assert list(checks) == CHECKS
     for name in args.only.split(",") if args.only else CHECKS:
         try:

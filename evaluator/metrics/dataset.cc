@@ -136,28 +136,6 @@ absl::string_view PythonBool(bool value) { return value ? "True" : "False"; }
 
 }  // namespace
 
-absl::string_view CategoryName(Category category) {
-  switch (category) {
-    case Category::kRecall:
-      return "recall";
-    case Category::kRag:
-      return "rag";
-    case Category::kRerank:
-      return "rerank";
-    case Category::kIcl:
-      return "icl";
-    case Category::kLongQa:
-      return "longqa";
-    case Category::kSumm:
-      return "summ";
-    case Category::kRuler:
-      return "ruler";
-    case Category::kCite:
-      return "cite";
-  }
-  return "unknown";
-}
-
 absl::StatusOr<DatasetSpec> LookupDataset(absl::string_view name) {
   DatasetSpec spec;
   spec.name = std::string(name);

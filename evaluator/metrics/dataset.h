@@ -9,15 +9,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "evaluator/metrics/category.h"
 
 namespace prolong::evaluator::metrics {
-
-// The categories scores are shown by. kRuler holds the RULER tasks outside HELMET's Recall
-// average (its commented-out "RULER" average); kCite is ALCE, which HELMET scores elsewhere.
-enum class Category { kRecall, kRag, kRerank, kIcl, kLongQa, kSumm, kRuler, kCite };
-
-// "recall", "rag", "rerank", "icl", "longqa", "summ", "ruler", "cite".
-absl::string_view CategoryName(Category category);
 
 // Which of data.py's post_process functions scores the dataset.
 enum class Scoring {

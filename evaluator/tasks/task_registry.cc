@@ -366,24 +366,6 @@ TaskConfig Build(const TaskEntry& entry, int64_t length) {
 
 }  // namespace
 
-absl::string_view CategoryName(Category category) {
-  switch (category) {
-    case Category::kRecall:
-      return "recall";
-    case Category::kRag:
-      return "rag";
-    case Category::kRerank:
-      return "rerank";
-    case Category::kIcl:
-      return "icl";
-    case Category::kLongQa:
-      return "longqa";
-    case Category::kSumm:
-      return "summ";
-  }
-  return "unknown";
-}
-
 const std::vector<int64_t>& HelmetLengths() {
   static const auto* lengths = new std::vector<int64_t>{8192, 16384, 32768, 65536, 131072};
   return *lengths;

@@ -19,14 +19,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "evaluator/metrics/category.h"
 
 namespace prolong::evaluator::tasks {
 
-// HELMET's categories, named as its results tables name them.
-enum class Category { kRecall, kRag, kRerank, kIcl, kLongQa, kSumm };
-
-// "recall", "rag", "rerank", "icl", "longqa", "summ".
-absl::string_view CategoryName(Category category);
+// HELMET's categories, the same the metrics average into.
+using metrics::Category;
+using metrics::CategoryName;
 
 // Which loader builds the examples.
 enum class TaskKind {

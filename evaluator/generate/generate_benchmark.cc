@@ -3,8 +3,8 @@
 // recomputing the whole prefix, and chunked prefill against the trainer's forward over the same
 // tokens.
 //
-//   bazel run -c opt //evaluator/generate:generate_benchmark -- --benchmark_repetitions=3 \
-//       --benchmark_report_aggregates_only=true
+//   bazel run -c opt //evaluator/generate:generate_benchmark --
+//       --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
 #include <memory>
 #include <vector>

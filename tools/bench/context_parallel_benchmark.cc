@@ -5,7 +5,8 @@
 //   dp=2   two processes of 1 thread, whole sequences each (no attention traffic);
 //   cp=2   two processes of 1 thread, each sequence split into the datamixer's zigzag chunks,
 //          with each context-parallel scheme: all-gather (K/V gathered forward, dK/dV
-//          reduce-scattered backward) and ring (K/V passed round while computing).
+//          reduce-scattered backward), ring (K/V passed round while computing) and Ulysses
+//          (q, k, v and out exchanged all-to-all; whole sequences per head group).
 // dp=2 and cp=2 run the same arithmetic on the same resources; they differ only in the
 // context-parallel exchange and in how attention's work is split, which is what cp=2 over dp=2
 // measures. Rounds alternate the setups; medians are printed with the ratios.
@@ -182,7 +183,8 @@ int Launch(const Shape& shape, int rounds) {
   const std::vector<Setup> setups = {{"cp=1", 1, 1, 2},
                                      {"dp=2", 2, 1, 1},
                                      {"cp=2", 1, 2, 1, parallel::CpScheme::kAllGather},
-                                     {"cp=2-ring", 1, 2, 1, parallel::CpScheme::kRing}};
+                                     {"cp=2-ring", 1, 2, 1, parallel::CpScheme::kRing},
+                                     {"cp=2-ulysses", 1, 2, 1, parallel::CpScheme::kUlysses}};
   std::map<std::string, std::vector<double>> seconds;
   const double tokens = static_cast<double>(shape.tokens * shape.sequences);
   std::printf("global batch: %ld sequences of %ld tokens, %ld documents each; %d timed steps\n",
@@ -200,7 +202,7 @@ int Launch(const Shape& shape, int rounds) {
   const double cp1 = Median(seconds["cp=1"]), dp2 = Median(seconds["dp=2"]);
   std::printf("median s/step (tokens/s): cp=1 %.3f (%.0f), dp=2 %.3f (%.0f)\n", cp1, tokens / cp1,
               dp2, tokens / dp2);
-  for (const char* cp : {"cp=2", "cp=2-ring"}) {
+  for (const char* cp : {"cp=2", "cp=2-ring", "cp=2-ulysses"}) {
     const double cp2 = Median(seconds[cp]);
     std::printf(
         "%s %.3f (%.0f): over dp=2 (the exchange and the split at equal work) %+.1f%%, over "

@@ -213,6 +213,7 @@ py::dict NcclCheck() {
   result["all_reduce"] = torch::equal(reduced, x);
   result["all_gather"] = torch::equal(groups.cp->AllGather(x), x);
   result["reduce_scatter"] = torch::equal(groups.dp->ReduceScatterSum(x), x);
+  result["all_to_all"] = torch::equal(groups.cp->AllToAll(x), x);
   // The trainer's CPU tensors (counts, flags, the loss) are staged through the GPU and back.
   const torch::Tensor counts = torch::tensor({3, 5}, torch::kInt64);
   const torch::Tensor gathered = groups.world->AllGather(counts);

@@ -50,6 +50,9 @@ class Communicator {
   virtual torch::Tensor AllGather(const torch::Tensor& tensor) = 0;
   // `tensor` has size() * n rows; returns rows [rank * n, (rank + 1) * n) summed over members.
   virtual torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) = 0;
+  // `tensor` has size() * n rows; its block r (rows [r * n, (r + 1) * n)) goes to member r, and
+  // the result's block r is what member r sent here. Its own inverse.
+  virtual torch::Tensor AllToAll(const torch::Tensor& tensor) = 0;
   // Starts sending `send` to member `to` and receiving into `recv` (the shape and dtype of what
   // `from` sends; contiguous) from member `from`, and returns without waiting, so that compute
   // can overlap the transfer. Every member posts its exchanges in the same order; a member may

@@ -32,6 +32,11 @@ class DoublingCommunicator : public Communicator {
   torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) override {
     return tensor.narrow(0, 0, tensor.size(0) / 2) * 2;
   }
+  // The peer sends its block 0 (for rank 0), which is this rank's block 0.
+  torch::Tensor AllToAll(const torch::Tensor& tensor) override {
+    const torch::Tensor mine = tensor.narrow(0, 0, tensor.size(0) / 2);
+    return torch::cat({mine, mine});
+  }
   // The peer holds the same tensors, so it sends what this rank sends.
   std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int, torch::Tensor& recv,
                                         int) override {
@@ -56,6 +61,7 @@ class OneRankCommunicator : public Communicator {
   }
   torch::Tensor AllGather(const torch::Tensor& tensor) override { return tensor.clone(); }
   torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) override { return tensor.clone(); }
+  torch::Tensor AllToAll(const torch::Tensor& tensor) override { return tensor.clone(); }
   std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int, torch::Tensor& recv,
                                         int) override {
     recv.copy_(send);

@@ -6,6 +6,7 @@
 
 #include "torch/autograd.h"
 #include "trainer/parallel/ring_attention.h"
+#include "trainer/parallel/ulysses_attention.h"
 
 namespace prolong::parallel {
 namespace {
@@ -60,6 +61,9 @@ torch::Tensor ContextParallelAttention::operator()(const torch::Tensor& q, const
   const std::shared_ptr<const GatheredLayouts> layouts = Layouts(layout);
   if (scheme_ == CpScheme::kRing) {
     return RingAttention(q, k, v, layout, *layouts, cp_, scale, local_);
+  }
+  if (scheme_ == CpScheme::kUlysses) {
+    return UlyssesAttention(q, k, v, *layouts, cp_, scale, local_);
   }
   // K and V travel together: one all-gather forward and one reduce-scatter backward.
   const torch::Tensor kv = GatherRows::apply(torch::stack({k, v}, 1), cp_, layouts->rows);

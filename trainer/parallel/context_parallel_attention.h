@@ -18,8 +18,17 @@
 // blocks (the one in use and the one arriving) instead of C, at the price of C - 1 smaller
 // messages each way per pass. Blocks the local queries cannot see are skipped.
 //
+// Ulysses scheme (DeepSpeed-Ulysses; ProLong's own code): an all-to-all turns every rank's
+// tokens with all heads into the whole sequence with heads / C of them, attention runs on whole
+// documents, and an all-to-all turns the result back (ulysses_attention.h). Two exchanges of q,
+// k, v and out each way per layer, each link carrying 1/C of them, and attention local to a
+// rank over the whole sequence: the fused kernels' best case. The heads must split among the
+// ranks (cp_scheme.h's CheckCpHeads).
+//
 // Use all-gather by default (GQA, or when the K and V of the whole sequence fit easily); use the
-// ring when gathering them costs too much memory or its transfer cannot hide behind compute.
+// ring when gathering them costs too much memory or its transfer cannot hide behind compute;
+// use Ulysses when the heads split and the whole sequence's attention per head group is cheaper
+// than moving K and V around (many ranks, long sequences).
 //
 // Under either scheme the local attention is a parameter (attention/partial_attention.h): the
 // blockwise implementation (any device, float32 softmax), or on a GPU flash attention's varlen

@@ -1,11 +1,12 @@
 // Context-parallel attention across real processes over Gloo against the plain single-process
-// result: for both schemes (all-gather and ring), for C in {2, 4} and for dp x cp = 2 x 2, every
-// rank's outputs and gradients of q, k and v equal the rows of one process's attention over the
-// whole sequence, within 1e-5. Each worker attends twice with one layout, as two layers do, the
-// second time with the layouts the first gathered. The ring's outputs depend on its log-sum-exp
-// merges across steps, and its dk and dv on the gradient sums coming back to their owner after C
-// shifts. Both schemes also run through the varlen-kernel machinery (plans, key order, partial
-// blocks) with the blockwise kernel, as a GPU runs them with flash attention's.
+// result: for the three schemes (all-gather, ring, Ulysses), for C in {2, 4} and for dp x cp =
+// 2 x 2, every rank's outputs and gradients of q, k and v equal the rows of one process's
+// attention over the whole sequence, within 1e-5. Each worker attends twice with one layout, as two
+// layers do, the second time with the layouts the first gathered. The ring's outputs depend on its
+// log-sum-exp merges across steps, and its dk and dv on the gradient sums coming back to their
+// owner after C shifts; Ulysses's on two all-to-all exchanges each way. The schemes also run
+// through the varlen-kernel machinery (plans, key order, partial blocks) with the blockwise kernel,
+// as a GPU runs them with flash attention's.
 
 #include <cmath>
 #include <memory>
@@ -103,6 +104,17 @@ TEST(ContextParallelAttentionTest, TwoRanksOfARingMatchOneProcess) { RunGang(1, 
 TEST(ContextParallelAttentionTest, FourRanksOfARingMatchOneProcess) { RunGang(1, 4, "ring"); }
 TEST(ContextParallelAttentionTest, TwoReplicasOfTwoRingRanksMatchOneProcess) {
   RunGang(2, 2, "ring");
+}
+
+// Ulysses: heads split instead of the sequence. Four ranks over two kv heads replicate each kv
+// head to two ranks.
+TEST(ContextParallelAttentionTest, TwoUlyssesRanksMatchOneProcess) { RunGang(1, 2, "ulysses"); }
+TEST(ContextParallelAttentionTest, FourUlyssesRanksMatchOneProcess) { RunGang(1, 4, "ulysses"); }
+TEST(ContextParallelAttentionTest, TwoReplicasOfTwoUlyssesRanksMatchOneProcess) {
+  RunGang(2, 2, "ulysses");
+}
+TEST(ContextParallelAttentionTest, FourUlyssesRanksThroughVarlenCallsMatchOneProcess) {
+  RunGang(1, 4, "ulysses", "varlen");
 }
 
 TEST(ContextParallelAttentionTest, FourRanksThroughVarlenCallsMatchOneProcess) {

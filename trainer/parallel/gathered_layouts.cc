@@ -55,6 +55,9 @@ GatheredLayouts GatherLayouts(comm::Communicator& cp, const TokenLayout& local, 
     if (visibility) gathered.visible.push_back(AnyVisible(local, block));
     gathered.blocks.push_back(block);
   }
+  gathered.token_rows = gathered.keys.document.ge(0).nonzero().view({-1});
+  gathered.tokens = {gathered.keys.document.index_select(0, gathered.token_rows),
+                     gathered.keys.position.index_select(0, gathered.token_rows)};
   return gathered;
 }
 

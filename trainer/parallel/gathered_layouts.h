@@ -28,6 +28,10 @@ struct GatheredLayouts {
   // With `visibility`: whether this rank's queries see any of rank r's keys (the ring skips the
   // blocks they do not); empty otherwise.
   std::vector<bool> visible;
+  // The rows of `keys` that hold tokens, in order, and their layout: the whole sequence, as
+  // Ulysses attends to it (padding left out).
+  torch::Tensor token_rows;
+  attention::TokenLayout tokens;
 };
 
 // Collective over `cp`: gathers the ranks' layouts; `local` is this rank's.

@@ -74,6 +74,10 @@ absl::StatusOr<ParallelModel> Parallelize(std::shared_ptr<model::LlamaForCausalL
     return absl::InvalidArgumentError("groups must hold world, dp and cp communicators");
   }
   RETURN_IF_ERROR(CheckPlan(plan));
+  if (groups != nullptr) {
+    RETURN_IF_ERROR(CheckCpHeads(plan.cp_scheme, model->config().num_attention_heads,
+                                 model->config().num_key_value_heads, groups->cp->size()));
+  }
 
   ParallelModel parallel;
   parallel.groups = groups;

@@ -2,7 +2,8 @@
 // of a tiny Llama on four packed sequences with several documents each, with dp = 2, cp = 2
 // (zigzag chunks, documents crossing ranks) and dp x cp = 2 x 2 (with activation checkpointing,
 // so recomputation repeats the context-parallel collectives, and with selective checkpointing,
-// which skips attention's), context parallelism under both schemes (all-gather and ring). On every
+// which skips attention's), context parallelism under its three schemes (all-gather, ring and
+// Ulysses). On every
 // rank the parameters after both steps and the first step's reduced gradients equal the
 // single-process result within 1e-5 of each tensor's largest magnitude, and the reported losses
 // (1e-6) and gradient norms agree.
@@ -264,10 +265,19 @@ TEST(ParallelTrainerTest, DataAndRingContextParallelMatchOneProcess) {
   ExpectMatchesOneProcess(ring);
 }
 
+TEST(ParallelTrainerTest, UlyssesContextParallelMatchesOneProcess) {
+  // Four ranks over the model's two kv heads: each kv head serves two ranks.
+  for (const Gang& shape : {Gang{1, 2, 2}, Gang{1, 4, 2}, Gang{2, 2, 1, true}}) {
+    Gang ulysses = shape;
+    ulysses.cp_scheme = "ulysses";
+    ExpectMatchesOneProcess(ulysses);
+  }
+}
+
 // Selective checkpointing: the recomputation takes attention's kept result, and the ring's
 // ranks all skip its forward exchanges.
 TEST(ParallelTrainerTest, CheckpointingThatKeepsAttentionMatchesOneProcess) {
-  for (const std::string scheme : {"all-gather", "ring"}) {
+  for (const std::string scheme : {"all-gather", "ring", "ulysses"}) {
     Gang gang{2, 2, 1, true};
     gang.keep_attention = true;
     gang.cp_scheme = scheme;

@@ -108,8 +108,9 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
             "bf16 (mixed: float32 weights and optimizer state), fp32, or auto (bf16 on a GPU)")
       ->group(group);
   AddChoice(app, "--cp-scheme", plan.cp_scheme, parallel::ParseCpScheme, parallel::CpSchemeNames(),
-            "Context-parallel attention: all-gather (default; cheap under GQA) or ring "
-            "(overlaps K/V transfers with compute, holds one block at a time)")
+            "Context-parallel attention: all-gather (default; cheap under GQA), ring "
+            "(overlaps K/V transfers with compute, holds one block at a time) or ulysses "
+            "(all-to-all to whole sequences per head group; the heads must split among --cp)")
       ->group(group);
   AddChoice(app, "--gpu-attention", plan.gpu_attention, attention::ParseFusedKernel,
             attention::FusedKernelNames(),
@@ -234,6 +235,9 @@ absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
     if (!config.ok()) return Annotate(config.status(), "--init-checkpoint");
   }
   files.model_config = *std::move(config);
+  RETURN_IF_ERROR(parallel::CheckCpHeads(options.trainer.parallel.cp_scheme,
+                                         files.model_config.num_attention_heads,
+                                         files.model_config.num_key_value_heads, options.cp_size));
 
   if (options.checkpoint_dir.empty()) {
     return absl::InvalidArgumentError("--checkpoint-dir: required");

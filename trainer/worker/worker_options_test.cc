@@ -317,6 +317,22 @@ TEST(WorkerOptionsTest, TrainerOptionsSetInCodeAreChecked) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("adamw.weight_decay")));
 }
 
+TEST(WorkerOptionsTest, UlyssesNeedsTheHeadsToSplitAmongTheCpRanks) {
+  const std::string dir = testing::MakeTempDir();
+  WorkerOptions job;
+  job.stage_path = Write(dir, "stage.yaml", kStage);
+  job.model_config_path = Write(dir, "config.json", kConfig);  // 4 heads, 2 kv heads
+  job.checkpoint_dir = dir + "/ckpt";
+  job.trainer.parallel.cp_scheme = parallel::CpScheme::kUlysses;
+  job.cp_size = 4;  // two ranks per kv head
+  EXPECT_OK(CheckJob(job));
+  job.cp_size = 3;
+  EXPECT_THAT(CheckJob(job), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      HasSubstr("4 heads do not divide among 3 ranks")));
+  job.trainer.parallel.cp_scheme = parallel::CpScheme::kRing;
+  EXPECT_OK(CheckJob(job));
+}
+
 // Every job flag is forwarded: a launcher that dropped one would start ranks with its default.
 TEST(WorkerOptionsTest, JobFlagArgsNameEveryJobFlag) {
   CLI::App app;

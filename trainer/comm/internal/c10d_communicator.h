@@ -80,6 +80,16 @@ class C10dCommunicator final : public Communicator {
     return received.view(shape).sum(0).to(tensor.device());
   }
 
+  torch::Tensor AllToAll(const torch::Tensor& tensor) override {
+    TORCH_CHECK(tensor.size(0) % size() == 0, "AllToAll: ", tensor.size(0),
+                " rows do not split among ", size(), " ranks");
+    torch::Tensor input = OnDevice(tensor).contiguous();
+    torch::Tensor received = torch::empty_like(input);
+    std::vector<int64_t> counts;  // empty: equal blocks
+    group_->alltoall_base(received, input, counts, counts)->wait();
+    return received.to(tensor.device());
+  }
+
   std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int to, torch::Tensor& recv,
                                         int from) override {
     TORCH_CHECK(recv.is_contiguous(), "SendRecv: recv must be contiguous");

@@ -3,12 +3,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
+#include "datamixer/store/internal/value_layout.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -39,38 +41,100 @@ bool ValidDomain(absl::string_view domain) {
   });
 }
 
-std::string Key(absl::string_view domain, const DocumentId& id) {
-  return absl::StrCat(domain, absl::string_view("\0", 1), id);
+// Debian's Abseil has its own string_view, which rocksdb::Slice does not take.
+rocksdb::Slice ToSlice(absl::string_view bytes) {
+  return rocksdb::Slice(bytes.data(), bytes.size());
 }
 
-void PutVarint(std::string& out, uint64_t value) {
-  while (value >= 0x80) {
-    out.push_back(static_cast<char>(value | 0x80));
-    value >>= 7;
+std::string DocumentName(absl::string_view domain, const DocumentId& id) {
+  return absl::StrCat("document ", domain, "/", HexId(id));
+}
+
+// A failed read of one of a document's values: corruption is DATA_LOSS, naming the document.
+absl::Status ReadError(const rocksdb::Status& status, absl::string_view domain,
+                       const DocumentId& id) {
+  if (status.IsCorruption()) {
+    return absl::DataLossError(absl::StrCat(DocumentName(domain, id), ": ", status.ToString()));
   }
-  out.push_back(static_cast<char>(value));
+  return FromRocks(status, absl::StrCat("reading ", DocumentName(domain, id)));
 }
 
-bool GetVarint(absl::string_view& in, uint64_t* value) {
-  *value = 0;
-  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
-    const uint8_t byte = static_cast<uint8_t>(in[0]);
-    in.remove_prefix(1);
-    *value |= uint64_t{byte & 0x7Fu} << shift;
-    if ((byte & 0x80) == 0) return true;
+// Token values: elements are token ids.
+struct TokenElements {
+  using Container = std::vector<uint32_t>;
+  static constexpr const char* kNoun = "tokens";
+  static int64_t Count(absl::string_view value) { return internal::EncodedTokenCount(value); }
+  static void Copy(absl::string_view value, int64_t first, int64_t count, uint32_t* out) {
+    internal::DecodeTokens(value, first, count, out);
   }
-  return false;
-}
+};
 
-// Width byte, then each id little-endian in `width` bytes.
-std::string EncodeTokens(absl::Span<const uint32_t> tokens) {
-  const uint32_t max_id = tokens.empty() ? 0 : *std::max_element(tokens.begin(), tokens.end());
-  const int width = max_id < (1u << 16) ? 2 : max_id < (1u << 24) ? 3 : 4;
-  std::string out(1 + tokens.size() * width, '\0');
-  out[0] = static_cast<char>(width);
-  char* p = out.data() + 1;
-  for (uint32_t id : tokens) {
-    for (int b = 0; b < width; ++b) *p++ = static_cast<char>(id >> (8 * b));
+// Loss mask values: elements are bytes.
+struct MaskElements {
+  using Container = std::string;
+  static constexpr const char* kNoun = "loss mask";
+  static int64_t Count(absl::string_view value) { return static_cast<int64_t>(value.size()); }
+  static void Copy(absl::string_view value, int64_t first, int64_t count, char* out) {
+    std::memcpy(out, value.data() + first, count);
+  }
+};
+
+// Elements [offset, offset + length) of a document's value in `family`, whole or chunked
+// (internal/value_layout.h); a chunked one reads only the chunks the range overlaps.
+template <typename Elements>
+absl::StatusOr<typename Elements::Container> ReadRange(rocksdb::DB& db,
+                                                       rocksdb::ColumnFamilyHandle* family,
+                                                       absl::string_view domain,
+                                                       const DocumentId& id, int64_t offset,
+                                                       int64_t length) {
+  const std::string key = internal::DocumentKey(domain, id);
+  rocksdb::PinnableSlice value;
+  rocksdb::Status status = db.Get(rocksdb::ReadOptions(), family, key, &value);
+  if (status.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat(DocumentName(domain, id), ": not found"));
+  }
+  if (!status.ok()) return ReadError(status, domain, id);
+  const absl::string_view whole(value.data(), value.size());
+  internal::ChunkedHead head;
+  if (internal::IsChunkedHead(whole)) {
+    if (!internal::ParseHead(whole, &head)) {
+      return absl::DataLossError(
+          absl::StrCat(DocumentName(domain, id), ": corrupt ", Elements::kNoun, " chunk head"));
+    }
+  } else {
+    head.length = Elements::Count(whole);
+    if (head.length < 0) {
+      return absl::DataLossError(
+          absl::StrCat(DocumentName(domain, id), ": corrupt ", Elements::kNoun));
+    }
+  }
+  if (length < 0) length = head.length - offset;
+  if (offset < 0 || length < 0 || offset > head.length || length > head.length - offset) {
+    return absl::OutOfRangeError(absl::StrCat(Elements::kNoun, " [", offset, ", ", offset + length,
+                                              ") of a ", head.length, "-token document"));
+  }
+  typename Elements::Container out(length, 0);
+  if (head.chunk_tokens == 0) {  // One whole value.
+    Elements::Copy(whole, offset, length, out.data());
+    return out;
+  }
+  const int64_t end = offset + length;
+  for (int64_t index = offset / head.chunk_tokens; index * head.chunk_tokens < end; ++index) {
+    value.Reset();
+    status = db.Get(rocksdb::ReadOptions(), family, internal::ChunkKey(key, index), &value);
+    const auto chunk_lost = [&](absl::string_view what) {
+      return absl::DataLossError(absl::StrCat(DocumentName(domain, id), ": ", Elements::kNoun,
+                                              " chunk ", index, " of ", head.chunks(), " is ",
+                                              what));
+    };
+    if (status.IsNotFound()) return chunk_lost("missing");
+    if (!status.ok()) return ReadError(status, domain, id);
+    const absl::string_view chunk(value.data(), value.size());
+    if (Elements::Count(chunk) != head.ChunkLength(index)) return chunk_lost("corrupt");
+    const int64_t chunk_begin = index * head.chunk_tokens;
+    const int64_t from = std::max(offset, chunk_begin);
+    const int64_t to = std::min(end, chunk_begin + head.chunk_tokens);
+    Elements::Copy(chunk, from - chunk_begin, to - from, out.data() + (from - offset));
   }
   return out;
 }
@@ -87,9 +151,15 @@ DocumentId ComputeDocumentId(absl::Span<const uint32_t> tokens, absl::string_vie
 
 std::string HexId(const DocumentId& id) { return absl::BytesToHexString(id); }
 
-absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(const std::string& dir, Mode mode) {
+absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(const std::string& dir, Mode mode,
+                                                   const ShardOptions& options) {
+  if (options.chunk_tokens < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk_tokens: must be 0 (no chunks) or positive, got ", options.chunk_tokens));
+  }
   std::unique_ptr<Shard> shard(new Shard());
   shard->read_only_ = mode == Mode::kReadOnly;
+  shard->options_ = options;
   struct stat info;
   if (shard->read_only_ && stat((dir + "/CURRENT").c_str(), &info) != 0) {
     return absl::NotFoundError(absl::StrCat(dir, ": no shard here"));
@@ -124,6 +194,9 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(const std::string& dir, Mode 
 }
 
 Shard::~Shard() {
+  if (db_ == nullptr) return;
+  // A failed flush loses nothing: the data stays in the log, which the next open replays.
+  if (!read_only_) db_->Flush(rocksdb::FlushOptions(), handles_).PermitUncheckedError();
   for (rocksdb::ColumnFamilyHandle* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
 }
 
@@ -142,13 +215,20 @@ absl::StatusOr<BatchResult> Shard::AddBatch(absl::Span<const Document> documents
                                                      document.loss_mask.size(), " entries for ",
                                                      document.tokens.size(), " tokens"));
     }
+    // 0 and 1 only, which also keeps a whole mask from starting with the chunked marker.
+    const size_t bad = document.loss_mask.find_first_not_of(std::string("\0\1", 2));
+    if (bad != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          document.source, ": loss mask entry ", bad, " is ",
+          static_cast<int>(static_cast<uint8_t>(document.loss_mask[bad])), ", not 0 or 1"));
+    }
   }
   BatchResult result;
   rocksdb::WriteBatch batch;
   absl::flat_hash_set<std::string> keys;
   for (const Document& document : documents) {
-    const std::string key =
-        Key(document.domain, ComputeDocumentId(document.tokens, document.loss_mask));
+    const std::string key = internal::DocumentKey(
+        document.domain, ComputeDocumentId(document.tokens, document.loss_mask));
     std::string existing;
     if (!keys.insert(key).second ||
         db_->Get(rocksdb::ReadOptions(), handles_[kIndex], key, &existing).ok()) {
@@ -156,11 +236,10 @@ absl::StatusOr<BatchResult> Shard::AddBatch(absl::Span<const Document> documents
       continue;
     }
     std::string entry;
-    PutVarint(entry, document.tokens.size());
+    internal::PutVarint(entry, document.tokens.size());
     entry += document.source;
     batch.Put(handles_[kIndex], key, entry);
-    batch.Put(handles_[kTokens], key, EncodeTokens(document.tokens));
-    if (!document.loss_mask.empty()) batch.Put(handles_[kMasks], key, document.loss_mask);
+    PutValues(document, key, batch);
     ++result.added;
     result.tokens_added += static_cast<int64_t>(document.tokens.size());
   }
@@ -170,6 +249,31 @@ absl::StatusOr<BatchResult> Shard::AddBatch(absl::Span<const Document> documents
     return FromRocks(status, "writing a batch");
   }
   return result;
+}
+
+void Shard::PutValues(const Document& document, const std::string& key,
+                      rocksdb::WriteBatch& batch) const {
+  const absl::Span<const uint32_t> tokens(document.tokens);
+  const absl::string_view mask(document.loss_mask);
+  const int64_t length = static_cast<int64_t>(tokens.size());
+  const int64_t chunk_tokens = options_.chunk_tokens;
+  if (chunk_tokens == 0 || length <= chunk_tokens) {
+    batch.Put(handles_[kTokens], key, internal::EncodeTokens(tokens));
+    if (!mask.empty()) batch.Put(handles_[kMasks], key, ToSlice(mask));
+    return;
+  }
+  const std::string head = internal::EncodeHead({length, chunk_tokens});
+  batch.Put(handles_[kTokens], key, head);
+  if (!mask.empty()) batch.Put(handles_[kMasks], key, head);
+  for (int64_t index = 0; index * chunk_tokens < length; ++index) {
+    const std::string chunk_key = internal::ChunkKey(key, index);
+    batch.Put(handles_[kTokens], chunk_key,
+              internal::EncodeTokens(tokens.subspan(index * chunk_tokens, chunk_tokens)));
+    if (!mask.empty()) {
+      batch.Put(handles_[kMasks], chunk_key,
+                ToSlice(mask.substr(index * chunk_tokens, chunk_tokens)));
+    }
+  }
 }
 
 absl::Status Shard::ScanIndex(absl::string_view domain,
@@ -182,7 +286,7 @@ absl::Status Shard::ScanIndex(absl::string_view domain,
     const size_t separator = key.find('\0');
     uint64_t length = 0;
     if (separator == absl::string_view::npos || key.size() != separator + 1 + kIdBytes ||
-        !GetVarint(value, &length)) {
+        !internal::GetVarint(value, &length)) {
       return absl::DataLossError(absl::StrCat("malformed index entry ", absl::CHexEscape(key)));
     }
     visit(IndexEntry{std::string(key.substr(0, separator)), std::string(key.substr(separator + 1)),
@@ -194,41 +298,14 @@ absl::Status Shard::ScanIndex(absl::string_view domain,
 absl::StatusOr<std::vector<uint32_t>> Shard::ReadTokens(absl::string_view domain,
                                                         const DocumentId& id, int64_t offset,
                                                         int64_t length) const {
-  rocksdb::PinnableSlice value;
-  const rocksdb::Status status =
-      db_->Get(rocksdb::ReadOptions(), handles_[kTokens], Key(domain, id), &value);
-  if (status.IsNotFound()) {
-    return absl::NotFoundError(absl::StrCat("document ", domain, "/", HexId(id), ": not found"));
-  }
-  if (!status.ok()) return FromRocks(status, "reading tokens");
-  const int width = value.empty() ? 0 : static_cast<uint8_t>(value.data()[0]);
-  if (width < 2 || width > 4 || (value.size() - 1) % width != 0) {
-    return absl::DataLossError(absl::StrCat("document ", domain, "/", HexId(id), ": corrupt"));
-  }
-  const int64_t size = static_cast<int64_t>((value.size() - 1) / width);
-  if (length < 0) length = size - offset;
-  if (offset < 0 || length < 0 || offset + length > size) {
-    return absl::OutOfRangeError(absl::StrCat("tokens [", offset, ", ", offset + length, ") of a ",
-                                              size, "-token document"));
-  }
-  std::vector<uint32_t> tokens(length);
-  const unsigned char* p =
-      reinterpret_cast<const unsigned char*>(value.data()) + 1 + offset * width;
-  for (int64_t i = 0; i < length; ++i, p += width) {
-    uint32_t id_value = 0;
-    for (int b = 0; b < width; ++b) id_value |= uint32_t{p[b]} << (8 * b);
-    tokens[i] = id_value;
-  }
-  return tokens;
+  return ReadRange<TokenElements>(*db_, handles_[kTokens], domain, id, offset, length);
 }
 
-absl::StatusOr<std::string> Shard::ReadLossMask(absl::string_view domain,
-                                                const DocumentId& id) const {
-  std::string mask;
-  const rocksdb::Status status =
-      db_->Get(rocksdb::ReadOptions(), handles_[kMasks], Key(domain, id), &mask);
-  if (status.IsNotFound()) return std::string();
-  if (!status.ok()) return FromRocks(status, "reading a loss mask");
+absl::StatusOr<std::string> Shard::ReadLossMask(absl::string_view domain, const DocumentId& id,
+                                                int64_t offset, int64_t length) const {
+  absl::StatusOr<std::string> mask =
+      ReadRange<MaskElements>(*db_, handles_[kMasks], domain, id, offset, length);
+  if (absl::IsNotFound(mask.status())) return std::string();
   return mask;
 }
 

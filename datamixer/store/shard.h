@@ -6,7 +6,10 @@
 //   "masks"  domain '\0' document id -> loss mask, one byte a token (SFT documents only)
 // A document id is the first 16 bytes of SHA-256 over its tokens and loss mask, so adding the
 // same document twice stores it once. Token ids are packed at the narrowest width that holds
-// the document's largest id (2, 3 or 4 bytes) and the blob files are zstd-compressed.
+// the largest id (2, 3 or 4 bytes) and the blob files are zstd-compressed. A document longer
+// than ShardOptions::chunk_tokens has its tokens and mask stored in chunks of that many tokens
+// (internal/value_layout.h), so that a read of a slice decompresses only the chunks it
+// overlaps: a plan that walks a long document sequence by sequence reads each byte once.
 //
 // Thread-safety: a writable shard accepts AddBatch from many threads; any number of processes
 // may open the same shard read-only at once (not while a writer has it open).
@@ -26,6 +29,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace prolong::store {
@@ -55,6 +59,15 @@ struct BatchResult {
   int64_t tokens_added = 0;
 };
 
+struct ShardOptions {
+  // Documents longer than this are written in chunks of this many tokens; 0 writes every
+  // document as one value (the only layout before chunking, kept for comparisons). Readers
+  // need no setting: each document records its own layout. 16K divides every power-of-two
+  // sequence length from 16K up, so a long-domain sequence (a seq_len-aligned slice) reads
+  // whole chunks, and a chunk (32 to 64 KB) costs one blob read.
+  int64_t chunk_tokens = 16384;
+};
+
 // The id a document gets: SHA-256 of its tokens and loss mask, first 16 bytes.
 DocumentId ComputeDocumentId(absl::Span<const uint32_t> tokens, absl::string_view loss_mask);
 
@@ -66,8 +79,12 @@ class Shard {
   enum class Mode { kReadWrite, kReadOnly };
 
   // Creates the shard in read-write mode if absent. NOT_FOUND for a missing read-only shard,
-  // FAILED_PRECONDITION if it is locked by a writer or unreadable.
-  static absl::StatusOr<std::unique_ptr<Shard>> Open(const std::string& dir, Mode mode);
+  // FAILED_PRECONDITION if it is locked by a writer or unreadable, INVALID_ARGUMENT for bad
+  // options.
+  static absl::StatusOr<std::unique_ptr<Shard>> Open(const std::string& dir, Mode mode,
+                                                     const ShardOptions& options = {});
+  // A writer flushes what it wrote into table and blob files, so that readers opened later
+  // neither replay its log nor hold its memtable.
   ~Shard();
 
   // Stores the documents in one atomic, synced write: after a crash each batch is wholly
@@ -80,19 +97,27 @@ class Shard {
   absl::Status ScanIndex(absl::string_view domain,
                          const std::function<void(const IndexEntry&)>& visit) const;
 
-  // Tokens [offset, offset + length) of a document (length -1: to the end). NOT_FOUND for an
-  // unknown document, OUT_OF_RANGE past its end.
+  // Tokens [offset, offset + length) of a document (length -1: to the end), reading only the
+  // chunks they lie in. NOT_FOUND for an unknown document, OUT_OF_RANGE past its end,
+  // DATA_LOSS (naming the document) for a corrupt or missing value.
   absl::StatusOr<std::vector<uint32_t>> ReadTokens(absl::string_view domain, const DocumentId& id,
                                                    int64_t offset = 0, int64_t length = -1) const;
-  // The loss mask, "" when every token is a target.
-  absl::StatusOr<std::string> ReadLossMask(absl::string_view domain, const DocumentId& id) const;
+  // Entries [offset, offset + length) of the loss mask, as ReadTokens reads tokens; "" when
+  // every token is a target (or the document is unknown).
+  absl::StatusOr<std::string> ReadLossMask(absl::string_view domain, const DocumentId& id,
+                                           int64_t offset = 0, int64_t length = -1) const;
 
  private:
   Shard() = default;
 
+  // Adds a new document's tokens and mask to `batch` under `key`, chunked if it is long.
+  void PutValues(const Document& document, const std::string& key,
+                 rocksdb::WriteBatch& batch) const;
+
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, index, tokens, masks.
   bool read_only_ = false;
+  ShardOptions options_;
 };
 
 }  // namespace prolong::store

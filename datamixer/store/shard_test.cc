@@ -90,6 +90,7 @@ TEST(ShardTest, ABadDocumentRejectsTheWholeBatch) {
       {Doc("Books", "x.txt", {1}), "x.txt: domain 'Books' is not [a-z0-9_-]{1,63}"},
       {Doc("books", "empty.txt", {}), "empty.txt: empty document"},
       {Doc("chat", "c:3", {1, 2}, "\1"), "c:3: loss mask has 1 entries for 2 tokens"},
+      {Doc("chat", "c:4", {1, 2}, "\1\2"), "c:4: loss mask entry 1 is 2, not 0 or 1"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<BatchResult> result = shard->AddBatch({Doc("books", "good.txt", {9}), c.bad});

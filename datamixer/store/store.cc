@@ -50,7 +50,8 @@ absl::Status WriteManifest(const std::string& dir, const TokenizerIdentity& iden
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> Store::OpenForWriting(const std::string& dir,
-                                                             const TokenizerIdentity& tokenizer) {
+                                                             const TokenizerIdentity& tokenizer,
+                                                             const ShardOptions& options) {
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return absl::FailedPreconditionError(absl::StrCat(dir, ": cannot create: ", strerror(errno)));
   }
@@ -69,7 +70,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::OpenForWriting(const std::string& 
     return recorded.status();
   }
   store->tokenizer_ = tokenizer;
-  ASSIGN_OR_RETURN(store->shard_, Shard::Open(dir + "/shard", Shard::Mode::kReadWrite));
+  ASSIGN_OR_RETURN(store->shard_, Shard::Open(dir + "/shard", Shard::Mode::kReadWrite, options));
   return store;
 }
 

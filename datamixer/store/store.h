@@ -23,7 +23,8 @@ class Store {
   // Creates the store if absent, recording `tokenizer`. FAILED_PRECONDITION if it was built with
   // a different tokenizer (both fingerprints named) or another writer holds it.
   static absl::StatusOr<std::unique_ptr<Store>> OpenForWriting(const std::string& dir,
-                                                               const TokenizerIdentity& tokenizer);
+                                                               const TokenizerIdentity& tokenizer,
+                                                               const ShardOptions& options = {});
   // Read-only, in any number of processes. NOT_FOUND if `dir` is not a store.
   static absl::StatusOr<std::unique_ptr<Store>> OpenForReading(const std::string& dir);
 

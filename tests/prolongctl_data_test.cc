@@ -1,5 +1,6 @@
 // `prolongctl data ingest` and `data stats` end to end, as separate processes on one store.
 
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <tuple>
@@ -131,7 +132,8 @@ mixture:
   EXPECT_TRUE(absl::StrContains(
       first.stdout_text, R"({"domain":"books","sequences":"6","tokens":"96","epochs":0.75})"))
       << first.stdout_text;
-  EXPECT_TRUE(absl::StrContains(first.stdout_text, R"({"step":"0","domain_tokens":["32","32"],"documents":)"));
+  EXPECT_TRUE(absl::StrContains(first.stdout_text,
+                                R"({"step":"0","domain_tokens":["32","32"],"documents":)"));
   EXPECT_EQ(Run(plan).stdout_text, first.stdout_text) << "a plan is a function of its inputs";
 
   testing::RunResult text =
@@ -143,6 +145,32 @@ mixture:
       << "step 1: 32 tokens of each domain\n"
       << text.stdout_text;
   EXPECT_FALSE(absl::StrContains(text.stdout_text, "       2           32")) << "--steps 2";
+  EXPECT_FALSE(absl::StrContains(text.stdout_text, "imbalance")) << "only with --dp-size";
+
+  // Per step, and over the steps: how the slowest of 2 ranks compares with the mean one, under
+  // contiguous slices and as the datamixer serves the batch (never worse).
+  testing::RunResult balance = Run({"data", "plan", "--store", dir_ + "/store", "--stage", stage,
+                                    "--dp-size", "2", "--micro-batch-sequences", "0"});
+  ASSERT_EQ(balance.exit_code, 0) << balance.stderr_text;
+  EXPECT_TRUE(absl::StrContains(balance.stdout_text, "contiguous   balanced\n"))
+      << balance.stdout_text;
+  double contiguous_mean = 0, contiguous_max = 0, balanced_mean = 0, balanced_max = 0;
+  const size_t summary = balance.stdout_text.find("imbalance on 2 data-parallel ranks");
+  ASSERT_NE(summary, std::string::npos) << balance.stdout_text;
+  ASSERT_EQ(std::sscanf(balance.stdout_text.c_str() + balance.stdout_text.find("contiguous slices"),
+                        "contiguous slices mean %lf, max %lf balanced (served) mean %lf, max %lf",
+                        &contiguous_mean, &contiguous_max, &balanced_mean, &balanced_max),
+            4)
+      << balance.stdout_text;
+  EXPECT_GE(balanced_mean, 1.0);
+  EXPECT_LE(balanced_mean, contiguous_mean);
+  EXPECT_LE(balanced_max, contiguous_max);
+  testing::RunResult uneven =
+      Run({"data", "plan", "--store", dir_ + "/store", "--stage", stage, "--dp-size", "3"});
+  EXPECT_EQ(uneven.exit_code, 1);
+  EXPECT_EQ(uneven.stderr_text,
+            "prolongctl data plan: --dp-size: must divide the 4 sequences of a global batch, "
+            "got 3\n");
 
   const std::string greedy = Write("greedy.yaml", R"(
 seq_len: 16

@@ -26,6 +26,10 @@ absl::Status ValidateRank(const Rank& rank, int64_t batch_sequences) {
         absl::StrCat("rank.dp_size: must divide the ", batch_sequences,
                      " sequences of a global batch, got ", rank.dp_size));
   }
+  if (rank.micro_batch_sequences < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rank.micro_batch_sequences: must not be negative, got ", rank.micro_batch_sequences));
+  }
   return absl::OkStatus();
 }
 

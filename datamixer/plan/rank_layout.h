@@ -1,7 +1,8 @@
 // Which part of a global batch one (data-parallel, context-parallel) rank receives.
 //
-// Data-parallel rank r of D takes the contiguous slice [r * B/D, (r+1) * B/D) of the batch's B
-// sequences (D must divide B, so every rank does the same number of sequences). With context
+// Data-parallel rank r of D trains B/D of the batch's B sequences (D must divide B, so every
+// rank does the same number of micro-steps): which ones, rank_balance.h decides, so that every
+// micro-step's attention work is balanced across ranks. With context
 // parallelism of size C each sequence is cut into 2C chunks, chunk k being tokens
 // [k*T / 2C, (k+1)*T / 2C) (sizes differ by at most one), and cp rank c takes chunks c and
 // 2C-1-c: under a causal
@@ -22,6 +23,10 @@ struct Rank {
   int dp_size = 1;
   int cp_rank = 0;
   int cp_size = 1;
+  // Sequences the trainer puts in one micro-batch: the data-parallel layout balances each
+  // micro-step (see rank_balance.h). 0 when the trainer did not say: the layout then balances
+  // the whole step, which is balanced for every micro-batch size too, if less tightly.
+  int64_t micro_batch_sequences = 0;
 };
 
 // [begin, end) of sequences in a batch, or of tokens in a sequence.
@@ -34,10 +39,13 @@ struct Range {
 };
 
 // INVALID_ARGUMENT naming the field (rank.dp_size, rank.cp_rank, ...): sizes below 1, ranks
-// outside [0, size), or a dp_size that does not divide batch_sequences.
+// outside [0, size), a dp_size that does not divide batch_sequences, or a negative
+// micro_batch_sequences.
 absl::Status ValidateRank(const Rank& rank, int64_t batch_sequences);
 
-// The sequences of a batch that data-parallel rank `rank.dp_rank` receives.
+// The contiguous slice [r * B/D, (r+1) * B/D) of a batch for data-parallel rank r: the layout
+// before rank_balance.h, which gave rank 0 the heaviest sequences of a batch ordered largest
+// first. Kept as the baseline that `prolongctl data plan` compares against.
 Range DataParallelSlice(int64_t batch_sequences, const Rank& rank);
 
 // The token spans of a seq_len sequence that context-parallel rank `rank.cp_rank` receives, in

@@ -61,7 +61,10 @@ TEST(RankLayoutTest, BadRanksNameTheField) {
   EXPECT_EQ(ValidateRank({0, 1, -1, 2}, 8).message(), "rank.cp_rank: must be in [0, 2), got -1");
   EXPECT_EQ(ValidateRank({0, 3, 0, 1}, 8).message(),
             "rank.dp_size: must divide the 8 sequences of a global batch, got 3");
+  EXPECT_EQ(ValidateRank({0, 1, 0, 1, -2}, 8).message(),
+            "rank.micro_batch_sequences: must not be negative, got -2");
   EXPECT_OK(ValidateRank({1, 4, 3, 4}, 8));
+  EXPECT_OK(ValidateRank({1, 4, 3, 4, 3}, 8)) << "a micro-batch size need not divide a share";
 }
 
 }  // namespace

@@ -96,6 +96,15 @@ double SumOfSquaredLengths(const std::vector<Piece>& pieces) {
   return sum;
 }
 
+std::vector<double> AttentionCosts(const std::vector<PlannedSequence>& batch) {
+  std::vector<double> costs;
+  costs.reserve(batch.size());
+  for (const PlannedSequence& sequence : batch) {
+    costs.push_back(SumOfSquaredLengths(sequence.pieces));
+  }
+  return costs;
+}
+
 absl::StatusOr<std::shared_ptr<const StagePlan>> StagePlan::Build(
     const v1::StageSpec& stage, uint64_t seed, std::shared_ptr<const DataIndex> data) {
   const int64_t seq_len = stage.seq_len();

@@ -52,6 +52,9 @@ struct PlannedSequence {
 // Sum of the squared piece lengths: the attention work of a document-masked sequence.
 double SumOfSquaredLengths(const std::vector<Piece>& pieces);
 
+// SumOfSquaredLengths of each sequence of a batch, in batch order: what rank_balance.h balances.
+std::vector<double> AttentionCosts(const std::vector<PlannedSequence>& batch);
+
 // The id of the plan of (data fingerprint, stage, seed): hex of the first 16 bytes of a SHA-256
 // over them (the stage in deterministic proto serialization).
 std::string PlanId(const std::string& fingerprint, const v1::StageSpec& stage, uint64_t seed);

@@ -3,15 +3,22 @@
 // short ones (1 to 8K tokens, 64 or more to a 64K sequence). The data index itself (24 bytes a
 // document) is reported apart: it is loaded once per store, not per plan.
 //
+// BM_RankBalance: on the same mixture, how unevenly each step's attention work falls on 8
+// data-parallel ranks (rank_balance.h's StepImbalance, what `prolongctl data plan --dp-size`
+// prints) under contiguous slices and as the datamixer lays batches out, at micro-batches of 1
+// and 2 sequences and of a whole share.
+//
 //   bazel run -c opt //datamixer/plan:stage_plan_benchmark -- --benchmark_repetitions=3
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <tuple>
 
 #include "benchmark/benchmark.h"
+#include "datamixer/plan/rank_balance.h"
 #include "datamixer/plan/stage_plan.h"
 
 namespace prolong::plan {
@@ -53,13 +60,7 @@ std::shared_ptr<const DataIndex> ProlongShapedData(int64_t sequences, int64_t se
   return data;
 }
 
-void BM_BuildPlan(benchmark::State& state) {
-  const int64_t seq_len = state.range(0);
-  const int64_t sequences = 1 << 20;
-  const int64_t batch_sequences = 64;
-  const size_t before_index = HeapBytes();
-  std::shared_ptr<const DataIndex> data = ProlongShapedData(sequences, seq_len);
-  const size_t index_bytes = HeapBytes() - before_index;
+v1::StageSpec ProlongShapedStage(int64_t sequences, int64_t seq_len, int64_t batch_sequences) {
   v1::StageSpec stage;
   stage.set_seq_len(seq_len);
   stage.set_batch_tokens(seq_len * batch_sequences);
@@ -73,6 +74,17 @@ void BM_BuildPlan(benchmark::State& state) {
     component->set_proportion(share);
     component->set_packing(packing);
   }
+  return stage;
+}
+
+void BM_BuildPlan(benchmark::State& state) {
+  const int64_t seq_len = state.range(0);
+  const int64_t sequences = 1 << 20;
+  const int64_t batch_sequences = 64;
+  const size_t before_index = HeapBytes();
+  std::shared_ptr<const DataIndex> data = ProlongShapedData(sequences, seq_len);
+  const size_t index_bytes = HeapBytes() - before_index;
+  const v1::StageSpec stage = ProlongShapedStage(sequences, seq_len, batch_sequences);
   size_t plan_bytes = 0;
   for (auto _ : state) {
     const size_t before = HeapBytes();
@@ -93,6 +105,40 @@ void BM_BuildPlan(benchmark::State& state) {
   state.counters["documents"] = static_cast<double>(documents);
 }
 BENCHMARK(BM_BuildPlan)->Arg(8192)->Arg(65536)->Iterations(1)->Unit(benchmark::kSecond);
+
+// Arguments: sequences per micro-batch (0: a whole share). 1,000 steps of 64 sequences of 64K
+// tokens on 8 ranks; counters: mean and max over the steps of the imbalance (1 is even).
+void BM_RankBalance(benchmark::State& state) {
+  const int64_t micro = state.range(0);
+  const int64_t seq_len = 65536, batch_sequences = 64, steps = 1000;
+  const int dp_size = 8;
+  const v1::StageSpec stage = ProlongShapedStage(steps * batch_sequences, seq_len, batch_sequences);
+  absl::StatusOr<std::shared_ptr<const StagePlan>> plan =
+      StagePlan::Build(stage, 1, ProlongShapedData(steps * batch_sequences, seq_len));
+  if (!plan.ok()) {
+    state.SkipWithError(std::string(plan.status().message()).c_str());
+    return;
+  }
+  double contiguous_sum = 0, contiguous_max = 0, balanced_sum = 0, balanced_max = 0;
+  for (auto _ : state) {
+    for (int64_t step = 0; step < steps; ++step) {
+      const std::vector<double> costs = AttentionCosts((*plan)->GlobalBatch(step));
+      const double contiguous =
+          StepImbalance(costs, ContiguousDataParallel(batch_sequences, dp_size), micro);
+      const double balanced =
+          StepImbalance(costs, *BalanceDataParallel(costs, dp_size, micro), micro);
+      contiguous_sum += contiguous;
+      contiguous_max = std::max(contiguous_max, contiguous);
+      balanced_sum += balanced;
+      balanced_max = std::max(balanced_max, balanced);
+    }
+  }
+  state.counters["contiguous_mean"] = contiguous_sum / steps;
+  state.counters["contiguous_max"] = contiguous_max;
+  state.counters["balanced_mean"] = balanced_sum / steps;
+  state.counters["balanced_max"] = balanced_max;
+}
+BENCHMARK(BM_RankBalance)->Arg(1)->Arg(2)->Arg(0)->Iterations(1)->Unit(benchmark::kSecond);
 
 }  // namespace
 }  // namespace prolong::plan

@@ -8,6 +8,7 @@
 #include "absl/base/config.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "datamixer/plan/rank_balance.h"
 
 namespace prolong::serve {
 namespace {
@@ -39,9 +40,12 @@ absl::StatusOr<BuiltBatch> BatchBuilder::Build(int64_t step, const plan::Rank& r
   built.tokens_per_domain.assign(plan_->domains().size(), 0);
   ASSIGN_OR_RETURN(const int64_t targets, GlobalTargetTokens(step));
   built.batch.set_global_target_tokens(targets);
-  const plan::Range slice = plan::DataParallelSlice(plan_->sequences_per_batch(), rank);
-  for (int64_t j = slice.begin; j < slice.end; ++j) {
-    const plan::PlannedSequence sequence = plan_->Sequence(step * plan_->sequences_per_batch() + j);
+  // The layout needs every sequence's cost: pieces are cheap next to the tokens read below.
+  const std::vector<plan::PlannedSequence> global = plan_->GlobalBatch(step);
+  ASSIGN_OR_RETURN(const std::vector<int64_t> positions,
+                   plan::DataParallelSequences(plan::AttentionCosts(global), rank));
+  for (const int64_t j : positions) {
+    const plan::PlannedSequence& sequence = global[j];
     v1::SequenceSlice* out = built.batch.add_sequences();
     RETURN_IF_ERROR(AppendSlice(sequence, rank, out));
     for (const v1::TokenSpan& span : out->spans()) {
@@ -79,12 +83,12 @@ absl::Status BatchBuilder::AppendSlice(const plan::PlannedSequence& sequence,
         // One token past the span, if the piece has it, is the last position's target.
         const int64_t read_end = std::min(end + 1, piece_end);
         const store::DocumentId id = domain.id(piece.document);
+        const int64_t first = piece.offset + begin - piece_begin;  // In the document.
         ASSIGN_OR_RETURN(const std::vector<uint32_t> tokens,
-                         shard_->ReadTokens(domain.name, id, piece.offset + begin - piece_begin,
-                                            read_end - begin));
-        std::string mask;
+                         shard_->ReadTokens(domain.name, id, first, read_end - begin));
+        std::string mask;  // Entries [first, first + tokens.size()).
         if (sft) {
-          ASSIGN_OR_RETURN(mask, shard_->ReadLossMask(domain.name, id));
+          ASSIGN_OR_RETURN(mask, shard_->ReadLossMask(domain.name, id, first, read_end - begin));
         }
         for (int64_t i = begin; i < end; ++i) {
           const int64_t k = i - begin;         // Into tokens.
@@ -92,8 +96,7 @@ absl::Status BatchBuilder::AppendSlice(const plan::PlannedSequence& sequence,
           token_ids[out] = tokens[k];
           if (i + 1 < piece_end) {
             if (i + 1 == span.end) next_token_id = tokens[k + 1];
-            const int64_t target_in_document = piece.offset + i + 1 - piece_begin;
-            loss_mask[out] = mask.empty() || mask[target_in_document] != 0 ? 1 : 0;
+            loss_mask[out] = mask.empty() || mask[k + 1] != 0 ? 1 : 0;
           }
         }
       }

@@ -1,5 +1,6 @@
-// Turns a stage plan into what a trainer rank receives: its slice of a global batch, with the
-// tokens read from the store, targets, loss mask, positions and document boundaries.
+// Turns a stage plan into what a trainer rank receives: its share of a global batch (balanced
+// across data-parallel ranks, plan/rank_balance.h), with the tokens read from the store,
+// targets, loss mask, positions and document boundaries.
 //
 // Thread-safety: Build and GlobalTargetTokens may be called from many threads at once.
 #ifndef PROLONG_DATAMIXER_SERVE_BATCH_BUILDER_H_
@@ -33,7 +34,8 @@ class BatchBuilder {
 
   const plan::StagePlan& plan() const { return *plan_; }
 
-  // The slice of global batch `step` for `rank`. INVALID_ARGUMENT for a bad rank (see
+  // The share of global batch `step` for `rank`, in the order the rank trains it (its
+  // micro-batches are consecutive runs of it). INVALID_ARGUMENT for a bad rank (see
   // plan::ValidateRank), OUT_OF_RANGE for a step outside the plan, DATA_LOSS or NOT_FOUND if
   // the store no longer holds a planned document.
   absl::StatusOr<BuiltBatch> Build(int64_t step, const plan::Rank& rank) const;

@@ -9,6 +9,7 @@
 
 #include "common/status_matchers.h"
 #include "datamixer/plan/data_index.h"
+#include "datamixer/plan/rank_balance.h"
 #include "datamixer/serve/span_arrays.h"
 #include "datamixer/serve/test_corpus.h"
 #include "datamixer/store/stats.h"
@@ -85,10 +86,15 @@ TEST_F(BatchBuilderTest, EveryTokenOfEveryGlobalBatchReachesExactlyOneRank) {
           ASSERT_OK(built);
           EXPECT_EQ(built->batch.step(), step);
           EXPECT_EQ(built->batch.sequences_size(), 12 / dp_size);
-          for (const v1::SequenceSlice& slice : built->batch.sequences()) {
+          ASSERT_OK_AND_ASSIGN(const std::vector<int64_t> share,
+                               plan::DataParallelSequences(
+                                   plan::AttentionCosts(plan.GlobalBatch(step)), {dp, dp_size}));
+          ASSERT_EQ(share.size(), 12u / dp_size);
+          for (int k = 0; k < built->batch.sequences_size(); ++k) {
+            const v1::SequenceSlice& slice = built->batch.sequences(k);
             const int64_t index = slice.sequence_index();
-            EXPECT_EQ(index / 12, step);
-            EXPECT_EQ(index % 12 / (12 / dp_size), dp) << "contiguous data-parallel slices";
+            EXPECT_EQ(index, step * 12 + share[k])
+                << "the balanced share, the same on every cp rank of a replica";
             const plan::PlannedSequence sequence = plan.Sequence(index);
             const testing::SequenceArrays expected = ExpectedArrays(plan, sequence, corpus_);
             EXPECT_EQ(std::vector<int32_t>(slice.cu_seqlens().begin(), slice.cu_seqlens().end()),
@@ -135,17 +141,21 @@ TEST_F(BatchBuilderTest, EveryTokenOfEveryGlobalBatchReachesExactlyOneRank) {
   }
 }
 
-// The global batch as one list: rank slices in rank order, concatenated and serialized.
+// The global batch as one list: every rank's sequences in plan order, serialized. Which rank
+// trains which sequence depends on the data-parallel size; the set does not.
 std::string GlobalBatchBytes(const BatchBuilder& builder, int64_t step, int dp_size) {
-  std::string bytes;
+  std::map<int64_t, std::string> sequences;
   for (int dp = 0; dp < dp_size; ++dp) {
     auto built = builder.Build(step, {dp, dp_size, 0, 1});
     EXPECT_OK(built);
     for (const v1::SequenceSlice& slice : built->batch.sequences()) {
-      bytes += slice.SerializeAsString();
+      EXPECT_TRUE(sequences.emplace(slice.sequence_index(), slice.SerializeAsString()).second)
+          << "sequence " << slice.sequence_index() << " sent twice";
     }
     EXPECT_EQ(built->batch.global_target_tokens(), *builder.GlobalTargetTokens(step));
   }
+  std::string bytes;
+  for (const auto& [index, slice] : sequences) bytes += slice;
   return bytes;
 }
 
@@ -173,13 +183,46 @@ TEST_F(BatchBuilderTest, AResumedRunReceivesTheSameBatchesOnAnyDataParallelSize)
       }
       ASSERT_EQ(bytes, stream[step]) << "resumed at " << resume << ", step " << step;
     }
-    // On 4 data-parallel ranks instead of 2, the global batches are the same.
+    // On 1, 4 or 8 data-parallel ranks instead of 2, the global batches are the same.
     for (int64_t step = resume; step < 12; ++step) {
-      ASSERT_EQ(GlobalBatchBytes(*resumed.builder, step, 4),
-                GlobalBatchBytes(*original.builder, step, 2))
-          << "step " << step;
+      const std::string expected = GlobalBatchBytes(*original.builder, step, 2);
+      for (int dp_size : {1, 4, 8}) {
+        ASSERT_EQ(GlobalBatchBytes(*resumed.builder, step, dp_size), expected)
+            << "step " << step << " on " << dp_size << " ranks";
+      }
     }
   }
+}
+
+// Each rank trains its balanced share, micro-step by micro-step: never more unevenly than the
+// contiguous slices did, whether or not the rank says its micro-batch size.
+TEST_F(BatchBuilderTest, RanksReceiveSharesThatBalanceEveryMicroStep) {
+  Server server(corpus_.store_dir, testing::TestStage(64, 8, 12), 4);
+  const plan::StagePlan& plan = *server.plan;
+  double contiguous = 0, balanced = 0;
+  for (int64_t step = 0; step < plan.steps(); ++step) {
+    const std::vector<double> costs = plan::AttentionCosts(plan.GlobalBatch(step));
+    for (int64_t micro : {0, 1, 2}) {
+      std::vector<std::vector<int64_t>> layout;
+      for (int dp = 0; dp < 4; ++dp) {
+        ASSERT_OK_AND_ASSIGN(const BuiltBatch built,
+                             server.builder->Build(step, {dp, 4, 0, 1, micro}));
+        std::vector<int64_t>& positions = layout.emplace_back();
+        for (const v1::SequenceSlice& slice : built.batch.sequences()) {
+          positions.push_back(slice.sequence_index() - step * 8);
+        }
+      }
+      ASSERT_OK_AND_ASSIGN(const std::vector<std::vector<int64_t>> expected,
+                           plan::BalanceDataParallel(costs, 4, micro));
+      EXPECT_EQ(layout, expected) << "step " << step << " micro-batch " << micro;
+      const double before = plan::StepImbalance(costs, plan::ContiguousDataParallel(8, 4), micro);
+      const double after = plan::StepImbalance(costs, layout, micro);
+      EXPECT_LE(after, before) << "step " << step << " micro-batch " << micro;
+      contiguous += before;
+      balanced += after;
+    }
+  }
+  EXPECT_LT(balanced, contiguous);
 }
 
 TEST_F(BatchBuilderTest, BadRanksAndStepsAreRefusedWithTheFieldNamed) {
@@ -190,6 +233,8 @@ TEST_F(BatchBuilderTest, BadRanksAndStepsAreRefusedWithTheFieldNamed) {
   EXPECT_EQ(status(0, {2, 2, 0, 1}), "INVALID_ARGUMENT: rank.dp_rank: must be in [0, 2), got 2");
   EXPECT_EQ(status(0, {0, 3, 0, 1}),
             "INVALID_ARGUMENT: rank.dp_size: must divide the 8 sequences of a global batch, got 3");
+  EXPECT_EQ(status(0, {0, 2, 0, 1, -1}),
+            "INVALID_ARGUMENT: rank.micro_batch_sequences: must not be negative, got -1");
   EXPECT_EQ(status(3, {0, 1, 0, 1}), "OUT_OF_RANGE: step: must be in [0, 3), got 3");
   EXPECT_EQ(status(-1, {0, 1, 0, 1}), "OUT_OF_RANGE: step: must be in [0, 3), got -1");
 }

@@ -318,7 +318,8 @@ grpc::Status DataMixerService::StreamBatches(grpc::ServerContext* context,
   }
   const BatchBuilder& builder = *entry->builder;
   const plan::Rank rank{request->rank().dp_rank(), request->rank().dp_size(),
-                        request->rank().cp_rank(), request->rank().cp_size()};
+                        request->rank().cp_rank(), request->rank().cp_size(),
+                        request->rank().micro_batch_sequences()};
   if (absl::Status status = plan::ValidateRank(rank, builder.plan().sequences_per_batch());
       !status.ok()) {
     return ToGrpcStatus(status);

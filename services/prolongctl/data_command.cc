@@ -2,19 +2,23 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "common/proto_file.h"
+#include "common/status_macros.h"
 #include "datamixer/ingest/ingester.h"
 #include "datamixer/plan/data_index.h"
+#include "datamixer/plan/rank_balance.h"
 #include "datamixer/plan/stage_plan.h"
 #include "datamixer/serve/describe_plan.h"
 #include "datamixer/store/shard.h"
@@ -155,7 +159,37 @@ struct PlanFlags {
   uint64_t seed = 0;
   int64_t steps = -1;
   bool json = false;
+  int dp_size = 0;  // 0: no imbalance report
+  int64_t micro_batch_sequences = 1;
 };
+
+// How unevenly one step's attention work falls on the data-parallel ranks (rank_balance.h's
+// StepImbalance): as contiguous slices of the batch would give it, and as the datamixer does.
+struct StepBalance {
+  double contiguous = 1;
+  double balanced = 1;
+};
+
+absl::StatusOr<StepBalance> BalanceOf(const plan::StagePlan& plan, int64_t step,
+                                      const PlanFlags& flags) {
+  const std::vector<double> costs = plan::AttentionCosts(plan.GlobalBatch(step));
+  ASSIGN_OR_RETURN(const std::vector<std::vector<int64_t>> layout,
+                   plan::BalanceDataParallel(costs, flags.dp_size, flags.micro_batch_sequences));
+  return StepBalance{
+      plan::StepImbalance(costs, plan::ContiguousDataParallel(costs.size(), flags.dp_size),
+                          flags.micro_batch_sequences),
+      plan::StepImbalance(costs, layout, flags.micro_batch_sequences)};
+}
+
+// "mean 1.21, max 1.87"
+std::string SummarizeImbalance(const std::vector<StepBalance>& steps, double StepBalance::*layout) {
+  double sum = 0, max = 0;
+  for (const StepBalance& step : steps) {
+    sum += step.*layout;
+    max = std::max(max, step.*layout);
+  }
+  return absl::StrFormat("mean %.3f, max %.3f", sum / std::max<size_t>(1, steps.size()), max);
+}
 
 int RunPlan(const PlanFlags& flags) {
   v1::StageSpec stage;
@@ -174,6 +208,18 @@ int RunPlan(const PlanFlags& flags) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   const int64_t steps = flags.steps < 0 ? (*plan)->steps() : flags.steps;
   const v1::StagePlan description = serve::DescribePlan(**plan, steps);
+  if (flags.dp_size > 0 && description.sequences_per_batch() % flags.dp_size != 0) {
+    return Fail("plan", absl::InvalidArgumentError(absl::StrFormat(
+                            "--dp-size: must divide the %d sequences of a global batch, got %d",
+                            description.sequences_per_batch(), flags.dp_size)));
+  }
+  std::vector<StepBalance> balance;
+  for (const v1::BatchDescription& batch : description.batches()) {
+    if (flags.dp_size == 0) break;
+    absl::StatusOr<StepBalance> step = BalanceOf(**plan, batch.step(), flags);
+    if (!step.ok()) return Fail("plan", step.status());
+    balance.push_back(*step);
+  }
   if (flags.json) {
     std::string json;
     google::protobuf::util::JsonPrintOptions options;
@@ -204,14 +250,34 @@ int RunPlan(const PlanFlags& flags) {
   for (const v1::DomainPlan& domain : description.domains()) {
     absl::StrAppendFormat(&header, " %12s", domain.domain().substr(0, 12));
   }
-  std::cout << header << absl::StrFormat(" %10s %14s\n", "documents", "sum of squares");
-  for (const v1::BatchDescription& batch : description.batches()) {
+  absl::StrAppendFormat(&header, " %10s %14s", "documents", "sum of squares");
+  if (!balance.empty()) absl::StrAppendFormat(&header, " %10s %10s", "contiguous", "balanced");
+  std::cout << header << "\n";
+  for (int i = 0; i < description.batches_size(); ++i) {
+    const v1::BatchDescription& batch = description.batches(i);
     std::string line = absl::StrFormat("%8d", batch.step());
     for (int64_t tokens : batch.domain_tokens()) absl::StrAppendFormat(&line, " %12d", tokens);
-    std::cout << line
-              << absl::StrFormat(" %10d %14.4g\n", batch.documents(),
-                                 batch.sum_squared_document_lengths());
+    absl::StrAppendFormat(&line, " %10d %14.4g", batch.documents(),
+                          batch.sum_squared_document_lengths());
+    if (!balance.empty()) {
+      absl::StrAppendFormat(&line, " %10.3f %10.3f", balance[i].contiguous, balance[i].balanced);
+    }
+    std::cout << line << "\n";
   }
+  if (balance.empty()) {
+    std::cout << std::flush;
+    return 0;
+  }
+  const int64_t micro = flags.micro_batch_sequences;
+  std::cout << absl::StrFormat(
+      "\nattention-cost imbalance on %d data-parallel ranks, micro-batches of %s (the slowest "
+      "rank's\nwork summed over micro-steps, over the mean rank's; 1 is even):\n"
+      "  contiguous slices  %s\n  balanced (served)  %s\n",
+      flags.dp_size,
+      micro == 0 ? std::string("a whole share")
+                 : absl::StrCat(micro, micro == 1 ? " sequence" : " sequences"),
+      SummarizeImbalance(balance, &StepBalance::contiguous),
+      SummarizeImbalance(balance, &StepBalance::balanced));
   std::cout << std::flush;
   return 0;
 }
@@ -270,6 +336,14 @@ void AddDataCommand(CLI::App& app, int* exit_code) {
   plan->add_option("--steps", plan_flags->steps, "Describe the first K batches (default: all)")
       ->check(CLI::NonNegativeNumber);
   plan->add_flag("--json", plan_flags->json, "Print the plan as prolong.v1.StagePlan JSON");
+  plan->add_option("--dp-size", plan_flags->dp_size,
+                   "Also report each step's attention-cost imbalance over this many "
+                   "data-parallel ranks, as contiguous slices and as balanced (served)")
+      ->check(CLI::PositiveNumber);
+  plan->add_option("--micro-batch-sequences", plan_flags->micro_batch_sequences,
+                   "The trainer's sequences per micro-batch, for the imbalance (0: a whole "
+                   "share; default 1)")
+      ->check(CLI::NonNegativeNumber);
   plan->callback([plan_flags, exit_code] { *exit_code = RunPlan(*plan_flags); });
 }
 

@@ -192,7 +192,9 @@ int RunTrain(TrainFlags& flags) {
   if (flags.nproc % flags.cp != 0) {
     return Fail(absl::StrCat("--cp (", flags.cp, ") must divide --nproc (", flags.nproc, ")"));
   }
-  flags.job.cp_size = flags.cp;  // what the job's checks of the layout need to know
+  // What the job's checks of the layout need to know.
+  flags.job.world_size = flags.nproc;
+  flags.job.cp_size = flags.cp;
   absl::StatusOr<worker::JobFiles> files = worker::CheckJob(flags.job);
   if (!files.ok()) return Fail(files.status().message());
   absl::StatusOr<std::string> trainer = FindTrainer(flags.trainer_binary);

@@ -88,6 +88,9 @@ struct RendezvousOptions {
   int world_size = 1;
   int dp_size = 1;
   int cp_size = 1;
+  // Hybrid sharding of the weights (parallel_plan.h): groups of this many consecutive ranks
+  // each hold one copy of the sharded weights. 0, or the world size: no such groups.
+  int shard_size = 0;
   // How long ranks wait for each other to arrive.
   absl::Duration timeout = absl::Seconds(60);
   // How long a collective waits for its slowest member, e.g. for rank 0 to save a large
@@ -96,13 +99,18 @@ struct RendezvousOptions {
 };
 
 // This rank's communicators. `cp` holds the ranks of its data-parallel replica (the same
-// dp_rank), `dp` the ranks with its cp_rank; `world` everyone.
+// dp_rank), `dp` the ranks with its cp_rank; `world` everyone. With a shard_size S between 1 and
+// the world size, `shard` holds the S consecutive ranks [g S, (g + 1) S) this rank is among and
+// `replica` the ranks at its place in the other such groups (rank modulo S); otherwise both are
+// null.
 struct ProcessGroups {
   int dp_rank = 0;
   int cp_rank = 0;
   std::unique_ptr<Communicator> world;
   std::unique_ptr<Communicator> dp;
   std::unique_ptr<Communicator> cp;
+  std::unique_ptr<Communicator> shard;
+  std::unique_ptr<Communicator> replica;
 };
 
 // Joins the gang over Gloo. INVALID_ARGUMENT for an inconsistent layout; DEADLINE_EXCEEDED

@@ -17,11 +17,11 @@ using torch::autograd::variable_list;
 class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
  public:
   // `parameters` are inputs only so that autograd connects them to this node; forward reads
-  // them through the layer.
+  // them through the layer. With `weights` there are none: the gradients go to `weights`.
   static Tensor forward(AutogradContext* ctx, const Tensor& x, at::TensorList parameters,
                         const Tensor& cos, const Tensor& sin, const Tensor& document,
                         const Tensor& position, model::LlamaDecoderLayer* layer,
-                        bool keep_attention) {
+                        bool keep_attention, LayerWeights* weights) {
     // Recomputation must cast as this forward does (torch.utils.checkpoint does the same).
     const AutocastState autocast = CurrentAutocast(x.device().type());
     ctx->saved_data["autocast"] = autocast.enabled;
@@ -29,12 +29,15 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["parameters"] = static_cast<int64_t>(parameters.size());
     ctx->saved_data["keep_attention"] = keep_attention;
+    ctx->saved_data["weights"] = reinterpret_cast<int64_t>(weights);
     attention::AttentionMemo memo;
     Tensor out;
     {
       std::optional<attention::AttentionMemo::Scope> record;
       if (keep_attention) record.emplace(memo, attention::AttentionMemo::Mode::kRecord);
+      if (weights != nullptr) weights->Gather();
       out = layer->forward(x, cos, sin, {document, position});
+      if (weights != nullptr) weights->Release();
     }
     // x, cos, sin, document, position, then what attention recorded.
     std::vector<Tensor> saved = {x, cos, sin, document, position};
@@ -47,11 +50,13 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     const variable_list saved = ctx->get_saved_variables();
     auto* layer = reinterpret_cast<model::LlamaDecoderLayer*>(ctx->saved_data["layer"].toInt());
     const int64_t parameter_count = ctx->saved_data["parameters"].toInt();
+    auto* weights = reinterpret_cast<LayerWeights*>(ctx->saved_data["weights"].toInt());
+    if (weights != nullptr) weights->Gather();
     variable_list inputs = {saved[0].detach().requires_grad_(true)};
     for (const Tensor& p : layer->parameters()) {
       if (p.requires_grad()) inputs.push_back(p);
     }
-    TORCH_CHECK(static_cast<int64_t>(inputs.size()) == parameter_count + 1,
+    TORCH_CHECK(weights != nullptr || static_cast<int64_t>(inputs.size()) == parameter_count + 1,
                 "a checkpointed layer's trainable parameters changed between forward and backward");
     attention::AttentionMemo memo;
     memo.tensors.assign(saved.begin() + 5, saved.end());
@@ -70,8 +75,13 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     variable_list grads = torch::autograd::grad({out}, inputs, {grad_outputs[0]},
                                                 /*retain_graph=*/false, /*create_graph=*/false,
                                                 /*allow_unused=*/true);
-    // x, each parameter, then nothing for cos, sin, document, position, the layer and the flag.
-    grads.resize(grads.size() + 6);
+    if (weights != nullptr) {
+      weights->AddGradients(variable_list(grads.begin() + 1, grads.end()));
+      grads.resize(1);
+    }
+    // x, each parameter input, then nothing for cos, sin, document, position, the layer, the
+    // flag and the weights.
+    grads.resize(grads.size() + 7);
     return grads;
   }
 };
@@ -80,13 +90,15 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 
 Tensor CheckpointedLayer(model::LlamaDecoderLayer& layer, const Tensor& x, const Tensor& cos,
                          const Tensor& sin, const attention::TokenLayout& layout,
-                         bool keep_attention) {
+                         bool keep_attention, LayerWeights* weights) {
   std::vector<Tensor> parameters;
-  for (const Tensor& p : layer.parameters()) {
-    if (p.requires_grad()) parameters.push_back(p);
+  if (weights == nullptr) {
+    for (const Tensor& p : layer.parameters()) {
+      if (p.requires_grad()) parameters.push_back(p);
+    }
   }
   return CheckpointFunction::apply(x, at::TensorList(parameters), cos, sin, layout.document,
-                                   layout.position, &layer, keep_attention);
+                                   layout.position, &layer, keep_attention, weights);
 }
 
 void ApplyActivationCheckpointing(model::LlamaForCausalLM& model, bool keep_attention) {

@@ -1,6 +1,7 @@
 #include "trainer/parallel/data_parallel.h"
 
 #include "absl/strings/str_cat.h"
+#include "trainer/parallel/fully_sharded.h"
 #include "trainer/parallel/gradient_reduction.h"
 #include "trainer/parallel/sharded_optimizer.h"
 
@@ -8,11 +9,10 @@ namespace prolong::parallel {
 
 absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
     std::vector<std::pair<std::string, torch::Tensor>> parameters, comm::Communicator* world,
-    const ParallelPlan& plan) {
+    const ParallelPlan& plan, std::shared_ptr<FullySharded> sharded) {
   std::vector<torch::Tensor> tensors;
   for (const auto& [name, p] : parameters) tensors.push_back(p);
-  const bool sharded = world != nullptr && plan.shard_optimizer_state && world->size() > 1;
-  if (sharded) {
+  if (sharded == nullptr && world != nullptr && plan.shard_optimizer_state && world->size() > 1) {
     // ZeRO-1 moves parameters and moments through flat buffers of one dtype.
     for (const torch::Tensor& p : tensors) {
       if (p.scalar_type() != tensors.front().scalar_type() ||
@@ -25,7 +25,8 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
       }
     }
   }
-  std::unique_ptr<DataParallel> data_parallel(new DataParallel(std::move(tensors), world, plan));
+  std::unique_ptr<DataParallel> data_parallel(
+      new DataParallel(std::move(tensors), world, plan, std::move(sharded)));
   if (data_parallel->sharding_ != nullptr) {
     for (size_t i = 0; i < parameters.size(); ++i) {
       if (!data_parallel->sharding_->owns(i)) {
@@ -37,12 +38,13 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
 }
 
 DataParallel::DataParallel(std::vector<torch::Tensor> parameters, comm::Communicator* world,
-                           const ParallelPlan& plan)
+                           const ParallelPlan& plan, std::shared_ptr<FullySharded> sharded)
     : parameters_(std::move(parameters)),
       world_(world),
       bucket_bytes_(plan.bucket_bytes),
-      buckets_(PlanGradientBuckets(parameters_, bucket_bytes_).size()) {
-  if (world_ == nullptr) return;
+      buckets_(PlanGradientBuckets(parameters_, bucket_bytes_).size()),
+      sharded_(std::move(sharded)) {
+  if (world_ == nullptr || sharded_ != nullptr) return;
   if (plan.overlap_grad_reduce) {
     overlapped_ = std::make_unique<OverlappedGradientReduction>(parameters_, world_, bucket_bytes_);
   }
@@ -53,12 +55,22 @@ DataParallel::DataParallel(std::vector<torch::Tensor> parameters, comm::Communic
 
 DataParallel::~DataParallel() = default;
 
+void DataParallel::BeforeForward() {
+  if (sharded_ != nullptr) sharded_->BeforeForward();
+}
+
+void DataParallel::AfterBackward() {
+  if (sharded_ != nullptr) sharded_->AfterBackward();
+}
+
 void DataParallel::BeforeLastBackward() {
   if (overlapped_ != nullptr) overlapped_->Arm();
 }
 
 void DataParallel::ReduceGradients() {
-  if (overlapped_ != nullptr) {
+  if (sharded_ != nullptr) {
+    sharded_->ReduceGradients(bucket_bytes_);
+  } else if (overlapped_ != nullptr) {
     overlapped_->Finish();
   } else if (world_ != nullptr) {
     AllReduceGradients(parameters_, *world_, bucket_bytes_);
@@ -66,6 +78,7 @@ void DataParallel::ReduceGradients() {
 }
 
 void DataParallel::Abandon() {
+  if (sharded_ != nullptr) sharded_->Abandon();
   if (overlapped_ != nullptr) overlapped_->Abandon();
 }
 
@@ -80,12 +93,18 @@ void DataParallel::Step(torch::optim::AdamW& optimizer) {
   sharding_->BroadcastParameters();
 }
 
-void DataParallel::GatherOptimizerState(torch::optim::AdamW& optimizer) {
-  if (sharding_ != nullptr) sharding_->GatherState(optimizer);
+void DataParallel::GatherState(torch::optim::AdamW& optimizer, bool everywhere) {
+  if (sharded_ != nullptr) sharded_->Unshard(optimizer, everywhere);
+  if (sharding_ != nullptr && !everywhere) sharding_->GatherState(optimizer);
 }
 
-void DataParallel::ShardOptimizerState(torch::optim::AdamW& optimizer) {
+void DataParallel::ShardState(torch::optim::AdamW& optimizer) {
+  if (sharded_ != nullptr) sharded_->Reshard(optimizer);
   if (sharding_ != nullptr) sharding_->DropOthersState(optimizer);
+}
+
+comm::Communicator* DataParallel::gradient_norm_group() const {
+  return sharded_ == nullptr ? nullptr : sharded_->shard_group();
 }
 
 }  // namespace prolong::parallel

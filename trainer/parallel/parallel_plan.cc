@@ -1,5 +1,6 @@
 #include "trainer/parallel/parallel_plan.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/named_enum.h"
 
 namespace prolong::parallel {
@@ -18,13 +19,28 @@ constexpr EnumName<Precision> kPrecisions[] = {
 
 ParallelPlan ResolveAuto(ParallelPlan plan, int64_t seq_len, bool gpu) {
   if (plan.activation_checkpointing == ActivationCheckpointing::kAuto) {
-    plan.activation_checkpointing = seq_len >= kAutoCheckpointingTokens
+    plan.activation_checkpointing = seq_len >= kAutoCheckpointingTokens || plan.shard_weights
                                         ? ActivationCheckpointing::kFull
                                         : ActivationCheckpointing::kOff;
   }
   if (plan.precision == Precision::kAuto)
     plan.precision = gpu ? Precision::kBf16 : Precision::kFp32;
   return plan;
+}
+
+absl::Status CheckWeightSharding(const ParallelPlan& plan, int world_size) {
+  const int group = plan.shard_group_size;
+  if (group < 0 || group > world_size || (group > 0 && world_size % group != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("shard_group_size (", group,
+                                                   ") must divide the world size (", world_size,
+                                                   "), or be 0 for the whole world"));
+  }
+  if (plan.shard_weights && plan.activation_checkpointing == ActivationCheckpointing::kOff) {
+    return absl::InvalidArgumentError(
+        "shard_weights gathers each layer's weights again for backward by recomputing the "
+        "layer: activation_checkpointing must be on, selective or auto, not off");
+  }
+  return absl::OkStatus();
 }
 
 absl::string_view ActivationCheckpointingName(ActivationCheckpointing checkpointing) {

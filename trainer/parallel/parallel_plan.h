@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "trainer/attention/fused_kernel.h"
@@ -55,10 +56,24 @@ struct ParallelPlan {
   bool overlap_grad_reduce = true;
   // ZeRO-1: each rank keeps AdamW's moments for about 1 / world of the parameters.
   bool shard_optimizer_state = false;
+  // ZeRO-3, as FSDP does it: each rank keeps 1 / N of every parameter, of its gradient and of its
+  // AdamW moments, and a decoder layer's weights are whole only while it runs
+  // (fully_sharded.h). It re-gathers them for backward by running the layer again, so it needs
+  // activation checkpointing (kAuto turns it on). Subsumes shard_optimizer_state.
+  bool shard_weights = false;
+  // With shard_weights, N: the ranks that share one copy of the weights, groups of consecutive
+  // ranks replicated across the world (hybrid sharding: shard within a node, replicate across
+  // nodes). 0: the whole world.
+  int shard_group_size = 0;
 };
 
+// INVALID_ARGUMENT naming the field when the plan's weight sharding cannot run on `world_size`
+// ranks: a shard_group_size that does not divide it, or shard_weights without activation
+// checkpointing.
+absl::Status CheckWeightSharding(const ParallelPlan& plan, int world_size);
+
 // The plan with its kAuto choices made for sequences of `seq_len` tokens on a GPU (`gpu`) or
-// the CPU.
+// the CPU; sharded weights always checkpoint.
 ParallelPlan ResolveAuto(ParallelPlan plan, int64_t seq_len, bool gpu);
 
 // Names for flags and logs, as the enums' comments give them.

@@ -32,6 +32,30 @@ TEST(ParallelPlanTest, AutoCheckpointsFromSixteenKTokensAndTrainsInBf16OnGpus) {
             ActivationCheckpointing::kOff);
 }
 
+TEST(ParallelPlanTest, ShardedWeightsCheckpointEveryLayerAndSplitTheWorld) {
+  ParallelPlan sharded;
+  sharded.shard_weights = true;
+  EXPECT_EQ(ResolveAuto(sharded, 1024, false).activation_checkpointing,
+            ActivationCheckpointing::kFull);
+  EXPECT_OK(CheckWeightSharding(ResolveAuto(sharded, 1024, false), 4));
+  sharded.activation_checkpointing = ActivationCheckpointing::kOff;
+  EXPECT_THAT(CheckWeightSharding(sharded, 4),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("activation_checkpointing must be on")));
+  sharded.activation_checkpointing = ActivationCheckpointing::kSelective;
+  for (const int group : {0, 1, 2, 4}) {
+    sharded.shard_group_size = group;
+    EXPECT_OK(CheckWeightSharding(sharded, 4)) << group;
+  }
+  for (const int group : {-1, 3, 8}) {
+    sharded.shard_group_size = group;
+    EXPECT_THAT(CheckWeightSharding(sharded, 4),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("shard_group_size (" + std::to_string(group) +
+                                   ") must divide the world size (4)")));
+  }
+}
+
 TEST(ParallelPlanTest, NamesRoundTrip) {
   for (const std::string& name : ActivationCheckpointingNames()) {
     ASSERT_OK_AND_ASSIGN(const ActivationCheckpointing parsed, ParseActivationCheckpointing(name));

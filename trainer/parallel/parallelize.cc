@@ -8,6 +8,7 @@
 #include "trainer/attention/partial_attention.h"
 #include "trainer/parallel/activation_checkpointing.h"
 #include "trainer/parallel/context_parallel_attention.h"
+#include "trainer/parallel/fully_sharded.h"
 
 #ifdef PROLONG_CUDA
 #include "trainer/attention/fused_attention.h"
@@ -63,6 +64,22 @@ std::string InstallAttention(model::LlamaForCausalLM& model, comm::ProcessGroups
   return "blockwise";
 }
 
+// The communicators sharded weights split over: the plan's shard groups, or the world.
+absl::StatusOr<std::pair<comm::Communicator*, comm::Communicator*>> ShardGroups(
+    comm::ProcessGroups& groups, const ParallelPlan& plan) {
+  const int world = groups.world->size();
+  if (plan.shard_group_size == 0 || plan.shard_group_size == world) {
+    return std::make_pair(groups.world.get(), static_cast<comm::Communicator*>(nullptr));
+  }
+  if (groups.shard == nullptr || groups.replica == nullptr ||
+      groups.shard->size() != plan.shard_group_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "plan.shard_group_size is ", plan.shard_group_size,
+        " but the process groups were joined without shard groups of that size (shard_size)"));
+  }
+  return std::make_pair(groups.shard.get(), groups.replica.get());
+}
+
 }  // namespace
 
 absl::StatusOr<ParallelModel> Parallelize(std::shared_ptr<model::LlamaForCausalLM> model,
@@ -77,6 +94,7 @@ absl::StatusOr<ParallelModel> Parallelize(std::shared_ptr<model::LlamaForCausalL
   if (groups != nullptr) {
     RETURN_IF_ERROR(CheckCpHeads(plan.cp_scheme, model->config().num_attention_heads,
                                  model->config().num_key_value_heads, groups->cp->size()));
+    RETURN_IF_ERROR(CheckWeightSharding(plan, groups->world->size()));
   }
 
   ParallelModel parallel;
@@ -87,19 +105,31 @@ absl::StatusOr<ParallelModel> Parallelize(std::shared_ptr<model::LlamaForCausalL
   parallel.bf16_autocast = plan.precision == Precision::kBf16;
   // 2. Attention.
   parallel.attention = InstallAttention(*model, groups, plan, device);
-  // 3. Activation checkpointing.
-  if (plan.activation_checkpointing != ActivationCheckpointing::kOff) {
-    ApplyActivationCheckpointing(
-        *model, plan.activation_checkpointing == ActivationCheckpointing::kSelective);
+  // 3. Activation checkpointing, through which sharded weights are gathered per layer.
+  const bool keep_attention = plan.activation_checkpointing == ActivationCheckpointing::kSelective;
+  std::shared_ptr<FullySharded> sharded;
+  if (groups != nullptr && plan.shard_weights) {
+    ASSIGN_OR_RETURN(const auto shard_groups, ShardGroups(*groups, plan));
+    sharded = std::make_shared<FullySharded>(*model, shard_groups.first, shard_groups.second);
+    model->SetLayerCall([sharded, keep_attention](model::LlamaDecoderLayer& layer,
+                                                  const torch::Tensor& x, const torch::Tensor& cos,
+                                                  const torch::Tensor& sin,
+                                                  const attention::TokenLayout& layout) {
+      return CheckpointedLayer(layer, x, cos, sin, layout, keep_attention,
+                               sharded->layer_weights(layer));
+    });
+  } else if (plan.activation_checkpointing != ActivationCheckpointing::kOff) {
+    ApplyActivationCheckpointing(*model, keep_attention);
   }
   // 4. Data parallelism.
   std::vector<std::pair<std::string, torch::Tensor>> trainable;
   for (const auto& item : model->named_parameters()) {
     if (item.value().requires_grad()) trainable.emplace_back(item.key(), item.value());
   }
-  ASSIGN_OR_RETURN(parallel.data_parallel,
-                   DataParallel::Create(std::move(trainable),
-                                        groups == nullptr ? nullptr : groups->world.get(), plan));
+  ASSIGN_OR_RETURN(
+      parallel.data_parallel,
+      DataParallel::Create(std::move(trainable), groups == nullptr ? nullptr : groups->world.get(),
+                           plan, std::move(sharded)));
   parallel.model = std::move(model);
   return parallel;
 }

@@ -7,9 +7,11 @@
 //      plan's scheme (attending locally through flash attention's varlen kernel on a GPU);
 //      else on a GPU the fused kernel the plan names; else the blockwise default stays;
 //   3. activation checkpointing of every decoder layer, full or selective, around whatever
-//      attention step 2 installed (activation_checkpointing.h);
+//      attention step 2 installed (activation_checkpointing.h); with sharded weights, each
+//      layer's weights are gathered through it (fully_sharded.h), which shards them here;
 //   4. the data-parallel wrapping: gradients summed over the world group in buckets during or
-//      after the last backward pass, AdamW whole or ZeRO-1 sharded (data_parallel.h).
+//      after the last backward pass, AdamW whole or ZeRO-1 sharded, or the sharded weights'
+//      reductions (data_parallel.h).
 // The model never knows: steps 2 and 3 go through its extension points (AttentionCore,
 // LayerCall) and step 4 sits outside it, in the Trainer's step.
 #ifndef PROLONG_TRAINER_PARALLEL_PARALLELIZE_H_

@@ -10,10 +10,15 @@
 //
 // Reducing gradients after backward instead of overlapped with it gives the same bits. ZeRO-1
 // (sharded optimizer state) matches one process likewise, optimizer state included, and gives
-// the same bits as the unsharded gang. Every gang saves a checkpoint after its first step (the
-// full AdamW state); a gang resuming from it, with or without sharding, continues exactly like
-// the gang that wrote it, and a gang of another size within the tolerance.
+// the same bits as the unsharded gang. Sharded weights (ZeRO-3) match one process in every layout
+// (N = 2 and 4, with context parallelism under each scheme, with selective checkpointing, and
+// hybrid: sharded in groups, replicated across them), each rank holding its blocks of the
+// parameters and gradients, a quarter of the bytes at N = 4 and one layer's whole weights at a
+// time besides the root's. Every gang saves a checkpoint after its first step (whole weights,
+// the full AdamW state); a gang resuming from it, with or without sharding, continues exactly
+// like the gang that wrote it, and a gang of another size or sharding within the tolerance.
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,15 +71,35 @@ struct Gang {
   bool shard = false;
   std::string resume_from;  // a gang's checkpoint_dir: train only the second step
   std::string cp_scheme = "all-gather";
+  bool shard_weights = false;  // needs checkpointing
+  int shard_group = 0;         // with shard_weights: ranks per copy of the weights; 0: all
 
   std::string Name() const {
-    return absl::StrCat("dp ", dp, " cp ", cp, " micro-batch ", micro_batch_sequences,
-                        checkpointing ? " checkpointing" : "",
-                        keep_attention ? " keeping attention" : "", overlap ? "" : " no-overlap",
-                        shard ? " sharded" : "", resume_from.empty() ? "" : " resumed", " ",
-                        cp_scheme);
+    return absl::StrCat(
+        "dp ", dp, " cp ", cp, " micro-batch ", micro_batch_sequences,
+        checkpointing ? " checkpointing" : "", keep_attention ? " keeping attention" : "",
+        overlap ? "" : " no-overlap", shard ? " sharded" : "",
+        shard_weights ? absl::StrCat(" sharded weights in groups of ", ShardRanks()) : "",
+        resume_from.empty() ? "" : " resumed", " ", cp_scheme);
   }
+  // Ranks among which each parameter is cut, with sharded weights.
+  int ShardRanks() const { return shard_group > 0 ? shard_group : dp * cp; }
 };
+
+// What rank `rank` of `gang` holds of a whole tensor: all of it, or with sharded weights its
+// block, rows cut into ceil(rows / N) per rank and the last block padded with zeros.
+torch::Tensor Held(const torch::Tensor& whole, const Gang& gang, int rank) {
+  if (!gang.shard_weights) return whole;
+  const int ranks = gang.ShardRanks();
+  const int64_t rows = whole.size(0), block = (rows + ranks - 1) / ranks;
+  const int64_t begin = std::min(rows, (rank % ranks) * block);
+  const int64_t end = std::min(rows, begin + block);
+  std::vector<int64_t> shape = whole.sizes().vec();
+  shape[0] = block;
+  torch::Tensor held = torch::zeros(shape, whole.options());
+  held.narrow(0, 0, end - begin).copy_(whole.narrow(0, begin, end - begin));
+  return held;
+}
 
 struct GangResult {
   std::vector<std::vector<torch::Tensor>> ranks;  // what each rank's train_worker saved
@@ -112,6 +137,10 @@ const GangResult& RunGang(const Gang& gang) {
         if (gang.keep_attention) argv.push_back("--keep-attention");
         if (!gang.overlap) argv.push_back("--no-overlap");
         if (gang.shard) argv.push_back("--shard-optimizer-state");
+        if (gang.shard_weights) {
+          argv.push_back("--shard-weights");
+          argv.push_back(absl::StrCat("--shard-group-size=", gang.shard_group));
+        }
         argv.push_back("--cp-scheme=" + gang.cp_scheme);
         if (gang.resume_from.empty()) {
           argv.push_back("--save-after-first-step=" + result.checkpoint_dir);
@@ -150,11 +179,12 @@ void ExpectMatchesOneProcess(const Gang& gang) {
     const size_t n = reference.parameters.size();
     ASSERT_EQ(got.size(), 2 * n + 1);
     for (size_t i = 0; i < n; ++i) {
-      ExpectClose(got[i], reference.parameters[i], absl::StrCat("parameter ", i));
-      ExpectClose(got[n + i], reference.gradients[i], absl::StrCat("first step's gradient ", i));
+      ExpectClose(got[i], Held(reference.parameters[i], gang, rank), absl::StrCat("parameter ", i));
+      ExpectClose(got[n + i], Held(reference.gradients[i], gang, rank),
+                  absl::StrCat("first step's gradient ", i));
     }
     const torch::Tensor metrics = got.back();
-    ASSERT_EQ(metrics.numel(), 9);
+    ASSERT_EQ(metrics.numel(), 11);
     for (int step = 0; step < 2; ++step) {
       EXPECT_EQ(metrics[7 + step].item<double>(), reference.attention_pairs[step])
           << "attention pairs of step " << step;
@@ -192,7 +222,7 @@ void ExpectSameBits(const GangResult& actual, const GangResult& expected, const 
     for (size_t i = 0; i + 1 < got.size(); ++i) {
       EXPECT_TRUE(torch::equal(got[i], want[i])) << what << ": rank " << rank << " tensor " << i;
     }
-    ASSERT_EQ(got.back().numel(), 9) << what;
+    ASSERT_EQ(got.back().numel(), 11) << what;
     // All but [6], the parameters with optimizer state on this rank.
     EXPECT_TRUE(torch::equal(got.back().narrow(0, 0, 6), want.back().narrow(0, 0, 6)))
         << what << ": rank " << rank << " metrics";
@@ -222,7 +252,7 @@ void ExpectContinuesExactly(const GangResult& resumed, const GangResult& full,
     }
     const torch::Tensor metrics = got.back();
     const torch::Tensor full_metrics = want.back();
-    ASSERT_EQ(metrics.numel(), 5) << what;
+    ASSERT_EQ(metrics.numel(), 7) << what;
     for (int k = 0; k < 3; ++k) {  // loss, gradient norm, lr of the second step
       EXPECT_EQ(metrics[k].item<double>(), full_metrics[2 * k + 1].item<double>())
           << what << ": metric " << k;
@@ -232,6 +262,27 @@ void ExpectContinuesExactly(const GangResult& resumed, const GangResult& full,
   for (size_t i = 0; i < resumed.optimizer.size(); ++i) {
     EXPECT_TRUE(torch::equal(resumed.optimizer[i], full.optimizer[i]))
         << what << ": optimizer tensor " << i;
+  }
+}
+
+// A gang resumed from another gang's checkpoint against one process: after the second step,
+// every rank's parameters (what it holds of them) and rank 0's optimizer state within the
+// tolerance.
+void ExpectResumedMatchesOneProcess(const Gang& gang, const std::string& what) {
+  const testing::RunResult& reference = SingleProcess();
+  const GangResult& run = RunGang(gang);
+  ASSERT_EQ(run.ranks.size(), static_cast<size_t>(gang.dp * gang.cp)) << what;
+  for (size_t rank = 0; rank < run.ranks.size(); ++rank) {
+    ASSERT_EQ(run.ranks[rank].size(), reference.parameters.size() + 1) << what;
+    for (size_t i = 0; i < reference.parameters.size(); ++i) {
+      ExpectClose(run.ranks[rank][i], Held(reference.parameters[i], gang, static_cast<int>(rank)),
+                  absl::StrCat(what, ": rank ", rank, " parameter ", i));
+    }
+  }
+  const std::vector<torch::Tensor> optimizer = ReferenceOptimizer();
+  ASSERT_EQ(run.optimizer.size(), optimizer.size()) << what;
+  for (size_t i = 0; i < optimizer.size(); ++i) {
+    ExpectClose(run.optimizer[i], optimizer[i], absl::StrCat(what, ": optimizer ", i));
   }
 }
 
@@ -343,21 +394,86 @@ TEST(ParallelTrainerTest, CheckpointsResumeWithOrWithoutSharding) {
   resumed = Gang{2, 2, 1, true};
   resumed.shard = true;
   resumed.resume_from = RunGang(sharded).checkpoint_dir;
-  const GangResult& other = RunGang(resumed);
-  const testing::RunResult& reference = SingleProcess();
-  ASSERT_EQ(other.ranks.size(), 4u);
-  for (size_t rank = 0; rank < other.ranks.size(); ++rank) {
-    ASSERT_EQ(other.ranks[rank].size(), reference.parameters.size() + 1);
-    for (size_t i = 0; i < reference.parameters.size(); ++i) {
-      ExpectClose(other.ranks[rank][i], reference.parameters[i],
-                  absl::StrCat("2 x 2 resumed: rank ", rank, " parameter ", i));
-    }
+  ExpectResumedMatchesOneProcess(resumed, "2 x 2 resumed");
+}
+
+Gang ShardedWeights(Gang gang, int group = 0) {
+  gang.shard_weights = true;
+  gang.shard_group = group;
+  return gang;
+}
+
+// Gradient accumulation included: with dp 2 each rank runs two micro-batches.
+TEST(ParallelTrainerTest, ShardedWeightsMatchOneProcess) {
+  for (const Gang& gang : {Gang{2, 1, 1, true}, Gang{4, 1, 1, true}, Gang{2, 2, 1, true}}) {
+    ExpectMatchesOneProcess(ShardedWeights(gang));
   }
-  const std::vector<torch::Tensor> optimizer = ReferenceOptimizer();
-  ASSERT_EQ(other.optimizer.size(), optimizer.size());
-  for (size_t i = 0; i < optimizer.size(); ++i) {
-    ExpectClose(other.optimizer[i], optimizer[i], absl::StrCat("2 x 2 resumed: optimizer ", i));
+}
+
+TEST(ParallelTrainerTest, ShardedWeightsComposeWithEveryCpSchemeAndSelectiveCheckpointing) {
+  for (const std::string scheme : {"ring", "ulysses"}) {
+    Gang gang = ShardedWeights({2, 2, 1, true});
+    gang.cp_scheme = scheme;
+    ExpectMatchesOneProcess(gang);
   }
+  Gang selective = ShardedWeights({2, 2, 1, true});
+  selective.keep_attention = true;
+  ExpectMatchesOneProcess(selective);
+}
+
+// Hybrid: two copies of the weights, each sharded over two ranks (with cp 2, over a cp group).
+TEST(ParallelTrainerTest, HybridShardedWeightsMatchOneProcess) {
+  ExpectMatchesOneProcess(ShardedWeights({4, 1, 1, true}, 2));
+  ExpectMatchesOneProcess(ShardedWeights({2, 2, 1, true}, 2));
+}
+
+TEST(ParallelTrainerTest, ShardedWeightsHoldAQuarterAtFourRanksAndOneLayerAtATime) {
+  const Gang unsharded{4, 1, 1, true};
+  const Gang sharded = ShardedWeights(unsharded);
+  // The whole weights of the root unit (embedding, final norm, lm_head) and of one layer.
+  auto model = model::CreateLlama(model::testing::TinyLlamaConfig(), kSeed);
+  ASSERT_OK(model);
+  int64_t layer_bytes = 0;
+  for (const torch::Tensor& p : (*model)->model->decoder_layers()[0]->parameters()) {
+    layer_bytes += p.nbytes();
+  }
+  int64_t all_bytes = 0;
+  for (const torch::Tensor& p : (*model)->parameters()) all_bytes += p.nbytes();
+  const int64_t root_bytes =
+      all_bytes - layer_bytes * static_cast<int64_t>((*model)->model->decoder_layers().size());
+
+  ASSERT_EQ(RunGang(sharded).ranks.size(), 4u);
+  for (int rank = 0; rank < 4; ++rank) {
+    // Four copies of the weights' bytes (weights, gradients and both moments), whole or cut
+    // in four (padding aside).
+    const double whole = RunGang(unsharded).ranks[rank].back()[9].item<double>();
+    const double held = RunGang(sharded).ranks[rank].back()[9].item<double>();
+    EXPECT_EQ(whole, 4.0 * all_bytes) << rank;
+    EXPECT_GE(held, whole / 4) << rank;
+    EXPECT_LE(held, 0.3 * whole) << rank;
+    EXPECT_EQ(RunGang(sharded).ranks[rank].back()[10].item<double>(), root_bytes + layer_bytes)
+        << rank;
+    EXPECT_EQ(RunGang(unsharded).ranks[rank].back()[10].item<double>(), 0) << rank;
+  }
+}
+
+TEST(ParallelTrainerTest, ShardedWeightsCheckpointsResumeWithAnotherSizeOrWithoutSharding) {
+  const Gang sharded = ShardedWeights({2, 1, 1, true});
+  const GangResult& full = RunGang(sharded);
+  ASSERT_FALSE(full.ranks.empty());
+  Gang resumed = sharded;
+  resumed.resume_from = full.checkpoint_dir;
+  ExpectContinuesExactly(RunGang(resumed), full, "sharded weights, resumed alike");
+
+  resumed = ShardedWeights({4, 1, 1, true});
+  resumed.resume_from = full.checkpoint_dir;
+  ExpectResumedMatchesOneProcess(resumed, "saved by 2 shards, resumed by 4");
+  resumed = Gang{2, 1, 1};
+  resumed.resume_from = full.checkpoint_dir;
+  ExpectResumedMatchesOneProcess(resumed, "saved by shards, resumed unsharded");
+  resumed = sharded;
+  resumed.resume_from = RunGang(Gang{2, 1, 1}).checkpoint_dir;
+  ExpectResumedMatchesOneProcess(resumed, "saved unsharded, resumed by shards");
 }
 
 }  // namespace

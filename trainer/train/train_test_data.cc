@@ -7,10 +7,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "datamixer/plan/rank_balance.h"
 #include "torch/nn/functional/loss.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/training_checkpoint.h"
 #include "trainer/model/model_test_util.h"
+#include "trainer/parallel/fully_sharded.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/trainer.h"
 
@@ -50,8 +52,19 @@ v1::Batch RankBatch(const std::vector<GlobalSequence>& batch, int64_t step,
     for (uint8_t m : sequence.loss_mask) targets += m;
   }
   out.set_global_target_tokens(targets);
-  const plan::Range sequences = plan::DataParallelSlice(batch.size(), rank);
-  for (int64_t i = sequences.begin; i < sequences.end; ++i) {
+  // The datamixer's balanced layout, so that gangs train what they would train in a run.
+  std::vector<double> costs;
+  for (const GlobalSequence& sequence : batch) {
+    double cost = 0;
+    for (size_t d = 1; d < sequence.cu_seqlens.size(); ++d) {
+      const double length = sequence.cu_seqlens[d] - sequence.cu_seqlens[d - 1];
+      cost += length * length;
+    }
+    costs.push_back(cost);
+  }
+  const absl::StatusOr<std::vector<int64_t>> positions = plan::DataParallelSequences(costs, rank);
+  TORCH_CHECK(positions.ok(), positions.status().ToString());
+  for (const int64_t i : *positions) {
     const GlobalSequence& global = batch[i];
     v1::SequenceSlice* slice = out.add_sequences();
     slice->set_sequence_index(i);
@@ -117,6 +130,18 @@ absl::StatusOr<std::unique_ptr<Trainer>> CreateTrainer(
   return Trainer::Create(std::move(parallelized), options, schedule);
 }
 
+int64_t HeldBytes(const Trainer& trainer) {
+  int64_t bytes = 0;
+  for (const torch::Tensor& p : trainer.model().model->parameters()) {
+    bytes += p.nbytes() + (p.grad().defined() ? p.grad().nbytes() : 0);
+  }
+  for (const auto& [key, state] : trainer.optimizer().state()) {
+    const auto& adamw = static_cast<const torch::optim::AdamWParamState&>(*state);
+    bytes += adamw.exp_avg().nbytes() + adamw.exp_avg_sq().nbytes();
+  }
+  return bytes;
+}
+
 parallel::ParallelPlan TestPlan() {
   parallel::ParallelPlan plan;
   plan.activation_checkpointing = parallel::ActivationCheckpointing::kOff;
@@ -153,15 +178,19 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
     load.optimizer_parameters = [&](const std::string& name) {
       return trainer->KeepsOptimizerStateOf(name);
     };
+    trainer->PrepareToLoad();
     RETURN_IF_ERROR(checkpoint::LoadCheckpoint(
         absl::StrCat(options.resume_from, "/", checkpoint::StepDirName(1)), *model,
         trainer->optimizer(), &state, load));
+    trainer->ShardState();
     RETURN_IF_ERROR(trainer->SetProgress(state.step, state.step));
     first_step = state.step;
   }
   RunResult result;
+  plan::Rank balanced = rank;
+  balanced.micro_batch_sequences = options.sequences_per_micro_batch;
   for (int64_t step = first_step; step < 2; ++step) {
-    const v1::Batch batch = RankBatch(MakeGlobalBatch(seed + step), step, rank);
+    const v1::Batch batch = RankBatch(MakeGlobalBatch(seed + step), step, balanced);
     ASSIGN_OR_RETURN(const StepInput input,
                      StepInputFromBatch(batch, options.sequences_per_micro_batch));
     ASSIGN_OR_RETURN(const StepMetrics metrics, trainer->Step(input));
@@ -174,7 +203,7 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
         result.gradients.push_back(p.grad().clone());
     }
     if (step == 0 && !options.save_after_first_step.empty()) {
-      trainer->GatherOptimizerState();
+      trainer->PrepareToSave();
       if (writer) {
         ASSIGN_OR_RETURN(
             const checkpoint::OptimizerState optimizer,
@@ -185,13 +214,18 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
             checkpoint::SaveCheckpoint(options.save_after_first_step, *model, optimizer, state)
                 .status());
       }
-      trainer->ShardOptimizerState();
+      trainer->ShardState();
       if (groups != nullptr) groups->world->Barrier();  // The checkpoint is there for everyone.
     }
   }
-  for (const torch::Tensor& p : model->parameters()) result.parameters.push_back(p.detach());
+  for (const torch::Tensor& p : model->parameters())
+    result.parameters.push_back(p.detach().clone());
+  result.held_bytes = HeldBytes(*trainer);
+  if (const parallel::FullySharded* sharded = trainer->model().data_parallel->sharded()) {
+    result.peak_gathered_bytes = sharded->peak_gathered_bytes();
+  }
   result.own_optimizer_states = static_cast<int64_t>(trainer->optimizer().state().size());
-  trainer->GatherOptimizerState();
+  trainer->PrepareToSave();
   if (writer) {
     ASSIGN_OR_RETURN(
         checkpoint::OptimizerState optimizer,

@@ -56,6 +56,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> CreateTrainer(
     std::shared_ptr<model::LlamaForCausalLM> model, comm::ProcessGroups* groups,
     const TrainerOptions& options, const LrSchedule& schedule);
 
+// Bytes this rank holds in parameters, their gradients and AdamW moments (shards, with sharded
+// weights and between steps).
+int64_t HeldBytes(const Trainer& trainer);
+
 // No checkpointing, float32, gradient buckets of 64 KB (several per step).
 parallel::ParallelPlan TestPlan();
 
@@ -70,15 +74,21 @@ struct RunOptions {
 };
 
 struct RunResult {
-  std::vector<torch::Tensor> parameters;  // named_parameters() order, after the last step
-  std::vector<torch::Tensor> gradients;   // the first step's, reduced and clipped (if trained)
-  std::vector<double> losses;             // per step trained
+  // named_parameters() order, after the last step; with sharded weights, this rank's shards.
+  std::vector<torch::Tensor> parameters;
+  // The first step's, reduced and clipped (if trained); shards with sharded weights.
+  std::vector<torch::Tensor> gradients;
+  std::vector<double> losses;  // per step trained
   std::vector<double> grad_norms;
   std::vector<double> lrs;
   std::vector<int64_t> attention_pairs;  // global, per step
   // Parameters with AdamW state in this rank's optimizer after the last step: all of them, or
   // this rank's share with shard_optimizer_state.
   int64_t own_optimizer_states = 0;
+  // Bytes this rank holds after the last step in parameters, gradients and AdamW moments.
+  int64_t held_bytes = 0;
+  // With sharded weights, the most bytes of whole weights held at once.
+  int64_t peak_gathered_bytes = 0;
   // The full AdamW state after the last step as a checkpoint saves it (ExtractAdamWState), by
   // tensor name; on world rank 0 (or one process) only.
   std::map<std::string, torch::Tensor> optimizer_state;

@@ -1,7 +1,8 @@
 // One rank of parallel_trainer_test: joins the gang, runs TrainTwoSteps on its slice of the
 // seeded batches and saves the parameters, the first step's gradients (when it trained that
-// step), then {losses, grad norms, lrs, parameters with optimizer state here, attention pairs},
-// with torch::save;
+// step), then {losses, grad norms, lrs, parameters with optimizer state here, attention pairs,
+// bytes held in parameters, gradients and moments, most whole weights gathered at once}, with
+// torch::save;
 // rank 0 also saves the full optimizer state's tensors in name order to --out-optimizer.
 
 #include <iostream>
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
   bool no_overlap = false;
   app.add_flag("--no-overlap", no_overlap);
   app.add_flag("--shard-optimizer-state", run.plan.shard_optimizer_state);
+  app.add_flag("--shard-weights", run.plan.shard_weights);
+  app.add_option("--shard-group-size", run.plan.shard_group_size);
   app.add_option("--save-after-first-step", run.save_after_first_step);
   app.add_option("--resume-from", run.resume_from);
   app.add_option("--out", out)->required();
@@ -56,6 +59,7 @@ int main(int argc, char** argv) {
         keep_attention ? ActivationCheckpointing::kSelective : ActivationCheckpointing::kFull;
   }
 
+  if (run.plan.shard_weights) options.shard_size = run.plan.shard_group_size;
   absl::StatusOr<prolong::comm::ProcessGroups> groups = prolong::comm::JoinGloo(options);
   if (!groups.ok()) {
     std::cerr << "rank " << options.rank << ": " << groups.status().message() << std::endl;
@@ -74,6 +78,8 @@ int main(int argc, char** argv) {
   metrics.insert(metrics.end(), result->lrs.begin(), result->lrs.end());
   metrics.push_back(static_cast<double>(result->own_optimizer_states));
   for (int64_t pairs : result->attention_pairs) metrics.push_back(static_cast<double>(pairs));
+  metrics.push_back(static_cast<double>(result->held_bytes));
+  metrics.push_back(static_cast<double>(result->peak_gathered_bytes));
   std::vector<torch::Tensor> saved = result->parameters;
   saved.insert(saved.end(), result->gradients.begin(), result->gradients.end());
   saved.push_back(torch::tensor(metrics, torch::kFloat64));

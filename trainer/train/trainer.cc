@@ -72,13 +72,23 @@ int64_t PeakDeviceBytes(const torch::Device& device) {
 
 }  // namespace
 
-double ClipGradNorm(const std::vector<Tensor>& parameters, double max_norm) {
+double ClipGradNorm(const std::vector<Tensor>& parameters, double max_norm,
+                    comm::Communicator* shards) {
   std::vector<Tensor> norms;
   for (const Tensor& p : parameters) {
     if (p.grad().defined()) norms.push_back(p.grad().detach().to(torch::kFloat32).norm());
   }
-  if (norms.empty()) return 0;
-  const double norm = torch::stack(norms).norm().item<double>();
+  double norm = 0;
+  if (shards == nullptr) {
+    if (norms.empty()) return 0;
+    norm = torch::stack(norms).norm().item<double>();
+  } else {
+    // Squares add over the members' disjoint parts.
+    Tensor squares = torch::zeros({1}, torch::kFloat64);
+    if (!norms.empty()) squares += torch::stack(norms).to(torch::kFloat64).square().sum().cpu();
+    shards->AllReduceSum(squares);
+    norm = std::sqrt(squares.item<double>());
+  }
   if (max_norm > 0 && std::isfinite(norm)) {
     const double coefficient = max_norm / (norm + 1e-6);
     if (coefficient < 1) {
@@ -134,9 +144,11 @@ absl::Status Trainer::ResetSchedule(const LrSchedule& schedule) {
 
 void Trainer::ResetOptimizerState() { optimizer_->state().clear(); }
 
-void Trainer::GatherOptimizerState() { model_.data_parallel->GatherOptimizerState(*optimizer_); }
+void Trainer::PrepareToSave() { model_.data_parallel->GatherState(*optimizer_, false); }
 
-void Trainer::ShardOptimizerState() { model_.data_parallel->ShardOptimizerState(*optimizer_); }
+void Trainer::PrepareToLoad() { model_.data_parallel->GatherState(*optimizer_, true); }
+
+void Trainer::ShardState() { model_.data_parallel->ShardState(*optimizer_); }
 
 absl::Status Trainer::SetProgress(int64_t steps, int64_t stage_step) {
   if (steps < 0 || stage_step < 0 || stage_step > steps) {
@@ -206,12 +218,20 @@ absl::Status Trainer::CheckInputs(const StepInput& input, StepMetrics* metrics) 
     }
   }
   const int cp_size = groups->cp->size();
+  // Sharded weights gather the root unit per micro-batch over ranks of every replica.
+  const bool sharded = model_.data_parallel->gradient_norm_group() != nullptr;
   int64_t all_targets = 0, all_tokens = 0, all_pairs = 0;
   for (int r = 0; r < world.size(); ++r) {
     all_targets += row(r)[1].item<int64_t>();
     all_tokens += row(r)[2].item<int64_t>();
     all_pairs += row(r)[5].item<int64_t>();
     const int first = r / cp_size * cp_size;  // cp rank 0 of r's replica
+    if (sharded && row(r)[3].item<int64_t>() != row(0)[3].item<int64_t>()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "with sharded weights every rank needs the same number of micro-batches: "
+          "rank 0 has ",
+          row(0)[3].item<int64_t>(), ", rank ", r, " has ", row(r)[3].item<int64_t>()));
+    }
     if (row(r)[3].item<int64_t>() != row(first)[3].item<int64_t>()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "ranks ", first, " and ", r, " share sequences (one cp group) but have ",
@@ -250,6 +270,7 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
       const MicroBatch& batch = input.micro_batches[i];
       const attention::TokenLayout layout{batch.layout.document.to(device),
                                           batch.layout.position.to(device)};
+      data_parallel.BeforeForward();
       Tensor sum;
       {
         // Forward only, as torch.autocast is used: backward replays the forward's dtypes, and
@@ -262,6 +283,7 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
       // Only the last pass leaves final gradients to start reducing.
       if (i + 1 == input.micro_batches.size()) data_parallel.BeforeLastBackward();
       (sum / denominator).backward();
+      data_parallel.AfterBackward();
       loss_sum += sum.item<double>();
     }
   } catch (const c10::Error& e) {
@@ -277,7 +299,8 @@ absl::StatusOr<StepMetrics> Trainer::Step(const StepInput& input) {
   Tensor global_loss = torch::tensor({loss_sum}, torch::kFloat64);
   if (model_.groups != nullptr) model_.groups->world->AllReduceSum(global_loss);
   metrics.loss = global_loss.item<double>() / denominator;
-  metrics.grad_norm = ClipGradNorm(parameters_, options_.grad_clip_norm);
+  metrics.grad_norm =
+      ClipGradNorm(parameters_, options_.grad_clip_norm, data_parallel.gradient_norm_group());
   metrics.lr = LearningRate(schedule_, stage_step_);
   metrics.stage_step = stage_step_;
 

@@ -22,8 +22,8 @@
 // Every rank must start from identical parameters (same seed or checkpoint); identical reduced
 // gradients then keep them identical, and grad norm, loss and the non-finite decision are the
 // same on every rank. How the model runs across ranks (context-parallel attention, activation
-// checkpointing, gradient buckets, ZeRO-1) is Parallelize's (trainer/parallel/parallelize.h):
-// the Trainer receives a parallelized model and drives its step.
+// checkpointing, gradient buckets, ZeRO-1, sharded weights) is Parallelize's
+// (trainer/parallel/parallelize.h): the Trainer receives a parallelized model and drives its step.
 //
 // Thread-safety: a Trainer is used from one thread; all ranks call Step in the same order.
 #ifndef PROLONG_TRAINER_TRAIN_TRAINER_H_
@@ -89,13 +89,24 @@ class Trainer {
   absl::Status ResetSchedule(const LrSchedule& schedule);
   // Drops AdamW's moments and step counts (a stage with reset_optimizer_state).
   void ResetOptimizerState();
-  // With shard_optimizer_state, a collective of every rank: world rank 0's optimizer() then
-  // holds every parameter's state, as it would without sharding, for ExtractAdamWState; call
-  // ShardOptimizerState once it is saved. Otherwise nothing.
-  void GatherOptimizerState();
-  // With shard_optimizer_state, drops the state of parameters other ranks step: after
-  // GatherOptimizerState, and after loading a checkpoint's full state. Otherwise nothing.
-  void ShardOptimizerState();
+  // Checkpoints hold whole parameters and whole AdamW state whatever the sharding, so a run
+  // resumes with or without it, at any size. Around a save (the model and optimizer() then
+  // read by SaveCheckpoint and ExtractAdamWState on world rank 0):
+  //   PrepareToSave(); [rank 0 saves]; ShardState();
+  // and around a load into the model and optimizer() (LoadCheckpoint, RestoreAdamWState), on
+  // every rank:
+  //   PrepareToLoad(); [load, reading KeepsOptimizerStateOf's parameters]; ShardState();
+  // With sharding these are collectives of every rank; without, they do nothing.
+  //
+  // World rank 0 then holds the whole model (on the CPU with sharded weights) and every
+  // parameter's AdamW state, as one process would.
+  void PrepareToSave();
+  // With sharded weights, every rank holds them whole (on the CPU) with their AdamW state, the
+  // shapes a checkpoint is loaded into.
+  void PrepareToLoad();
+  // Each rank keeps only its share again: its shards with sharded weights (of what was loaded,
+  // if anything was), its parameters' AdamW state with ZeRO-1.
+  void ShardState();
   // False for a parameter (by its named_parameters() name) whose optimizer state another rank
   // keeps, with shard_optimizer_state; true otherwise. Lets a checkpoint load read only this
   // rank's share (LoadOptions::optimizer_parameters).
@@ -114,6 +125,7 @@ class Trainer {
   // Two groups: weight-decayed matrices, then undecayed vectors, each with all its parameters
   // (sharded or not).
   torch::optim::AdamW& optimizer() { return *optimizer_; }
+  const torch::optim::AdamW& optimizer() const { return *optimizer_; }
 
  private:
   Trainer(parallel::ParallelModel model, const TrainerOptions& options, const LrSchedule& schedule);
@@ -134,7 +146,10 @@ class Trainer {
 
 // torch.nn.utils.clip_grad_norm_: returns the global L2 norm of the gradients and, when it
 // exceeds max_norm > 0, scales them by max_norm / (norm + 1e-6). Non-finite norms scale nothing.
-double ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm);
+// With `shards` (collective), each member holds a disjoint part of the gradients (sharded
+// weights) and the norm is of them all.
+double ClipGradNorm(const std::vector<torch::Tensor>& parameters, double max_norm,
+                    comm::Communicator* shards = nullptr);
 
 }  // namespace prolong::train
 

@@ -185,8 +185,10 @@ TEST(TrainerTest, AdamWDecaysMatricesButNotNormWeights) {
     const Tensor g = item.value().grad();  // Reduced and clipped; kept after the step.
     const double decay = item.value().dim() >= 2 ? 0.1 : 0.0;
     const Tensor expected = initial[i] * (1 - lr * decay) - lr * g / (g.abs() + 1e-8);
-    const double error = (item.value().detach() - expected).abs().max().item<double>();
-    EXPECT_LE(error, 1e-7) << item.key();
+    // Within a float32 rounding of the result (norm weights near 1 round at 1.19e-7).
+    const Tensor error = (item.value().detach() - expected).abs();
+    EXPECT_TRUE((error <= 1.2e-7 * expected.abs().clamp_min(1)).all().item<bool>())
+        << item.key() << ": " << error.max().item<double>();
     ++i;
   }
 }
@@ -350,15 +352,17 @@ TEST(TrainerTest, ANewStageRestartsTheScheduleAndKeepsTheMoments) {
 
 TEST(BatchTest, AContextParallelRankGetsItsRowsOfTheGlobalLayout) {
   const std::vector<testing::GlobalSequence> batch = testing::MakeGlobalBatch(20);
-  const plan::Rank rank{1, 2, 1, 2};  // Sequences 2 and 3, chunks 1 and 2 of 4.
-  const absl::StatusOr<StepInput> input = StepInputFromBatch(testing::RankBatch(batch, 7, rank), 2);
+  const plan::Rank rank{1, 2, 1, 2};  // Two sequences, chunks 1 and 2 of 4 of each.
+  const v1::Batch rank_batch = testing::RankBatch(batch, 7, rank);
+  ASSERT_EQ(rank_batch.sequences_size(), 2);
+  const absl::StatusOr<StepInput> input = StepInputFromBatch(rank_batch, 2);
   ASSERT_OK(input);
   ASSERT_EQ(input->micro_batches.size(), 1u);
   const MicroBatch& micro = input->micro_batches[0];
   std::vector<int64_t> ids, targets, mask, documents, positions;
   int64_t first_document = 0;
-  for (int s : {2, 3}) {
-    const testing::GlobalSequence& sequence = batch[s];
+  for (const v1::SequenceSlice& slice : rank_batch.sequences()) {
+    const testing::GlobalSequence& sequence = batch[slice.sequence_index()];
     for (const plan::Range& range : plan::ContextParallelSpans(testing::kSeqLen, rank)) {
       for (int64_t t = range.begin; t < range.end; ++t) {
         int64_t piece = 0;

@@ -269,6 +269,8 @@ absl::Status Worker::State::Join() {
   rendezvous.world_size = options.world_size;
   rendezvous.dp_size = options.dp_size;
   rendezvous.cp_size = options.cp_size;
+  rendezvous.shard_size =
+      options.trainer.parallel.shard_weights ? options.trainer.parallel.shard_group_size : 0;
   rendezvous.timeout = absl::Seconds(options.rendezvous_timeout_seconds);
   rendezvous.collective_timeout = absl::Seconds(options.collective_timeout_seconds);
   ASSIGN_OR_RETURN(groups, JoinGang(rendezvous, device));
@@ -392,9 +394,11 @@ absl::StatusOr<int64_t> Worker::State::Resume() {
   load.optimizer_parameters = [&](const std::string& parameter) {
     return trainer->KeepsOptimizerStateOf(parameter);
   };
-  RETURN_IF_ERROR(
-      Agree(checkpoint::LoadCheckpoint(path, *model, trainer->optimizer(), &state, load),
-            absl::StrCat("loading ", path)));
+  trainer->PrepareToLoad();
+  const absl::Status loaded =
+      checkpoint::LoadCheckpoint(path, *model, trainer->optimizer(), &state, load);
+  trainer->ShardState();
+  RETURN_IF_ERROR(Agree(loaded, absl::StrCat("loading ", path)));
   RETURN_IF_ERROR(CheckCursor(path, state));
   int64_t stage_step = state.step;
   const auto stage_step_entry = state.schedule.find("stage_step");
@@ -442,8 +446,9 @@ absl::Status Worker::State::ContinueFromEarlierStage() {
     }
     return absl::OkStatus();
   }
+  trainer->PrepareToLoad();
   absl::Status restored = [&]() -> absl::Status {
-    // With sharding, this rank's share only.
+    // With ZeRO-1, this rank's share only.
     ASSIGN_OR_RETURN(const checkpoint::OptimizerState optimizer,
                      checkpoint::ReadOptimizerState(path, [&](const std::string& parameter) {
                        return trainer->KeepsOptimizerStateOf(parameter);
@@ -451,6 +456,7 @@ absl::Status Worker::State::ContinueFromEarlierStage() {
     return checkpoint::RestoreAdamWState(optimizer, model->named_parameters(),
                                          trainer->optimizer());
   }();
+  trainer->ShardState();
   RETURN_IF_ERROR(Agree(restored, absl::StrCat("loading the optimizer state of ", path)));
   if (options.rank == 0) {
     PROLONG_LOG(INFO) << "stage " << files.stage.name() << " starts from " << path << " (stage '"
@@ -520,6 +526,7 @@ absl::StatusOr<Outcome> Worker::State::Train(DataClient& data, int64_t start_ste
   rank.set_dp_size(options.dp_size);
   rank.set_cp_rank(distributed ? groups.cp_rank : 0);
   rank.set_cp_size(options.cp_size);
+  rank.set_micro_batch_sequences(options.micro_batch_sequences);
   std::unique_ptr<BatchStream> stream =
       data.StreamBatches(plan.plan_id(), rank, start_step, options.read_ahead_batches);
 
@@ -624,9 +631,10 @@ void Worker::State::Report(const train::StepMetrics& step, int64_t global_step, 
 
 absl::Status Worker::State::Save(int64_t global_step) {
   const absl::Time save_start = absl::Now();
-  // With sharding, rank 0 collects every parameter's state so the checkpoint holds it all
-  // (and resumes with or without sharding, at any size); it drops the others' after saving.
-  trainer->GatherOptimizerState();
+  // With sharding, rank 0 collects the whole model and every parameter's state so the
+  // checkpoint holds it all (and resumes with or without sharding, at any size); each rank keeps
+  // its share again after saving.
+  trainer->PrepareToSave();
   absl::StatusOr<std::string> saved = std::string();
   if (options.rank == 0) {
     saved = [&]() -> absl::StatusOr<std::string> {
@@ -659,8 +667,8 @@ absl::Status Worker::State::Save(int64_t global_step) {
       return checkpoint::SaveCheckpoint(options.checkpoint_dir, *model, optimizer, state, save);
     }();
   }
+  trainer->ShardState();
   // Also the barrier that keeps every rank from running ahead of the checkpoint.
-  trainer->ShardOptimizerState();
   RETURN_IF_ERROR(
       Agree(saved.status(), absl::StrCat("saving the checkpoint of step ", global_step)));
   if (options.rank == 0) {

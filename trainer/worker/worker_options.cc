@@ -138,6 +138,17 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
                "ZeRO-1: each rank keeps AdamW state for 1/world of the parameters (checkpoints "
                "still hold all of it)")
       ->group(group);
+  app.add_flag("--shard-weights", plan.shard_weights,
+               "ZeRO-3 / FSDP: each rank keeps 1/N of every parameter, gradient and AdamW moment "
+               "and gathers a layer's weights only while it runs (turns activation "
+               "checkpointing on; checkpoints still hold whole weights and state)")
+      ->group(group);
+  app.add_option("--shard-group-size", plan.shard_group_size,
+                 "With --shard-weights, N: ranks sharing one copy of the weights, in groups of "
+                 "consecutive ranks replicated across the others (hybrid sharding: N = GPUs per "
+                 "node); 0, the default: all ranks")
+      ->group(group)
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--overlap-grad-reduce", plan.overlap_grad_reduce,
                "Reduce gradient buckets during the last backward pass (default true; false: "
                "after it, with the same result)")
@@ -198,6 +209,10 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
   }
   if (o.deterministic) args.push_back("--deterministic");
   if (plan.shard_optimizer_state) args.push_back("--shard-optimizer-state");
+  if (plan.shard_weights) {
+    args.push_back("--shard-weights");
+    args.push_back(absl::StrCat("--shard-group-size=", plan.shard_group_size));
+  }
   if (!plan.overlap_grad_reduce) args.push_back("--overlap-grad-reduce=false");
   if (!o.run_name.empty()) args.push_back(absl::StrCat("--run-name=", o.run_name));
   if (o.inject_nonfinite_at_step >= 0) {
@@ -238,6 +253,9 @@ absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
   RETURN_IF_ERROR(parallel::CheckCpHeads(options.trainer.parallel.cp_scheme,
                                          files.model_config.num_attention_heads,
                                          files.model_config.num_key_value_heads, options.cp_size));
+  RETURN_IF_ERROR(
+      Annotate(parallel::CheckWeightSharding(options.trainer.parallel, options.world_size),
+               "--shard-weights"));
 
   if (options.checkpoint_dir.empty()) {
     return absl::InvalidArgumentError("--checkpoint-dir: required");

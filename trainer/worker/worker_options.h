@@ -88,8 +88,9 @@ struct JobFiles {
 };
 
 // Checks the job's settings and reads its files, before anything starts. INVALID_ARGUMENT or
-// NOT_FOUND naming the flag (and the file's problem) in one line. With cp_size above 1, also
-// whether the cp scheme can split the model's heads.
+// NOT_FOUND naming the flag (and the file's problem) in one line. Also, from world_size and
+// cp_size, whether the cp scheme can split the model's heads and the weights' shard groups the
+// world.
 absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options);
 // Checks the rank's place: ranges, dp x cp = world, only rank 0 hosting the store.
 absl::Status CheckRank(const WorkerOptions& options);

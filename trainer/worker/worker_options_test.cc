@@ -341,6 +341,7 @@ TEST(WorkerOptionsTest, JobFlagArgsNameEveryJobFlag) {
   job.init_checkpoint = "/m";
   job.deterministic = true;
   job.trainer.parallel.shard_optimizer_state = true;
+  job.trainer.parallel.shard_weights = true;
   job.trainer.parallel.overlap_grad_reduce = false;
   job.run_name = "r";
   job.inject_nonfinite_at_step = 1;

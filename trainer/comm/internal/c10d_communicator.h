@@ -140,7 +140,7 @@ using GroupFactory = std::function<absl::StatusOr<std::unique_ptr<Communicator>>
     const c10::intrusive_ptr<c10d::Store>& store, const std::string& name, int rank, int size)>;
 
 // Connects to the store, waits for every rank (naming the missing ones on timeout) and builds
-// the world, dp and cp groups with `factory`.
+// the world, dp and cp groups (and shard and replica, see ProcessGroups) with `factory`.
 absl::StatusOr<ProcessGroups> Join(const RendezvousOptions& options, const GroupFactory& factory);
 
 }  // namespace prolong::comm::internal

@@ -51,6 +51,12 @@ absl::StatusOr<ProcessGroups> Join(const RendezvousOptions& options, const Group
                                                    options.cp_size, ") must equal world size (",
                                                    options.world_size, ")"));
   }
+  if (options.shard_size < 0 || options.shard_size > options.world_size ||
+      (options.shard_size > 0 && options.world_size % options.shard_size != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("shard_size (", options.shard_size,
+                                                   ") must divide the world size (",
+                                                   options.world_size, ")"));
+  }
   ASSIGN_OR_RETURN(const HostPort address, ParseHostPort(options.store_address, "store_address"));
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<uint16_t>(address.port);
@@ -102,6 +108,17 @@ absl::StatusOr<ProcessGroups> Join(const RendezvousOptions& options, const Group
   ASSIGN_OR_RETURN(groups.world, make("world", world));
   ASSIGN_OR_RETURN(groups.dp, make(absl::StrCat("dp", groups.cp_rank), dp));
   ASSIGN_OR_RETURN(groups.cp, make(absl::StrCat("cp", groups.dp_rank), cp));
+  const int shard_size = options.shard_size;
+  if (shard_size > 0 && shard_size < options.world_size) {
+    const int group = options.rank / shard_size, place = options.rank % shard_size;
+    std::vector<int> shard, replica;
+    for (int r = 0; r < options.world_size; ++r) {
+      if (r / shard_size == group) shard.push_back(r);
+      if (r % shard_size == place) replica.push_back(r);
+    }
+    ASSIGN_OR_RETURN(groups.shard, make(absl::StrCat("shard", group), shard));
+    ASSIGN_OR_RETURN(groups.replica, make(absl::StrCat("replica", place), replica));
+  }
   return groups;
 }
 

@@ -1,6 +1,8 @@
-// The cost of context parallelism on the CPU at equal work: one global batch of S packed
+// Parallel layouts side by side at equal work on the CPU: one global batch of S packed
 // sequences of T tokens (several documents each, so attention is masked as in training), the
-// same model and optimizer step, trained three ways on the same two cores:
+// same model and optimizer step, trained by gangs of processes on the same two cores.
+//
+// --compare=cp (the default): the cost of context parallelism.
 //   cp=1   one process with 2 intra-op threads, the whole batch;
 //   dp=2   two processes of 1 thread, whole sequences each (no attention traffic);
 //   cp=2   two processes of 1 thread, each sequence split into the datamixer's zigzag chunks,
@@ -9,9 +11,18 @@
 //          (q, k, v and out exchanged all-to-all; whole sequences per head group).
 // dp=2 and cp=2 run the same arithmetic on the same resources; they differ only in the
 // context-parallel exchange and in how attention's work is split, which is what cp=2 over dp=2
-// measures. Rounds alternate the setups; medians are printed with the ratios.
+// measures.
 //
-//   context_parallel_benchmark [--tokens=4096 --sequences=2 --documents=4 --steps=3 --rounds=3]
+// --compare=sharding: fully sharded weights against ZeRO-1, both over dp=2 with full activation
+// checkpointing (which sharded weights need: a layer's weights are gathered again for its
+// recomputation); then, for memory, dp=4 unsharded against sharded over 4, one step each: the
+// bytes a rank holds in parameters, gradients and AdamW moments, and the most whole weights it
+// held at once.
+//
+// Rounds alternate the setups; medians are printed with the ratios.
+//
+//   parallel_layouts_benchmark [--compare=cp|sharding] [--tokens=4096 --sequences=2
+//       --documents=4 --steps=3 --rounds=3]
 // Each rank is this binary run again with --rank (a gang over Gloo on 127.0.0.1).
 
 #include <unistd.h>
@@ -37,6 +48,8 @@
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
 #include "trainer/parallel/cp_scheme.h"
+#include "trainer/parallel/data_parallel.h"
+#include "trainer/parallel/fully_sharded.h"
 #include "trainer/parallel/parallel_plan.h"
 #include "trainer/train/batch.h"
 #include "trainer/train/train_test_data.h"
@@ -80,7 +93,22 @@ std::vector<train::testing::GlobalSequence> GlobalBatch(const Shape& shape) {
   return batch;
 }
 
-constexpr char kSecondsPerStep[] = "seconds_per_step ";
+// What a setup varies besides its gang's shape: each rank's threads and parallel plan.
+struct Layout {
+  int threads = 1;
+  parallel::CpScheme scheme = parallel::CpScheme::kAllGather;
+  bool zero1 = false;  // shard_optimizer_state
+  bool shard_weights = false;
+  bool checkpointing = false;  // full activation checkpointing
+};
+
+// What rank 0 prints, on one line after kReport.
+struct Report {
+  double seconds_per_step = 0;
+  double held_bytes = 0;  // parameters, gradients and AdamW moments, between steps
+  double peak_gathered_bytes = 0;
+};
+constexpr char kReport[] = "report ";
 
 // The file of this program, for its ranks (each its own process).
 std::string SelfPath() {
@@ -90,10 +118,9 @@ std::string SelfPath() {
   return std::string(path, n);
 }
 
-// One rank: trains the steps on its slice; rank 0 prints "seconds_per_step S".
-int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads,
-            parallel::CpScheme scheme) {
-  at::set_num_threads(threads);
+// One rank: trains the steps on its share and (rank 0) prints its Report.
+int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, const Layout& layout) {
+  at::set_num_threads(layout.threads);
   std::unique_ptr<comm::ProcessGroups> groups;
   plan::Rank rank{0, 1, 0, 1};
   if (rendezvous.world_size > 1) {
@@ -110,9 +137,13 @@ int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads,
   schedule.shape = train::ScheduleShape::kConstant;
   schedule.warmup_fraction = 0;
   train::TrainerOptions options;
-  options.parallel.activation_checkpointing = parallel::ActivationCheckpointing::kOff;
+  options.parallel.activation_checkpointing = layout.checkpointing
+                                                  ? parallel::ActivationCheckpointing::kFull
+                                                  : parallel::ActivationCheckpointing::kOff;
   options.parallel.precision = parallel::Precision::kFp32;
-  options.parallel.cp_scheme = scheme;
+  options.parallel.cp_scheme = layout.scheme;
+  options.parallel.shard_optimizer_state = layout.zero1;
+  options.parallel.shard_weights = layout.shard_weights;
   auto trainer = train::testing::CreateTrainer(*llama, groups.get(), options, schedule);
   PROLONG_CHECK(trainer.ok()) << trainer.status();
   auto input = train::StepInputFromBatch(train::testing::RankBatch(GlobalBatch(shape), 0, rank), 1);
@@ -121,20 +152,28 @@ int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, int threads,
   PROLONG_CHECK((*trainer)->Step(*input).ok());  // Warm-up.
   const absl::Time start = absl::Now();
   for (int s = 0; s < shape.steps; ++s) PROLONG_CHECK((*trainer)->Step(*input).ok());
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start) / shape.steps;
-  if (rendezvous.rank == 0) std::printf("%s%.5f\n", kSecondsPerStep, seconds);
+  Report report;
+  report.seconds_per_step = absl::ToDoubleSeconds(absl::Now() - start) / shape.steps;
+  report.held_bytes = static_cast<double>(train::testing::HeldBytes(**trainer));
+  if (const parallel::FullySharded* sharded = (*trainer)->model().data_parallel->sharded()) {
+    report.peak_gathered_bytes = static_cast<double>(sharded->peak_gathered_bytes());
+  }
+  if (rendezvous.rank <= 0) {
+    std::printf("%s%.5f %.0f %.0f\n", kReport, report.seconds_per_step, report.held_bytes,
+                report.peak_gathered_bytes);
+  }
   if (groups != nullptr) groups->world->Barrier();
   return 0;
 }
 
 struct Setup {
   const char* name;
-  int dp, cp, threads;
-  parallel::CpScheme scheme = parallel::CpScheme::kAllGather;
+  int dp, cp;
+  Layout layout;
 };
 
-// Runs one setup as a gang of processes and returns rank 0's seconds per step.
-double RunSetup(const Shape& shape, const Setup& setup) {
+// Runs one setup as a gang of processes and returns rank 0's report.
+Report RunSetup(const Shape& shape, const Setup& setup) {
   const int world = setup.dp * setup.cp;
   std::unique_ptr<comm::StoreServer> store;
   if (world > 1) {
@@ -142,6 +181,7 @@ double RunSetup(const Shape& shape, const Setup& setup) {
     PROLONG_CHECK(served.ok()) << served.status();
     store = *std::move(served);
   }
+  const Layout& layout = setup.layout;
   std::vector<std::unique_ptr<testing::Subprocess>> ranks;
   for (int r = 0; r < world; ++r) {
     std::vector<std::string> argv = {
@@ -150,12 +190,15 @@ double RunSetup(const Shape& shape, const Setup& setup) {
         absl::StrCat("--world=", world),
         absl::StrCat("--dp=", setup.dp),
         absl::StrCat("--cp=", setup.cp),
-        absl::StrCat("--threads=", setup.threads),
-        absl::StrCat("--cp-scheme=", parallel::CpSchemeName(setup.scheme)),
+        absl::StrCat("--threads=", layout.threads),
+        absl::StrCat("--cp-scheme=", parallel::CpSchemeName(layout.scheme)),
         absl::StrCat("--tokens=", shape.tokens),
         absl::StrCat("--sequences=", shape.sequences),
         absl::StrCat("--documents=", shape.documents),
         absl::StrCat("--steps=", shape.steps)};
+    if (layout.zero1) argv.push_back("--zero1");
+    if (layout.shard_weights) argv.push_back("--shard-weights");
+    if (layout.checkpointing) argv.push_back("--checkpointing");
     if (store != nullptr) argv.push_back("--store=" + store->address());
     auto started = testing::Subprocess::Start(argv);
     PROLONG_CHECK(started.ok()) << started.status();
@@ -166,12 +209,15 @@ double RunSetup(const Shape& shape, const Setup& setup) {
     PROLONG_CHECK(code.ok() && *code == 0)
         << setup.name << " rank " << r << " failed: " << ranks[r]->Stderr();
   }
-  double seconds = 0;
+  Report report;
   const std::string output = ranks[0]->Stdout();
-  absl::string_view line = absl::StripAsciiWhitespace(output);
-  PROLONG_CHECK(absl::ConsumePrefix(&line, kSecondsPerStep) && absl::SimpleAtod(line, &seconds))
+  const size_t at = output.find(kReport);
+  PROLONG_CHECK(at != std::string::npos &&
+                std::sscanf(output.c_str() + at + sizeof(kReport) - 1, "%lf %lf %lf",
+                            &report.seconds_per_step, &report.held_bytes,
+                            &report.peak_gathered_bytes) == 3)
       << output;
-  return seconds;
+  return report;
 }
 
 double Median(std::vector<double> values) {
@@ -179,26 +225,42 @@ double Median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-int Launch(const Shape& shape, int rounds) {
-  const std::vector<Setup> setups = {{"cp=1", 1, 1, 2},
-                                     {"dp=2", 2, 1, 1},
-                                     {"cp=2", 1, 2, 1, parallel::CpScheme::kAllGather},
-                                     {"cp=2-ring", 1, 2, 1, parallel::CpScheme::kRing},
-                                     {"cp=2-ulysses", 1, 2, 1, parallel::CpScheme::kUlysses}};
+// Runs the setups `rounds` times, alternating, printing each; returns the seconds per step by
+// setup name, and the last report of each.
+std::map<std::string, std::vector<double>> RunRounds(const Shape& shape,
+                                                     const std::vector<Setup>& setups, int rounds,
+                                                     std::map<std::string, Report>* last) {
   std::map<std::string, std::vector<double>> seconds;
   const double tokens = static_cast<double>(shape.tokens * shape.sequences);
-  std::printf("global batch: %ld sequences of %ld tokens, %ld documents each; %d timed steps\n",
-              shape.sequences, shape.tokens, shape.documents, shape.steps);
   for (int round = 1; round <= rounds; ++round) {
     std::printf("round %d:", round);
     for (const Setup& setup : setups) {
-      const double s = RunSetup(shape, setup);
-      seconds[setup.name].push_back(s);
-      std::printf("  %s %.3f s/step (%.0f tokens/s)", setup.name, s, tokens / s);
+      const Report report = RunSetup(shape, setup);
+      seconds[setup.name].push_back(report.seconds_per_step);
+      (*last)[setup.name] = report;
+      std::printf("  %s %.3f s/step (%.0f tokens/s)", setup.name, report.seconds_per_step,
+                  tokens / report.seconds_per_step);
     }
     std::printf("\n");
     std::fflush(stdout);
   }
+  return seconds;
+}
+
+int CompareContextParallel(const Shape& shape, int rounds) {
+  Layout two_threads;
+  two_threads.threads = 2;
+  Layout ring, ulysses;
+  ring.scheme = parallel::CpScheme::kRing;
+  ulysses.scheme = parallel::CpScheme::kUlysses;
+  const std::vector<Setup> setups = {{"cp=1", 1, 1, two_threads},
+                                     {"dp=2", 2, 1, {}},
+                                     {"cp=2", 1, 2, {}},
+                                     {"cp=2-ring", 1, 2, ring},
+                                     {"cp=2-ulysses", 1, 2, ulysses}};
+  std::map<std::string, Report> last;
+  std::map<std::string, std::vector<double>> seconds = RunRounds(shape, setups, rounds, &last);
+  const double tokens = static_cast<double>(shape.tokens * shape.sequences);
   const double cp1 = Median(seconds["cp=1"]), dp2 = Median(seconds["dp=2"]);
   std::printf("median s/step (tokens/s): cp=1 %.3f (%.0f), dp=2 %.3f (%.0f)\n", cp1, tokens / cp1,
               dp2, tokens / dp2);
@@ -212,6 +274,36 @@ int Launch(const Shape& shape, int rounds) {
   return 0;
 }
 
+int CompareSharding(Shape shape, int rounds) {
+  Layout zero1, sharded;
+  zero1.checkpointing = sharded.checkpointing = true;
+  zero1.zero1 = true;
+  sharded.shard_weights = true;
+  std::map<std::string, Report> last;
+  std::map<std::string, std::vector<double>> seconds =
+      RunRounds(shape, {{"zero1-2", 2, 1, zero1}, {"sharded-2", 2, 1, sharded}}, rounds, &last);
+  const double zero1_seconds = Median(seconds["zero1-2"]);
+  const double sharded_seconds = Median(seconds["sharded-2"]);
+  std::printf("median s/step at N = 2: ZeRO-1 %.3f, sharded weights %.3f: %.2fx\n", zero1_seconds,
+              sharded_seconds, sharded_seconds / zero1_seconds);
+
+  // Memory does not depend on timing: one step of each at N = 4.
+  shape.steps = 1;
+  Layout plain = zero1;
+  plain.zero1 = false;
+  RunRounds(shape, {{"dp-4", 4, 1, plain}, {"sharded-4", 4, 1, sharded}}, 1, &last);
+  const auto mb = [](double bytes) { return bytes / 1e6; };
+  for (const char* name : {"zero1-2", "sharded-2", "dp-4", "sharded-4"}) {
+    std::printf(
+        "%-9s rank 0 holds %.2f MB in parameters, gradients and AdamW moments; %.2f MB of "
+        "whole weights at most\n",
+        name, mb(last[name].held_bytes), mb(last[name].peak_gathered_bytes));
+  }
+  std::printf("sharded over 4 against unsharded: %.3fx the bytes held\n",
+              last["sharded-4"].held_bytes / last["dp-4"].held_bytes);
+  return 0;
+}
+
 }  // namespace
 }  // namespace prolong
 
@@ -219,31 +311,42 @@ int main(int argc, char** argv) {
   prolong::Shape shape;
   prolong::comm::RendezvousOptions rendezvous;
   rendezvous.rank = -1;
-  int threads = 1, rounds = 3;
-  std::string scheme = "all-gather";
-  CLI::App app("Context parallelism's cost at equal work on the CPU.");
+  prolong::Layout layout;
+  int rounds = 3;
+  std::string scheme = "all-gather", compare = "cp";
+  CLI::App app("Parallel layouts side by side at equal work on the CPU.");
   prolong::ConfigureCli(app);
+  app.add_option("--compare", compare,
+                 "cp: context parallelism's schemes against cp=1 and dp=2; sharding: sharded "
+                 "weights against ZeRO-1, and their memory")
+      ->check(CLI::IsMember({"cp", "sharding"}))
+      ->capture_default_str();
   app.add_option("--tokens", shape.tokens, "Tokens per sequence")->capture_default_str();
   app.add_option("--sequences", shape.sequences, "Sequences in the global batch")
       ->capture_default_str();
   app.add_option("--documents", shape.documents, "Documents per sequence")->capture_default_str();
   app.add_option("--steps", shape.steps, "Timed steps per run")->capture_default_str();
-  app.add_option("--rounds", rounds, "Rounds of the three setups")->capture_default_str();
+  app.add_option("--rounds", rounds, "Rounds of the setups")->capture_default_str();
   // A rank of a gang (set by the launcher).
   app.add_option("--rank", rendezvous.rank)->group("");
   app.add_option("--world", rendezvous.world_size)->group("");
   app.add_option("--dp", rendezvous.dp_size)->group("");
   app.add_option("--cp", rendezvous.cp_size)->group("");
   app.add_option("--store", rendezvous.store_address)->group("");
-  app.add_option("--threads", threads)->group("");
+  app.add_option("--threads", layout.threads)->group("");
   app.add_option("--cp-scheme", scheme)->group("");
+  app.add_flag("--zero1", layout.zero1)->group("");
+  app.add_flag("--shard-weights", layout.shard_weights)->group("");
+  app.add_flag("--checkpointing", layout.checkpointing)->group("");
   if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
   if (const absl::Status valid = prolong::Validate(shape); !valid.ok()) {
     std::fprintf(stderr, "%s\n", std::string(valid.message()).c_str());
     return 2;
   }
   if (rendezvous.rank >= 0) {
-    return prolong::RunRank(shape, rendezvous, threads, *prolong::parallel::ParseCpScheme(scheme));
+    layout.scheme = *prolong::parallel::ParseCpScheme(scheme);
+    return prolong::RunRank(shape, rendezvous, layout);
   }
-  return prolong::Launch(shape, rounds);
+  return compare == "cp" ? prolong::CompareContextParallel(shape, rounds)
+                         : prolong::CompareSharding(shape, rounds);
 }

@@ -1,0 +1,275 @@
+#include "trainer/parallel/fully_sharded.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "trainer/parallel/gradient_reduction.h"
+#include "trainer/parallel/optimizer_state_key.h"
+
+namespace prolong::parallel {
+namespace {
+
+using torch::Tensor;
+using torch::optim::AdamWParamState;
+
+int64_t BlockRows(int64_t rows, int ranks) { return (rows + ranks - 1) / ranks; }
+
+// Rank `rank`'s block of `whole` cut in `ranks` blocks of BlockRows rows (zero rows past the
+// end): a new contiguous tensor.
+Tensor CutBlock(const Tensor& whole, int rank, int ranks) {
+  const int64_t rows = whole.size(0);
+  const int64_t block = BlockRows(rows, ranks);
+  const int64_t begin = std::min(rows, rank * block);
+  const int64_t end = std::min(rows, begin + block);
+  std::vector<int64_t> shape = whole.sizes().vec();
+  shape[0] = block;
+  Tensor cut = torch::zeros(shape, whole.options());
+  cut.narrow(0, 0, end - begin).copy_(whole.narrow(0, begin, end - begin));
+  return cut;
+}
+
+// Collective: the whole tensor of `rows` rows whose blocks the members of `shard` hold.
+Tensor Whole(comm::Communicator& shard, const Tensor& block, int64_t rows) {
+  return shard.AllGather(block.contiguous()).narrow(0, 0, rows);
+}
+
+}  // namespace
+
+// One unit's parameters, gathered with one all-gather and reduced with one reduce-scatter.
+class ShardedUnit final : public LayerWeights {
+ public:
+  ShardedUnit(const std::vector<Tensor>& parameters, FullySharded* owner) : owner_(owner) {
+    comm::Communicator& shard = *owner_->shard_;
+    for (const Tensor& p : parameters) {
+      TORCH_CHECK(p.dim() >= 1, "sharded weights need parameters of one dimension or more");
+      whole_bytes_ += p.numel() * static_cast<int64_t>(p.element_size());
+      Parameter parameter{p, CutBlock(p.detach(), shard.rank(), shard.size()), p.sizes().vec()};
+      parameter.tensor.set_data(parameter.shard);  // `p` too: they share one TensorImpl
+      parameters_.push_back(std::move(parameter));
+    }
+  }
+
+  void Gather() override {
+    TORCH_CHECK(!gathered_, "a sharded unit was gathered twice");
+    comm::Communicator& shard = *owner_->shard_;
+    std::vector<Tensor> blocks;
+    for (const Parameter& p : parameters_) blocks.push_back(p.shard.reshape(-1));
+    const Tensor mine = torch::cat(blocks);
+    // Member i's blocks are row i.
+    const Tensor all = shard.AllGather(mine).view({shard.size(), mine.numel()});
+    int64_t offset = 0;
+    for (Parameter& p : parameters_) {
+      const int64_t numel = p.shard.numel();
+      std::vector<int64_t> padded = p.shape;
+      padded[0] = shard.size() * p.shard.size(0);
+      p.tensor.set_data(
+          all.narrow(1, offset, numel).contiguous().view(padded).narrow(0, 0, p.shape[0]));
+      offset += numel;
+    }
+    gathered_ = true;
+    owner_->CountGathered(whole_bytes_);
+  }
+
+  void Release() override {
+    if (!gathered_) return;
+    for (Parameter& p : parameters_) p.tensor.set_data(p.shard);
+    gathered_ = false;
+    owner_->CountGathered(-whole_bytes_);
+  }
+
+  void AddGradients(const std::vector<Tensor>& gradients) override {
+    TORCH_CHECK(gradients.size() == parameters_.size(), "a sharded unit of ", parameters_.size(),
+                " parameters got ", gradients.size(), " gradients");
+    comm::Communicator& shard = *owner_->shard_;
+    const int ranks = shard.size();
+    // Row i of `rows` holds member i's blocks of every gradient, as Gather lays out weights.
+    std::vector<Tensor> rows;
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      const Parameter& p = parameters_[i];
+      std::vector<int64_t> padded = p.shape;
+      padded[0] = ranks * p.shard.size(0);
+      Tensor whole = torch::zeros(padded, p.shard.options());
+      if (gradients[i].defined()) whole.narrow(0, 0, p.shape[0]).copy_(gradients[i]);
+      rows.push_back(whole.view({ranks, -1}));
+    }
+    const Tensor summed = shard.ReduceScatterSum(torch::cat(rows, 1).view(-1));
+    Release();
+    int64_t offset = 0;
+    for (Parameter& p : parameters_) {
+      const Tensor block = summed.narrow(0, offset, p.shard.numel()).view(p.shard.sizes());
+      offset += p.shard.numel();
+      Tensor& grad = p.tensor.mutable_grad();
+      if (grad.defined()) {
+        grad.add_(block);
+      } else {
+        grad = block;
+      }
+    }
+  }
+
+  // The root unit around a micro-batch: its whole parameters collect whole gradients in .grad
+  // through autograd, so the shards' gradients wait aside until they are reduced.
+  void GatherForMicroBatch() {
+    for (Parameter& p : parameters_) {
+      p.stashed_grad = std::exchange(p.tensor.mutable_grad(), Tensor());
+    }
+    Gather();
+  }
+  void ReduceMicroBatch() {
+    std::vector<Tensor> whole;
+    for (Parameter& p : parameters_) {
+      whole.push_back(std::exchange(p.tensor.mutable_grad(), std::exchange(p.stashed_grad, {})));
+    }
+    AddGradients(whole);
+  }
+  void Abandon() {
+    if (!gathered_) return;
+    for (Parameter& p : parameters_) p.tensor.mutable_grad() = std::exchange(p.stashed_grad, {});
+    Release();
+  }
+
+  // The shards' tensors, with their gradients: what the optimizer steps.
+  void AppendShardTensors(std::vector<Tensor>* tensors) const {
+    for (const Parameter& p : parameters_) tensors->push_back(p.tensor);
+  }
+
+  // See FullySharded::Unshard and Reshard.
+  void Unshard(OptimizerStateMap& states, bool keep) {
+    TORCH_CHECK(!gathered_, "checkpoint state asked for in the middle of a step");
+    comm::Communicator& shard = *owner_->shard_;
+    for (Parameter& p : parameters_) {
+      const int64_t rows = p.shape[0];
+      const Tensor weights = Whole(shard, p.shard, rows);
+      if (keep) {
+        p.tensor.set_data(weights.to(torch::kCPU));
+        p.whole = true;
+      }
+      const auto state = states.find(OptimizerStateKeyOf(p.tensor));
+      if (state == states.end()) continue;
+      auto& adamw = static_cast<AdamWParamState&>(*state->second);
+      TORCH_CHECK(!adamw.max_exp_avg_sq().defined(), "sharded weights do not support amsgrad");
+      const Tensor exp_avg = Whole(shard, adamw.exp_avg(), rows);
+      const Tensor exp_avg_sq = Whole(shard, adamw.exp_avg_sq(), rows);
+      if (keep) {
+        adamw.exp_avg(exp_avg.to(torch::kCPU));
+        adamw.exp_avg_sq(exp_avg_sq.to(torch::kCPU));
+      }
+    }
+  }
+  void Reshard(OptimizerStateMap& states, const torch::Device& device) {
+    comm::Communicator& shard = *owner_->shard_;
+    const auto cut = [&](const Tensor& whole) {
+      return CutBlock(whole.detach(), shard.rank(), shard.size()).to(device);
+    };
+    for (Parameter& p : parameters_) {
+      if (!p.whole) continue;
+      p.shard = cut(p.tensor);
+      p.tensor.set_data(p.shard);
+      p.whole = false;
+      const auto state = states.find(OptimizerStateKeyOf(p.tensor));
+      if (state == states.end()) continue;
+      auto& adamw = static_cast<AdamWParamState&>(*state->second);
+      adamw.exp_avg(cut(adamw.exp_avg()));
+      adamw.exp_avg_sq(cut(adamw.exp_avg_sq()));
+    }
+  }
+
+  // Unshard's presence test: whether each parameter has AdamW state, 1 or 0.
+  void AppendHasState(const OptimizerStateMap& states, std::vector<int64_t>* has) const {
+    for (const Parameter& p : parameters_) {
+      has->push_back(states.count(OptimizerStateKeyOf(p.tensor)));
+    }
+  }
+
+ private:
+  struct Parameter {
+    Tensor tensor;               // the model's parameter
+    Tensor shard;                // this rank's block: the parameter's data between uses
+    std::vector<int64_t> shape;  // the whole parameter's
+    Tensor stashed_grad;         // the root unit's shard gradient during a micro-batch
+    bool whole = false;          // made whole by Unshard
+  };
+
+  FullySharded* owner_;
+  std::vector<Parameter> parameters_;
+  int64_t whole_bytes_ = 0;
+  bool gathered_ = false;
+};
+
+FullySharded::FullySharded(model::LlamaForCausalLM& model, comm::Communicator* shard,
+                           comm::Communicator* replica)
+    : shard_(shard), replica_(replica) {
+  std::set<const c10::TensorImpl*> in_layers;
+  for (const auto& layer : model.model->decoder_layers()) {
+    std::vector<Tensor> parameters;
+    for (const Tensor& p : layer->parameters()) {
+      if (!p.requires_grad()) continue;
+      parameters.push_back(p);
+      in_layers.insert(p.unsafeGetTensorImpl());
+    }
+    layers_.push_back(std::make_unique<ShardedUnit>(parameters, this));
+    unit_of_[layer.get()] = layers_.back().get();
+  }
+  std::vector<Tensor> root;
+  for (const Tensor& p : model.parameters()) {
+    if (p.requires_grad() && in_layers.count(p.unsafeGetTensorImpl()) == 0) root.push_back(p);
+  }
+  if (!root.empty()) device_ = root.front().device();
+  root_ = std::make_unique<ShardedUnit>(root, this);
+}
+
+FullySharded::~FullySharded() = default;
+
+LayerWeights* FullySharded::layer_weights(const model::LlamaDecoderLayer& layer) const {
+  const auto it = unit_of_.find(&layer);
+  return it == unit_of_.end() ? nullptr : it->second;
+}
+
+void FullySharded::BeforeForward() { root_->GatherForMicroBatch(); }
+
+void FullySharded::AfterBackward() { root_->ReduceMicroBatch(); }
+
+void FullySharded::ReduceGradients(int64_t bucket_bytes) {
+  if (replica_ == nullptr || replica_->size() == 1) return;
+  std::vector<Tensor> shards;
+  root_->AppendShardTensors(&shards);
+  for (const auto& layer : layers_) layer->AppendShardTensors(&shards);
+  AllReduceGradients(shards, *replica_, bucket_bytes);
+}
+
+void FullySharded::Abandon() {
+  root_->Abandon();
+  for (const auto& layer : layers_) layer->Release();
+}
+
+void FullySharded::Unshard(torch::optim::AdamW& optimizer, bool everywhere) {
+  // For saving, the first group holds everything; the others have nothing to add.
+  if (!everywhere && replica_ != nullptr && replica_->rank() != 0) return;
+  OptimizerStateMap& states = optimizer.state();
+  std::vector<int64_t> has;
+  root_->AppendHasState(states, &has);
+  for (const auto& layer : layers_) layer->AppendHasState(states, &has);
+  // Every member must gather the same moments, or the collectives would not line up.
+  Tensor agreed = torch::tensor(has, torch::kInt64);
+  shard_->AllReduceSum(agreed);
+  TORCH_CHECK(torch::equal(agreed, torch::tensor(has, torch::kInt64) * shard_->size()),
+              "the ranks of a shard group disagree on which parameters have AdamW state");
+  const bool keep = everywhere || shard_->rank() == 0;
+  root_->Unshard(states, keep);
+  for (const auto& layer : layers_) layer->Unshard(states, keep);
+}
+
+void FullySharded::Reshard(torch::optim::AdamW& optimizer) {
+  OptimizerStateMap& states = optimizer.state();
+  root_->Reshard(states, device_);
+  for (const auto& layer : layers_) layer->Reshard(states, device_);
+}
+
+void FullySharded::CountGathered(int64_t bytes) {
+  gathered_bytes_ += bytes;
+  peak_gathered_bytes_ = std::max(peak_gathered_bytes_, gathered_bytes_);
+}
+
+}  // namespace prolong::parallel

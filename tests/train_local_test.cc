@@ -742,6 +742,42 @@ TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
             "(a model directory or training checkpoint)\n");
 }
 
+// --plan-memory trains nothing and prints each part; a layout over the memory a rank has is
+// refused before any process starts, with or without --plan-memory.
+TEST(TrainLocalTest, PlanMemoryPrintsThePartsAndALayoutThatDoesNotFitIsRefused) {
+  const std::string dir = testing::MakeTempDir();
+  auto result =
+      testing::Run(TrainCommand(dir, 2, {"--plan-memory", "--shard-weights"}), absl::Seconds(60));
+  ASSERT_OK(result);
+  EXPECT_EQ(result->exit_code, 0) << result->stderr_text;
+  for (const char* part :
+       {"memory per rank: stage local-test, 64 tokens a sequence, dp 2 x cp 1", "weights (float32)",
+        "gradients (float32)", "optimizer state (AdamW)", "gathered weights", "kept activations",
+        "one layer's working set", "loss blocks", "peak per rank"}) {
+    EXPECT_TRUE(absl::StrContains(result->stdout_text, part)) << part << "\n"
+                                                              << result->stdout_text;
+  }
+  EXPECT_FALSE(absl::StrContains(result->stderr_text, "started")) << result->stderr_text;
+  EXPECT_EQ(NewestStep(dir), 0);
+
+  for (const bool plan_only : {true, false}) {
+    std::vector<std::string> flags = {"--memory-per-rank-gb=0.0001"};
+    if (plan_only) flags.push_back("--plan-memory");
+    result = testing::Run(TrainCommand(dir, 2, flags), absl::Seconds(60));
+    ASSERT_OK(result);
+    EXPECT_EQ(result->exit_code, 1);
+    EXPECT_TRUE(
+        absl::StartsWith(LastLine(result->stderr_text), "prolongctl train: the layout needs "))
+        << result->stderr_text;
+    EXPECT_TRUE(absl::StrContains(result->stderr_text,
+                                  "over the 0.0 GB a rank has "
+                                  "(--memory-per-rank-gb); shard the weights"))
+        << result->stderr_text;
+    EXPECT_FALSE(absl::StrContains(result->stderr_text, "started")) << result->stderr_text;
+  }
+  EXPECT_EQ(NewestStep(dir), 0);
+}
+
 TEST(TrainLocalTest, ARankThatNeverComesIsNamed) {
   const Fixture& f = Shared();
   const std::string dir = testing::MakeTempDir();

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,10 +20,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "trainer/parallel/parallel_plan.h"
+#include "trainer/train/memory_plan.h"
 #include "trainer/worker/worker_options.h"
 
 namespace prolong::ctl {
@@ -34,8 +38,51 @@ struct TrainFlags {
   int cp = 1;
   std::string trainer_binary;
   std::string rendezvous_host = "127.0.0.1";
+  bool plan_memory = false;
+  double memory_per_rank_gb = 0;  // 0: the device's default (MemoryCapacity)
   worker::WorkerOptions job;
 };
+
+// The bytes a rank may use: --memory-per-rank-gb, else 80 GB on a GPU (ProLong's H100s and
+// A100s) and this machine's memory shared by the ranks on the CPU.
+int64_t MemoryCapacity(const TrainFlags& flags) {
+  if (flags.memory_per_rank_gb > 0) return static_cast<int64_t>(flags.memory_per_rank_gb * 1e9);
+  if (flags.job.device == "cuda") return int64_t{80} * 1000 * 1000 * 1000;
+  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE) / flags.nproc;
+}
+
+absl::StatusOr<train::MemoryPlan> PlanJobMemory(const TrainFlags& flags,
+                                                const worker::JobFiles& files) {
+  train::MemoryLayout layout;
+  layout.seq_len = files.stage.seq_len();
+  layout.micro_batch_sequences = flags.job.micro_batch_sequences;
+  if (layout.seq_len > 0 && flags.job.micro_batch_sequences > 0) {
+    const int64_t per_rank = files.stage.batch_tokens() / layout.seq_len / (flags.nproc / flags.cp);
+    layout.micro_batches = std::max<int64_t>(
+        1, (per_rank + flags.job.micro_batch_sequences - 1) / flags.job.micro_batch_sequences);
+  }
+  layout.world_size = flags.nproc;
+  layout.cp_size = flags.cp;
+  layout.plan =
+      parallel::ResolveAuto(flags.job.trainer.parallel, layout.seq_len, flags.job.device == "cuda");
+  layout.logit_block_size = flags.job.trainer.logit_block_size;
+  layout.gpu = flags.job.device == "cuda";
+  return train::PlanMemory(files.model_config, layout);
+}
+
+// One line when the plan does not fit, naming what to change; OK otherwise.
+absl::Status CheckFits(const TrainFlags& flags, const train::MemoryPlan& plan) {
+  const int64_t capacity = MemoryCapacity(flags);
+  if (plan.peak() <= capacity) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "the layout needs %.1f GB a rank at its peak, over the %.1f GB a rank has (%s); shard the "
+      "weights (--shard-weights), split sequences over more ranks (--cp), checkpoint "
+      "activations, or set --memory-per-rank-gb; see --plan-memory",
+      plan.peak() / 1e9, capacity / 1e9,
+      flags.memory_per_rank_gb > 0 ? "--memory-per-rank-gb"
+      : flags.job.device == "cuda" ? "an 80 GB GPU"
+                                   : "this machine's memory over the ranks"));
+}
 
 // Held while writing a line to stdout or stderr, so that lines from the ranks and the
 // launcher's own never mix.
@@ -184,7 +231,7 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out, int e
 }
 
 int RunTrain(TrainFlags& flags) {
-  if (!flags.local) {
+  if (!flags.local && !flags.plan_memory) {
     return Fail(
         "only --local is supported (worker processes on this machine); other launchers go "
         "through the scheduler");
@@ -197,6 +244,17 @@ int RunTrain(TrainFlags& flags) {
   flags.job.cp_size = flags.cp;
   absl::StatusOr<worker::JobFiles> files = worker::CheckJob(flags.job);
   if (!files.ok()) return Fail(files.status().message());
+  absl::StatusOr<train::MemoryPlan> memory = PlanJobMemory(flags, *files);
+  if (!memory.ok()) return Fail(memory.status().message());
+  const absl::Status fits = CheckFits(flags, *memory);
+  if (flags.plan_memory) {
+    std::cout << absl::StrFormat("memory per rank: stage %s, %d tokens a sequence, dp %d x cp %d\n",
+                                 files->stage.name(), files->stage.seq_len(),
+                                 flags.nproc / flags.cp, flags.cp)
+              << train::DescribeMemoryPlan(*memory, MemoryCapacity(flags)) << std::flush;
+    return fits.ok() ? 0 : Fail(fits.message());
+  }
+  if (!fits.ok()) return Fail(fits.message());
   absl::StatusOr<std::string> trainer = FindTrainer(flags.trainer_binary);
   if (!trainer.ok()) return Fail(trainer.status().message());
   if (!flags.job.deterministic && flags.job.threads == 0) {
@@ -346,6 +404,15 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
                     "The worker binary (default: beside prolongctl, or Bazel's bazel-bin)");
   train->add_option("--rendezvous-host", flags->rendezvous_host,
                     "Address the gang's TCP store (hosted by rank 0) listens on");
+  train->add_flag("--plan-memory", flags->plan_memory,
+                  "Print each rank's bytes for weights, gradients, optimizer state, activations "
+                  "and the loss at the stage's sequence length and this layout, and whether they "
+                  "fit; train nothing");
+  train
+      ->add_option("--memory-per-rank-gb", flags->memory_per_rank_gb,
+                   "Memory a rank may use, in GB (default: 80 with --device cuda, else this "
+                   "machine's memory over --nproc); a layout that needs more is refused")
+      ->check(CLI::PositiveNumber);
   worker::AddJobFlags(*train, flags->job);
   train->callback([flags, exit_code] { *exit_code = RunTrain(*flags); });
 }

@@ -52,6 +52,8 @@
 #include "trainer/parallel/fully_sharded.h"
 #include "trainer/parallel/parallel_plan.h"
 #include "trainer/train/batch.h"
+#include "trainer/train/cpu_memory_meter.h"
+#include "trainer/train/memory_plan.h"
 #include "trainer/train/train_test_data.h"
 #include "trainer/train/trainer.h"
 
@@ -107,6 +109,8 @@ struct Report {
   double seconds_per_step = 0;
   double held_bytes = 0;  // parameters, gradients and AdamW moments, between steps
   double peak_gathered_bytes = 0;
+  double peak_bytes = 0;     // LibTorch's CPU memory at most during the timed steps
+  double planned_bytes = 0;  // the peak train::PlanMemory expects
 };
 constexpr char kReport[] = "report ";
 
@@ -121,6 +125,7 @@ std::string SelfPath() {
 // One rank: trains the steps on its share and (rank 0) prints its Report.
 int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, const Layout& layout) {
   at::set_num_threads(layout.threads);
+  train::CpuMemoryMeter::Install();
   std::unique_ptr<comm::ProcessGroups> groups;
   plan::Rank rank{0, 1, 0, 1};
   if (rendezvous.world_size > 1) {
@@ -150,17 +155,29 @@ int RunRank(const Shape& shape, comm::RendezvousOptions rendezvous, const Layout
   PROLONG_CHECK(input.ok()) << input.status();
 
   PROLONG_CHECK((*trainer)->Step(*input).ok());  // Warm-up.
+  train::CpuMemoryMeter::ResetPeak();
   const absl::Time start = absl::Now();
   for (int s = 0; s < shape.steps; ++s) PROLONG_CHECK((*trainer)->Step(*input).ok());
   Report report;
   report.seconds_per_step = absl::ToDoubleSeconds(absl::Now() - start) / shape.steps;
   report.held_bytes = static_cast<double>(train::testing::HeldBytes(**trainer));
+  report.peak_bytes = static_cast<double>(train::CpuMemoryMeter::peak_bytes());
+  train::MemoryLayout memory;
+  memory.seq_len = shape.tokens;
+  memory.micro_batches = shape.sequences / rendezvous.dp_size;
+  memory.world_size = rendezvous.world_size;
+  memory.cp_size = rendezvous.cp_size;
+  memory.plan = options.parallel;
+  memory.logit_block_size = options.logit_block_size;
+  auto planned = train::PlanMemory(bench::BenchLlamaConfig(), memory);
+  PROLONG_CHECK(planned.ok()) << planned.status();
+  report.planned_bytes = static_cast<double>(planned->peak());
   if (const parallel::FullySharded* sharded = (*trainer)->model().data_parallel->sharded()) {
     report.peak_gathered_bytes = static_cast<double>(sharded->peak_gathered_bytes());
   }
   if (rendezvous.rank <= 0) {
-    std::printf("%s%.5f %.0f %.0f\n", kReport, report.seconds_per_step, report.held_bytes,
-                report.peak_gathered_bytes);
+    std::printf("%s%.5f %.0f %.0f %.0f %.0f\n", kReport, report.seconds_per_step, report.held_bytes,
+                report.peak_gathered_bytes, report.peak_bytes, report.planned_bytes);
   }
   if (groups != nullptr) groups->world->Barrier();
   return 0;
@@ -213,9 +230,10 @@ Report RunSetup(const Shape& shape, const Setup& setup) {
   const std::string output = ranks[0]->Stdout();
   const size_t at = output.find(kReport);
   PROLONG_CHECK(at != std::string::npos &&
-                std::sscanf(output.c_str() + at + sizeof(kReport) - 1, "%lf %lf %lf",
+                std::sscanf(output.c_str() + at + sizeof(kReport) - 1, "%lf %lf %lf %lf %lf",
                             &report.seconds_per_step, &report.held_bytes,
-                            &report.peak_gathered_bytes) == 3)
+                            &report.peak_gathered_bytes, &report.peak_bytes,
+                            &report.planned_bytes) == 5)
       << output;
   return report;
 }
@@ -287,17 +305,20 @@ int CompareSharding(Shape shape, int rounds) {
   std::printf("median s/step at N = 2: ZeRO-1 %.3f, sharded weights %.3f: %.2fx\n", zero1_seconds,
               sharded_seconds, sharded_seconds / zero1_seconds);
 
-  // Memory does not depend on timing: one step of each at N = 4.
+  // Memory does not depend on timing: one step of each at N = 4, a sequence a rank.
   shape.steps = 1;
+  shape.sequences = 4;
   Layout plain = zero1;
   plain.zero1 = false;
   RunRounds(shape, {{"dp-4", 4, 1, plain}, {"sharded-4", 4, 1, sharded}}, 1, &last);
   const auto mb = [](double bytes) { return bytes / 1e6; };
   for (const char* name : {"zero1-2", "sharded-2", "dp-4", "sharded-4"}) {
+    const Report& report = last[name];
     std::printf(
-        "%-9s rank 0 holds %.2f MB in parameters, gradients and AdamW moments; %.2f MB of "
-        "whole weights at most\n",
-        name, mb(last[name].held_bytes), mb(last[name].peak_gathered_bytes));
+        "%-9s rank 0 holds %.2f MB in parameters, gradients and AdamW moments; %.2f MB of whole "
+        "weights at most; peak %.2f MB, planned %.2f MB (%.3fx)\n",
+        name, mb(report.held_bytes), mb(report.peak_gathered_bytes), mb(report.peak_bytes),
+        mb(report.planned_bytes), report.planned_bytes / report.peak_bytes);
   }
   std::printf("sharded over 4 against unsharded: %.3fx the bytes held\n",
               last["sharded-4"].held_bytes / last["dp-4"].held_bytes);

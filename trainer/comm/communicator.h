@@ -48,6 +48,11 @@ class Communicator {
   virtual std::unique_ptr<PendingWork> AllReduceSumAsync(torch::Tensor& tensor);
   // Every member's `tensor` (the same shape on all), concatenated along dim 0 in rank order.
   virtual torch::Tensor AllGather(const torch::Tensor& tensor) = 0;
+  // Starts AllGather of `tensor` into `out` (size() times its rows, contiguous, of its dtype)
+  // and returns at once, so that compute can overlap it; neither may be touched until Wait
+  // returns. The default runs it to completion here.
+  virtual std::unique_ptr<PendingWork> AllGatherAsync(const torch::Tensor& tensor,
+                                                      torch::Tensor& out);
   // `tensor` has size() * n rows; returns rows [rank * n, (rank + 1) * n) summed over members.
   virtual torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) = 0;
   // `tensor` has size() * n rows; its block r (rows [r * n, (r + 1) * n)) goes to member r, and
@@ -64,12 +69,20 @@ class Communicator {
   virtual void Barrier() = 0;
 };
 
+// A PendingWork that was finished when it was made.
+struct FinishedWork final : PendingWork {
+  void Wait() override {}
+};
+
 inline std::unique_ptr<PendingWork> Communicator::AllReduceSumAsync(torch::Tensor& tensor) {
-  struct Done final : PendingWork {
-    void Wait() override {}
-  };
   AllReduceSum(tensor);
-  return std::make_unique<Done>();
+  return std::make_unique<FinishedWork>();
+}
+
+inline std::unique_ptr<PendingWork> Communicator::AllGatherAsync(const torch::Tensor& tensor,
+                                                                 torch::Tensor& out) {
+  out.copy_(AllGather(tensor));
+  return std::make_unique<FinishedWork>();
 }
 
 // A TCP store served by this process (rank 0, or a test) until destroyed.

@@ -12,11 +12,6 @@
 
 namespace prolong::comm::testing {
 
-// An exchange finished as soon as it starts.
-struct Done final : PendingWork {
-  void Wait() override {}
-};
-
 // Sums over two ranks holding the same tensors: doubles, and records each all-reduce's size.
 class DoublingCommunicator : public Communicator {
  public:
@@ -41,7 +36,7 @@ class DoublingCommunicator : public Communicator {
   std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int, torch::Tensor& recv,
                                         int) override {
     recv.copy_(send);
-    return std::make_unique<Done>();
+    return std::make_unique<FinishedWork>();
   }
   void Barrier() override {}
 
@@ -65,7 +60,7 @@ class OneRankCommunicator : public Communicator {
   std::unique_ptr<PendingWork> SendRecv(const torch::Tensor& send, int, torch::Tensor& recv,
                                         int) override {
     recv.copy_(send);
-    return std::make_unique<Done>();
+    return std::make_unique<FinishedWork>();
   }
   void Barrier() override {}
 

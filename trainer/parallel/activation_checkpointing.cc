@@ -39,8 +39,13 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
       out = layer->forward(x, cos, sin, {document, position});
       if (weights != nullptr) weights->Release();
     }
-    // x, cos, sin, document, position, then what attention recorded.
-    std::vector<Tensor> saved = {x, cos, sin, document, position};
+    // x, cos, sin, document, position, then what attention recorded. Under mixed precision x
+    // is kept in the autocast dtype (half the bytes of the float32 residual stream, as FSDP's
+    // mixed precision keeps activations) and turned back for the recomputation.
+    ctx->saved_data["input_dtype"] = static_cast<int64_t>(x.scalar_type());
+    const bool narrow = autocast.enabled && x.is_floating_point() &&
+                        c10::elementSize(autocast.dtype) < c10::elementSize(x.scalar_type());
+    std::vector<Tensor> saved = {narrow ? x.to(autocast.dtype) : x, cos, sin, document, position};
     saved.insert(saved.end(), memo.tensors.begin(), memo.tensors.end());
     ctx->save_for_backward(saved);
     return out;
@@ -52,7 +57,8 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     const int64_t parameter_count = ctx->saved_data["parameters"].toInt();
     auto* weights = reinterpret_cast<LayerWeights*>(ctx->saved_data["weights"].toInt());
     if (weights != nullptr) weights->Gather();
-    variable_list inputs = {saved[0].detach().requires_grad_(true)};
+    const auto input_dtype = static_cast<c10::ScalarType>(ctx->saved_data["input_dtype"].toInt());
+    variable_list inputs = {saved[0].detach().to(input_dtype).requires_grad_(true)};
     for (const Tensor& p : layer->parameters()) {
       if (p.requires_grad()) inputs.push_back(p);
     }

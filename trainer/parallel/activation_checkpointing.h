@@ -2,7 +2,11 @@
 // torch.utils.checkpoint): a layer's forward runs without keeping its activations, only its
 // input, and backward runs the layer again with gradients on before backpropagating through
 // it. Memory then holds one [T, hidden] input per layer plus one layer's activations at a time,
-// for about one more forward of compute.
+// for about one more forward of compute. Under mixed precision (autocast to bfloat16) the input
+// is kept in bfloat16, as FSDP's mixed precision keeps activations: half the bytes, and the
+// recomputation starts from the rounded input, so its gradients are those of bfloat16 training
+// rather than the forward's to the bit. Weights, gradients and the residual stream itself stay
+// float32: the optimizer's updates (lr x 1e-3 of a weight) vanish below bfloat16's 8 bits.
 //
 // Recomputation is exact: the layer has no randomness (no dropout), and its collectives
 // (context-parallel attention's all-gather and reduce-scatter) run again in the same order on

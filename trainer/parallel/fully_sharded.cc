@@ -51,14 +51,28 @@ class ShardedUnit final : public LayerWeights {
     }
   }
 
-  void Gather() override {
-    TORCH_CHECK(!gathered_, "a sharded unit was gathered twice");
+  // Collective: starts gathering the whole weights, which Gather then waits for; nothing if
+  // they are whole or on their way already.
+  void Prefetch() {
+    if (gathered_ || pending_ != nullptr) return;
     comm::Communicator& shard = *owner_->shard_;
     std::vector<Tensor> blocks;
     for (const Parameter& p : parameters_) blocks.push_back(p.shard.reshape(-1));
-    const Tensor mine = torch::cat(blocks);
+    mine_ = torch::cat(blocks);
+    arriving_ = torch::empty({shard.size() * mine_.numel()}, mine_.options());
+    pending_ = shard.AllGatherAsync(mine_, arriving_);
+    owner_->CountGathered(whole_bytes_);
+  }
+
+  void Gather() override {
+    TORCH_CHECK(!gathered_, "a sharded unit was gathered twice");
+    Prefetch();
+    owner_->Gathering(this);
+    pending_->Wait();
+    pending_.reset();
+    comm::Communicator& shard = *owner_->shard_;
     // Member i's blocks are row i.
-    const Tensor all = shard.AllGather(mine).view({shard.size(), mine.numel()});
+    const Tensor all = arriving_.view({shard.size(), mine_.numel()});
     int64_t offset = 0;
     for (Parameter& p : parameters_) {
       const int64_t numel = p.shard.numel();
@@ -68,11 +82,22 @@ class ShardedUnit final : public LayerWeights {
           all.narrow(1, offset, numel).contiguous().view(padded).narrow(0, 0, p.shape[0]));
       offset += numel;
     }
+    mine_ = arriving_ = Tensor();
     gathered_ = true;
-    owner_->CountGathered(whole_bytes_);
   }
 
   void Release() override {
+    if (pending_ != nullptr) {
+      // Abandoned with a gather in flight: it must end before its buffers go; a failed peer
+      // fails the step anyway.
+      try {
+        pending_->Wait();
+      } catch (const std::exception&) {
+      }
+      pending_.reset();
+      mine_ = arriving_ = Tensor();
+      owner_->CountGathered(-whole_bytes_);
+    }
     if (!gathered_) return;
     for (Parameter& p : parameters_) p.tensor.set_data(p.shard);
     gathered_ = false;
@@ -125,7 +150,7 @@ class ShardedUnit final : public LayerWeights {
     AddGradients(whole);
   }
   void Abandon() {
-    if (!gathered_) return;
+    if (!gathered_ && pending_ == nullptr) return;
     for (Parameter& p : parameters_) p.tensor.mutable_grad() = std::exchange(p.stashed_grad, {});
     Release();
   }
@@ -196,6 +221,9 @@ class ShardedUnit final : public LayerWeights {
   std::vector<Parameter> parameters_;
   int64_t whole_bytes_ = 0;
   bool gathered_ = false;
+  // A gather in flight (Prefetch): this rank's blocks and the buffer they all arrive in.
+  std::unique_ptr<comm::PendingWork> pending_;
+  Tensor mine_, arriving_;
 };
 
 FullySharded::FullySharded(model::LlamaForCausalLM& model, comm::Communicator* shard,
@@ -227,7 +255,22 @@ LayerWeights* FullySharded::layer_weights(const model::LlamaDecoderLayer& layer)
   return it == unit_of_.end() ? nullptr : it->second;
 }
 
-void FullySharded::BeforeForward() { root_->GatherForMicroBatch(); }
+void FullySharded::BeforeForward() {
+  root_->GatherForMicroBatch();
+  last_gathered_ = -1;
+  if (!layers_.empty()) layers_.front()->Prefetch();
+}
+
+void FullySharded::Gathering(const ShardedUnit* unit) {
+  const auto it = std::find_if(layers_.begin(), layers_.end(),
+                               [&](const auto& layer) { return layer.get() == unit; });
+  if (it == layers_.end()) return;  // the root
+  // Forward goes up the layers and backward down: the next one in the same direction.
+  const int index = static_cast<int>(it - layers_.begin());
+  const int next = index > last_gathered_ ? index + 1 : index - 1;
+  last_gathered_ = index;
+  if (next >= 0 && next < static_cast<int>(layers_.size())) layers_[next]->Prefetch();
+}
 
 void FullySharded::AfterBackward() { root_->ReduceMicroBatch(); }
 
@@ -242,6 +285,7 @@ void FullySharded::ReduceGradients(int64_t bucket_bytes) {
 void FullySharded::Abandon() {
   root_->Abandon();
   for (const auto& layer : layers_) layer->Release();
+  last_gathered_ = -1;
 }
 
 void FullySharded::Unshard(torch::optim::AdamW& optimizer, bool everywhere) {

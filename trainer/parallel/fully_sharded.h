@@ -7,8 +7,10 @@
 // unit.
 //   - A decoder layer runs checkpointed (activation_checkpointing.h) with its unit as its
 //     LayerWeights: gathered for its forward and dropped after it, gathered again for the
-//     recomputation in backward, its gradients reduce-scattered as that backward ends. One
-//     layer's whole weights exist at a time, besides the root's.
+//     recomputation in backward, its gradients reduce-scattered as that backward ends. While a
+//     layer is gathered, the gather of the next one (up the layers in forward, down in
+//     backward) is already on its way (FSDP's prefetch), so the transfer overlaps the layer's
+//     compute: two layers' whole weights exist at a time, besides the root's.
 //   - The root unit is gathered before each micro-batch's forward and kept until its backward
 //     has run (the embedding is used first and lm_head last), then its gradients are
 //     reduce-scattered: FSDP keeps its root unit the same way.
@@ -85,13 +87,16 @@ class FullySharded {
 
   // Ranks in the shard group: the gradient norm sums over them.
   comm::Communicator* shard_group() const { return shard_; }
-  // Bytes of whole weights held now, and at most so far: the root unit's and one layer's.
+  // Bytes of whole weights held or arriving now, and at most so far: the root unit's and two
+  // layers'.
   int64_t gathered_bytes() const { return gathered_bytes_; }
   int64_t peak_gathered_bytes() const { return peak_gathered_bytes_; }
 
  private:
   friend class ShardedUnit;
   void CountGathered(int64_t bytes);
+  // `unit` is being gathered: starts gathering the layer expected next.
+  void Gathering(const ShardedUnit* unit);
 
   comm::Communicator* shard_;
   comm::Communicator* replica_;
@@ -101,6 +106,7 @@ class FullySharded {
   std::map<const model::LlamaDecoderLayer*, ShardedUnit*> unit_of_;
   int64_t gathered_bytes_ = 0;
   int64_t peak_gathered_bytes_ = 0;
+  int last_gathered_ = -1;  // the layer gathered last in this micro-batch
 };
 
 }  // namespace prolong::parallel

@@ -122,7 +122,8 @@ TEST(TrainerTest, MicroBatchSplitsAndCheckpointingDoNotChangeTheStep) {
 
 // bf16 autocast on the CPU (the same guard the GPU path uses): the loss and gradients are
 // those of float32 within bfloat16's precision, but not bit for bit, and everything the
-// optimizer keeps stays float32; with checkpointing the recomputed layers cast alike.
+// optimizer keeps stays float32; with checkpointing the recomputed layers cast alike, from
+// inputs kept in bfloat16.
 TEST(TrainerTest, Bf16AutocastKeepsFloat32StateAndStaysCloseToFloat32) {
   std::vector<std::vector<Tensor>> gradients;
   std::vector<double> losses;
@@ -150,9 +151,10 @@ TEST(TrainerTest, Bf16AutocastKeepsFloat32StateAndStaysCloseToFloat32) {
   EXPECT_NE(losses[1], losses[0]);
   EXPECT_NEAR(losses[1], losses[0], 1e-2 * losses[0]);
   ExpectAllClose(gradients[1], gradients[0], 0.1, "bf16 gradient");
-  // Recomputation under the same casts reproduces the step exactly.
+  // The forward is the same; the recomputation starts from the bfloat16-rounded inputs, so the
+  // gradients are bfloat16 training's, not the uncheckpointed run's to the bit.
   EXPECT_EQ(losses[2], losses[1]);
-  ExpectAllClose(gradients[2], gradients[1], 1e-6, "recomputed bf16 gradient");
+  ExpectAllClose(gradients[2], gradients[1], 0.1, "recomputed bf16 gradient");
 }
 
 TEST(TrainerTest, AdamWDecaysMatricesButNotNormWeights) {

@@ -66,6 +66,19 @@ class C10dCommunicator final : public Communicator {
     return torch::cat(outputs[0], 0).to(tensor.device());
   }
 
+  std::unique_ptr<PendingWork> AllGatherAsync(const torch::Tensor& tensor,
+                                              torch::Tensor& out) override {
+    if (tensor.device() != device_ || out.device() != device_) {
+      return Communicator::AllGatherAsync(tensor, out);
+    }
+    TORCH_CHECK(out.is_contiguous() && out.size(0) == size() * tensor.size(0),
+                "AllGatherAsync: out must be contiguous with ", size(), " x ", tensor.size(0),
+                " rows");
+    std::vector<std::vector<torch::Tensor>> outputs = {out.chunk(size(), 0)};
+    std::vector<torch::Tensor> inputs = {tensor.contiguous()};
+    return std::make_unique<C10dWork>(group_->allgather(outputs, inputs));
+  }
+
   torch::Tensor ReduceScatterSum(const torch::Tensor& tensor) override {
     TORCH_CHECK(tensor.size(0) % size() == 0, "ReduceScatterSum: ", tensor.size(0),
                 " rows do not split among ", size(), " ranks");

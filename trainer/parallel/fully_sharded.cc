@@ -37,14 +37,22 @@ Tensor Whole(comm::Communicator& shard, const Tensor& block, int64_t rows) {
 
 }  // namespace
 
-// One unit's parameters, gathered with one all-gather and reduced with one reduce-scatter.
+// One unit's parameters, gathered with one all-gather per gather dtype (matrices in the
+// layers' compute dtype, vectors in their own) and reduced with one reduce-scatter.
 class ShardedUnit final : public LayerWeights {
  public:
-  ShardedUnit(const std::vector<Tensor>& parameters, FullySharded* owner) : owner_(owner) {
+  ShardedUnit(const std::vector<Tensor>& parameters, torch::ScalarType matrix_dtype,
+              FullySharded* owner)
+      : owner_(owner) {
     comm::Communicator& shard = *owner_->shard_;
     for (const Tensor& p : parameters) {
       TORCH_CHECK(p.dim() >= 1, "sharded weights need parameters of one dimension or more");
-      whole_bytes_ += p.numel() * static_cast<int64_t>(p.element_size());
+      const torch::ScalarType dtype = p.dim() >= 2 ? matrix_dtype : p.scalar_type();
+      whole_bytes_ += p.numel() * static_cast<int64_t>(c10::elementSize(dtype));
+      auto flight = std::find_if(flights_.begin(), flights_.end(),
+                                 [&](const Flight& f) { return f.dtype == dtype; });
+      if (flight == flights_.end()) flight = flights_.insert(flights_.end(), Flight{dtype});
+      flight->members.push_back(parameters_.size());
       Parameter parameter{p, CutBlock(p.detach(), shard.rank(), shard.size()), p.sizes().vec()};
       parameter.tensor.set_data(parameter.shard);  // `p` too: they share one TensorImpl
       parameters_.push_back(std::move(parameter));
@@ -54,48 +62,62 @@ class ShardedUnit final : public LayerWeights {
   // Collective: starts gathering the whole weights, which Gather then waits for; nothing if
   // they are whole or on their way already.
   void Prefetch() {
-    if (gathered_ || pending_ != nullptr) return;
+    if (gathered_ || in_flight_) return;
     comm::Communicator& shard = *owner_->shard_;
-    std::vector<Tensor> blocks;
-    for (const Parameter& p : parameters_) blocks.push_back(p.shard.reshape(-1));
-    mine_ = torch::cat(blocks);
-    arriving_ = torch::empty({shard.size() * mine_.numel()}, mine_.options());
-    pending_ = shard.AllGatherAsync(mine_, arriving_);
+    for (Flight& flight : flights_) {
+      std::vector<Tensor> blocks;
+      for (const size_t i : flight.members) {
+        blocks.push_back(parameters_[i].shard.reshape(-1).to(flight.dtype));
+      }
+      flight.mine = torch::cat(blocks);
+      flight.arriving = torch::empty({shard.size() * flight.mine.numel()}, flight.mine.options());
+      flight.work = shard.AllGatherAsync(flight.mine, flight.arriving);
+    }
+    in_flight_ = true;
     owner_->CountGathered(whole_bytes_);
   }
 
+  // Under mixed precision a layer's matrices are whole in bfloat16 (what autocast would cast
+  // them to anyway), their gradients come back in bfloat16 and are summed in float32.
   void Gather() override {
     TORCH_CHECK(!gathered_, "a sharded unit was gathered twice");
     Prefetch();
     owner_->Gathering(this);
-    pending_->Wait();
-    pending_.reset();
     comm::Communicator& shard = *owner_->shard_;
-    // Member i's blocks are row i.
-    const Tensor all = arriving_.view({shard.size(), mine_.numel()});
-    int64_t offset = 0;
-    for (Parameter& p : parameters_) {
-      const int64_t numel = p.shard.numel();
-      std::vector<int64_t> padded = p.shape;
-      padded[0] = shard.size() * p.shard.size(0);
-      p.tensor.set_data(
-          all.narrow(1, offset, numel).contiguous().view(padded).narrow(0, 0, p.shape[0]));
-      offset += numel;
+    for (Flight& flight : flights_) {
+      flight.work->Wait();
+      flight.work.reset();
+      // Member i's blocks are row i.
+      const Tensor all = flight.arriving.view({shard.size(), flight.mine.numel()});
+      int64_t offset = 0;
+      for (const size_t i : flight.members) {
+        Parameter& p = parameters_[i];
+        const int64_t numel = p.shard.numel();
+        std::vector<int64_t> padded = p.shape;
+        padded[0] = shard.size() * p.shard.size(0);
+        p.tensor.set_data(
+            all.narrow(1, offset, numel).contiguous().view(padded).narrow(0, 0, p.shape[0]));
+        offset += numel;
+      }
+      flight.mine = flight.arriving = Tensor();
     }
-    mine_ = arriving_ = Tensor();
+    in_flight_ = false;
     gathered_ = true;
   }
 
   void Release() override {
-    if (pending_ != nullptr) {
+    if (in_flight_) {
       // Abandoned with a gather in flight: it must end before its buffers go; a failed peer
       // fails the step anyway.
-      try {
-        pending_->Wait();
-      } catch (const std::exception&) {
+      for (Flight& flight : flights_) {
+        try {
+          flight.work->Wait();
+        } catch (const std::exception&) {
+        }
+        flight.work.reset();
+        flight.mine = flight.arriving = Tensor();
       }
-      pending_.reset();
-      mine_ = arriving_ = Tensor();
+      in_flight_ = false;
       owner_->CountGathered(-whole_bytes_);
     }
     if (!gathered_) return;
@@ -150,7 +172,7 @@ class ShardedUnit final : public LayerWeights {
     AddGradients(whole);
   }
   void Abandon() {
-    if (!gathered_ && pending_ == nullptr) return;
+    if (!gathered_ && !in_flight_) return;
     for (Parameter& p : parameters_) p.tensor.mutable_grad() = std::exchange(p.stashed_grad, {});
     Release();
   }
@@ -217,17 +239,25 @@ class ShardedUnit final : public LayerWeights {
     bool whole = false;          // made whole by Unshard
   };
 
+  // The parameters gathered in one dtype, and while a gather is in flight (Prefetch) this
+  // rank's blocks and the buffer they all arrive in.
+  struct Flight {
+    torch::ScalarType dtype;
+    std::vector<size_t> members;  // into parameters_
+    Tensor mine, arriving;
+    std::unique_ptr<comm::PendingWork> work;
+  };
+
   FullySharded* owner_;
   std::vector<Parameter> parameters_;
-  int64_t whole_bytes_ = 0;
+  std::vector<Flight> flights_;
+  int64_t whole_bytes_ = 0;  // in the gather dtypes
+  bool in_flight_ = false;
   bool gathered_ = false;
-  // A gather in flight (Prefetch): this rank's blocks and the buffer they all arrive in.
-  std::unique_ptr<comm::PendingWork> pending_;
-  Tensor mine_, arriving_;
 };
 
 FullySharded::FullySharded(model::LlamaForCausalLM& model, comm::Communicator* shard,
-                           comm::Communicator* replica)
+                           comm::Communicator* replica, torch::ScalarType layer_dtype)
     : shard_(shard), replica_(replica) {
   std::set<const c10::TensorImpl*> in_layers;
   for (const auto& layer : model.model->decoder_layers()) {
@@ -237,7 +267,7 @@ FullySharded::FullySharded(model::LlamaForCausalLM& model, comm::Communicator* s
       parameters.push_back(p);
       in_layers.insert(p.unsafeGetTensorImpl());
     }
-    layers_.push_back(std::make_unique<ShardedUnit>(parameters, this));
+    layers_.push_back(std::make_unique<ShardedUnit>(parameters, layer_dtype, this));
     unit_of_[layer.get()] = layers_.back().get();
   }
   std::vector<Tensor> root;
@@ -245,7 +275,9 @@ FullySharded::FullySharded(model::LlamaForCausalLM& model, comm::Communicator* s
     if (p.requires_grad() && in_layers.count(p.unsafeGetTensorImpl()) == 0) root.push_back(p);
   }
   if (!root.empty()) device_ = root.front().device();
-  root_ = std::make_unique<ShardedUnit>(root, this);
+  // The root stays float32: the embedding starts the float32 residual stream, and the blocked
+  // loss takes lm_head in the final norm's dtype.
+  root_ = std::make_unique<ShardedUnit>(root, torch::kFloat32, this);
 }
 
 FullySharded::~FullySharded() = default;

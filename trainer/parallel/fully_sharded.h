@@ -2,9 +2,9 @@
 // the N ranks of a shard group keeps 1 / N of every parameter, of its gradient and of its AdamW
 // moments, and a parameter is whole only while it is used.
 //
-// Units. Parameters are gathered and reduced by unit, one all-gather and one reduce-scatter
-// each: every decoder layer is a unit, and the embedding, final norm and lm_head are the root
-// unit.
+// Units. Parameters are gathered and reduced by unit, one all-gather (per gather dtype) and one
+// reduce-scatter each: every decoder layer is a unit, and the embedding, final norm and lm_head
+// are the root unit.
 //   - A decoder layer runs checkpointed (activation_checkpointing.h) with its unit as its
 //     LayerWeights: gathered for its forward and dropped after it, gathered again for the
 //     recomputation in backward, its gradients reduce-scattered as that backward ends. While a
@@ -55,9 +55,11 @@ class FullySharded {
  public:
   // Shards the trainable parameters of `model` (on its device already) in place over `shard`;
   // `replica`, null without hybrid sharding, holds the ranks keeping the same shards in the
-  // other groups. Both must outlive this object, and it must outlive the model's use.
+  // other groups. Both must outlive this object, and it must outlive the model's use. The
+  // decoder layers' matrices are gathered in `layer_dtype` (bfloat16 under mixed precision,
+  // as FSDP's param_dtype: half the bytes moved and held), everything else in float32.
   FullySharded(model::LlamaForCausalLM& model, comm::Communicator* shard,
-               comm::Communicator* replica);
+               comm::Communicator* replica, torch::ScalarType layer_dtype = torch::kFloat32);
   ~FullySharded();
   FullySharded(const FullySharded&) = delete;
   FullySharded& operator=(const FullySharded&) = delete;

@@ -110,7 +110,9 @@ absl::StatusOr<ParallelModel> Parallelize(std::shared_ptr<model::LlamaForCausalL
   std::shared_ptr<FullySharded> sharded;
   if (groups != nullptr && plan.shard_weights) {
     ASSIGN_OR_RETURN(const auto shard_groups, ShardGroups(*groups, plan));
-    sharded = std::make_shared<FullySharded>(*model, shard_groups.first, shard_groups.second);
+    sharded = std::make_shared<FullySharded>(
+        *model, shard_groups.first, shard_groups.second,
+        plan.precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat32);
     model->SetLayerCall([sharded, keep_attention](model::LlamaDecoderLayer& layer,
                                                   const torch::Tensor& x, const torch::Tensor& cos,
                                                   const torch::Tensor& sin,

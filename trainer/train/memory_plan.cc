@@ -84,18 +84,23 @@ absl::StatusOr<MemoryPlan> PlanMemory(const model::LlamaConfig& config,
                                                            : 1;
   out.optimizer_state = 2 * kFloat * held / optimizer_ranks;
   // With sharded weights, whole weights beside the shards: in forward the root's, for the
-  // micro-batch; in backward also its whole gradients, and a layer's weights, its autograd
-  // gradients, their zero-padded copies and the concatenation reduce-scattered, with the next
-  // layer's weights arriving.
+  // micro-batch; in backward also its whole gradients, and a layer's weights and its autograd
+  // gradients (matrices in bfloat16 under mixed precision), their float32 zero-padded copies and
+  // the concatenation reduce-scattered, with the next layer's weights arriving.
+  const bool bf16 = plan.precision == parallel::Precision::kBf16;
+  int64_t layer_gathered_bytes = 0;
+  for (const Shape& s : layer) {
+    layer_gathered_bytes += s.rows * s.row_elements * (bf16 && s.row_elements > 1 ? 2 : kFloat);
+  }
   const int64_t gathered_forward = plan.shard_weights ? kFloat * Elements(root, 1) : 0;
-  const int64_t gathered_layer = plan.shard_weights ? 5 * kFloat * Elements(layer, 1) : 0;
+  const int64_t gathered_layer =
+      plan.shard_weights ? 3 * layer_gathered_bytes + 2 * kFloat * Elements(layer, 1) : 0;
   out.gathered_weights = 2 * gathered_forward + gathered_layer;
 
   const int64_t t = layout.micro_batch_sequences * layout.seq_len / layout.cp_size;
   out.tokens = t;
   // Matrix products' outputs: bfloat16 under mixed precision; the residual stream, the norms
   // and the log-sum-exps stay float32.
-  const bool bf16 = plan.precision == parallel::Precision::kBf16;
   const int64_t p = bf16 ? 2 : kFloat;
   // A norm's output as the projections after it save it: once in float32, or cast to bfloat16
   // by autocast for each of them (activations are cast per use, not cached).

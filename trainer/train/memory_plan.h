@@ -6,7 +6,8 @@
 //     to a multiple of it), the moments alone by the world with ZeRO-1;
 //   - with sharded weights, the whole weights held at once: the root unit (embedding, final
 //     norm, lm_head) for the micro-batch, its whole gradients, and one decoder layer's weights
-//     with the copies its gradients' reduce-scatter makes, and the next layer's arriving;
+//     (matrices in bfloat16 under mixed precision) with the copies its gradients' reduce-scatter
+//     makes, and the next layer's arriving;
 //   - kept activations: what the backward needs of the forward of one micro-batch of
 //     micro_batch_sequences x seq_len / cp tokens: with checkpointing each layer's float32 input
 //     (plus the attention output and log-sum-exp with selective), without it every layer's

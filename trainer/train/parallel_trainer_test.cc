@@ -73,6 +73,7 @@ struct Gang {
   std::string cp_scheme = "all-gather";
   bool shard_weights = false;  // needs checkpointing
   int shard_group = 0;         // with shard_weights: ranks per copy of the weights; 0: all
+  std::string precision = "fp32";
 
   std::string Name() const {
     return absl::StrCat(
@@ -80,7 +81,7 @@ struct Gang {
         checkpointing ? " checkpointing" : "", keep_attention ? " keeping attention" : "",
         overlap ? "" : " no-overlap", shard ? " sharded" : "",
         shard_weights ? absl::StrCat(" sharded weights in groups of ", ShardRanks()) : "",
-        resume_from.empty() ? "" : " resumed", " ", cp_scheme);
+        resume_from.empty() ? "" : " resumed", " ", cp_scheme, " ", precision);
   }
   // Ranks among which each parameter is cut, with sharded weights.
   int ShardRanks() const { return shard_group > 0 ? shard_group : dp * cp; }
@@ -142,6 +143,7 @@ const GangResult& RunGang(const Gang& gang) {
           argv.push_back(absl::StrCat("--shard-group-size=", gang.shard_group));
         }
         argv.push_back("--cp-scheme=" + gang.cp_scheme);
+        argv.push_back("--precision=" + gang.precision);
         if (gang.resume_from.empty()) {
           argv.push_back("--save-after-first-step=" + result.checkpoint_dir);
         } else {
@@ -425,6 +427,37 @@ TEST(ParallelTrainerTest, ShardedWeightsComposeWithEveryCpSchemeAndSelectiveChec
 TEST(ParallelTrainerTest, HybridShardedWeightsMatchOneProcess) {
   ExpectMatchesOneProcess(ShardedWeights({4, 1, 1, true}, 2));
   ExpectMatchesOneProcess(ShardedWeights({2, 2, 1, true}, 2));
+}
+
+// Under mixed precision the layers' matrices are gathered in bfloat16, the values autocast
+// would cast them to: the sharded gang trains like the unsharded one under the same casts, and
+// its layers' whole weights take half the bytes.
+TEST(ParallelTrainerTest, ShardedWeightsGatherBf16MatricesUnderMixedPrecision) {
+  Gang unsharded{2, 1, 1, true};
+  unsharded.precision = "bf16";
+  const Gang sharded = ShardedWeights(unsharded);
+  const GangResult& reference = RunGang(unsharded);
+  const GangResult& run = RunGang(sharded);
+  ASSERT_EQ(run.ranks.size(), 2u);
+  ASSERT_EQ(reference.ranks.size(), 2u);
+  const Gang fp32 = ShardedWeights({2, 1, 1, true});
+  for (int rank = 0; rank < 2; ++rank) {
+    SCOPED_TRACE(absl::StrCat("rank ", rank));
+    const size_t n = (run.ranks[rank].size() - 1) / 2;
+    for (size_t i = 0; i < n; ++i) {
+      ExpectClose(run.ranks[rank][i], Held(reference.ranks[rank][i], sharded, rank),
+                  absl::StrCat("parameter ", i));
+    }
+    for (int step = 0; step < 2; ++step) {
+      EXPECT_NEAR(run.ranks[rank].back()[step].item<double>(),
+                  reference.ranks[rank].back()[step].item<double>(),
+                  1e-6 * reference.ranks[rank].back()[step].item<double>())
+          << "loss of step " << step;
+    }
+    EXPECT_LT(run.ranks[rank].back()[10].item<double>(),
+              RunGang(fp32).ranks[rank].back()[10].item<double>())
+        << "whole weights held at once";
+  }
 }
 
 TEST(ParallelTrainerTest, ShardedWeightsHoldAQuarterAtFourRanksAndTwoLayersAtATime) {

@@ -14,6 +14,7 @@
 #include "torch/serialize.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/parallel/cp_scheme.h"
+#include "trainer/parallel/parallel_plan.h"
 #include "trainer/train/train_test_data.h"
 
 int main(int argc, char** argv) {
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
   app.add_flag("--checkpointing", checkpointing);
   app.add_flag("--keep-attention", keep_attention);
   app.add_option("--cp-scheme", cp_scheme);
+  std::string precision = "fp32";
+  app.add_option("--precision", precision);
   bool no_overlap = false;
   app.add_flag("--no-overlap", no_overlap);
   app.add_flag("--shard-optimizer-state", run.plan.shard_optimizer_state);
@@ -52,6 +55,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   run.plan.cp_scheme = *scheme;
+  absl::StatusOr<prolong::parallel::Precision> parsed_precision =
+      prolong::parallel::ParsePrecision(precision);
+  if (!parsed_precision.ok()) {
+    std::cerr << "--precision: " << parsed_precision.status().message() << std::endl;
+    return 2;
+  }
+  run.plan.precision = *parsed_precision;
   run.plan.overlap_grad_reduce = !no_overlap;
   using prolong::parallel::ActivationCheckpointing;
   if (checkpointing) {

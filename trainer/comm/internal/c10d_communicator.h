@@ -22,6 +22,12 @@ inline std::chrono::milliseconds ToChrono(absl::Duration duration) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(duration));
 }
 
+// Gloo has no bfloat16. A gather moves bits without arithmetic, so bfloat16 travels as the
+// float16 of the same bytes (a view: no copy).
+inline torch::Tensor AsMovable(const torch::Tensor& tensor) {
+  return tensor.scalar_type() == torch::kBFloat16 ? tensor.view(torch::kHalf) : tensor;
+}
+
 // A c10d Work behind PendingWork; the Work keeps its tensors alive until it is done.
 class C10dWork final : public PendingWork {
  public:
@@ -58,12 +64,12 @@ class C10dCommunicator final : public Communicator {
   }
 
   torch::Tensor AllGather(const torch::Tensor& tensor) override {
-    const torch::Tensor input = OnDevice(tensor).contiguous();
+    const torch::Tensor input = AsMovable(OnDevice(tensor).contiguous());
     std::vector<std::vector<torch::Tensor>> outputs(1);
     for (int r = 0; r < size(); ++r) outputs[0].push_back(torch::empty_like(input));
     std::vector<torch::Tensor> inputs = {input};
     group_->allgather(outputs, inputs)->wait();
-    return torch::cat(outputs[0], 0).to(tensor.device());
+    return torch::cat(outputs[0], 0).view(tensor.scalar_type()).to(tensor.device());
   }
 
   std::unique_ptr<PendingWork> AllGatherAsync(const torch::Tensor& tensor,
@@ -74,8 +80,8 @@ class C10dCommunicator final : public Communicator {
     TORCH_CHECK(out.is_contiguous() && out.size(0) == size() * tensor.size(0),
                 "AllGatherAsync: out must be contiguous with ", size(), " x ", tensor.size(0),
                 " rows");
-    std::vector<std::vector<torch::Tensor>> outputs = {out.chunk(size(), 0)};
-    std::vector<torch::Tensor> inputs = {tensor.contiguous()};
+    std::vector<std::vector<torch::Tensor>> outputs = {AsMovable(out).chunk(size(), 0)};
+    std::vector<torch::Tensor> inputs = {AsMovable(tensor.contiguous())};
     return std::make_unique<C10dWork>(group_->allgather(outputs, inputs));
   }
 

@@ -718,6 +718,14 @@ TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
     EXPECT_TRUE(absl::StrContains(result->stderr_text, part)) << result->stderr_text;
   }
 
+  argv = TrainCommand(dir + "/checkpoints", 2, {"--shard-weights", "--shard-group-size=3"});
+  result = testing::Run(argv, absl::Seconds(60));
+  ASSERT_OK(result);
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(result->stderr_text,
+            "prolongctl train: --shard-weights: shard_group_size (3) must divide the world size "
+            "(2), or be 0 for the whole world\n");
+
   argv = TrainCommand(dir + "/checkpoints", 2, {"--no-such-flag=1"});
   result = testing::Run(argv, absl::Seconds(60));
   ASSERT_OK(result);

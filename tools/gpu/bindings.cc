@@ -3,6 +3,7 @@
 
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
@@ -22,6 +23,7 @@
 #include "trainer/parallel/activation_checkpointing.h"
 #include "trainer/parallel/autocast_guard.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/train/memory_plan.h"
 #include "trainer/train/trainer.h"
 
 namespace {
@@ -271,6 +273,83 @@ std::vector<double> LayerSeconds(const std::string& config_path,
   }
   return seconds;
 }
+
+// The Trainer's plan for the whole-model step below: bf16 mixed precision, full activation
+// checkpointing, sharded weights over one rank, one micro-batch of `tokens` on a GPU.
+prolong::parallel::ParallelPlan WholeModelPlan() {
+  prolong::parallel::ParallelPlan plan;
+  plan.precision = prolong::parallel::Precision::kBf16;
+  plan.activation_checkpointing = prolong::parallel::ActivationCheckpointing::kFull;
+  plan.shard_weights = true;
+  return plan;
+}
+
+model::LlamaConfig WithLayers(const std::string& config_path, int64_t layers) {
+  model::LlamaConfig config = OrThrow(model::ReadLlamaConfig(config_path));
+  config.num_hidden_layers = layers;
+  return config;
+}
+
+// --plan-memory's peak for WholeModelSeconds' run.
+int64_t PlannedPeakBytes(const std::string& config_path, int64_t layers, int64_t tokens) {
+  prolong::train::MemoryLayout layout;
+  layout.seq_len = tokens;
+  layout.plan = WholeModelPlan();
+  layout.gpu = true;
+  return OrThrow(prolong::train::PlanMemory(WithLayers(config_path, layers), layout)).peak();
+}
+
+// The whole training step (embedding, `layers` decoder layers of `config_path`'s shape, lm_head
+// and the blocked loss, AdamW) through the Trainer on this GPU, one rank of NCCL, under
+// WholeModelPlan, one step per entry of `steps` (a packing's document lengths): the seconds of
+// each step, the GPU synchronized around it, and the peak device memory.
+py::dict WholeModelSeconds(const std::string& config_path, int64_t layers,
+                           const std::vector<std::vector<int64_t>>& steps) {
+  const model::LlamaConfig config = WithLayers(config_path, layers);
+  std::shared_ptr<model::LlamaForCausalLM> llama = OrThrow(model::CreateLlama(config, 1));
+  auto store = OrThrow(prolong::comm::ServeStore("127.0.0.1"));
+  prolong::comm::RendezvousOptions options;
+  options.store_address = store->address();
+  prolong::comm::ProcessGroups groups = OrThrow(prolong::comm::JoinNccl(options));
+  prolong::train::TrainerOptions trainer_options;
+  trainer_options.parallel = WholeModelPlan();
+  prolong::train::LrSchedule schedule;
+  schedule.peak_lr = 1e-5;
+  schedule.steps = static_cast<int64_t>(steps.size());
+  std::unique_ptr<prolong::train::Trainer> trainer = OrThrow(prolong::train::Trainer::Create(
+      OrThrow(prolong::parallel::Parallelize(llama, &groups, trainer_options.parallel,
+                                             torch::Device(torch::kCUDA))),
+      trainer_options, schedule));
+  std::vector<double> seconds;
+  int64_t peak = 0;
+  {
+    // The autograd engine runs its own threads; Python's lock must not be held meanwhile.
+    py::gil_scoped_release no_gil;
+    for (const std::vector<int64_t>& lengths : steps) {
+      prolong::train::StepInput input;
+      prolong::train::MicroBatch batch;
+      batch.layout = PackedLayout(lengths);
+      const torch::Tensor& document = batch.layout.document;
+      batch.input_ids = torch::randint(config.vocab_size, {document.numel()}, torch::kInt64);
+      batch.loss_mask =
+          torch::cat({document.slice(0, 1), torch::full({1}, -1, torch::kInt64)}) == document;
+      batch.target_ids = torch::roll(batch.input_ids, -1).masked_fill(~batch.loss_mask, 0);
+      input.global_target_tokens = batch.loss_mask.sum().item<int64_t>();
+      input.micro_batches.push_back(std::move(batch));
+      torch::cuda::synchronize();
+      const auto start = std::chrono::steady_clock::now();
+      const prolong::train::StepMetrics metrics = OrThrow(trainer->Step(input));
+      torch::cuda::synchronize();
+      seconds.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      peak = std::max(peak, metrics.peak_device_bytes);
+    }
+  }
+  py::dict result;
+  result["seconds_per_step"] = seconds;
+  result["peak_device_bytes"] = peak;
+  return result;
+}
 #endif  // PROLONG_CUDA
 
 // The same `steps` global batches for every call: micro-batches of packed documents with random
@@ -416,5 +495,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("ring_blocks_attention", &RingBlocksAttention);
   m.def("nccl_check", &NcclCheck);
   m.def("layer_seconds", &LayerSeconds);
+  m.def("planned_peak_bytes", &PlannedPeakBytes);
+  m.def("whole_model_seconds", &WholeModelSeconds);
 #endif
 }

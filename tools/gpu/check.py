@@ -27,7 +27,12 @@ made by tools/gpu/prepare.sh on a Debian machine), then checks:
      recomputation is not counted, so MFU shows what checkpointing costs); where the fastest
      kernel spends the GPU's time on mixed lengths (torch.profiler, by operator and kernel); and
      mixed lengths with PyTorch's allocator the other way (expandable segments, which the
-     trainer worker turns on, off).
+     trainer worker turns on, off);
+  6. the whole training step (embedding, decoder layers, lm_head, blocked loss, AdamW; bf16,
+     full checkpointing, sharded weights over one rank) of a Llama-3-8B-shaped model with as
+     many layers as `prolongctl train --plan-memory` fits in 90% of the GPU, and with half as
+     many, on 65,536 tokens of mixed lengths: tokens/s and MFU, tokens/s extrapolated to 32
+     layers against ProLong's 3,095 per H100, and the measured peak against the plan.
 Writes the results as JSON to --out and prints them; exits 1 if a check fails.
 """
 import argparse
@@ -57,7 +62,7 @@ PEAK_BF16 = 989.4e12
 FUSED_KERNELS = ["per-document", "per-document-gqa", "varlen-flash", "per-document-cudnn",
                  "hybrid"]
 CHECKS = ["attention", "gathered_keys", "ring_blocks", "llama", "nccl", "training", "throughput",
-          "generation"]
+          "generation", "whole_model"]
 
 
 def build(build_dir):
@@ -82,6 +87,7 @@ def build(build_dir):
         "trainer/comm/nccl_communicator.cc",
         "trainer/train/blocked_cross_entropy.cc",
         "trainer/train/lr_schedule.cc",
+        "trainer/train/memory_plan.cc",
         "trainer/train/trainer.cc",
         "trainer/train/trainer_options.cc",
         "trainer/parallel/activation_checkpointing.cc",
@@ -89,12 +95,14 @@ def build(build_dir):
         "trainer/parallel/context_parallel_attention.cc",
         "trainer/parallel/cp_scheme.cc",
         "trainer/parallel/data_parallel.cc",
+        "trainer/parallel/fully_sharded.cc",
         "trainer/parallel/gathered_layouts.cc",
         "trainer/parallel/gradient_reduction.cc",
         "trainer/parallel/parallel_plan.cc",
         "trainer/parallel/parallelize.cc",
         "trainer/parallel/ring_attention.cc",
         "trainer/parallel/sharded_optimizer.cc",
+        "trainer/parallel/ulysses_attention.cc",
         "evaluator/generate/generator.cc",
         "evaluator/generate/kv_cache.cc",
         "common/address.cc",
@@ -440,6 +448,68 @@ def check_layer_throughput(ext, results, work, save):
         save()
 
 
+def check_whole_model(ext, results, work, save):
+    """The whole training step of an 8B-shaped model with as many layers as fit this GPU."""
+    path = llama_config_file(work, "llama3_8b_whole_config.json", hidden=4096, intermediate=14336,
+                             layers=32, heads=32, kv_heads=8, vocab=128256, theta=8e6)
+    hidden, ffn, kv, vocab = 4096, 14336, 8 * 128, 128256
+    layer_parameters = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * ffn + 2 * hidden
+    tokens = 65536
+    capacity = torch.cuda.get_device_properties(0).total_memory
+    # The most layers (even, so that half of them is a second point) --plan-memory fits in 90%.
+    layers = max([n for n in range(2, 33, 2)
+                  if ext.planned_peak_bytes(path, n, tokens) <= 0.9 * capacity] or [0])
+    entry = results.setdefault("whole_model_8b_shaped", {"layers_that_fit": layers})
+    if layers == 0:
+        entry["error"] = "no even number of layers fits by --plan-memory"
+        return
+    rng = random.Random(1)
+
+    def mixed():
+        lengths = []
+        while sum(lengths) < tokens:
+            lengths.append(min(int(math.exp(rng.uniform(math.log(64), math.log(tokens)))),
+                               tokens - sum(lengths)))
+        return lengths
+
+    steps = [mixed() for _ in range(6)]
+    # Two depths: the difference is the layers' time, the rest embedding, lm_head, loss and AdamW.
+    timed = {}
+    for depth in (layers, layers // 2):
+        torch.cuda.empty_cache()
+        try:
+            run = ext.whole_model_seconds(path, depth, steps)
+        except Exception as error:
+            entry[f"layers_{depth}_error"] = f"{type(error).__name__}: {error}"
+            save()
+            return
+        seconds = run["seconds_per_step"][2:]  # after 2 warm-up steps
+        median = sorted(seconds)[len(seconds) // 2]
+        parameters = depth * layer_parameters + vocab * hidden + hidden  # lm_head, final norm
+        flops = [tokens * 6 * parameters +
+                 depth * 3 * 2 * 2 * hidden * sum(n * n / 2 for n in step) for step in steps[2:]]
+        planned = ext.planned_peak_bytes(path, depth, tokens)
+        timed[depth] = median
+        entry[f"layers_{depth}"] = {
+            "seconds_per_step": seconds,
+            "tokens_per_second": tokens / median,
+            "mfu": sum(flops) / sum(seconds) / PEAK_BF16,
+            "peak_device_bytes": run["peak_device_bytes"],
+            "planned_peak_bytes": planned,
+            "planned_over_measured": planned / run["peak_device_bytes"],
+            "plan_within_10_percent_ok": abs(planned / run["peak_device_bytes"] - 1) <= 0.1,
+        }
+        save()
+    per_layer = (timed[layers] - timed[layers // 2]) / (layers - layers // 2)
+    rest = timed[layers] - layers * per_layer
+    entry["seconds_per_layer"] = per_layer
+    entry["seconds_outside_layers"] = rest
+    entry["tokens_per_second_32_layers"] = tokens / (rest + 32 * per_layer)
+    # ProLong's 8B: 3,095 tokens/s per H100 (its paper).
+    entry["over_prolong_3095"] = entry["tokens_per_second_32_layers"] / 3095
+    entry["mfu_45_percent_ok"] = entry[f"layers_{layers}"]["mfu"] >= 0.45
+
+
 def hf_greedy(model, prompt, max_new_tokens):
     """transformers' generate, greedy, on one prompt: the new tokens, EOS left out; seconds."""
     ids = torch.tensor([prompt], device=model.device)
@@ -589,7 +659,8 @@ def main():
               "nccl": lambda: results.__setitem__("nccl", dict(ext.nccl_check())),
               "training": lambda: check_training(ext, results, work),
               "throughput": lambda: check_layer_throughput(ext, results, work, save),
-              "generation": lambda: check_generation(ext, results, work)}
+              "generation": lambda: check_generation(ext, results, work),
+              "whole_model": lambda: check_whole_model(ext, results, work, save)}
     assert list(checks) == CHECKS
     for name in args.only.split(",") if args.only else CHECKS:
         try:

@@ -353,7 +353,8 @@ absl::StatusOr<std::string> SaveCheckpoint(const std::string& dir,
 }
 
 absl::StatusOr<OptimizerState> ReadOptimizerState(const std::string& checkpoint_dir,
-                                                  const ParameterFilter& read) try {
+                                                  const ParameterFilter& read,
+                                                  const model::ParameterParts* parts) try {
   ASSIGN_OR_RETURN(const std::unique_ptr<safetensors::SafetensorsFile> file,
                    safetensors::SafetensorsFile::Open(Join(checkpoint_dir, kOptimizerFile)));
   OptimizerState state;
@@ -365,6 +366,19 @@ absl::StatusOr<OptimizerState> ReadOptimizerState(const std::string& checkpoint_
     if (!tensor.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(file->path(), ": tensor ", name, ": ", tensor.status().message()));
+    }
+    const std::string kind = name.substr(0, slash);
+    if (parts != nullptr && slash != std::string::npos && kind != kStep) {
+      const std::string parameter = name.substr(slash + 1);
+      const std::vector<int64_t> whole = parts->WholeShape(parameter);
+      if (!whole.empty()) {  // A tensor of no parameter is refused later, by name.
+        if (tensor->sizes().vec() != whole) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              file->path(), ": tensor ", name, " has shape [", absl::StrJoin(tensor->sizes(), ", "),
+              "], the model expects [", absl::StrJoin(whole, ", "), "]"));
+        }
+        tensor = parts->Part(parameter, *tensor);
+      }
     }
     state.tensors[name] = *std::move(tensor);
   }
@@ -391,7 +405,8 @@ absl::Status LoadCheckpoint(const std::string& checkpoint_dir, model::LlamaForCa
       return parameters.find(name) == nullptr || options.optimizer_parameters(name);
     };
   }
-  ASSIGN_OR_RETURN(const OptimizerState saved, ReadOptimizerState(checkpoint_dir, read));
+  ASSIGN_OR_RETURN(const OptimizerState saved,
+                   ReadOptimizerState(checkpoint_dir, read, options.parts));
   absl::StatusOr<std::vector<PlannedState>> plan = PlanAdamWRestore(saved, parameters, optimizer);
   if (!plan.ok()) {
     return absl::InvalidArgumentError(
@@ -408,7 +423,7 @@ absl::Status LoadCheckpoint(const std::string& checkpoint_dir, model::LlamaForCa
           absl::StrCat(Join(checkpoint_dir, kTrainerStateFile), ": ", status.message()));
     }
   }
-  if (absl::Status status = model::LoadWeights(model, model_dir); !status.ok()) {
+  if (absl::Status status = model::LoadWeights(model, model_dir, options.parts); !status.ok()) {
     if (options.restore_rng) RestoreRngState(previous).IgnoreError();
     return status;
   }

@@ -90,9 +90,12 @@ using ParameterFilter = std::function<bool(const std::string& parameter)>;
 
 // CHECKPOINT_DIR/optimizer.safetensors as tensors on the CPU; with `read`, only the tensors of
 // parameters it accepts (and those not named after a parameter, so that they are still
-// checked), leaving the others on disk.
+// checked), leaving the others on disk. With `parts`, a parameter's moments must have its whole
+// shape (INVALID_ARGUMENT naming the tensor otherwise) and only their parts are kept, one whole
+// tensor at a time.
 absl::StatusOr<OptimizerState> ReadOptimizerState(const std::string& checkpoint_dir,
-                                                  const ParameterFilter& read = nullptr);
+                                                  const ParameterFilter& read = nullptr,
+                                                  const model::ParameterParts* parts = nullptr);
 
 struct LoadOptions {
   // Verifies the manifest first; nullopt skips it (FindLatestValid just did).
@@ -102,6 +105,9 @@ struct LoadOptions {
   // get none, as in a fresh optimizer. A rank that keeps a shard of the optimizer state (ZeRO-1)
   // thus never holds all of it.
   ParameterFilter optimizer_parameters;
+  // Set when the model's parameters are parts of the whole (sharded weights): the checkpoint's
+  // weights and moments are read whole, one tensor at a time, and only the parts kept.
+  const model::ParameterParts* parts = nullptr;
 };
 
 // Loads a checkpoint into a model and an AdamW optimizer built for it (over

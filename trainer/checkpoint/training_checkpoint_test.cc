@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -209,6 +210,80 @@ TEST(TrainingCheckpointTest, LoadRestoresOnlyTheOptimizerStateOfTheParametersAsk
       LoadCheckpoint(*bad, *restored.model, *restored.optimizer, &state, load);
   EXPECT_THAT(refused,
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model.no_such.weight")));
+}
+
+// Keeps each parameter's odd rows (a stand-in for a rank's block of sharded weights).
+class OddRows final : public model::ParameterParts {
+ public:
+  explicit OddRows(model::LlamaForCausalLM& whole) {
+    for (const auto& item : whole.named_parameters())
+      shapes_[item.key()] = item.value().sizes().vec();
+  }
+  std::vector<int64_t> WholeShape(const std::string& name) const override {
+    const auto it = shapes_.find(name);
+    return it == shapes_.end() ? std::vector<int64_t>() : it->second;
+  }
+  Tensor Part(const std::string&, const Tensor& whole) const override {
+    return whole.slice(0, 1, whole.size(0), 2).clone();
+  }
+  // `model`'s parameters cut to their parts, as a sharded model holds them.
+  void Cut(model::LlamaForCausalLM& model) const {
+    for (auto& item : model.named_parameters()) {
+      item.value().set_data(Part(item.key(), item.value().detach()));
+    }
+  }
+
+ private:
+  std::map<std::string, std::vector<int64_t>> shapes_;
+};
+
+// A rank that keeps parts of its parameters reads each whole tensor and keeps its part of the
+// weights and the moments; a checkpoint whose whole shapes differ is refused by name.
+TEST(TrainingCheckpointTest, LoadKeepsTheGivenPartsOfWeightsAndMoments) {
+  Trained original = Train(2);
+  const std::string dir = prolong::testing::MakeTempDir();
+  absl::StatusOr<std::string> path = Save(dir, original, 2);
+  ASSERT_OK(path);
+
+  const OddRows parts(*original.model);
+  std::shared_ptr<model::LlamaForCausalLM> model = Model(TinyConfig(), 5);
+  parts.Cut(*model);
+  std::unique_ptr<torch::optim::AdamW> optimizer = MakeAdamW(*model, false);
+  LoadOptions load;
+  load.parts = &parts;
+  TrainerState state;
+  ASSERT_OK(LoadCheckpoint(*path, *model, *optimizer, &state, load));
+  absl::StatusOr<OptimizerState> want =
+      ExtractAdamWState(*original.optimizer, original.model->named_parameters());
+  absl::StatusOr<OptimizerState> got = ExtractAdamWState(*optimizer, model->named_parameters());
+  ASSERT_OK(want);
+  ASSERT_OK(got);
+  const auto whole = original.model->named_parameters();
+  for (const auto& item : model->named_parameters()) {
+    EXPECT_TRUE(Identical(item.value(), parts.Part(item.key(), whole[item.key()].detach())))
+        << item.key();
+  }
+  ASSERT_EQ(got->tensors.size(), want->tensors.size());
+  for (const auto& [name, tensor] : got->tensors) {
+    const bool step = name.rfind("step/", 0) == 0;
+    EXPECT_TRUE(
+        Identical(tensor, step ? want->tensors.at(name) : parts.Part("", want->tensors.at(name))))
+        << name;
+  }
+
+  // Parts of a model of another width: the whole shapes differ, though parts might not.
+  model::LlamaConfig wider = TinyConfig();
+  wider.intermediate_size += 1;
+  std::shared_ptr<model::LlamaForCausalLM> other = Model(wider, 5);
+  const OddRows other_parts(*other);
+  other_parts.Cut(*other);
+  std::unique_ptr<torch::optim::AdamW> other_optimizer = MakeAdamW(*other, false);
+  load.parts = &other_parts;
+  EXPECT_THAT(LoadCheckpoint(*path, *other, *other_optimizer, &state, load),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("intermediate_size")));
+  load.verification.reset();
+  EXPECT_THAT(ReadOptimizerState(*path, nullptr, &other_parts).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the model expects [")));
 }
 
 TEST(TrainingCheckpointTest, OptimizerStateNamesAndMetadata) {

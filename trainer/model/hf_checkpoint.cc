@@ -54,7 +54,8 @@ Tensor Borrow(const safetensors::TensorView& view, torch::ScalarType dtype) {
 
 }  // namespace
 
-absl::Status LoadWeights(LlamaForCausalLM& model, const std::string& path) {
+absl::Status LoadWeights(LlamaForCausalLM& model, const std::string& path,
+                         const ParameterParts* parts) {
   ASSIGN_OR_RETURN(const std::unique_ptr<safetensors::Checkpoint> checkpoint,
                    safetensors::Checkpoint::Open(path));
   auto error = [&](auto&&... parts) {
@@ -72,10 +73,11 @@ absl::Status LoadWeights(LlamaForCausalLM& model, const std::string& path) {
                    name == "lm_head.weight" ? " (config.json does not tie word embeddings)" : "");
     }
     const std::string where = absl::StrCat("tensor ", name, " (in ", checkpoint->FileOf(name), ")");
-    if (!std::equal(view->shape.begin(), view->shape.end(), item.value().sizes().begin(),
-                    item.value().sizes().end())) {
+    const std::vector<int64_t> shape =
+        parts != nullptr ? parts->WholeShape(name) : item.value().sizes().vec();
+    if (!std::equal(view->shape.begin(), view->shape.end(), shape.begin(), shape.end())) {
       return error(where, " has shape ", ShapeString(view->shape), ", the model expects ",
-                   ShapeString(item.value().sizes()));
+                   ShapeString(shape));
     }
     if (!IsFloat(view->dtype)) {
       return error(where, " has dtype ", safetensors::DTypeName(view->dtype),
@@ -95,7 +97,8 @@ absl::Status LoadWeights(LlamaForCausalLM& model, const std::string& path) {
     const safetensors::TensorView& view = *checkpoint->Find(item.key());
     ASSIGN_OR_RETURN(const torch::ScalarType dtype, TorchDType(view.dtype));
     Tensor parameter = item.value();
-    parameter.copy_(Borrow(view, dtype));
+    const Tensor whole = Borrow(view, dtype);
+    parameter.copy_(parts != nullptr ? parts->Part(item.key(), whole) : whole);
   }
   return absl::OkStatus();
 }

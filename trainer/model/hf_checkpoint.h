@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "torch/types.h"
 #include "trainer/model/llama.h"
+#include "trainer/model/parameter_parts.h"
 #include "trainer/model/safetensors.h"
 
 namespace prolong::model {
@@ -21,8 +22,10 @@ namespace prolong::model {
 // before anything is copied, so on error the model is unchanged: a missing tensor, a shape
 // mismatch (both shapes given), a non-float dtype or an unexpected tensor is INVALID_ARGUMENT
 // naming the tensor. Tensors named *.rotary_emb.inv_freq, which older checkpoints carry, are
-// derived buffers and ignored.
-absl::Status LoadWeights(LlamaForCausalLM& model, const std::string& path);
+// derived buffers and ignored. With `parts`, each parameter holds only its part: the
+// checkpoint's tensors must have the whole shapes, and each parameter receives its part.
+absl::Status LoadWeights(LlamaForCausalLM& model, const std::string& path,
+                         const ParameterParts* parts = nullptr);
 
 // A model from a Hugging Face model directory: config.json and the weights.
 absl::StatusOr<std::shared_ptr<LlamaForCausalLM>> LoadLlama(const std::string& dir);

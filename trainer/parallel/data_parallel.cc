@@ -93,9 +93,9 @@ void DataParallel::Step(torch::optim::AdamW& optimizer) {
   sharding_->BroadcastParameters();
 }
 
-void DataParallel::GatherState(torch::optim::AdamW& optimizer, bool everywhere) {
-  if (sharded_ != nullptr) sharded_->Unshard(optimizer, everywhere);
-  if (sharding_ != nullptr && !everywhere) sharding_->GatherState(optimizer);
+void DataParallel::GatherState(torch::optim::AdamW& optimizer) {
+  if (sharded_ != nullptr) sharded_->Unshard(optimizer);
+  if (sharding_ != nullptr) sharding_->GatherState(optimizer);
 }
 
 void DataParallel::ShardState(torch::optim::AdamW& optimizer) {

@@ -60,11 +60,9 @@ class DataParallel {
   // with sharded weights); then every rank holds its updated parameters.
   void Step(torch::optim::AdamW& optimizer);
   // Collective with sharding: the model's parameters and the optimizer's state as one process
-  // holds them, on world rank 0 (`everywhere` false: for a checkpoint to save) or on every rank
-  // (for one to load). ZeRO-1 gathers the state to rank 0 for saving and does nothing for
-  // loading (each rank loads its share). Otherwise nothing.
-  void GatherState(torch::optim::AdamW& optimizer, bool everywhere);
-  // With sharding, each rank keeps only its share again: after GatherState, and after loading.
+  // holds them, on world rank 0, for a checkpoint to save. Otherwise nothing.
+  void GatherState(torch::optim::AdamW& optimizer);
+  // With sharding, each rank keeps only its share again, after GatherState.
   void ShardState(torch::optim::AdamW& optimizer);
   // All-reduces of gradients a step makes over the world group (0 for one process, or with
   // sharded weights).

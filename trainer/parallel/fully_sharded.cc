@@ -259,6 +259,9 @@ class ShardedUnit final : public LayerWeights {
 FullySharded::FullySharded(model::LlamaForCausalLM& model, comm::Communicator* shard,
                            comm::Communicator* replica, torch::ScalarType layer_dtype)
     : shard_(shard), replica_(replica) {
+  for (const auto& item : model.named_parameters()) {
+    shapes_[item.key()] = {item.value().sizes().vec(), item.value().requires_grad()};
+  }
   std::set<const c10::TensorImpl*> in_layers;
   for (const auto& layer : model.model->decoder_layers()) {
     std::vector<Tensor> parameters;
@@ -320,9 +323,20 @@ void FullySharded::Abandon() {
   last_gathered_ = -1;
 }
 
-void FullySharded::Unshard(torch::optim::AdamW& optimizer, bool everywhere) {
-  // For saving, the first group holds everything; the others have nothing to add.
-  if (!everywhere && replica_ != nullptr && replica_->rank() != 0) return;
+std::vector<int64_t> FullySharded::WholeShape(const std::string& name) const {
+  const auto it = shapes_.find(name);
+  return it == shapes_.end() ? std::vector<int64_t>() : it->second.first;
+}
+
+Tensor FullySharded::Part(const std::string& name, const Tensor& whole) const {
+  const auto it = shapes_.find(name);
+  if (it == shapes_.end() || !it->second.second) return whole.clone();
+  return CutBlock(whole, shard_->rank(), shard_->size());
+}
+
+void FullySharded::Unshard(torch::optim::AdamW& optimizer) {
+  // The first group holds everything; the others have nothing to add.
+  if (replica_ != nullptr && replica_->rank() != 0) return;
   OptimizerStateMap& states = optimizer.state();
   std::vector<int64_t> has;
   root_->AppendHasState(states, &has);
@@ -332,7 +346,7 @@ void FullySharded::Unshard(torch::optim::AdamW& optimizer, bool everywhere) {
   shard_->AllReduceSum(agreed);
   TORCH_CHECK(torch::equal(agreed, torch::tensor(has, torch::kInt64) * shard_->size()),
               "the ranks of a shard group disagree on which parameters have AdamW state");
-  const bool keep = everywhere || shard_->rank() == 0;
+  const bool keep = shard_->rank() == 0;
   root_->Unshard(states, keep);
   for (const auto& layer : layers_) layer->Unshard(states, keep);
 }

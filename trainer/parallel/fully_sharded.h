@@ -28,8 +28,10 @@
 // sums those too. With hybrid sharding (groups smaller than the world, each holding a copy of
 // the shards), the groups' shard gradients are summed over the replica group once per step.
 //
-// Checkpoints keep whole parameters and whole AdamW state (Unshard, Reshard), so a run resumes
-// with another N, or without sharding.
+// Checkpoints keep whole parameters and whole AdamW state: for a save, Unshard gathers them on
+// rank 0 and Reshard cuts them again; a load reads each whole tensor and keeps this rank's block
+// (this class is the load's ParameterParts), so no rank ever holds the whole model or AdamW
+// state then. A run thus resumes with another N, or without sharding.
 //
 // Thread-safety: used from the thread that trains; every rank calls the collectives (marked) in
 // the same order.
@@ -39,19 +41,22 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "torch/optim/adamw.h"
 #include "torch/types.h"
 #include "trainer/comm/communicator.h"
 #include "trainer/model/llama.h"
+#include "trainer/model/parameter_parts.h"
 #include "trainer/parallel/activation_checkpointing.h"
 
 namespace prolong::parallel {
 
 class ShardedUnit;
 
-class FullySharded {
+class FullySharded final : public model::ParameterParts {
  public:
   // Shards the trainable parameters of `model` (on its device already) in place over `shard`;
   // `replica`, null without hybrid sharding, holds the ranks keeping the same shards in the
@@ -79,13 +84,16 @@ class FullySharded {
   // dropped, the shards' .grad as before the micro-batch.
   void Abandon();
 
-  // Collective: every parameter whole in the model, and its AdamW state whole in `optimizer`,
-  // on the CPU, as one process holds them: on world rank 0 only (`everywhere` false: for a
-  // checkpoint to save) or on every rank (for a checkpoint or AdamW state to load into, whose
-  // shapes the load checks). Call Reshard after.
-  void Unshard(torch::optim::AdamW& optimizer, bool everywhere);
-  // Every rank keeps its blocks of whatever Unshard made whole (as loaded, if something was).
+  // Collective: on world rank 0, every parameter whole in the model and its AdamW state whole in
+  // `optimizer`, on the CPU, as one process holds them, for a checkpoint to save. Call Reshard
+  // after.
+  void Unshard(torch::optim::AdamW& optimizer);
+  // Rank 0 keeps its blocks of what Unshard made whole.
   void Reshard(torch::optim::AdamW& optimizer);
+
+  // ParameterParts, for loading: a trainable parameter's part is this rank's block.
+  std::vector<int64_t> WholeShape(const std::string& name) const override;
+  torch::Tensor Part(const std::string& name, const torch::Tensor& whole) const override;
 
   // Ranks in the shard group: the gradient norm sums over them.
   comm::Communicator* shard_group() const { return shard_; }
@@ -106,6 +114,8 @@ class FullySharded {
   std::unique_ptr<ShardedUnit> root_;
   std::vector<std::unique_ptr<ShardedUnit>> layers_;
   std::map<const model::LlamaDecoderLayer*, ShardedUnit*> unit_of_;
+  // Every parameter's whole shape by name, and whether it is sharded (trainable).
+  std::map<std::string, std::pair<std::vector<int64_t>, bool>> shapes_;
   int64_t gathered_bytes_ = 0;
   int64_t peak_gathered_bytes_ = 0;
   int last_gathered_ = -1;  // the layer gathered last in this micro-batch

@@ -84,7 +84,10 @@ TEST(MemoryPlanTest, ThePeakOfAStepIsWithinTenPercentOfThePlan) {
     for (const ActivationCheckpointing checkpointing :
          {ActivationCheckpointing::kFull, ActivationCheckpointing::kSelective,
           ActivationCheckpointing::kOff}) {
-      for (const int64_t tokens : {1024, 4096}) {
+      // Two lengths in float32: the loss's blocks weigh most at the first, a layer at the second.
+      for (const int64_t tokens : precision == parallel::Precision::kFp32
+                                      ? std::vector<int64_t>{1024, 4096}
+                                      : std::vector<int64_t>{4096}) {
         MemoryLayout layout;
         layout.seq_len = tokens;
         layout.micro_batches = 2;  // Batch's two sequences, one a micro-batch

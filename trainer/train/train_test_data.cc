@@ -178,11 +178,10 @@ absl::StatusOr<RunResult> TrainTwoSteps(uint64_t seed, comm::ProcessGroups* grou
     load.optimizer_parameters = [&](const std::string& name) {
       return trainer->KeepsOptimizerStateOf(name);
     };
-    trainer->PrepareToLoad();
+    load.parts = trainer->parameter_parts();
     RETURN_IF_ERROR(checkpoint::LoadCheckpoint(
         absl::StrCat(options.resume_from, "/", checkpoint::StepDirName(1)), *model,
         trainer->optimizer(), &state, load));
-    trainer->ShardState();
     RETURN_IF_ERROR(trainer->SetProgress(state.step, state.step));
     first_step = state.step;
   }

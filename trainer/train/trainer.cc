@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "trainer/parallel/autocast_guard.h"
+#include "trainer/parallel/fully_sharded.h"
 #include "trainer/train/blocked_cross_entropy.h"
 
 #ifdef PROLONG_CUDA
@@ -144,11 +145,13 @@ absl::Status Trainer::ResetSchedule(const LrSchedule& schedule) {
 
 void Trainer::ResetOptimizerState() { optimizer_->state().clear(); }
 
-void Trainer::PrepareToSave() { model_.data_parallel->GatherState(*optimizer_, false); }
-
-void Trainer::PrepareToLoad() { model_.data_parallel->GatherState(*optimizer_, true); }
+void Trainer::PrepareToSave() { model_.data_parallel->GatherState(*optimizer_); }
 
 void Trainer::ShardState() { model_.data_parallel->ShardState(*optimizer_); }
+
+const model::ParameterParts* Trainer::parameter_parts() const {
+  return model_.data_parallel->sharded();
+}
 
 absl::Status Trainer::SetProgress(int64_t steps, int64_t stage_step) {
   if (steps < 0 || stage_step < 0 || stage_step > steps) {

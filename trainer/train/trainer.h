@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "torch/optim/adamw.h"
 #include "torch/types.h"
+#include "trainer/model/parameter_parts.h"
 #include "trainer/parallel/parallelize.h"
 #include "trainer/train/lr_schedule.h"
 #include "trainer/train/step_input.h"
@@ -93,20 +94,20 @@ class Trainer {
   // resumes with or without it, at any size. Around a save (the model and optimizer() then
   // read by SaveCheckpoint and ExtractAdamWState on world rank 0):
   //   PrepareToSave(); [rank 0 saves]; ShardState();
-  // and around a load into the model and optimizer() (LoadCheckpoint, RestoreAdamWState), on
-  // every rank:
-  //   PrepareToLoad(); [load, reading KeepsOptimizerStateOf's parameters]; ShardState();
-  // With sharding these are collectives of every rank; without, they do nothing.
+  // With sharding these are collectives of every rank; without, they do nothing. A load into
+  // the model and optimizer() (LoadCheckpoint, ReadOptimizerState and RestoreAdamWState) needs
+  // no collective: each rank reads what it keeps, with parameter_parts() and
+  // KeepsOptimizerStateOf.
   //
-  // World rank 0 then holds the whole model (on the CPU with sharded weights) and every
-  // parameter's AdamW state, as one process would.
+  // World rank 0 holds the whole model (on the CPU with sharded weights) and every parameter's
+  // AdamW state, as one process would.
   void PrepareToSave();
-  // With sharded weights, every rank holds them whole (on the CPU) with their AdamW state, the
-  // shapes a checkpoint is loaded into.
-  void PrepareToLoad();
-  // Each rank keeps only its share again: its shards with sharded weights (of what was loaded,
-  // if anything was), its parameters' AdamW state with ZeRO-1.
+  // Each rank keeps only its share again: its shards with sharded weights, its parameters'
+  // AdamW state with ZeRO-1.
   void ShardState();
+  // With sharded weights, what each parameter holds of the whole (LoadOptions::parts); null
+  // otherwise.
+  const model::ParameterParts* parameter_parts() const;
   // False for a parameter (by its named_parameters() name) whose optimizer state another rank
   // keeps, with shard_optimizer_state; true otherwise. Lets a checkpoint load read only this
   // rank's share (LoadOptions::optimizer_parameters).

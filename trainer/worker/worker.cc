@@ -394,10 +394,9 @@ absl::StatusOr<int64_t> Worker::State::Resume() {
   load.optimizer_parameters = [&](const std::string& parameter) {
     return trainer->KeepsOptimizerStateOf(parameter);
   };
-  trainer->PrepareToLoad();
+  load.parts = trainer->parameter_parts();
   const absl::Status loaded =
       checkpoint::LoadCheckpoint(path, *model, trainer->optimizer(), &state, load);
-  trainer->ShardState();
   RETURN_IF_ERROR(Agree(loaded, absl::StrCat("loading ", path)));
   RETURN_IF_ERROR(CheckCursor(path, state));
   int64_t stage_step = state.step;
@@ -446,17 +445,17 @@ absl::Status Worker::State::ContinueFromEarlierStage() {
     }
     return absl::OkStatus();
   }
-  trainer->PrepareToLoad();
   absl::Status restored = [&]() -> absl::Status {
-    // With ZeRO-1, this rank's share only.
-    ASSIGN_OR_RETURN(const checkpoint::OptimizerState optimizer,
-                     checkpoint::ReadOptimizerState(path, [&](const std::string& parameter) {
-                       return trainer->KeepsOptimizerStateOf(parameter);
-                     }));
+    // With ZeRO-1, this rank's share only; with sharded weights, the blocks of its shards.
+    ASSIGN_OR_RETURN(
+        const checkpoint::OptimizerState optimizer,
+        checkpoint::ReadOptimizerState(
+            path,
+            [&](const std::string& parameter) { return trainer->KeepsOptimizerStateOf(parameter); },
+            trainer->parameter_parts()));
     return checkpoint::RestoreAdamWState(optimizer, model->named_parameters(),
                                          trainer->optimizer());
   }();
-  trainer->ShardState();
   RETURN_IF_ERROR(Agree(restored, absl::StrCat("loading the optimizer state of ", path)));
   if (options.rank == 0) {
     PROLONG_LOG(INFO) << "stage " << files.stage.name() << " starts from " << path << " (stage '"

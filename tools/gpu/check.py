@@ -369,6 +369,15 @@ def check_training(ext, results, work):
     results["training"] = entry
 
 
+def mixed_lengths(rng, tokens):
+    """Documents of log-uniform lengths in [64, tokens] packed into `tokens` tokens."""
+    lengths = []
+    while sum(lengths) < tokens:
+        lengths.append(min(int(math.exp(rng.uniform(math.log(64), math.log(tokens)))),
+                           tokens - sum(lengths)))
+    return lengths
+
+
 def check_layer_throughput(ext, results, work, save):
     """Times the 8B layer; `save` writes what is known so far (a time limit may stop the run)."""
     path = llama_config_file(work, "llama3_8b_config.json", hidden=4096, intermediate=14336,
@@ -379,12 +388,7 @@ def check_layer_throughput(ext, results, work, save):
     rng = random.Random(0)
 
     def mixed():
-        """Documents of log-uniform lengths in [64, 65536] packed into 65,536 tokens."""
-        lengths = []
-        while sum(lengths) < tokens:
-            lengths.append(min(int(math.exp(rng.uniform(math.log(64), math.log(tokens)))),
-                               tokens - sum(lengths)))
-        return lengths
+        return mixed_lengths(rng, tokens)
 
     # The same steps for every kernel and checkpointing mode of a packing.
     packings = {"one_document_of_65536": [[tokens]] * 7,
@@ -464,15 +468,7 @@ def check_whole_model(ext, results, work, save):
         entry["error"] = "no even number of layers fits by --plan-memory"
         return
     rng = random.Random(1)
-
-    def mixed():
-        lengths = []
-        while sum(lengths) < tokens:
-            lengths.append(min(int(math.exp(rng.uniform(math.log(64), math.log(tokens)))),
-                               tokens - sum(lengths)))
-        return lengths
-
-    steps = [mixed() for _ in range(6)]
+    steps = [mixed_lengths(rng, tokens) for _ in range(6)]
     # Two depths: the difference is the layers' time, the rest embedding, lm_head, loss and AdamW.
     timed = {}
     for depth in (layers, layers // 2):

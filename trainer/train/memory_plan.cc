@@ -79,9 +79,9 @@ absl::StatusOr<MemoryPlan> PlanMemory(const model::LlamaConfig& config,
   const int64_t held = layers * Elements(layer, shard) + Elements(root, shard);
   out.weights = kFloat * held;
   out.gradients = kFloat * held;
-  const int optimizer_ranks = plan.shard_weights           ? 1
-                              : plan.shard_optimizer_state ? layout.world_size
-                                                           : 1;
+  // ZeRO-1 divides the moments alone (sharded weights divided them with everything else).
+  const int optimizer_ranks =
+      !plan.shard_weights && plan.shard_optimizer_state ? layout.world_size : 1;
   out.optimizer_state = 2 * kFloat * held / optimizer_ranks;
   // With sharded weights, whole weights beside the shards: in forward the root's, for the
   // micro-batch; in backward also its whole gradients, and a layer's weights and its autograd

@@ -19,6 +19,9 @@ void Count(int64_t bytes) {
   }
 }
 
+class CountingAllocator;
+CountingAllocator* installed = nullptr;  // set once by Install, never freed
+
 // The default allocator's blocks, each with its size. A DataPtr's context stays its data
 // pointer (some LibTorch kernels assert that of CPU memory), so sizes live here.
 class CountingAllocator final : public c10::Allocator {
@@ -40,7 +43,7 @@ class CountingAllocator final : public c10::Allocator {
  private:
   static void Delete(void* data) {
     if (data == nullptr) return;
-    CountingAllocator& self = *instance;
+    CountingAllocator& self = *installed;
     int64_t bytes = 0;
     {
       absl::MutexLock lock(&self.mu_);
@@ -57,20 +60,15 @@ class CountingAllocator final : public c10::Allocator {
   c10::Allocator* base_;
   mutable absl::Mutex mu_;
   mutable absl::flat_hash_map<void*, int64_t> sizes_;
-
- public:
-  static CountingAllocator* instance;
 };
-
-CountingAllocator* CountingAllocator::instance = nullptr;
 
 }  // namespace
 
 void CpuMemoryMeter::Install() {
-  if (CountingAllocator::instance != nullptr) return;
-  CountingAllocator::instance = new CountingAllocator(c10::GetDefaultCPUAllocator());
+  if (installed != nullptr) return;
+  installed = new CountingAllocator(c10::GetDefaultCPUAllocator());
   // Above the default's priority, so that LibTorch keeps it.
-  c10::SetCPUAllocator(CountingAllocator::instance, /*priority=*/100);
+  c10::SetCPUAllocator(installed, /*priority=*/100);
 }
 
 int64_t CpuMemoryMeter::current_bytes() { return current.load(); }

@@ -222,7 +222,7 @@ absl::Status Trainer::CheckInputs(const StepInput& input, StepMetrics* metrics) 
   }
   const int cp_size = groups->cp->size();
   // Sharded weights gather the root unit per micro-batch over ranks of every replica.
-  const bool sharded = model_.data_parallel->gradient_norm_group() != nullptr;
+  const bool sharded = model_.data_parallel->sharded() != nullptr;
   int64_t all_targets = 0, all_tokens = 0, all_pairs = 0;
   for (int r = 0; r < world.size(); ++r) {
     all_targets += row(r)[1].item<int64_t>();

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "common/file.h"
 #include "common/status_macros.h"
 #include "google/protobuf/descriptor.h"
@@ -75,6 +76,23 @@ class YamlReader {
     return SetValue(node, path, field, message);
   }
 
+  // A google.protobuf.Duration written as "90s", "5m", "1h30m" or "250ms".
+  absl::Status SetDuration(const YAML::Node& node, const std::string& path, Message* duration) {
+    absl::Duration value;
+    if (!absl::ParseDuration(node.Scalar(), &value) || value < absl::ZeroDuration() ||
+        value == absl::InfiniteDuration()) {
+      return Error(node, path,
+                   absl::StrCat("expected a duration such as 90s, 5m or 1h30m, got \"",
+                                node.Scalar(), "\""));
+    }
+    const int64_t seconds = absl::IDivDuration(value, absl::Seconds(1), &value);
+    const google::protobuf::Descriptor* type = duration->GetDescriptor();
+    duration->GetReflection()->SetInt64(duration, type->FindFieldByName("seconds"), seconds);
+    duration->GetReflection()->SetInt32(duration, type->FindFieldByName("nanos"),
+                                        static_cast<int32_t>(absl::ToInt64Nanoseconds(value)));
+    return absl::OkStatus();
+  }
+
   // Sets a singular field, or appends to a repeated one.
   absl::Status SetValue(const YAML::Node& node, const std::string& path,
                         const FieldDescriptor* field, Message* message) {
@@ -83,6 +101,9 @@ class YamlReader {
     if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       Message* child = repeated ? reflection->AddMessage(message, field)
                                 : reflection->MutableMessage(message, field);
+      if (node.IsScalar() && child->GetDescriptor()->full_name() == "google.protobuf.Duration") {
+        return SetDuration(node, path, child);
+      }
       return Fill(node, path, child);
     }
     if (!node.IsScalar()) return Error(node, path, "expected a single value");

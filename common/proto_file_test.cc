@@ -50,6 +50,25 @@ TEST(ProtoFileTest, JsonIsYaml) {
   EXPECT_EQ(stage.mixture(0).packing(), v1::PACKING_SFT);
 }
 
+TEST(ProtoFileTest, DurationsAreWrittenAsText) {
+  v1::FaultPolicy fault;
+  ASSERT_OK(
+      ParseYamlProto("heartbeat_timeout: 1m30s\nrendezvous_timeout: 250ms\n", "f.yaml", &fault));
+  EXPECT_EQ(fault.heartbeat_timeout().seconds(), 90);
+  EXPECT_EQ(fault.heartbeat_timeout().nanos(), 0);
+  EXPECT_EQ(fault.rendezvous_timeout().seconds(), 0);
+  EXPECT_EQ(fault.rendezvous_timeout().nanos(), 250000000);
+  // The message form works too.
+  ASSERT_OK(ParseYamlProto("heartbeat_timeout: {seconds: 5}\n", "f.yaml", &fault));
+  EXPECT_EQ(fault.heartbeat_timeout().seconds(), 5);
+  EXPECT_THAT(ParseYamlProto("heartbeat_timeout: soon\n", "f.yaml", &fault),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "f.yaml:1: heartbeat_timeout: expected a duration such as 90s, 5m or "
+                       "1h30m, got \"soon\""));
+  EXPECT_THAT(ParseYamlProto("heartbeat_timeout: -5s\n", "f.yaml", &fault),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(ProtoFileTest, ErrorsNameTheFileLineAndField) {
   auto error = [](const std::string& yaml) {
     v1::StageSpec stage;
@@ -58,7 +77,7 @@ TEST(ProtoFileTest, ErrorsNameTheFileLineAndField) {
   EXPECT_EQ(error("name: a\nseq_lenn: 5\n"),
             "INVALID_ARGUMENT: stage.yaml:2: seq_lenn: no such field; StageSpec has name, "
             "seq_len, total_tokens, batch_tokens, schedule, rope_theta, mixture, "
-            "allow_repetition, reset_optimizer_state");
+            "allow_repetition, reset_optimizer_state, layout");
   EXPECT_EQ(error("mixture:\n  - domain: a\n    packing: lng\n"),
             "INVALID_ARGUMENT: stage.yaml:3: mixture[0].packing: \"lng\" is not one of long, "
             "short, sft");

@@ -108,7 +108,8 @@ void Server::Shutdown() {
 }
 
 int RunServerUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
-                         std::shared_ptr<prometheus::Registry> registry) {
+                         std::shared_ptr<prometheus::Registry> registry,
+                         const std::function<void(const Server&)>& on_started) {
   InstallShutdownSignalHandlers();
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, services, registry);
   if (!server.ok()) {
@@ -116,6 +117,7 @@ int RunServerUntilSignal(const ServerOptions& options, const std::vector<HostedS
                  std::string(server.status().message()).c_str());
     return 1;
   }
+  if (on_started) on_started(**server);
   std::cout << options.component << " listening: grpc=" << (*server)->address()
             << " metrics=" << (*server)->metrics_address() << std::endl;
   PROLONG_LOG(INFO) << options.component << " " << kVersion << " serving gRPC on "

@@ -4,6 +4,7 @@
 #ifndef PROLONG_COMMON_SERVER_H_
 #define PROLONG_COMMON_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,8 +80,11 @@ class Server {
 // ("scheduler listening: grpc=127.0.0.1:7400 metrics=127.0.0.1:7401"), waits for SIGTERM or
 // SIGINT, shuts down gracefully. Returns the exit code: 0 after a signal, 1 (with one line on
 // stderr) if the server cannot start. A second signal during shutdown exits at once.
+// `on_started`, if given, runs once the server listens, before the ready line (a scheduler
+// tells its workers the real address).
 int RunServerUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
-                         std::shared_ptr<prometheus::Registry> registry);
+                         std::shared_ptr<prometheus::Registry> registry,
+                         const std::function<void(const Server&)>& on_started = nullptr);
 
 }  // namespace prolong
 

@@ -1,7 +1,6 @@
 // Starts every service binary as a real process on port 0 and checks what each one promises
-// from day one: gRPC health and reflection, its API answering (UNIMPLEMENTED until built), a
-// /metrics page
-// that promtool accepts, a clean exit 0 on SIGTERM within 5 s, and one clear line for an
+// from day one: gRPC health and reflection, its API answering, a /metrics page that promtool
+// accepts, a clean exit 0 on SIGTERM within 5 s, and one clear line for an
 // address in use or usage for an unknown flag.
 
 #include <signal.h>
@@ -91,6 +90,13 @@ std::vector<std::string> EvaluatorArgs() {
   return {"--store=" + testing::MakeTempDir() + "/results"};
 }
 
+// A state directory of its own: a scheduler holds its run store alone; any executable stands in
+// for the trainer, which no run here launches.
+std::vector<std::string> SchedulerArgs() {
+  return {"--state-dir=" + testing::MakeTempDir() + "/scheduler",
+          "--trainer-binary=services/trainer/trainer"};
+}
+
 // A stage and a model for a trainer worker, which waits in its rendezvous (nothing listens on
 // port 1) while the test talks to it.
 std::vector<std::string> TrainerArgs() {
@@ -119,10 +125,13 @@ std::vector<ServiceCase> AllServices() {
        "services/scheduler/scheduler",
        "prolong.v1.Scheduler",
        "prolong/v1/scheduler.proto",
-       {"SubmitRun", "GetRun", "ListRuns", "CancelRun", "WatchRun", "RegisterWorker", "Heartbeat",
-        "ReportMetrics", "ReportCheckpoint"},
+       {"SubmitRun", "GetRun", "ListRuns", "CancelRun", "WatchRun", "StreamLogs",
+        "RegisterWorker", "Heartbeat", "ReportMetrics", "ReportCheckpoint"},
        [](auto channel) { return CallUnary(channel, &v1::Scheduler::Stub::GetRun); },
-       "GetRun"},
+       "GetRun",
+       grpc::StatusCode::NOT_FOUND,
+       "NOT_FOUND",
+       SchedulerArgs},
       {"datamixer",
        "services/datamixer/datamixer",
        "prolong.v1.DataMixer",

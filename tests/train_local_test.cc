@@ -38,10 +38,10 @@
 #include "common/file.h"
 #include "common/http_get.h"
 #include "common/status_matchers.h"
-#include "datamixer/store/store.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/subprocess.h"
+#include "tests/training_stack.h"
 #include "trainer/checkpoint/checkpoint_store.h"
 #include "trainer/checkpoint/trainer_state.h"
 
@@ -54,7 +54,6 @@ using testing::Subprocess;
 constexpr char kDatamixer[] = "services/datamixer/datamixer";
 constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
 constexpr char kTrainer[] = "services/trainer/trainer";
-constexpr int kVocab = 256;
 constexpr int64_t kSteps = 12;
 
 constexpr char kStage[] = R"(name: local-test
@@ -72,32 +71,6 @@ constexpr char kConfig[] = R"({"model_type": "llama", "vocab_size": 256, "hidden
   "num_key_value_heads": 2, "max_position_embeddings": 128, "initializer_range": 0.05,
   "bos_token_id": 1, "eos_token_id": 2})";
 
-// Documents a tiny model learns from quickly: each an arithmetic progression of ids mod kVocab.
-void WriteCorpus(const std::string& dir, bool one_more_document) {
-  auto store = store::Store::OpenForWriting(dir, {"test-tokenizer", kVocab});
-  ASSERT_OK(store);
-  std::mt19937_64 random(5);
-  std::vector<store::Document> documents;
-  auto add = [&](const std::string& domain, int count, int64_t min_length, int64_t max_length) {
-    for (int i = 0; i < count; ++i) {
-      store::Document document{domain, absl::StrCat(domain, "/", i), {}, ""};
-      const int64_t length =
-          min_length + static_cast<int64_t>(random() % (max_length - min_length + 1));
-      const uint64_t start = random() % kVocab, stride = 1 + random() % 3;
-      for (int64_t t = 0; t < length; ++t) {
-        document.tokens.push_back(static_cast<uint32_t>((start + stride * t) % kVocab));
-      }
-      documents.push_back(std::move(document));
-    }
-  };
-  add("books", 24, 150, 300);
-  add("web", 200, 5, 60);
-  if (one_more_document) {
-    documents.push_back({"web", "web/extra", {7, 11, 13, 17, 19, 23, 29, 31, 37, 41}, ""});
-  }
-  ASSERT_OK((*store)->shard().AddBatch(documents));
-}
-
 std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text) {
   const std::string path = dir + "/" + name;
   std::ofstream(path) << text;
@@ -110,19 +83,11 @@ struct Datamixer {
 };
 
 Datamixer StartDatamixer(const std::string& store_dir) {
-  Datamixer datamixer;
-  auto process = Subprocess::Start(
+  auto service = testing::StartService(
       {kDatamixer, "--store=" + store_dir, "--address=127.0.0.1:0", "--metrics-address=off"});
-  EXPECT_OK(process);
-  if (!process.ok()) return datamixer;
-  datamixer.process = *std::move(process);
-  auto line = datamixer.process->ReadStdoutLine(absl::Seconds(60));
-  EXPECT_OK(line);
-  if (!line.ok()) return datamixer;
-  for (absl::string_view field : absl::StrSplit(*line, ' ')) {
-    if (absl::ConsumePrefix(&field, "grpc=")) datamixer.address = std::string(field);
-  }
-  return datamixer;
+  EXPECT_OK(service);
+  if (!service.ok()) return {};
+  return {std::move(service->process), service->address};
 }
 
 // What every test shares: the files and one datamixer on the corpus.
@@ -137,7 +102,7 @@ Fixture& Shared() {
   static Fixture* fixture = [] {
     auto* f = new Fixture;
     f->dir = testing::MakeTempDir();
-    WriteCorpus(f->dir + "/store", false);
+    EXPECT_OK(testing::WriteLearnableCorpus(f->dir + "/store"));
     f->stage = WriteFile(f->dir, "stage.yaml", kStage);
     f->config = WriteFile(f->dir, "config.json", kConfig);
     f->datamixer = StartDatamixer(f->dir + "/store");
@@ -517,7 +482,7 @@ TEST(TrainLocalTest, ResumingOnOtherDataOrAnotherSeedIsRefused) {
   const std::string old_fingerprint = state->data_cursor.at("data_fingerprint");
   const std::string old_plan = state->data_cursor.at("plan_id");
 
-  WriteCorpus(dir + "/store", /*one_more_document=*/true);
+  ASSERT_OK(testing::WriteLearnableCorpus(dir + "/store", /*one_more_document=*/true));
   Datamixer other = StartDatamixer(dir + "/store");
   ASSERT_FALSE(other.address.empty());
   auto result =
@@ -533,7 +498,8 @@ TEST(TrainLocalTest, ResumingOnOtherDataOrAnotherSeedIsRefused) {
   EXPECT_EQ(match[2].str(), old_plan);
   EXPECT_NE(match[3].str(), old_fingerprint);
   EXPECT_NE(match[4].str(), old_plan);
-  EXPECT_EQ(LastLine(text), "prolongctl train: failed: rank 0 exited with code 1");
+  // A refused resume is the user's to fix: the exit code says not to retry it.
+  EXPECT_EQ(LastLine(text), "prolongctl train: failed: rank 0 exited with code 2");
 
   // The same data with another seed: another plan.
   result = testing::Run(TrainCommand(dir + "/checkpoints", 1, {"--seed=4"}), absl::Seconds(120));
@@ -732,19 +698,19 @@ TEST(TrainLocalTest, BadFlagsAndMissingFilesAreOneClearLine) {
   EXPECT_NE(result->exit_code, 0);
   EXPECT_TRUE(absl::StrContains(result->stderr_text, "--no-such-flag")) << result->stderr_text;
 
-  // The worker itself.
+  // The worker itself; its exit code says a retry would not help (common/exit_codes.h).
   result = testing::Run({kTrainer, "--rank=0", "--world=1", "--stage=" + missing,
                          "--model-config=" + f.config, "--checkpoint-dir=" + dir},
                         absl::Seconds(60));
   ASSERT_OK(result);
-  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(result->exit_code, 2);
   EXPECT_EQ(result->stderr_text, "trainer: --stage: " + missing + ": cannot open\n");
 
   result = testing::Run({kTrainer, "--rank=0", "--world=2", "--dp=2", "--rendezvous=127.0.0.1:1",
                          "--stage=" + f.stage, "--checkpoint-dir=" + dir},
                         absl::Seconds(60));
   ASSERT_OK(result);
-  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(result->exit_code, 2);
   EXPECT_EQ(result->stderr_text,
             "trainer: give exactly one of --model-config (a fresh model) and --init-checkpoint "
             "(a model directory or training checkpoint)\n");

@@ -20,6 +20,8 @@ packages=(
   python3-nltk wamerican
   # The model tests compare against an independent Python (PyTorch) Llama reference.
   python3-torch python3-numpy
+  # The Slurm launcher's tests start a real one-node cluster (slurmctld, slurmd, munged).
+  slurm-wlm munge
 )
 # Node.js runs the reference tokenizer (npm's tiktoken) in parity tests and benchmarks. The
 # machines may carry a Node.js of their own with npm inside; only without one take Debian's.

@@ -8,6 +8,7 @@
 #include "services/prolongctl/data_command.h"
 #include "services/prolongctl/eval_command.h"
 #include "services/prolongctl/health_command.h"
+#include "services/prolongctl/run_command.h"
 #include "services/prolongctl/tokenizer_command.h"
 #include "services/prolongctl/train_command.h"
 
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   prolong::ctl::AddDataCommand(app, &exit_code);
   prolong::ctl::AddTokenizerCommand(app, &exit_code);
   prolong::ctl::AddTrainCommand(app, &exit_code);
+  prolong::ctl::AddRunCommand(app, &exit_code);
   prolong::ctl::AddEvalCommand(app, &exit_code);
   app.add_subcommand("version", "Print prolongctl's version.")->callback([] {
     std::cout << "prolongctl " << prolong::kVersion << std::endl;

@@ -1,16 +1,12 @@
 #include "services/prolongctl/train_command.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -25,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "scheduler/launch/process_gang.h"
 #include "trainer/parallel/parallel_plan.h"
 #include "trainer/train/memory_plan.h"
 #include "trainer/worker/worker_options.h"
@@ -133,50 +130,6 @@ absl::StatusOr<std::string> FindTrainer(const std::string& flag) {
       "no trainer binary at ", absl::StrJoin(candidates, " or "), "; pass --trainer-binary"));
 }
 
-// Copies a worker's output to ours a line at a time, each line prefixed, so that the lines of
-// different ranks never mix.
-void PumpLines(int from, int to, const std::string& prefix,
-               const std::function<void(absl::string_view)>& observe) {
-  std::string pending;
-  char buffer[1 << 16];
-  auto emit = [&](absl::string_view line) {
-    if (observe) observe(line);
-    const std::string text = absl::StrCat(prefix, line, "\n");
-    absl::MutexLock lock(&output_mu);
-    WriteAll(to, text);
-  };
-  while (true) {
-    const ssize_t n = read(from, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    pending.append(buffer, static_cast<size_t>(n));
-    size_t begin = 0;
-    for (size_t end; (end = pending.find('\n', begin)) != std::string::npos; begin = end + 1) {
-      emit(absl::string_view(pending).substr(begin, end - begin));
-    }
-    pending.erase(0, begin);
-  }
-  if (!pending.empty()) emit(pending);
-  close(from);
-}
-
-struct WorkerProcess {
-  int rank = 0;
-  pid_t pid = -1;
-  bool running = false;
-  int status = 0;  // waitpid's
-  std::vector<std::thread> pumps;
-};
-
-std::string DescribeExit(int status) {
-  if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    return absl::StrCat("was killed by signal ", WTERMSIG(status), " (",
-                        strsignal(WTERMSIG(status)), ")");
-  }
-  return absl::StrCat("ended with status ", status);
-}
-
 // Where rank 0 hosts the gang's store, from its ready line
 // ("trainer listening: grpc=... metrics=... rendezvous=HOST:PORT").
 class RendezvousAddress {
@@ -199,36 +152,6 @@ class RendezvousAddress {
   absl::Mutex mu_;
   std::string address_ ABSL_GUARDED_BY(mu_);
 };
-
-// Starts `argv` with stdout and stderr into the pipes' write ends, in a process group of its
-// own (a terminal's Ctrl-C reaches the launcher, which passes it on once) and killed if the
-// launcher dies. The signal mask the launcher blocks is restored first.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out, int err,
-                            const sigset_t& mask) {
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
-  if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec.
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    sigprocmask(SIG_SETMASK, &mask, nullptr);
-    const int in = open("/dev/null", O_RDONLY);
-    if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-        dup2(err, STDERR_FILENO) < 0) {
-      _exit(127);
-    }
-    execv(args[0], args.data());
-    static const char kMessage[] = "cannot execute the trainer binary\n";
-    (void)!write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
-    _exit(127);
-  }
-  return pid;
-}
 
 int RunTrain(TrainFlags& flags) {
   if (!flags.local && !flags.plan_memory) {
@@ -265,60 +188,42 @@ int RunTrain(TrainFlags& flags) {
 
   // SIGINT and SIGTERM are taken with sigtimedwait below; blocked before any thread starts,
   // so that no thread takes them instead.
-  sigset_t stop_signals, original_mask;
+  sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, &original_mask);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   const int world = flags.nproc;
   const int dp = world / flags.cp;
   Say(absl::StrCat(world, " rank", world > 1 ? "s" : "", " (dp ", dp, " x cp ", flags.cp,
                    "), stage ", files->stage.name(), ", trainer ", *trainer));
   const std::vector<std::string> job_args = worker::JobFlagArgs(flags.job);
-  std::vector<WorkerProcess> workers(world);
   RendezvousAddress rendezvous;
-  int running = 0;
+  // Each rank's lines, prefixed; rank 0's ready line says where its store is.
+  auto print = [&rendezvous](int rank, int fd, absl::string_view line) {
+    if (rank == 0 && fd == 1) rendezvous.Observe(line);
+    const std::string text = absl::StrCat("[rank ", rank, "] ", line, "\n");
+    absl::MutexLock lock(&output_mu);
+    WriteAll(fd, text);
+  };
+  scheduler::ProcessGang gang(world);
   int failed_rank = -1;
   std::string failure;
-  auto kill_all = [&](int signal_number) {
-    for (WorkerProcess& w : workers) {
-      if (w.running) kill(w.pid, signal_number);
-    }
-  };
   // Rank 0 hosts the store (so that prolongctl need not load LibTorch); the other ranks start
   // once its ready line says where.
   auto start = [&](int rank, const std::vector<std::string>& rendezvous_args) -> bool {
-    WorkerProcess& w = workers[rank];
-    w.rank = rank;
     std::vector<std::string> argv = {*trainer, absl::StrCat("--rank=", rank),
                                      absl::StrCat("--world=", world), absl::StrCat("--dp=", dp),
                                      absl::StrCat("--cp=", flags.cp)};
     argv.insert(argv.end(), rendezvous_args.begin(), rendezvous_args.end());
     argv.insert(argv.end(), job_args.begin(), job_args.end());
-    int out[2], err[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-      failure = absl::StrCat("rank ", rank, ": pipe: ", std::strerror(errno));
+    const absl::Status started = gang.Start(rank, argv, print);
+    if (!started.ok()) {
+      failure = absl::StrCat("rank ", rank, ": ", started.message());
       return false;
     }
-    absl::StatusOr<pid_t> pid = Spawn(argv, out[1], err[1], original_mask);
-    close(out[1]);
-    close(err[1]);
-    if (!pid.ok()) {
-      close(out[0]);
-      close(err[0]);
-      failure = absl::StrCat("rank ", rank, ": ", pid.status().message());
-      return false;
-    }
-    w.pid = *pid;
-    w.running = true;
-    ++running;
-    const std::string prefix = absl::StrCat("[rank ", rank, "] ");
-    std::function<void(absl::string_view)> observe;
-    if (rank == 0) observe = [&rendezvous](absl::string_view line) { rendezvous.Observe(line); };
-    w.pumps.emplace_back(PumpLines, out[0], STDOUT_FILENO, prefix, observe);
-    w.pumps.emplace_back(PumpLines, err[0], STDERR_FILENO, prefix, nullptr);
-    Say(absl::StrCat("rank ", rank, " started (pid ", w.pid, ")"));
+    Say(absl::StrCat("rank ", rank, " started (pid ", gang.pid(rank), ")"));
     return true;
   };
   if (!start(0,
@@ -328,7 +233,7 @@ int RunTrain(TrainFlags& flags) {
 
   bool all_started = world == 1;
   int stop_signal = 0;
-  while (running > 0) {
+  while (gang.running() > 0) {
     const timespec poll = {0, 20 * 1000 * 1000};
     const int signal_number = sigtimedwait(&stop_signals, nullptr, &poll);
     if (signal_number == SIGINT || signal_number == SIGTERM) {
@@ -337,10 +242,10 @@ int RunTrain(TrainFlags& flags) {
         Say(absl::StrCat("received ", strsignal(signal_number),
                          ": the ranks stop after their current step, with a checkpoint (again "
                          "to kill them)"));
-        kill_all(SIGTERM);
+        gang.Signal(SIGTERM);
       } else {
         Say("killing the ranks");
-        kill_all(SIGKILL);
+        gang.Signal(SIGKILL);
       }
     }
     if (!all_started && failed_rank < 0 && stop_signal == 0) {
@@ -352,30 +257,23 @@ int RunTrain(TrainFlags& flags) {
           if (!start(rank, {absl::StrCat("--rendezvous=", address)})) {
             failed_rank = rank;
             Say(absl::StrCat(failure, "; killing the other ranks"));
-            kill_all(SIGKILL);
+            gang.Signal(SIGKILL);
             break;
           }
         }
       }
     }
-    for (WorkerProcess& w : workers) {
-      if (!w.running || waitpid(w.pid, &w.status, WNOHANG) != w.pid) continue;
-      w.running = false;
-      --running;
-      const bool ok = WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0;
-      if (ok || failed_rank >= 0) continue;
+    for (const scheduler::ProcessGang::Exit& exit : gang.Reap()) {
+      if (scheduler::ExitCodeOf(exit.status) == 0 || failed_rank >= 0) continue;
       if (stop_signal != 0) {
-        Say(absl::StrCat("rank ", w.rank, " ", DescribeExit(w.status)));
+        Say(absl::StrCat("rank ", exit.rank, " ", scheduler::DescribeExit(exit.status)));
         continue;
       }
-      failed_rank = w.rank;
-      failure = absl::StrCat("rank ", w.rank, " ", DescribeExit(w.status));
+      failed_rank = exit.rank;
+      failure = absl::StrCat("rank ", exit.rank, " ", scheduler::DescribeExit(exit.status));
       Say(absl::StrCat(failure, "; killing the other ranks"));
-      kill_all(SIGKILL);
+      gang.Signal(SIGKILL);
     }
-  }
-  for (WorkerProcess& w : workers) {
-    for (std::thread& pump : w.pumps) pump.join();
   }
   if (failed_rank >= 0) return Fail(absl::StrCat("failed: ", failure));
   if (stop_signal != 0) {

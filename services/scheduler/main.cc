@@ -1,24 +1,91 @@
-// prolong scheduler: runs, stages, worker gangs and restarts; what prolongctl talks to.
-// Serves health, reflection and /metrics; the Scheduler methods answer UNIMPLEMENTED for now.
+// prolong scheduler: runs, stages, worker gangs and restarts; what prolongctl talks to
+// (scheduler/scheduler_service.h). Serves health, reflection and /metrics.
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
 #include <memory>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "common/cli.h"
 #include "common/server.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
+#include "scheduler/scheduler_service.h"
+
+namespace {
+
+std::string DefaultHome() {
+  const char* home = std::getenv("PROLONG_HOME");
+  if (home != nullptr && *home != '\0') return home;
+  const char* user_home = std::getenv("HOME");
+  return std::string(user_home == nullptr ? "." : user_home) + "/.prolong";
+}
+
+// Beside this binary (an installation), else where Bazel puts it.
+std::string DefaultTrainer() {
+  char self[4096];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length <= 0) return "trainer";
+  std::string dir(self, length);
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& candidate : {dir + "/trainer", dir + "/../trainer/trainer"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return dir + "/trainer";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   prolong::ServerOptions options;
   options.component = "scheduler";
   options.address = "127.0.0.1:7400";
   options.metrics_address = "127.0.0.1:7401";
+  prolong::scheduler::SchedulerServiceOptions scheduler;
+  scheduler.state_dir = DefaultHome() + "/scheduler";
+  scheduler.trainer_binary = DefaultTrainer();
+  scheduler.datamixer_address = "127.0.0.1:7410";
+  scheduler.evaluator_address = "127.0.0.1:7420";
+  int heartbeat_interval_ms = 1000;
+  int restart_backoff_ms = 1000;
   CLI::App app(
-      "prolong scheduler: runs, stages, worker gangs and restarts; what prolongctl talks to.");
+      "prolong scheduler: runs multi-stage training runs as gangs of trainer workers, restarts "
+      "them from checkpoints, and is what `prolongctl run` talks to.");
+  app.add_option("--state-dir", scheduler.state_dir,
+                 "The run store (RocksDB, one scheduler at a time) and runs' work directories")
+      ->capture_default_str();
+  app.add_option("--trainer-binary", scheduler.trainer_binary, "The worker binary gangs run")
+      ->capture_default_str();
+  app.add_option("--datamixer", scheduler.datamixer_address,
+                 "The datamixer of runs whose spec names none")
+      ->capture_default_str();
+  app.add_option("--evaluator", scheduler.evaluator_address,
+                 "The evaluator of runs whose spec names none")
+      ->capture_default_str();
+  app.add_option("--allowed-root", scheduler.path_roots,
+                 "A directory paths in run specs may lie under (repeat for more); none: any "
+                 "absolute path");
+  app.add_option("--heartbeat-interval-ms", heartbeat_interval_ms, "How often workers heartbeat")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--restart-backoff-ms", restart_backoff_ms,
+                 "Wait before a gang's first restart; doubled for each further one, to a minute")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;
   }
-  prolong::v1::Scheduler::Service service;
-  return prolong::RunServerUntilSignal(options, {prolong::Hosted<prolong::v1::Scheduler>(&service)},
-                                       std::make_shared<prometheus::Registry>());
+  scheduler.heartbeat_interval = absl::Milliseconds(heartbeat_interval_ms);
+  scheduler.restart_backoff = absl::Milliseconds(restart_backoff_ms);
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto service = prolong::scheduler::SchedulerService::Create(scheduler, *registry);
+  if (!service.ok()) {
+    std::cerr << "scheduler: " << service.status().message() << std::endl;
+    return 1;
+  }
+  return prolong::RunServerUntilSignal(
+      options, {prolong::Hosted<prolong::v1::Scheduler>(service->get())}, registry,
+      [&service](const prolong::Server& server) { (*service)->Start(server.address()); });
 }

@@ -179,6 +179,7 @@ struct Worker::State {
   absl::Time start;
   double elapsed_before = 0;  // training time of earlier runs, from the checkpoint
   std::string newest_checkpoint;
+  WorkerObserver observer;
 };
 
 Worker::Worker(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -213,6 +214,8 @@ absl::StatusOr<Outcome> Worker::Run() {
                                             state_->NewestCheckpointNote()));
   }
 }
+
+void Worker::SetObserver(WorkerObserver observer) { state_->observer = std::move(observer); }
 
 bool Worker::RequestStop() {
   absl::MutexLock lock(&state_->mu);
@@ -612,6 +615,22 @@ void Worker::State::Report(const train::StepMetrics& step, int64_t global_step, 
   const double flops_per_rank = step_flops / seconds / options.world_size;
   metrics.model_flops_per_second->Set(flops_per_rank);
   if (metrics.mfu != nullptr) metrics.mfu->Set(flops_per_rank / peak_flops);
+  if (observer.on_step) {
+    v1::StepMetrics report;
+    report.set_stage(files.stage.name());
+    report.set_step(global_step + 1);
+    report.set_loss(step.loss);
+    report.set_learning_rate(step.lr);
+    report.set_grad_norm(step.grad_norm);
+    report.set_tokens_per_second(static_cast<double>(step.tokens) / seconds);
+    if (peak_flops > 0) report.set_mfu(flops_per_rank / peak_flops);
+    report.set_tokens_seen((global_step + 1) * plan.sequences_per_batch() * plan.seq_len());
+    report.set_peak_memory_bytes(device.is_cuda() ? step.peak_device_bytes : step.peak_rss_bytes);
+    const int64_t now = absl::ToUnixMicros(absl::Now());
+    report.mutable_time()->set_seconds(now / 1000000);
+    report.mutable_time()->set_nanos(static_cast<int32_t>(now % 1000000) * 1000);
+    observer.on_step(report);
+  }
   if (options.rank != 0) return;
   const double tokens_per_second = static_cast<double>(step.tokens) / seconds;
   std::string line = absl::StrFormat(
@@ -672,6 +691,19 @@ absl::Status Worker::State::Save(int64_t global_step) {
       Agree(saved.status(), absl::StrCat("saving the checkpoint of step ", global_step)));
   if (options.rank == 0) {
     newest_checkpoint = *saved;
+    if (observer.on_checkpoint) {
+      v1::Checkpoint checkpoint;
+      checkpoint.set_stage(files.stage.name());
+      checkpoint.set_step(global_step);
+      checkpoint.set_path(*saved);
+      const int64_t now = absl::ToUnixMicros(absl::Now());
+      checkpoint.mutable_time()->set_seconds(now / 1000000);
+      checkpoint.mutable_time()->set_nanos(static_cast<int32_t>(now % 1000000) * 1000);
+      checkpoint.mutable_data_cursor()->set_fingerprint(plan.fingerprint());
+      checkpoint.mutable_data_cursor()->set_plan_id(plan.plan_id());
+      checkpoint.mutable_data_cursor()->set_next_step(global_step);
+      observer.on_checkpoint(checkpoint);
+    }
     PROLONG_LOG(INFO) << "saved " << *saved << " in "
                       << absl::StrFormat("%.2f", absl::ToDoubleSeconds(absl::Now() - save_start))
                       << " s";

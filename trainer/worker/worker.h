@@ -20,10 +20,12 @@
 #ifndef PROLONG_TRAINER_WORKER_WORKER_H_
 #define PROLONG_TRAINER_WORKER_WORKER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "prolong/v1/scheduler.pb.h"
 #include "prometheus/registry.h"
 #include "trainer/worker/worker_options.h"
 
@@ -32,6 +34,15 @@ namespace prolong::worker {
 enum class Outcome {
   kFinished,  // the plan's last step is trained and checkpointed
   kStopped,   // stopped on request after a step, which is checkpointed
+};
+
+// Who is told of the training as it goes (the scheduler, in scheduler mode). Called on the
+// thread running Run.
+struct WorkerObserver {
+  // Every rank, after every step: the step's figures for the whole gang.
+  std::function<void(const v1::StepMetrics&)> on_step;
+  // Rank 0, once every rank knows the checkpoint is complete on disk.
+  std::function<void(const v1::Checkpoint&)> on_checkpoint;
 };
 
 class Worker {
@@ -49,6 +60,9 @@ class Worker {
   // did not join (DEADLINE_EXCEEDED), an unreachable datamixer (UNAVAILABLE), a checkpoint of
   // other data (FAILED_PRECONDITION), a non-finite loss (INTERNAL), a peer that died.
   absl::StatusOr<Outcome> Run();
+
+  // Before Run.
+  void SetObserver(WorkerObserver observer);
 
   // Asks the gang to stop after the current step. Returns true if Run is training (it will
   // checkpoint and return kStopped); false before training has started, when the caller may

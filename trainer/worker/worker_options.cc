@@ -37,9 +37,10 @@ CLI::Option* AddChoice(CLI::App& app, const std::string& flag, Enum& value,
 
 void AddRankFlags(CLI::App& app, WorkerOptions& options) {
   const char* group = "Rank";
-  app.add_option("--rank", options.rank, "This process's rank, dp_rank * cp + cp_rank")
-      ->group(group)
-      ->required();
+  app.add_option("--rank", options.rank,
+                 "This process's rank, dp_rank * cp + cp_rank (default: from SLURM_PROCID, "
+                 "JOB_COMPLETION_INDEX or RANK, else 0)")
+      ->group(group);
   app.add_option("--world", options.world_size, "Processes in the gang")->group(group)->required();
   app.add_option("--dp", options.dp_size, "Data-parallel size")->group(group);
   app.add_option("--cp", options.cp_size, "Context-parallel size")->group(group);
@@ -134,6 +135,19 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
                  "AdamW weight decay of matrices")
       ->group(group)
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--adam-beta1", options.trainer.adamw.beta1, "AdamW's beta1")
+      ->group(group)
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--adam-beta2", options.trainer.adamw.beta2, "AdamW's beta2")
+      ->group(group)
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--adam-epsilon", options.trainer.adamw.epsilon, "AdamW's epsilon")
+      ->group(group)
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--skip-nonfinite", options.trainer.skip_nonfinite,
+               "Skip the update of a step whose loss or gradient norm is not finite, and go on "
+               "(default: fail the run, keeping the last good checkpoint)")
+      ->group(group);
   app.add_flag("--shard-optimizer-state", plan.shard_optimizer_state,
                "ZeRO-1: each rank keeps AdamW state for 1/world of the parameters (checkpoints "
                "still hold all of it)")
@@ -196,6 +210,9 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
       absl::StrCat("--read-ahead-batches=", o.read_ahead_batches),
       absl::StrCat("--grad-clip-norm=", trainer.grad_clip_norm),
       absl::StrCat("--weight-decay=", trainer.adamw.weight_decay),
+      absl::StrCat("--adam-beta1=", trainer.adamw.beta1),
+      absl::StrCat("--adam-beta2=", trainer.adamw.beta2),
+      absl::StrCat("--adam-epsilon=", trainer.adamw.epsilon),
       absl::StrCat("--rendezvous-timeout-seconds=", o.rendezvous_timeout_seconds),
       absl::StrCat("--collective-timeout-seconds=", o.collective_timeout_seconds),
       absl::StrCat("--datamixer-timeout-seconds=", o.datamixer_timeout_seconds),
@@ -208,6 +225,7 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
     args.push_back(absl::StrCat("--init-checkpoint=", o.init_checkpoint));
   }
   if (o.deterministic) args.push_back("--deterministic");
+  if (trainer.skip_nonfinite) args.push_back("--skip-nonfinite");
   if (plan.shard_optimizer_state) args.push_back("--shard-optimizer-state");
   if (plan.shard_weights) {
     args.push_back("--shard-weights");

@@ -343,6 +343,7 @@ TEST(WorkerOptionsTest, JobFlagArgsNameEveryJobFlag) {
   job.trainer.parallel.shard_optimizer_state = true;
   job.trainer.parallel.shard_weights = true;
   job.trainer.parallel.overlap_grad_reduce = false;
+  job.trainer.skip_nonfinite = true;
   job.run_name = "r";
   job.inject_nonfinite_at_step = 1;
   AddJobFlags(app, job);

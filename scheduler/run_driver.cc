@@ -1,0 +1,265 @@
+#include "scheduler/run_driver.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "scheduler/run_spec_check.h"
+#include "scheduler/stage_job.h"
+
+namespace prolong::scheduler {
+namespace {
+
+absl::Duration DurationOr(const google::protobuf::Duration& duration, absl::Duration fallback) {
+  if (duration.seconds() == 0 && duration.nanos() == 0) return fallback;
+  return absl::Seconds(duration.seconds()) + absl::Nanoseconds(duration.nanos());
+}
+
+// Plans and launches wait, rather than fail, while a service is not there.
+bool IsTransient(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+}  // namespace
+
+std::string RunWorkDir(const DriverOptions& options, const v1::Run& run) {
+  const std::string& work_dir = run.spec().resources().local().work_dir();
+  return absl::StrCat(work_dir.empty() ? options.state_dir + "/runs" : work_dir, "/", run.run_id());
+}
+
+std::string AttemptLogDir(const DriverOptions& options, const v1::Run& run, int64_t attempt) {
+  return absl::StrCat(RunWorkDir(options, run), "/logs/attempt-", attempt);
+}
+
+RunDriver::RunDriver(std::string run_id, Runs& runs, Launcher& launcher, PlanStageFn plan_stage,
+                     DriverOptions options)
+    : run_id_(std::move(run_id)),
+      runs_(runs),
+      launcher_(launcher),
+      plan_stage_(std::move(plan_stage)),
+      options_(std::move(options)) {}
+
+RunDriver::~RunDriver() {
+  stopping_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+void RunDriver::Start() {
+  thread_ = std::thread([this] { Drive(); });
+}
+
+void RunDriver::Drive() {
+  // The gang's processes belong to this thread (local ranks die with the thread that started
+  // them), so it stops them itself before it ends.
+  while (!stopping_.HasBeenNotified() && Step()) {
+    stopping_.WaitForNotificationWithTimeout(options_.poll_interval);
+  }
+  if (gang_ != nullptr) {
+    gang_->Stop();
+    gang_.reset();
+  }
+  done_.Notify();
+}
+
+bool RunDriver::Step() {
+  absl::StatusOr<v1::Run> run = runs_.Get(run_id_);
+  if (!run.ok()) {
+    PROLONG_LOG(ERROR) << "run " << run_id_ << ": " << run.status().message();
+    return false;
+  }
+  if (IsTerminal(run->state())) return false;
+  const absl::Time now = absl::Now();
+  switch (run->state()) {
+    case v1::RUN_STATE_PENDING:
+    case v1::RUN_STATE_RESTARTING:
+      if (now >= restart_at_) {
+        const absl::Status started = StartStage(*run);
+        if (!started.ok()) {
+          PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << started.message() << "; retrying";
+          restart_at_ = now + absl::Seconds(2);
+        }
+      }
+      return true;
+    case v1::RUN_STATE_RUNNING:
+      break;
+    default:
+      PROLONG_LOG(ERROR) << "run " << run_id_ << " is in state " << run->state();
+      return false;
+  }
+  if (gang_ == nullptr) {
+    // Found running by a scheduler that just started: the gang of the one before is gone.
+    absl::StatusOr<v1::Run> restarting =
+        runs_.Transition(run_id_, v1::RUN_STATE_RESTARTING,
+                         absl::StrCat("the scheduler restarted during attempt ", run->attempt(),
+                                      ": relaunching from the newest checkpoint"));
+    if (!restarting.ok()) PROLONG_LOG(ERROR) << restarting.status().message();
+    restart_at_ = now;
+    return true;
+  }
+  const GangStatus status = gang_->Poll();
+  if (status.state == GangState::kFailed) {
+    Fault(*run, -1, status.reason, status.retryable);
+    return true;
+  }
+  if (status.state == GangState::kSucceeded) {
+    gang_.reset();
+    const int stages = run->spec().stages_size();
+    const int next = run->stage_index() + 1;
+    if (next == stages) {
+      absl::StatusOr<v1::Run> done = runs_.Transition(
+          run_id_, v1::RUN_STATE_SUCCEEDED,
+          absl::StrCat("all ", stages, " stage", stages > 1 ? "s" : "", " trained"));
+      if (!done.ok()) PROLONG_LOG(ERROR) << done.status().message();
+      return false;
+    }
+    absl::StatusOr<v1::Run> advanced = runs_.Update(run_id_, [&](v1::Run& r, auto&) {
+      r.set_stage_index(next);
+      r.set_step(0);
+      r.set_stage_steps(0);
+      return absl::OkStatus();
+    });
+    if (!advanced.ok()) {
+      PROLONG_LOG(ERROR) << advanced.status().message();
+      return true;
+    }
+    const absl::Status started = StartStage(*advanced);
+    if (!started.ok()) {
+      // The stage is persisted; a pending run starts it when it can.
+      (void)runs_.Transition(
+          run_id_, v1::RUN_STATE_PENDING,
+          absl::StrCat("waiting to start stage ", next + 1, ": ", started.message()));
+      restart_at_ = now + absl::Seconds(2);
+    }
+    return true;
+  }
+  // Silence: a registered rank that stopped heartbeating, or one that never registered.
+  const v1::FaultPolicy& fault = run->spec().fault();
+  const absl::Duration heartbeat_timeout = DurationOr(fault.heartbeat_timeout(), absl::Seconds(60));
+  const absl::Duration rendezvous_timeout =
+      DurationOr(fault.rendezvous_timeout(), absl::Seconds(300));
+  const std::vector<RankLiveness> ranks = runs_.Liveness(run_id_);
+  for (int rank = 0; rank < static_cast<int>(ranks.size()); ++rank) {
+    if (ranks[rank].registered && now - ranks[rank].last_seen > heartbeat_timeout) {
+      Fault(*run, rank,
+            absl::StrCat("rank ", rank, ": no heartbeat for ",
+                         absl::FormatDuration(now - ranks[rank].last_seen), " (timeout ",
+                         absl::FormatDuration(heartbeat_timeout), ")"),
+            /*retryable=*/true);
+      return true;
+    }
+    if (!ranks[rank].registered && now - launched_ > rendezvous_timeout) {
+      Fault(*run, rank,
+            absl::StrCat("rank ", rank, " did not register within ",
+                         absl::FormatDuration(rendezvous_timeout)),
+            /*retryable=*/true);
+      return true;
+    }
+  }
+  return true;
+}
+
+absl::Status RunDriver::StartStage(const v1::Run& run) {
+  const int stage_index = run.stage_index();
+  const v1::StageSpec& stage = run.spec().stages(stage_index);
+  const std::string stage_name = absl::StrCat("stage ", stage_index + 1, "/",
+                                              run.spec().stages_size(), " (", stage.name(), ")");
+  absl::StatusOr<v1::StagePlan> plan = plan_stage_(run.spec(), stage_index);
+  if (!plan.ok()) {
+    if (IsTransient(plan.status())) return plan.status();
+    (void)runs_.Transition(
+        run_id_, v1::RUN_STATE_FAILED,
+        absl::StrCat(stage_name, ": the datamixer refused the plan: ", plan.status().message()));
+    return absl::OkStatus();
+  }
+  const Layout layout = StageLayoutOf(run.spec(), stage_index);
+  StageJobOptions job_options;
+  job_options.work_dir = RunWorkDir(options_, run);
+  job_options.datamixer_address = options_.datamixer_address;
+  job_options.threads_per_worker =
+      options_.threads_per_worker > 0
+          ? options_.threads_per_worker
+          : std::max(
+                1, static_cast<int>(std::thread::hardware_concurrency()) / (layout.dp * layout.cp));
+  absl::StatusOr<worker::WorkerOptions> job = PrepareStageJob(run.spec(), stage_index, job_options);
+  if (!job.ok()) {
+    (void)runs_.Transition(run_id_, v1::RUN_STATE_FAILED,
+                           absl::StrCat(stage_name, ": ", job.status().message()));
+    return absl::OkStatus();
+  }
+  GangSpec gang;
+  gang.run_id = run_id_;
+  gang.attempt = run.attempt() + 1;
+  gang.stage = stage.name();
+  gang.stage_index = stage_index;
+  gang.dp_size = layout.dp;
+  gang.cp_size = layout.cp;
+  gang.scheduler_address = options_.scheduler_address;
+  gang.trainer_binary = options_.trainer_binary;
+  gang.job_args = worker::JobFlagArgs(*job);
+  gang.log_dir = AttemptLogDir(options_, run, gang.attempt);
+  // The attempt is on disk before any worker of it runs: workers of older ones are refused.
+  absl::StatusOr<v1::Run> running = runs_.Transition(
+      run_id_, v1::RUN_STATE_RUNNING,
+      absl::StrCat(stage_name, ", attempt ", gang.attempt, ": ", gang.world_size(), " rank",
+                   gang.world_size() > 1 ? "s" : "", " (dp ", layout.dp, " x cp ", layout.cp, ")"),
+      [&](v1::Run& r, auto&) {
+        r.set_attempt(gang.attempt);
+        r.set_stage_steps(plan->steps());
+        while (r.stage_plans_size() <= stage_index) r.add_stage_plans();
+        *r.mutable_stage_plans(stage_index) = *plan;
+        return absl::OkStatus();
+      });
+  if (!running.ok()) return running.status();
+  launched_ = absl::Now();
+  absl::StatusOr<std::unique_ptr<Gang>> launched = launcher_.Launch(gang);
+  if (!launched.ok()) {
+    Fault(*running, -1, absl::StrCat("launching the gang: ", launched.status().message()),
+          /*retryable=*/true);
+    return absl::OkStatus();
+  }
+  gang_ = *std::move(launched);
+  PROLONG_LOG(INFO) << "run " << run_id_ << ": " << running->message() << ", " << gang_->Describe();
+  return absl::OkStatus();
+}
+
+void RunDriver::Fault(const v1::Run& run, int rank, const std::string& reason, bool retryable) {
+  if (gang_ != nullptr) {
+    gang_->Stop();
+    gang_.reset();
+  }
+  const int max_restarts = run.spec().fault().max_restarts();
+  auto lost = [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
+    v1::WorkerLost& worker = *events.emplace_back().mutable_worker_lost();
+    worker.set_rank(rank);
+    if (rank >= 0) worker.set_worker_id(WorkerId(r.run_id(), r.attempt(), rank));
+    worker.set_reason(reason);
+    return absl::OkStatus();
+  };
+  absl::StatusOr<v1::Run> changed;
+  if (!retryable) {
+    changed = runs_.Transition(run_id_, v1::RUN_STATE_FAILED,
+                               absl::StrCat(reason, " (a user error: not retried)"), lost);
+  } else if (run.restarts() >= max_restarts) {
+    changed = runs_.Transition(
+        run_id_, v1::RUN_STATE_FAILED,
+        absl::StrCat(reason, "; no restarts left (fault.max_restarts ", max_restarts, ")"), lost);
+  } else {
+    const int restart = run.restarts() + 1;
+    changed = runs_.Transition(run_id_, v1::RUN_STATE_RESTARTING,
+                               absl::StrCat(reason, "; restart ", restart, " of ", max_restarts,
+                                            " from the newest checkpoint"),
+                               [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
+                                 r.set_restarts(restart);
+                                 return lost(r, events);
+                               });
+    restart_at_ =
+        absl::Now() +
+        std::min(options_.restart_backoff * (1 << std::min(restart - 1, 10)), absl::Minutes(1));
+  }
+  if (!changed.ok()) PROLONG_LOG(ERROR) << "run " << run_id_ << ": " << changed.status().message();
+}
+
+}  // namespace prolong::scheduler

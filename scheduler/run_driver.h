@@ -1,0 +1,84 @@
+// Drives one run from PENDING to its end, on a thread of its own: for each stage in order it
+// asks the datamixer for the plan, writes the stage's job (stage_job.h), persists the new
+// attempt (so a worker of an older attempt is refused from then on), launches the gang, and
+// watches it: exits through the launcher, silence through the heartbeats. A failed gang is
+// stopped whole and, while restarts remain and the failure is not a user error, launched again
+// after a backoff; the trainer resumes from the stage's newest checkpoint. A run found RUNNING
+// with no gang (the scheduler restarted) is relaunched the same way, without counting a
+// restart. A cancelled run has its gang stopped.
+//
+// Thread-safety: Start once; the destructor stops the thread (not the run) and the gang.
+#ifndef PROLONG_SCHEDULER_RUN_DRIVER_H_
+#define PROLONG_SCHEDULER_RUN_DRIVER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "prolong/v1/datamixer.pb.h"
+#include "scheduler/launch/launcher.h"
+#include "scheduler/runs.h"
+
+namespace prolong::scheduler {
+
+struct DriverOptions {
+  // Where workers register, as they can reach it.
+  std::string scheduler_address;
+  std::string trainer_binary;
+  // Runs' work directories default to <state_dir>/runs/<run id>.
+  std::string state_dir;
+  // The datamixer when a spec names none.
+  std::string datamixer_address;
+  int threads_per_worker = 0;
+  absl::Duration poll_interval = absl::Milliseconds(50);
+  // Before restart n (from 1): base x 2^(n-1), at most a minute.
+  absl::Duration restart_backoff = absl::Seconds(1);
+};
+
+// The datamixer's plan of a stage of a spec.
+using PlanStageFn =
+    std::function<absl::StatusOr<v1::StagePlan>(const v1::RunSpec& spec, int stage_index)>;
+
+// The run's work directory and the log directory of one of its attempts.
+std::string RunWorkDir(const DriverOptions& options, const v1::Run& run);
+std::string AttemptLogDir(const DriverOptions& options, const v1::Run& run, int64_t attempt);
+
+class RunDriver {
+ public:
+  RunDriver(std::string run_id, Runs& runs, Launcher& launcher, PlanStageFn plan_stage,
+            DriverOptions options);
+  ~RunDriver();
+  RunDriver(const RunDriver&) = delete;
+  RunDriver& operator=(const RunDriver&) = delete;
+
+  void Start();
+  // Whether the run has ended and the thread is done with it.
+  bool done() const { return done_.HasBeenNotified(); }
+
+ private:
+  void Drive();
+  // One look at the run; false once it has ended.
+  bool Step();
+  absl::Status StartStage(const v1::Run& run);
+  void Fault(const v1::Run& run, int rank, const std::string& reason, bool retryable);
+
+  const std::string run_id_;
+  Runs& runs_;
+  Launcher& launcher_;
+  const PlanStageFn plan_stage_;
+  const DriverOptions options_;
+  std::unique_ptr<Gang> gang_;
+  absl::Time launched_;
+  absl::Time restart_at_;
+  absl::Notification stopping_;
+  absl::Notification done_;
+  std::thread thread_;
+};
+
+}  // namespace prolong::scheduler
+
+#endif  // PROLONG_SCHEDULER_RUN_DRIVER_H_

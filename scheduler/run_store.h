@@ -1,0 +1,55 @@
+// The scheduler's durable state in RocksDB: every run (the Run message, whole), its events in
+// order, and the request ids it was submitted under. Each write is synced before it returns, so
+// a transition is on disk before the scheduler acts on it, and a run's record and the events
+// that describe its change land together or not at all.
+//
+// Keys: "run/<id>" -> Run, "event/<id>/<sequence, 16 digits>" -> RunEvent,
+// "request/<request id>" -> run id.
+//
+// Thread-safety: every method may be called from any thread.
+#ifndef PROLONG_SCHEDULER_RUN_STORE_H_
+#define PROLONG_SCHEDULER_RUN_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "prolong/v1/scheduler.pb.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace prolong::scheduler {
+
+class RunStore {
+ public:
+  // Creates the store if absent. FAILED_PRECONDITION when another process holds it.
+  static absl::StatusOr<std::unique_ptr<RunStore>> Open(const std::string& dir);
+  ~RunStore();
+
+  // The run's record with `events` appended, and `request_id` (if not empty) mapped to the run.
+  absl::Status Write(const v1::Run& run, const std::vector<v1::RunEvent>& events,
+                     const std::string& request_id = "");
+
+  // Every run, in no particular order.
+  absl::StatusOr<std::vector<v1::Run>> LoadRuns() const;
+  // The run a request id created, if any.
+  absl::StatusOr<std::optional<std::string>> RunOfRequest(const std::string& request_id) const;
+  // The run's events with a sequence above `after`, at most `limit`, in order.
+  absl::StatusOr<std::vector<v1::RunEvent>> Events(const std::string& run_id, int64_t after,
+                                                   int limit) const;
+  // The sequence of the run's last event; 0 without events.
+  absl::StatusOr<int64_t> LastSequence(const std::string& run_id) const;
+
+ private:
+  explicit RunStore(std::unique_ptr<rocksdb::DB> db);
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace prolong::scheduler
+
+#endif  // PROLONG_SCHEDULER_RUN_STORE_H_

@@ -1,0 +1,308 @@
+#include "scheduler/runs.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "scheduler/run_spec_check.h"
+
+namespace prolong::scheduler {
+namespace {
+
+google::protobuf::Timestamp Now() {
+  const int64_t micros = absl::ToUnixMicros(absl::Now());
+  google::protobuf::Timestamp time;
+  time.set_seconds(micros / 1000000);
+  time.set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  return time;
+}
+
+int64_t Micros(const google::protobuf::Timestamp& time) {
+  return time.seconds() * 1000000 + time.nanos() / 1000;
+}
+
+std::string NewRunId(const std::string& name) {
+  static std::mt19937_64 random(std::random_device{}());
+  return absl::StrFormat("%s-%06x", name, random() & 0xffffff);
+}
+
+int WorldOf(const v1::Run& run) {
+  const Layout layout = StageLayoutOf(run.spec(), run.stage_index());
+  return layout.dp * layout.cp;
+}
+
+struct ParsedWorkerId {
+  std::string run_id;
+  int64_t attempt = 0;
+  int rank = 0;
+};
+
+absl::StatusOr<ParsedWorkerId> ParseWorkerId(const std::string& worker_id) {
+  const std::vector<std::string> parts = absl::StrSplit(worker_id, '/');
+  ParsedWorkerId parsed;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &parsed.attempt) ||
+      !absl::SimpleAtoi(parts[2], &parsed.rank)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker_id: \"", worker_id, "\" is not one the scheduler assigned"));
+  }
+  parsed.run_id = parts[0];
+  return parsed;
+}
+
+}  // namespace
+
+bool IsTerminal(v1::RunState state) {
+  return state == v1::RUN_STATE_SUCCEEDED || state == v1::RUN_STATE_FAILED ||
+         state == v1::RUN_STATE_CANCELLED;
+}
+
+std::string WorkerId(const std::string& run_id, int64_t attempt, int rank) {
+  return absl::StrCat(run_id, "/", attempt, "/", rank);
+}
+
+Runs::Runs(std::unique_ptr<RunStore> store) : store_(std::move(store)) {}
+
+absl::StatusOr<std::unique_ptr<Runs>> Runs::Open(const std::string& store_dir) {
+  ASSIGN_OR_RETURN(std::unique_ptr<RunStore> store, RunStore::Open(store_dir));
+  ASSIGN_OR_RETURN(std::vector<v1::Run> loaded, store->LoadRuns());
+  std::unique_ptr<Runs> runs(new Runs(std::move(store)));
+  absl::MutexLock lock(&runs->mu_);
+  for (v1::Run& run : loaded) {
+    Entry& entry = runs->runs_[run.run_id()];
+    ASSIGN_OR_RETURN(entry.last_sequence, runs->store_->LastSequence(run.run_id()));
+    entry.run = std::move(run);
+  }
+  return runs;
+}
+
+Runs::Entry* Runs::Find(const std::string& run_id) {
+  auto found = runs_.find(run_id);
+  return found == runs_.end() ? nullptr : &found->second;
+}
+
+const Runs::Entry* Runs::Find(const std::string& run_id) const {
+  auto found = runs_.find(run_id);
+  return found == runs_.end() ? nullptr : &found->second;
+}
+
+absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string& request_id,
+                                     bool* created) {
+  absl::MutexLock lock(&mu_);
+  *created = false;
+  if (!request_id.empty()) {
+    ASSIGN_OR_RETURN(std::optional<std::string> existing, store_->RunOfRequest(request_id));
+    if (existing.has_value()) {
+      const Entry* entry = Find(*existing);
+      if (entry == nullptr) {
+        return absl::DataLossError(absl::StrCat("request ", request_id, " names run ", *existing,
+                                                ", which the store does not hold"));
+      }
+      return entry->run;
+    }
+  }
+  std::string run_id;
+  do {
+    run_id = NewRunId(spec.name());
+  } while (runs_.count(run_id) > 0);
+  v1::Run run;
+  run.set_run_id(run_id);
+  *run.mutable_spec() = spec;
+  run.set_state(v1::RUN_STATE_PENDING);
+  *run.mutable_create_time() = Now();
+  v1::RunEvent event;
+  event.set_sequence(1);
+  *event.mutable_time() = run.create_time();
+  event.mutable_state_changed()->set_to(v1::RUN_STATE_PENDING);
+  event.mutable_state_changed()->set_message("submitted");
+  RETURN_IF_ERROR(store_->Write(run, {event}, request_id));
+  Entry& entry = runs_[run_id];
+  entry.run = run;
+  entry.last_sequence = 1;
+  *created = true;
+  return run;
+}
+
+absl::StatusOr<v1::Run> Runs::Get(const std::string& run_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  const Entry* entry = Find(run_id);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
+  return entry->run;
+}
+
+std::vector<v1::Run> Runs::List() const {
+  std::vector<v1::Run> runs;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [id, entry] : runs_) runs.push_back(entry.run);
+  }
+  std::sort(runs.begin(), runs.end(), [](const v1::Run& a, const v1::Run& b) {
+    const int64_t ta = Micros(a.create_time()), tb = Micros(b.create_time());
+    return ta != tb ? ta > tb : a.run_id() < b.run_id();
+  });
+  return runs;
+}
+
+absl::StatusOr<v1::Run> Runs::Update(const std::string& run_id, const Change& change) {
+  absl::MutexLock lock(&mu_);
+  Entry* entry = Find(run_id);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
+  v1::Run run = entry->run;
+  std::vector<v1::RunEvent> events;
+  RETURN_IF_ERROR(change(run, events));
+  int64_t sequence = entry->last_sequence;
+  for (v1::RunEvent& event : events) {
+    event.set_sequence(++sequence);
+    if (!event.has_time()) *event.mutable_time() = Now();
+  }
+  RETURN_IF_ERROR(store_->Write(run, events));
+  entry->run = run;
+  entry->last_sequence = sequence;
+  return run;
+}
+
+absl::StatusOr<v1::Run> Runs::Transition(const std::string& run_id, v1::RunState to,
+                                         const std::string& message, const Change& change) {
+  return Update(run_id, [&](v1::Run& run, std::vector<v1::RunEvent>& events) -> absl::Status {
+    if (IsTerminal(run.state())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("run ", run.run_id(), " has ended (", v1::RunState_Name(run.state()), ")"));
+    }
+    v1::StateChanged& changed = *events.emplace_back().mutable_state_changed();
+    changed.set_from(run.state());
+    changed.set_to(to);
+    changed.set_message(message);
+    run.set_state(to);
+    run.set_message(message);
+    if (IsTerminal(to)) *run.mutable_end_time() = Now();
+    if (to == v1::RUN_STATE_RUNNING && !run.has_start_time()) *run.mutable_start_time() = Now();
+    return change ? change(run, events) : absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<v1::RunEvent>> Runs::WaitForEvents(const std::string& run_id,
+                                                              int64_t after, absl::Duration timeout,
+                                                              bool* ended) const {
+  absl::ReaderMutexLock lock(&mu_);
+  const Entry* entry = Find(run_id);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
+  auto ready = [entry, after] {
+    return entry->last_sequence > after || IsTerminal(entry->run.state());
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  *ended = IsTerminal(entry->run.state());
+  constexpr int kBatch = 1000;
+  ASSIGN_OR_RETURN(std::vector<v1::RunEvent> events, store_->Events(run_id, after, kBatch));
+  if (!events.empty() && events.back().sequence() < entry->last_sequence) *ended = false;
+  return events;
+}
+
+absl::StatusOr<v1::WorkerAssignment> Runs::RegisterWorker(const v1::RegisterWorkerRequest& request,
+                                                          const std::string& datamixer_address,
+                                                          absl::Duration heartbeat_interval) {
+  absl::MutexLock lock(&mu_);
+  Entry* entry = Find(request.run_id());
+  if (entry == nullptr) {
+    return absl::NotFoundError(absl::StrCat("run_id: no run ", request.run_id()));
+  }
+  const v1::Run& run = entry->run;
+  if (request.attempt() != run.attempt() || run.state() != v1::RUN_STATE_RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("attempt: ", request.attempt(), " is over; run ", run.run_id(),
+                     " is at attempt ", run.attempt(), " (", v1::RunState_Name(run.state()), ")"));
+  }
+  const int world = WorldOf(run);
+  if (request.rank() < 0 || request.rank() >= world) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rank: ", request.rank(), " is not in [0, ", world, ")"));
+  }
+  if (entry->liveness_attempt != run.attempt()) {
+    entry->liveness_attempt = run.attempt();
+    entry->ranks.assign(world, RankLiveness());
+    entry->rendezvous_address.clear();
+  }
+  if (request.rank() == 0) {
+    if (request.rendezvous_address().empty() && world > 1) {
+      return absl::InvalidArgumentError("rendezvous_address: rank 0 must say where its store is");
+    }
+    entry->rendezvous_address = request.rendezvous_address();
+  } else if (entry->rendezvous_address.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("rank 0 of attempt ", run.attempt(), " has not registered yet"));
+  }
+  RankLiveness& rank = entry->ranks[request.rank()];
+  rank.registered = true;
+  rank.last_seen = absl::Now();
+  rank.worker_id = WorkerId(run.run_id(), run.attempt(), request.rank());
+
+  const Layout layout = StageLayoutOf(run.spec(), run.stage_index());
+  v1::WorkerAssignment assignment;
+  assignment.set_worker_id(rank.worker_id);
+  *assignment.mutable_spec() = run.spec();
+  assignment.set_stage_index(run.stage_index());
+  v1::RankSpec& rank_spec = *assignment.mutable_rank();
+  rank_spec.set_dp_rank(request.rank() / layout.cp);
+  rank_spec.set_dp_size(layout.dp);
+  rank_spec.set_cp_rank(request.rank() % layout.cp);
+  rank_spec.set_cp_size(layout.cp);
+  rank_spec.set_micro_batch_sequences(layout.micro_batch_sequences);
+  assignment.set_rendezvous_address(entry->rendezvous_address);
+  assignment.set_datamixer_address(run.spec().data().datamixer_address().empty()
+                                       ? datamixer_address
+                                       : run.spec().data().datamixer_address());
+  if (run.stage_index() < run.stage_plans_size()) {
+    assignment.set_plan_id(run.stage_plans(run.stage_index()).plan_id());
+  }
+  const std::string& stage = run.spec().stages(run.stage_index()).name();
+  for (const v1::Checkpoint& checkpoint : run.checkpoints()) {
+    if (checkpoint.stage() == stage) *assignment.mutable_resume_from() = checkpoint;
+  }
+  assignment.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(heartbeat_interval));
+  return assignment;
+}
+
+absl::StatusOr<v1::WorkerAction> Runs::Heartbeat(const std::string& worker_id, int64_t step) {
+  ASSIGN_OR_RETURN(const ParsedWorkerId id, ParseWorkerId(worker_id));
+  absl::MutexLock lock(&mu_);
+  Entry* entry = Find(id.run_id);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("worker_id: no run ", id.run_id));
+  const v1::Run& run = entry->run;
+  if (id.attempt != run.attempt() || run.state() != v1::RUN_STATE_RUNNING ||
+      entry->liveness_attempt != run.attempt() || id.rank < 0 ||
+      id.rank >= static_cast<int>(entry->ranks.size())) {
+    return v1::WORKER_ACTION_STOP;
+  }
+  RankLiveness& rank = entry->ranks[id.rank];
+  rank.registered = true;
+  rank.last_seen = absl::Now();
+  rank.step = step;
+  return v1::WORKER_ACTION_CONTINUE;
+}
+
+absl::StatusOr<std::string> Runs::RunOfWorker(const std::string& worker_id) const {
+  ASSIGN_OR_RETURN(const ParsedWorkerId id, ParseWorkerId(worker_id));
+  absl::ReaderMutexLock lock(&mu_);
+  const Entry* entry = Find(id.run_id);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("worker_id: no run ", id.run_id));
+  if (id.attempt != entry->run.attempt()) {
+    return absl::FailedPreconditionError(absl::StrCat("worker_id: attempt ", id.attempt,
+                                                      " is over; the run is at attempt ",
+                                                      entry->run.attempt()));
+  }
+  return id.run_id;
+}
+
+std::vector<RankLiveness> Runs::Liveness(const std::string& run_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  const Entry* entry = Find(run_id);
+  if (entry == nullptr || entry->liveness_attempt != entry->run.attempt()) {
+    return std::vector<RankLiveness>(entry == nullptr ? 0 : WorldOf(entry->run));
+  }
+  return entry->ranks;
+}
+
+}  // namespace prolong::scheduler

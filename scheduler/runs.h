@@ -1,0 +1,99 @@
+// The scheduler's runs: their records (persisted in the RunStore before anyone sees a change),
+// their event logs, the waiting of watchers, and the workers of each run's current attempt
+// (registrations and heartbeats, kept in memory: a restarted scheduler starts a new attempt).
+//
+// Every change goes through Update, which persists the run and its new events in one synced
+// write and only then makes them visible, so what a client was told survives a crash.
+//
+// Thread-safety: every method may be called from any thread.
+#ifndef PROLONG_SCHEDULER_RUNS_H_
+#define PROLONG_SCHEDULER_RUNS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "prolong/v1/scheduler.pb.h"
+#include "scheduler/run_store.h"
+
+namespace prolong::scheduler {
+
+bool IsTerminal(v1::RunState state);
+
+// A rank of the current attempt, as its heartbeats show it.
+struct RankLiveness {
+  bool registered = false;
+  absl::Time last_seen;  // registration or last heartbeat
+  int64_t step = 0;
+  std::string worker_id;
+};
+
+class Runs {
+ public:
+  static absl::StatusOr<std::unique_ptr<Runs>> Open(const std::string& store_dir);
+
+  // A new PENDING run for `spec`, or, for a request id seen before, the run it created
+  // (`created` false).
+  absl::StatusOr<v1::Run> Create(const v1::RunSpec& spec, const std::string& request_id,
+                                 bool* created);
+  absl::StatusOr<v1::Run> Get(const std::string& run_id) const;
+  // Newest first.
+  std::vector<v1::Run> List() const;
+
+  // An event to append: its sequence and time are filled in by Update.
+  using Change = std::function<absl::Status(v1::Run& run, std::vector<v1::RunEvent>& events)>;
+  // Applies `change` to a copy of the run; if it returns OK, persists the copy with the events
+  // it added and makes both visible. The run as it now is.
+  absl::StatusOr<v1::Run> Update(const std::string& run_id, const Change& change);
+  // Moves the run to `to` with a StateChanged event saying `message`, plus `change` if given.
+  absl::StatusOr<v1::Run> Transition(const std::string& run_id, v1::RunState to,
+                                     const std::string& message, const Change& change = nullptr);
+
+  // The run's events after `after`, waiting up to `timeout` for one when there are none yet.
+  // `ended` tells whether the run has ended and every event was returned.
+  absl::StatusOr<std::vector<v1::RunEvent>> WaitForEvents(const std::string& run_id, int64_t after,
+                                                          absl::Duration timeout,
+                                                          bool* ended) const;
+
+  // Workers. The current attempt's ranks start unregistered when the attempt changes.
+  absl::StatusOr<v1::WorkerAssignment> RegisterWorker(const v1::RegisterWorkerRequest& request,
+                                                      const std::string& datamixer_address,
+                                                      absl::Duration heartbeat_interval);
+  // What the worker should do. NOT_FOUND for an unknown worker id.
+  absl::StatusOr<v1::WorkerAction> Heartbeat(const std::string& worker_id, int64_t step);
+  // The run and attempt of a registered worker id, or FAILED_PRECONDITION for one of an attempt
+  // that is over.
+  absl::StatusOr<std::string> RunOfWorker(const std::string& worker_id) const;
+  // The current attempt's ranks (world size of the running stage).
+  std::vector<RankLiveness> Liveness(const std::string& run_id) const;
+
+ private:
+  struct Entry {
+    v1::Run run;
+    int64_t last_sequence = 0;
+    int64_t liveness_attempt = 0;
+    std::vector<RankLiveness> ranks;
+    std::string rendezvous_address;
+  };
+  explicit Runs(std::unique_ptr<RunStore> store);
+  Entry* Find(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const Entry* Find(const std::string& run_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  std::unique_ptr<RunStore> store_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> runs_ ABSL_GUARDED_BY(mu_);
+};
+
+// "run-name-1a2b3c" ids; worker ids "<run id>/<attempt>/<rank>".
+std::string WorkerId(const std::string& run_id, int64_t attempt, int rank);
+
+}  // namespace prolong::scheduler
+
+#endif  // PROLONG_SCHEDULER_RUNS_H_

@@ -1,0 +1,460 @@
+#include "scheduler/scheduler_service.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+#include <map>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "grpcpp/create_channel.h"
+#include "prolong/v1/datamixer.grpc.pb.h"
+#include "prometheus/gauge.h"
+#include "scheduler/launch/local_launcher.h"
+#include "scheduler/run_driver.h"
+#include "scheduler/run_spec_check.h"
+#include "scheduler/runs.h"
+#include "scheduler/stage_job.h"
+
+namespace prolong::scheduler {
+namespace {
+
+constexpr absl::Duration kPlanTimeout = absl::Seconds(120);
+
+grpc::Status Error(const absl::Status& status) { return ToGrpcStatus(status); }
+
+// The Prometheus series of the runs, refreshed from the run records every second.
+struct Metrics {
+  explicit Metrics(prometheus::Registry& registry)
+      : runs(prometheus::BuildGauge()
+                 .Name("prolong_scheduler_runs")
+                 .Help("Runs by state.")
+                 .Register(registry)),
+        restarts(prometheus::BuildGauge()
+                     .Name("prolong_scheduler_run_restarts")
+                     .Help("Gang restarts of a run so far.")
+                     .Register(registry)),
+        stage(prometheus::BuildGauge()
+                  .Name("prolong_scheduler_run_stage")
+                  .Help("Index of the stage a run is at, from 0.")
+                  .Register(registry)),
+        step(prometheus::BuildGauge()
+                 .Name("prolong_scheduler_run_step")
+                 .Help("Optimizer steps of the current stage trained.")
+                 .Register(registry)),
+        stage_steps(prometheus::BuildGauge()
+                        .Name("prolong_scheduler_run_stage_steps")
+                        .Help("Optimizer steps in the current stage.")
+                        .Register(registry)),
+        loss(prometheus::BuildGauge()
+                 .Name("prolong_scheduler_run_loss")
+                 .Help("The last reported step's token-averaged loss.")
+                 .Register(registry)),
+        tokens_per_second(prometheus::BuildGauge()
+                              .Name("prolong_scheduler_run_tokens_per_second")
+                              .Help("The last reported step's tokens per second, whole gang.")
+                              .Register(registry)),
+        mfu(prometheus::BuildGauge()
+                .Name("prolong_scheduler_run_mfu")
+                .Help("The last reported step's model FLOPs utilization, in [0, 1].")
+                .Register(registry)),
+        heartbeat_age(prometheus::BuildGauge()
+                          .Name("prolong_scheduler_heartbeat_age_seconds")
+                          .Help("Seconds since a rank of a running gang was last heard from.")
+                          .Register(registry)),
+        evaluation_score(prometheus::BuildGauge()
+                             .Name("prolong_scheduler_evaluation_score")
+                             .Help("A checkpoint's evaluation score per category, in [0, 100].")
+                             .Register(registry)) {}
+
+  prometheus::Family<prometheus::Gauge>& runs;
+  prometheus::Family<prometheus::Gauge>& restarts;
+  prometheus::Family<prometheus::Gauge>& stage;
+  prometheus::Family<prometheus::Gauge>& step;
+  prometheus::Family<prometheus::Gauge>& stage_steps;
+  prometheus::Family<prometheus::Gauge>& loss;
+  prometheus::Family<prometheus::Gauge>& tokens_per_second;
+  prometheus::Family<prometheus::Gauge>& mfu;
+  prometheus::Family<prometheus::Gauge>& heartbeat_age;
+  prometheus::Family<prometheus::Gauge>& evaluation_score;
+};
+
+}  // namespace
+
+struct SchedulerService::State {
+  State(SchedulerServiceOptions options, std::unique_ptr<Runs> runs, prometheus::Registry& registry)
+      : options(std::move(options)), runs(std::move(runs)), metrics(registry) {}
+
+  absl::StatusOr<v1::StagePlan> PlanStage(const v1::RunSpec& spec, int stage_index);
+  void Drive(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void RefreshMetrics();
+  DriverOptions Driving() const;
+
+  const SchedulerServiceOptions options;
+  std::unique_ptr<Runs> runs;
+  Metrics metrics;
+  LocalLauncher local_launcher;
+
+  absl::Mutex mu;
+  std::string address ABSL_GUARDED_BY(mu);
+  bool started ABSL_GUARDED_BY(mu) = false;
+  std::map<std::string, std::unique_ptr<RunDriver>> drivers ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::unique_ptr<v1::DataMixer::Stub>> datamixers ABSL_GUARDED_BY(mu);
+
+  absl::Notification stopping;
+  std::thread metrics_thread;
+};
+
+DriverOptions SchedulerService::State::Driving() const {
+  DriverOptions driving;
+  driving.trainer_binary = options.trainer_binary;
+  driving.state_dir = options.state_dir;
+  driving.datamixer_address = options.datamixer_address;
+  driving.restart_backoff = options.restart_backoff;
+  return driving;
+}
+
+absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSpec& spec,
+                                                                 int stage_index) {
+  const std::string address = spec.data().datamixer_address().empty()
+                                  ? options.datamixer_address
+                                  : spec.data().datamixer_address();
+  v1::DataMixer::Stub* stub;
+  {
+    absl::MutexLock lock(&mu);
+    std::unique_ptr<v1::DataMixer::Stub>& cached = datamixers[address];
+    if (cached == nullptr) {
+      cached =
+          v1::DataMixer::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    }
+    stub = cached.get();
+  }
+  v1::PlanStageRequest request;
+  *request.mutable_stage() = TrainerStage(spec, stage_index);
+  request.set_seed(spec.seed());
+  request.set_expected_fingerprint(spec.data().expected_fingerprint());
+  v1::StagePlan plan;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kPlanTimeout));
+  const absl::Status status = FromGrpcStatus(stub->PlanStage(&context, request, &plan));
+  if (!status.ok()) {
+    return Annotate(status, absl::StrCat("stages[", stage_index, "]: datamixer ", address));
+  }
+  return plan;
+}
+
+void SchedulerService::State::Drive(const std::string& run_id) {
+  DriverOptions driving = Driving();
+  driving.scheduler_address = address;
+  auto driver = std::make_unique<RunDriver>(
+      run_id, *runs, local_launcher,
+      [this](const v1::RunSpec& spec, int stage_index) { return PlanStage(spec, stage_index); },
+      std::move(driving));
+  driver->Start();
+  drivers[run_id] = std::move(driver);
+}
+
+void SchedulerService::State::RefreshMetrics() {
+  std::map<v1::RunState, int> by_state;
+  for (int state = v1::RUN_STATE_PENDING; state <= v1::RUN_STATE_CANCELLED; ++state) {
+    by_state[static_cast<v1::RunState>(state)] = 0;
+  }
+  for (const v1::Run& run : runs->List()) {
+    ++by_state[run.state()];
+    const std::map<std::string, std::string> labels = {{"run", run.run_id()}};
+    metrics.restarts.Add(labels).Set(run.restarts());
+    metrics.stage.Add(labels).Set(run.stage_index());
+    metrics.step.Add(labels).Set(static_cast<double>(run.step()));
+    metrics.stage_steps.Add(labels).Set(static_cast<double>(run.stage_steps()));
+    if (run.has_latest_metrics()) {
+      metrics.loss.Add(labels).Set(run.latest_metrics().loss());
+      metrics.tokens_per_second.Add(labels).Set(run.latest_metrics().tokens_per_second());
+      metrics.mfu.Add(labels).Set(run.latest_metrics().mfu());
+    }
+    if (run.state() != v1::RUN_STATE_RUNNING) continue;
+    const std::vector<RankLiveness> ranks = runs->Liveness(run.run_id());
+    for (int rank = 0; rank < static_cast<int>(ranks.size()); ++rank) {
+      if (!ranks[rank].registered) continue;
+      metrics.heartbeat_age.Add({{"run", run.run_id()}, {"rank", absl::StrCat(rank)}})
+          .Set(absl::ToDoubleSeconds(absl::Now() - ranks[rank].last_seen));
+    }
+  }
+  for (const auto& [state, count] : by_state) {
+    metrics.runs.Add({{"state", v1::RunState_Name(state).substr(strlen("RUN_STATE_"))}}).Set(count);
+  }
+}
+
+SchedulerService::SchedulerService(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+SchedulerService::~SchedulerService() {
+  state_->stopping.Notify();
+  if (state_->metrics_thread.joinable()) state_->metrics_thread.join();
+  std::map<std::string, std::unique_ptr<RunDriver>> drivers;
+  {
+    absl::MutexLock lock(&state_->mu);
+    drivers.swap(state_->drivers);
+  }
+  drivers.clear();  // each stops its thread and its gang
+}
+
+absl::StatusOr<std::unique_ptr<SchedulerService>> SchedulerService::Create(
+    const SchedulerServiceOptions& options, prometheus::Registry& registry) {
+  if (options.state_dir.empty()) return absl::InvalidArgumentError("--state-dir: required");
+  if (access(options.trainer_binary.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("--trainer-binary: ", options.trainer_binary, ": not an executable"));
+  }
+  std::error_code error;
+  std::filesystem::create_directories(options.state_dir, error);
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--state-dir: cannot create ", options.state_dir, ": ", error.message()));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Runs> runs, Runs::Open(options.state_dir + "/state"));
+  auto state = std::make_unique<State>(options, std::move(runs), registry);
+  return std::unique_ptr<SchedulerService>(new SchedulerService(std::move(state)));
+}
+
+void SchedulerService::Start(const std::string& address) {
+  State& s = *state_;
+  {
+    absl::MutexLock lock(&s.mu);
+    s.address = address;
+    s.started = true;
+    for (const v1::Run& run : s.runs->List()) {
+      if (IsTerminal(run.state())) continue;
+      PROLONG_LOG(INFO) << "recovering run " << run.run_id() << " ("
+                        << v1::RunState_Name(run.state()) << ", attempt " << run.attempt() << ")";
+      s.Drive(run.run_id());
+    }
+  }
+  s.metrics_thread = std::thread([&s] {
+    do {
+      s.RefreshMetrics();
+    } while (!s.stopping.WaitForNotificationWithTimeout(absl::Seconds(1)));
+  });
+}
+
+grpc::Status SchedulerService::SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest* request,
+                                         v1::Run* response) {
+  State& s = *state_;
+  const absl::Status valid =
+      RunSpecStatus(CheckRunSpec(request->spec(), PathRoots{s.options.path_roots}));
+  if (!valid.ok()) return Error(valid);
+  if (request->spec().resources().launcher_case() != v1::Resources::kLocal &&
+      request->spec().resources().launcher_case() != v1::Resources::LAUNCHER_NOT_SET) {
+    return Error(absl::FailedPreconditionError(
+        "resources: this scheduler launches gangs locally only (resources.local)"));
+  }
+  if (request->validate_only()) {
+    response->set_run_id("");
+    *response->mutable_spec() = request->spec();
+    for (int k = 0; k < request->spec().stages_size(); ++k) {
+      absl::StatusOr<v1::StagePlan> plan = s.PlanStage(request->spec(), k);
+      if (!plan.ok()) return Error(plan.status());
+      *response->add_stage_plans() = *std::move(plan);
+    }
+    response->set_stage_steps(response->stage_plans(0).steps());
+    return grpc::Status::OK;
+  }
+  bool created = false;
+  absl::StatusOr<v1::Run> run = s.runs->Create(request->spec(), request->request_id(), &created);
+  if (!run.ok()) return Error(run.status());
+  if (created) {
+    PROLONG_LOG(INFO) << "run " << run->run_id() << " submitted (" << request->spec().stages_size()
+                      << " stages)";
+    absl::MutexLock lock(&s.mu);
+    if (s.started) s.Drive(run->run_id());
+  }
+  *response = *std::move(run);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::GetRun(grpc::ServerContext*, const v1::GetRunRequest* request,
+                                      v1::Run* response) {
+  absl::StatusOr<v1::Run> run = state_->runs->Get(request->run_id());
+  if (!run.ok()) return Error(run.status());
+  *response = *std::move(run);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::ListRuns(grpc::ServerContext*, const v1::ListRunsRequest* request,
+                                        v1::ListRunsResponse* response) {
+  if (request->page_size() < 0) {
+    return Error(absl::InvalidArgumentError("page_size: must be >= 0"));
+  }
+  int64_t offset = 0;
+  if (!request->page_token().empty() &&
+      (!absl::SimpleAtoi(request->page_token(), &offset) || offset < 0)) {
+    return Error(absl::InvalidArgumentError("page_token: not one this scheduler gave"));
+  }
+  const int page_size = request->page_size() == 0 ? 100 : request->page_size();
+  int64_t index = 0;
+  for (v1::Run& run : state_->runs->List()) {
+    bool wanted = request->states().empty();
+    for (int state : request->states()) wanted |= state == run.state();
+    if (!wanted || index++ < offset) continue;
+    if (response->runs_size() == page_size) {
+      response->set_next_page_token(absl::StrCat(offset + page_size));
+      break;
+    }
+    *response->add_runs() = std::move(run);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::CancelRun(grpc::ServerContext*, const v1::CancelRunRequest* request,
+                                         v1::Run* response) {
+  absl::StatusOr<v1::Run> run = state_->runs->Get(request->run_id());
+  if (!run.ok()) return Error(run.status());
+  if (!IsTerminal(run->state())) {
+    // Persisted first; the run's driver then stops its gang.
+    run = state_->runs->Transition(
+        request->run_id(), v1::RUN_STATE_CANCELLED,
+        request->reason().empty() ? "cancelled" : absl::StrCat("cancelled: ", request->reason()));
+    if (!run.ok() && run.status().code() == absl::StatusCode::kFailedPrecondition) {
+      run = state_->runs->Get(request->run_id());  // it ended meanwhile
+    }
+    if (!run.ok()) return Error(run.status());
+  }
+  *response = *std::move(run);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::WatchRun(grpc::ServerContext* context,
+                                        const v1::WatchRunRequest* request,
+                                        grpc::ServerWriter<v1::RunEvent>* writer) {
+  int64_t after = request->after_sequence();
+  while (!context->IsCancelled()) {
+    bool ended = false;
+    absl::StatusOr<std::vector<v1::RunEvent>> events =
+        state_->runs->WaitForEvents(request->run_id(), after, absl::Seconds(1), &ended);
+    if (!events.ok()) return Error(events.status());
+    for (const v1::RunEvent& event : *events) {
+      if (!writer->Write(event)) return grpc::Status::CANCELLED;
+      after = event.sequence();
+    }
+    if (ended) return grpc::Status::OK;
+  }
+  return grpc::Status::CANCELLED;
+}
+
+grpc::Status SchedulerService::StreamLogs(grpc::ServerContext* context,
+                                          const v1::StreamLogsRequest* request,
+                                          grpc::ServerWriter<v1::LogLines>* writer) {
+  absl::StatusOr<v1::Run> run = state_->runs->Get(request->run_id());
+  if (!run.ok()) return Error(run.status());
+  const int64_t attempt = request->attempt() == 0 ? run->attempt() : request->attempt();
+  if (attempt < 1 || attempt > run->attempt()) {
+    return Error(absl::NotFoundError(absl::StrCat(
+        "attempt: run ", run->run_id(), " has attempts 1 to ", run->attempt(), ", not ", attempt)));
+  }
+  const std::string path =
+      RankLogPath(AttemptLogDir(state_->Driving(), *run, attempt), request->rank());
+  std::ifstream log(path);
+  if (!log) {
+    return Error(absl::NotFoundError(absl::StrCat("rank: no log of rank ", request->rank(),
+                                                  " in attempt ", attempt, " (", path, ")")));
+  }
+  std::string pending;
+  while (true) {
+    v1::LogLines lines;
+    std::string line;
+    while (std::getline(log, line)) {
+      if (log.eof()) {
+        pending += line;  // the rest of a line still being written
+        break;
+      }
+      lines.add_lines(pending + line);
+      pending.clear();
+      if (lines.lines_size() == 1000) {
+        if (!writer->Write(lines)) return grpc::Status::CANCELLED;
+        lines.Clear();
+      }
+    }
+    log.clear();
+    if (lines.lines_size() > 0 && !writer->Write(lines)) return grpc::Status::CANCELLED;
+    if (!request->follow()) break;
+    run = state_->runs->Get(request->run_id());
+    if (!run.ok() || run->attempt() != attempt || IsTerminal(run->state())) {
+      // The attempt is over; what it wrote is all there.
+      if (!pending.empty()) {
+        v1::LogLines rest;
+        rest.add_lines(pending);
+        writer->Write(rest);
+      }
+      break;
+    }
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::RegisterWorker(grpc::ServerContext*,
+                                              const v1::RegisterWorkerRequest* request,
+                                              v1::WorkerAssignment* response) {
+  absl::StatusOr<v1::WorkerAssignment> assignment = state_->runs->RegisterWorker(
+      *request, state_->options.datamixer_address, state_->options.heartbeat_interval);
+  if (!assignment.ok()) return Error(assignment.status());
+  PROLONG_LOG(INFO) << "worker " << assignment->worker_id() << " registered ("
+                    << request->hostname() << ", pid " << request->pid() << ")";
+  *response = *std::move(assignment);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+                                         v1::HeartbeatResponse* response) {
+  absl::StatusOr<v1::WorkerAction> action =
+      state_->runs->Heartbeat(request->worker_id(), request->step());
+  if (!action.ok()) return Error(action.status());
+  response->set_action(*action);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::ReportMetrics(grpc::ServerContext*,
+                                             const v1::ReportMetricsRequest* request,
+                                             v1::ReportMetricsResponse*) {
+  absl::StatusOr<std::string> run_id = state_->runs->RunOfWorker(request->worker_id());
+  if (!run_id.ok()) return Error(run_id.status());
+  if (request->metrics().empty()) return grpc::Status::OK;
+  absl::StatusOr<v1::Run> run =
+      state_->runs->Update(*run_id, [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
+        for (const v1::StepMetrics& metrics : request->metrics()) {
+          *events.emplace_back().mutable_metrics() = metrics;
+        }
+        *r.mutable_latest_metrics() = *request->metrics().rbegin();
+        r.set_step(r.latest_metrics().step());
+        return absl::OkStatus();
+      });
+  return run.ok() ? grpc::Status::OK : Error(run.status());
+}
+
+grpc::Status SchedulerService::ReportCheckpoint(grpc::ServerContext*,
+                                                const v1::ReportCheckpointRequest* request,
+                                                v1::ReportCheckpointResponse*) {
+  absl::StatusOr<std::string> run_id = state_->runs->RunOfWorker(request->worker_id());
+  if (!run_id.ok()) return Error(run_id.status());
+  if (request->checkpoint().path().empty()) {
+    return Error(absl::InvalidArgumentError("checkpoint.path: required"));
+  }
+  absl::StatusOr<v1::Run> run =
+      state_->runs->Update(*run_id, [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
+        *r.add_checkpoints() = request->checkpoint();
+        *events.emplace_back().mutable_checkpoint() = request->checkpoint();
+        return absl::OkStatus();
+      });
+  if (!run.ok()) return Error(run.status());
+  PROLONG_LOG(INFO) << "run " << *run_id << ": checkpoint " << request->checkpoint().path();
+  return grpc::Status::OK;
+}
+
+}  // namespace prolong::scheduler

@@ -1,0 +1,82 @@
+// The Scheduler gRPC service (proto/prolong/v1/scheduler.proto): operators submit, list, watch
+// and cancel runs; trainer workers register, heartbeat and report. Each run that has not ended
+// has a RunDriver (run_driver.h) walking its stages; runs, events and transitions live in the
+// scheduler's RocksDB (runs.h), so a restarted scheduler picks up every run where it was.
+//
+// Thread-safety: every method may be called from many gRPC threads at once.
+#ifndef PROLONG_SCHEDULER_SCHEDULER_SERVICE_H_
+#define PROLONG_SCHEDULER_SCHEDULER_SERVICE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "prolong/v1/scheduler.grpc.pb.h"
+#include "prometheus/registry.h"
+
+namespace prolong::scheduler {
+
+struct SchedulerServiceOptions {
+  // Holds the run store (state/) and, unless a spec says otherwise, runs' work directories
+  // (runs/<id>: stage files and worker logs).
+  std::string state_dir;
+  // The trainer binary the launchers start.
+  std::string trainer_binary;
+  // The services a spec that names none uses.
+  std::string datamixer_address;
+  std::string evaluator_address;
+  // Where a spec's paths may point (run_spec_check.h); empty: anywhere.
+  std::vector<std::string> path_roots;
+  // How often workers heartbeat.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Before a gang's first restart; doubled for each further one.
+  absl::Duration restart_backoff = absl::Seconds(1);
+};
+
+class SchedulerService final : public v1::Scheduler::Service {
+ public:
+  // Opens the run store. FAILED_PRECONDITION when another scheduler holds it, NOT_FOUND for a
+  // trainer binary that is not there.
+  static absl::StatusOr<std::unique_ptr<SchedulerService>> Create(
+      const SchedulerServiceOptions& options, prometheus::Registry& registry);
+  // Stops driving (the runs stay as stored; their local gangs stop).
+  ~SchedulerService() override;
+
+  // Drives every stored run that has not ended, and each new one; workers are told to register
+  // at `address` (the server's, as workers reach it). Call once, when the server is up.
+  void Start(const std::string& address);
+
+  grpc::Status SubmitRun(grpc::ServerContext* context, const v1::SubmitRunRequest* request,
+                         v1::Run* response) override;
+  grpc::Status GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
+                      v1::Run* response) override;
+  grpc::Status ListRuns(grpc::ServerContext* context, const v1::ListRunsRequest* request,
+                        v1::ListRunsResponse* response) override;
+  grpc::Status CancelRun(grpc::ServerContext* context, const v1::CancelRunRequest* request,
+                         v1::Run* response) override;
+  grpc::Status WatchRun(grpc::ServerContext* context, const v1::WatchRunRequest* request,
+                        grpc::ServerWriter<v1::RunEvent>* writer) override;
+  grpc::Status StreamLogs(grpc::ServerContext* context, const v1::StreamLogsRequest* request,
+                          grpc::ServerWriter<v1::LogLines>* writer) override;
+  grpc::Status RegisterWorker(grpc::ServerContext* context,
+                              const v1::RegisterWorkerRequest* request,
+                              v1::WorkerAssignment* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override;
+  grpc::Status ReportMetrics(grpc::ServerContext* context, const v1::ReportMetricsRequest* request,
+                             v1::ReportMetricsResponse* response) override;
+  grpc::Status ReportCheckpoint(grpc::ServerContext* context,
+                                const v1::ReportCheckpointRequest* request,
+                                v1::ReportCheckpointResponse* response) override;
+
+ private:
+  struct State;
+  explicit SchedulerService(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace prolong::scheduler
+
+#endif  // PROLONG_SCHEDULER_SCHEDULER_SERVICE_H_

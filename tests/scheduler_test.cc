@@ -1,0 +1,529 @@
+// The scheduler as operators and workers meet it: a real scheduler process, a real datamixer
+// and trainer workers it launches locally, driven through `prolongctl run`, with a tiny Llama
+// (hidden 32, 2 layers, 4 heads, 2 kv heads, vocabulary 256) over two stages: 6 steps at 64
+// tokens on dp = 2, then 4 steps at 128 tokens with the RoPE base raised on cp = 2.
+//   - the two-stage run succeeds, and its final weights and AdamW state are the bytes of the
+//     same two stages run with `prolongctl train --local`;
+//   - a worker killed with SIGKILL is detected, the gang restarts from the stage's newest
+//     checkpoint, and the run ends with the same bytes; a stopped (SIGSTOP) worker is found by
+//     its missing heartbeats within the timeout;
+//   - a scheduler killed with SIGKILL takes its gang with it; restarted on the same state, it
+//     relaunches the run under a new attempt and the run ends with the same bytes;
+//   - a user error (data that does not fill a stage) fails the run without a retry;
+//   - a bad spec is refused with every problem named, paths outside the allowed roots too;
+//   - a cancelled run stops its workers; submitting with the same request id twice makes one
+//     run; list, get, logs and the scheduler's /metrics show the runs.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/file.h"
+#include "common/http_get.h"
+#include "common/status_matchers.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "prolong/v1/scheduler.grpc.pb.h"
+#include "tests/subprocess.h"
+#include "tests/training_stack.h"
+#include "trainer/checkpoint/checkpoint_store.h"
+
+namespace prolong {
+namespace {
+
+using testing::ServiceProcess;
+using testing::Subprocess;
+
+constexpr char kDatamixer[] = "services/datamixer/datamixer";
+constexpr char kScheduler[] = "services/scheduler/scheduler";
+constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
+constexpr char kTrainer[] = "services/trainer/trainer";
+constexpr int64_t kStage1Steps = 6;
+constexpr int64_t kStage2Steps = 4;
+
+constexpr char kConfig[] = R"({"model_type": "llama", "vocab_size": 256, "hidden_size": 32,
+  "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+  "num_key_value_heads": 2, "max_position_embeddings": 256, "bos_token_id": 1,
+  "eos_token_id": 2})";
+
+constexpr char kMixture[] = R"(
+    mixture:
+      - {domain: books, proportion: 0.5, packing: long}
+      - {domain: web, proportion: 0.5, packing: short})";
+
+std::string Stage1() {
+  return absl::StrCat(R"(
+  - name: short
+    seq_len: 64
+    batch_tokens: 256
+    total_tokens: 1536
+    schedule: {peak_lr: 0.01, warmup_fraction: 0.1, shape: cosine, min_lr_ratio: 0.1})",
+                      kMixture);
+}
+
+std::string Stage2() {
+  return absl::StrCat(R"(
+  - name: long
+    seq_len: 128
+    batch_tokens: 256
+    total_tokens: 1024
+    rope_theta: 40000
+    schedule: {peak_lr: 0.005, warmup_fraction: 0.25, shape: cosine, min_lr_ratio: 0.1})",
+                      kMixture);
+}
+
+// The run: both stages, `extra` appended at the top level.
+std::string Spec(const std::string& checkpoint_dir, const std::string& extra = "",
+                 const std::string& name = "two-stage") {
+  return absl::StrCat("name: ", name, R"(
+seed: 3
+deterministic: true
+model:
+  config: {vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256,
+           bos_token_id: 1, eos_token_ids: [2]}
+  precision: fp32
+stages:)",
+                      Stage1(), Stage2(), R"(
+    layout: {data_parallel: 1, context_parallel: 2}
+resources: {data_parallel: 2}
+checkpoint: {directory: )",
+                      checkpoint_dir, R"(, every_steps: 2}
+fault: {max_restarts: 2, heartbeat_timeout: 5s, rendezvous_timeout: 60s}
+)",
+                      extra);
+}
+
+std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string Absolute(const std::string& path) { return std::filesystem::absolute(path).string(); }
+
+std::string Bytes(const std::string& path) {
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  EXPECT_OK(bytes) << path;
+  return bytes.ok() ? *bytes : "";
+}
+
+std::string StepDir(const std::string& checkpoint_dir, int64_t step) {
+  return checkpoint_dir + "/" + checkpoint::StepDirName(step);
+}
+
+// What every test shares: the corpus, one datamixer, and the final bytes of the two stages as
+// `prolongctl train --local` trains them.
+struct Fixture {
+  std::string dir;
+  ServiceProcess datamixer;
+  std::string reference_model;
+  std::string reference_optimizer;
+};
+
+Fixture& Shared() {
+  static Fixture* fixture = [] {
+    auto* f = new Fixture;
+    f->dir = testing::MakeTempDir();
+    EXPECT_OK(testing::WriteLearnableCorpus(f->dir + "/store"));
+    auto datamixer = testing::StartService({kDatamixer, "--store=" + f->dir + "/store",
+                                            "--address=127.0.0.1:0", "--metrics-address=off"});
+    EXPECT_OK(datamixer);
+    if (datamixer.ok()) f->datamixer = *std::move(datamixer);
+    return f;
+  }();
+  return *fixture;
+}
+
+// The two stages with `prolongctl train --local`: the bytes a scheduled run must end with.
+void TrainReference() {
+  Fixture& f = Shared();
+  if (!f.reference_model.empty()) return;
+  const std::string dir = testing::MakeTempDir();
+  const std::string config = WriteFile(dir, "config.json", kConfig);
+  // The stage files as an operator would write them for `prolongctl train`.
+  const std::string stage1 = WriteFile(
+      dir, "stage1.yaml", absl::StrReplaceAll(Stage1(), {{"\n  - ", "\n"}, {"\n    ", "\n"}}));
+  const std::string stage2 = WriteFile(
+      dir, "stage2.yaml", absl::StrReplaceAll(Stage2(), {{"\n  - ", "\n"}, {"\n    ", "\n"}}));
+  const std::vector<std::string> common = {"--datamixer=" + f.datamixer.address, "--seed=3",
+                                           "--checkpoint-every=2", "--deterministic",
+                                           "--precision=fp32"};
+  std::vector<std::string> first = {kProlongctl,
+                                    "train",
+                                    "--local",
+                                    "--nproc=2",
+                                    "--stage=" + stage1,
+                                    "--model-config=" + config,
+                                    "--checkpoint-dir=" + dir + "/short"};
+  first.insert(first.end(), common.begin(), common.end());
+  auto result = testing::Run(first, absl::Seconds(300));
+  ASSERT_OK(result);
+  ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
+  std::vector<std::string> second = {kProlongctl,
+                                     "train",
+                                     "--local",
+                                     "--nproc=2",
+                                     "--cp=2",
+                                     "--stage=" + stage2,
+                                     "--init-checkpoint=" + dir + "/short",
+                                     "--checkpoint-dir=" + dir + "/long"};
+  second.insert(second.end(), common.begin(), common.end());
+  result = testing::Run(second, absl::Seconds(300));
+  ASSERT_OK(result);
+  ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
+  const std::string last = StepDir(dir + "/long", kStage1Steps + kStage2Steps);
+  f.reference_model = Bytes(last + "/model/model.safetensors");
+  f.reference_optimizer = Bytes(last + "/optimizer.safetensors");
+}
+
+ServiceProcess StartScheduler(const std::string& state_dir,
+                              const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {kScheduler,
+                                   "--state-dir=" + state_dir,
+                                   "--address=127.0.0.1:0",
+                                   "--metrics-address=127.0.0.1:0",
+                                   "--trainer-binary=" + Absolute(kTrainer),
+                                   "--datamixer=" + Shared().datamixer.address,
+                                   "--heartbeat-interval-ms=200",
+                                   "--restart-backoff-ms=200"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto scheduler = testing::StartService(argv);
+  EXPECT_OK(scheduler);
+  return scheduler.ok() ? *std::move(scheduler) : ServiceProcess();
+}
+
+testing::RunResult Ctl(const ServiceProcess& scheduler, std::vector<std::string> args,
+                       absl::Duration timeout = absl::Seconds(60)) {
+  args.insert(args.begin(), {kProlongctl, "run", "--scheduler=" + scheduler.address});
+  auto result = testing::Run(args, timeout);
+  EXPECT_OK(result);
+  return result.ok() ? *result : testing::RunResult();
+}
+
+std::string Submit(const ServiceProcess& scheduler, const std::string& spec_path,
+                   const std::vector<std::string>& flags = {}) {
+  std::vector<std::string> args = {"submit", spec_path};
+  args.insert(args.end(), flags.begin(), flags.end());
+  const testing::RunResult result = Ctl(scheduler, args);
+  EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
+  return std::string(absl::StripAsciiWhitespace(result.stdout_text));
+}
+
+// `prolongctl run get --json`'s field, e.g. "state": "RUN_STATE_RUNNING".
+std::string RunField(const ServiceProcess& scheduler, const std::string& run_id,
+                     const std::string& field) {
+  const testing::RunResult result = Ctl(scheduler, {"get", run_id, "--json"});
+  std::smatch match;
+  const std::regex pattern("\"" + field + "\": \"?([^\",\n]*)\"?");
+  if (!std::regex_search(result.stdout_text, match, pattern)) return "";
+  return match[1].str();
+}
+
+// Waits until the run's `field` reads `value`.
+bool WaitFor(const ServiceProcess& scheduler, const std::string& run_id, const std::string& field,
+             const std::string& value, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (RunField(scheduler, run_id, field) == value) return true;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return false;
+}
+
+// Waits until the stage's checkpoint directory holds a checkpoint of at least `step`.
+bool WaitForCheckpoint(const std::string& stage_dir, int64_t step, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    auto listed = checkpoint::ListCheckpoints(stage_dir);
+    if (listed.ok() && !listed->empty() && listed->back().step >= step) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return false;
+}
+
+// The pids of the workers of `attempt`, from the scheduler's log of their registrations.
+std::vector<pid_t> WorkerPids(const Subprocess& scheduler, int64_t attempt) {
+  std::vector<pid_t> pids;
+  const std::regex pattern(
+      absl::StrCat(R"(worker \S+/)", attempt, R"(/\d+ registered \(.*, pid (\d+)\))"));
+  const std::string log = scheduler.Stderr();
+  for (std::sregex_iterator it(log.begin(), log.end(), pattern), end; it != end; ++it) {
+    pids.push_back(std::stoi((*it)[1].str()));
+  }
+  return pids;
+}
+
+bool Alive(pid_t pid) { return kill(pid, 0) == 0; }
+
+void ExpectReferenceBytes(const std::string& checkpoint_dir) {
+  TrainReference();
+  const std::string last = StepDir(checkpoint_dir + "/long", kStage1Steps + kStage2Steps);
+  EXPECT_TRUE(Bytes(last + "/model/model.safetensors") == Shared().reference_model)
+      << "the final weights differ from prolongctl train --local's";
+  EXPECT_TRUE(Bytes(last + "/optimizer.safetensors") == Shared().reference_optimizer)
+      << "the final AdamW state differs from prolongctl train --local's";
+}
+
+TEST(SchedulerTest, ATwoStageRunEqualsTheStagesTrainedByHand) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  const std::string spec = WriteFile(dir, "run.yaml", Spec(dir + "/checkpoints"));
+  const std::string run_id = Submit(scheduler, spec, {"--request-id=first"});
+  ASSERT_TRUE(absl::StartsWith(run_id, "two-stage-")) << run_id;
+  // The same request again is the same run.
+  EXPECT_EQ(Submit(scheduler, spec, {"--request-id=first"}), run_id);
+
+  const testing::RunResult watched = Ctl(scheduler, {"watch", run_id}, absl::Seconds(600));
+  ASSERT_EQ(watched.exit_code, 0) << watched.stdout_text << watched.stderr_text
+                                  << scheduler.process->Stderr();
+  // Every stage's steps and checkpoints appear as they happen, and the run says it is done.
+  EXPECT_TRUE(absl::StrContains(watched.stdout_text, "short step 6 loss")) << watched.stdout_text;
+  EXPECT_TRUE(absl::StrContains(watched.stdout_text, "long step 4 loss")) << watched.stdout_text;
+  EXPECT_TRUE(absl::StrContains(watched.stdout_text, "checkpoint long step 4: "))
+      << watched.stdout_text;
+  EXPECT_TRUE(
+      absl::StrContains(watched.stdout_text, "stage 2/2 (long), attempt 2: 2 ranks (dp 1 x cp 2)"))
+      << watched.stdout_text;
+  EXPECT_TRUE(absl::StrContains(watched.stdout_text, "SUCCEEDED: all 2 stages trained"))
+      << watched.stdout_text;
+  ExpectReferenceBytes(dir + "/checkpoints");
+
+  // list, get and logs.
+  const testing::RunResult listed = Ctl(scheduler, {"list"});
+  EXPECT_TRUE(std::regex_search(
+      listed.stdout_text, std::regex(run_id + R"( +SUCCEEDED +\S+ +stage 2/2 \(long\) step 4/4)")))
+      << listed.stdout_text;
+  EXPECT_EQ(RunField(scheduler, run_id, "restarts"), "");  // zero: not printed
+  const testing::RunResult logs = Ctl(scheduler, {"logs", run_id, "--rank=1"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.stderr_text;
+  EXPECT_TRUE(absl::StrContains(logs.stdout_text, "trainer rank 1 of 2")) << logs.stdout_text;
+  const testing::RunResult first_attempt_logs =
+      Ctl(scheduler, {"logs", run_id, "--rank=0", "--attempt=1"});
+  EXPECT_TRUE(absl::StrContains(first_attempt_logs.stdout_text, "step 6/6 loss"))
+      << first_attempt_logs.stdout_text;
+  EXPECT_EQ(Ctl(scheduler, {"logs", run_id, "--rank=5"}).exit_code, 1);
+
+  // The scheduler's /metrics.
+  auto metrics = HttpGet(scheduler.metrics_address, "/metrics");
+  ASSERT_OK(metrics);
+  EXPECT_TRUE(absl::StrContains(*metrics, "prolong_scheduler_runs{state=\"SUCCEEDED\"} 1"))
+      << *metrics;
+  EXPECT_TRUE(absl::StrContains(*metrics, "prolong_scheduler_run_step{run=\"" + run_id + "\"} 4"))
+      << *metrics;
+}
+
+TEST(SchedulerTest, AKilledWorkerRestartsTheGangFromTheNewestCheckpoint) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  const std::string run_id =
+      Submit(scheduler, WriteFile(dir, "run.yaml", Spec(dir + "/checkpoints")));
+  ASSERT_TRUE(WaitForCheckpoint(dir + "/checkpoints/short", 2, absl::Seconds(300)));
+  const std::vector<pid_t> pids = WorkerPids(*scheduler.process, 1);
+  ASSERT_EQ(pids.size(), 2u) << scheduler.process->Stderr();
+  ASSERT_EQ(kill(pids[1], SIGKILL), 0);
+
+  const testing::RunResult watched = Ctl(scheduler, {"watch", run_id}, absl::Seconds(600));
+  ASSERT_EQ(watched.exit_code, 0) << watched.stdout_text << scheduler.process->Stderr();
+  EXPECT_TRUE(
+      absl::StrContains(watched.stdout_text, "worker lost: rank 1 was killed by signal 9 (Killed)"))
+      << watched.stdout_text;
+  EXPECT_TRUE(absl::StrContains(watched.stdout_text,
+                                "RESTARTING: rank 1 was killed by signal 9 "
+                                "(Killed); restart 1 of 2 from the newest "
+                                "checkpoint"))
+      << watched.stdout_text;
+  EXPECT_EQ(RunField(scheduler, run_id, "restarts"), "1");
+  EXPECT_FALSE(Alive(pids[0])) << "the lost worker's gang mate still runs";
+  ExpectReferenceBytes(dir + "/checkpoints");
+}
+
+TEST(SchedulerTest, AStoppedWorkerIsFoundByItsMissingHeartbeats) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  const std::string run_id =
+      Submit(scheduler,
+             WriteFile(dir, "run.yaml",
+                       absl::StrReplaceAll(Spec(dir + "/checkpoints"),
+                                           {{"heartbeat_timeout: 5s", "heartbeat_timeout: 2s"}})));
+  ASSERT_TRUE(WaitForCheckpoint(dir + "/checkpoints/short", 2, absl::Seconds(300)));
+  const std::vector<pid_t> pids = WorkerPids(*scheduler.process, 1);
+  ASSERT_EQ(pids.size(), 2u);
+  ASSERT_EQ(kill(pids[0], SIGSTOP), 0);
+  const absl::Time stopped = absl::Now();
+  // The loss as the scheduler recorded it, from its event stream.
+  auto stub = v1::Scheduler::NewStub(
+      grpc::CreateChannel(scheduler.address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  v1::WatchRunRequest request;
+  request.set_run_id(run_id);
+  auto reader = stub->WatchRun(&context, request);
+  v1::RunEvent event;
+  while (reader->Read(&event) && !event.has_worker_lost()) {
+  }
+  ASSERT_TRUE(event.has_worker_lost());
+  context.TryCancel();
+  EXPECT_TRUE(std::regex_match(event.worker_lost().reason(),
+                               std::regex(R"(rank 0: no heartbeat for \S+ \(timeout 2s\))")))
+      << event.worker_lost().reason();
+  // Within the timeout and a second, counted from the last heartbeat before the stop at worst.
+  const absl::Time lost =
+      absl::FromUnixSeconds(event.time().seconds()) + absl::Nanoseconds(event.time().nanos());
+  EXPECT_LT(lost - stopped, absl::Seconds(2) + absl::Seconds(1));
+  const testing::RunResult watched = Ctl(scheduler, {"watch", run_id}, absl::Seconds(600));
+  EXPECT_EQ(watched.exit_code, 0) << watched.stdout_text;
+  EXPECT_EQ(RunField(scheduler, run_id, "restarts"), "1");
+  EXPECT_FALSE(Alive(pids[0]));
+}
+
+TEST(SchedulerTest, ARestartedSchedulerRelaunchesItsRunsAndNeverRunsTwoGangs) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  const std::string run_id =
+      Submit(scheduler, WriteFile(dir, "run.yaml", Spec(dir + "/checkpoints")));
+  ASSERT_TRUE(WaitForCheckpoint(dir + "/checkpoints/short", 2, absl::Seconds(300)));
+  const std::vector<pid_t> pids = WorkerPids(*scheduler.process, 1);
+  ASSERT_EQ(pids.size(), 2u);
+  scheduler.process->Signal(SIGKILL);
+  ASSERT_OK(scheduler.process->Wait(absl::Seconds(10)).status());
+  // The gang goes with its scheduler: no worker of attempt 1 outlives it.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while ((Alive(pids[0]) || Alive(pids[1])) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(Alive(pids[0]));
+  EXPECT_FALSE(Alive(pids[1]));
+
+  ServiceProcess restarted = StartScheduler(dir + "/scheduler");
+  const testing::RunResult watched = Ctl(restarted, {"watch", run_id}, absl::Seconds(600));
+  ASSERT_EQ(watched.exit_code, 0) << watched.stdout_text << restarted.process->Stderr();
+  EXPECT_TRUE(absl::StrContains(watched.stdout_text,
+                                "RESTARTING: the scheduler restarted during attempt 1"))
+      << watched.stdout_text;
+  EXPECT_EQ(RunField(restarted, run_id, "restarts"), "");  // not a fault of the run
+  ExpectReferenceBytes(dir + "/checkpoints");
+}
+
+TEST(SchedulerTest, AUserErrorFailsTheRunWithoutARetry) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  // More web tokens than the corpus has, without repetition: the datamixer refuses the plan.
+  const std::string spec = absl::StrReplaceAll(Spec(dir + "/checkpoints"),
+                                               {{"total_tokens: 1536", "total_tokens: 15360000"}});
+  const std::string run_id = Submit(scheduler, WriteFile(dir, "run.yaml", spec));
+  const testing::RunResult watched = Ctl(scheduler, {"watch", run_id}, absl::Seconds(120));
+  EXPECT_EQ(watched.exit_code, 1);
+  EXPECT_TRUE(std::regex_search(
+      watched.stdout_text,
+      std::regex(
+          R"(FAILED: stage 1/2 \(short\): the datamixer refused the plan: stages\[0\]: datamixer \S+: .*)")))
+      << watched.stdout_text;
+  EXPECT_EQ(RunField(scheduler, run_id, "restarts"), "");
+}
+
+TEST(SchedulerTest, BadSpecsAreRefusedWithEveryProblem) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler =
+      StartScheduler(dir + "/scheduler", {"--allowed-root=" + dir + "/allowed"});
+  std::string spec =
+      absl::StrReplaceAll(Spec(dir + "/allowed/checkpoints"),
+                          {{"seq_len: 64", "seq_len: 0"},
+                           {"proportion: 0.5, packing: long", "proportion: 0.7, packing: long"}});
+  testing::RunResult result = Ctl(scheduler, {"submit", WriteFile(dir, "bad.yaml", spec)});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(result.stderr_text, "problems:\n")) << result.stderr_text;
+  EXPECT_TRUE(absl::StrContains(result.stderr_text, "  stages[0].seq_len: ")) << result.stderr_text;
+  EXPECT_TRUE(absl::StrContains(result.stderr_text, "  stages[0].mixture: ")) << result.stderr_text;
+  EXPECT_TRUE(absl::StrContains(result.stderr_text, "  stages[1].mixture: ")) << result.stderr_text;
+
+  for (const std::string& outside : {dir + "/elsewhere", dir + "/allowed/../elsewhere"}) {
+    result = Ctl(scheduler, {"submit", WriteFile(dir, "outside.yaml", Spec(outside))});
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_TRUE(absl::StrContains(result.stderr_text, "checkpoint.directory: "))
+        << result.stderr_text;
+  }
+  // Nothing was stored.
+  EXPECT_EQ(Ctl(scheduler, {"list"}).stdout_text.find("two-stage"), std::string::npos);
+
+  // A spec file that does not parse names its line.
+  result = Ctl(scheduler, {"submit", WriteFile(dir, "typo.yaml", "name: x\nstagez: []\n")});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(result.stderr_text, "typo.yaml:2: stagez: no such field"))
+      << result.stderr_text;
+  // The scheduler unreachable.
+  ServiceProcess nowhere;
+  nowhere.address = "127.0.0.1:1";
+  EXPECT_EQ(Ctl(nowhere, {"list"}).exit_code, 2);
+}
+
+TEST(SchedulerTest, ADryRunPrintsThePlansAndTheTime) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  const testing::RunResult result =
+      Ctl(scheduler, {"submit", WriteFile(dir, "run.yaml", Spec(dir + "/checkpoints")), "--dry-run",
+                      "--tokens-per-second-per-gpu=128"});
+  ASSERT_EQ(result.exit_code, 0) << result.stderr_text;
+  EXPECT_TRUE(
+      absl::StrContains(result.stdout_text,
+                        "stage 1/2 short: 6 steps of 4 sequences x 64 tokens = 1536 tokens; "
+                        "2 ranks (dp 2 x cp 1)"))
+      << result.stdout_text;
+  EXPECT_TRUE(
+      absl::StrContains(result.stdout_text,
+                        "stage 2/2 long: 4 steps of 2 sequences x 128 tokens = 1024 tokens; "
+                        "2 ranks (dp 1 x cp 2)"))
+      << result.stdout_text;
+  // 1536 / (128 x 2) + 1024 / (128 x 2) seconds.
+  EXPECT_TRUE(absl::StrContains(result.stdout_text, "estimated total: 10s")) << result.stdout_text;
+  EXPECT_TRUE(
+      std::regex_search(result.stdout_text, std::regex(R"(\n  books +768 tokens +50\.00%)")))
+      << result.stdout_text;
+  EXPECT_EQ(Ctl(scheduler, {"list"}).stdout_text.find("two-stage"), std::string::npos);
+}
+
+TEST(SchedulerTest, ACancelledRunStopsItsWorkers) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  const std::string run_id =
+      Submit(scheduler, WriteFile(dir, "run.yaml", Spec(dir + "/checkpoints")));
+  ASSERT_TRUE(WaitFor(scheduler, run_id, "state", "RUN_STATE_RUNNING", absl::Seconds(60)));
+  // Both workers registered.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (WorkerPids(*scheduler.process, 1).size() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const std::vector<pid_t> pids = WorkerPids(*scheduler.process, 1);
+  ASSERT_EQ(pids.size(), 2u);
+  const testing::RunResult cancelled = Ctl(scheduler, {"cancel", run_id, "--reason=not needed"});
+  EXPECT_EQ(cancelled.exit_code, 0) << cancelled.stderr_text;
+  EXPECT_EQ(cancelled.stdout_text, run_id + ": CANCELLED: cancelled: not needed\n");
+  const absl::Time gone = absl::Now() + absl::Seconds(10);
+  while ((Alive(pids[0]) || Alive(pids[1])) && absl::Now() < gone) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(Alive(pids[0]));
+  EXPECT_FALSE(Alive(pids[1]));
+  EXPECT_EQ(Ctl(scheduler, {"watch", run_id}).exit_code, 1);
+  // Cancelling again changes nothing; an unknown run is named.
+  EXPECT_EQ(Ctl(scheduler, {"cancel", run_id}).exit_code, 0);
+  const testing::RunResult unknown = Ctl(scheduler, {"get", "no-such-run"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.stderr_text, "prolongctl run: run_id: no run no-such-run\n");
+}
+
+}  // namespace
+}  // namespace prolong

@@ -89,8 +89,33 @@ bool RunDriver::Step() {
       PROLONG_LOG(ERROR) << "run " << run_id_ << " is in state " << run->state();
       return false;
   }
+  if (trained_) {
+    const int pending = options_.pending_evaluations ? options_.pending_evaluations(run_id_) : 0;
+    if (pending > 0) return true;
+    const int stages = run->spec().stages_size();
+    absl::StatusOr<v1::Run> done = runs_.Transition(
+        run_id_, v1::RUN_STATE_SUCCEEDED,
+        absl::StrCat("all ", stages, " stage", stages > 1 ? "s" : "", " trained",
+                     run->evaluations().empty() ? "" : " and their checkpoints evaluated"));
+    if (!done.ok()) PROLONG_LOG(ERROR) << done.status().message();
+    return false;
+  }
+  if (gang_ == nullptr && !run->launcher_job_id().empty()) {
+    // Found running by a scheduler that just started: the gang of the one before may still run.
+    absl::StatusOr<std::unique_ptr<Gang>> gang =
+        launcher_.Reattach(GangOf(*run, run->attempt()), run->launcher_job_id());
+    if (gang.ok()) {
+      gang_ = *std::move(gang);
+      launched_ = now;
+      PROLONG_LOG(INFO) << "run " << run_id_ << ": reattached to attempt " << run->attempt() << ", "
+                        << gang_->Describe();
+      return true;
+    }
+    PROLONG_LOG(WARNING) << "run " << run_id_ << ": cannot reattach to " << run->launcher_job_id()
+                         << ": " << gang.status().message();
+  }
   if (gang_ == nullptr) {
-    // Found running by a scheduler that just started: the gang of the one before is gone.
+    // Found running by a scheduler that just started, with a gang that died with the one before.
     absl::StatusOr<v1::Run> restarting =
         runs_.Transition(run_id_, v1::RUN_STATE_RESTARTING,
                          absl::StrCat("the scheduler restarted during attempt ", run->attempt(),
@@ -109,11 +134,8 @@ bool RunDriver::Step() {
     const int stages = run->spec().stages_size();
     const int next = run->stage_index() + 1;
     if (next == stages) {
-      absl::StatusOr<v1::Run> done = runs_.Transition(
-          run_id_, v1::RUN_STATE_SUCCEEDED,
-          absl::StrCat("all ", stages, " stage", stages > 1 ? "s" : "", " trained"));
-      if (!done.ok()) PROLONG_LOG(ERROR) << done.status().message();
-      return false;
+      trained_ = true;  // succeeds once its evaluations end
+      return true;
     }
     absl::StatusOr<v1::Run> advanced = runs_.Update(run_id_, [&](v1::Run& r, auto&) {
       r.set_stage_index(next);
@@ -161,6 +183,21 @@ bool RunDriver::Step() {
   return true;
 }
 
+GangSpec RunDriver::GangOf(const v1::Run& run, int64_t attempt) const {
+  const Layout layout = StageLayoutOf(run.spec(), run.stage_index());
+  GangSpec gang;
+  gang.run_id = run_id_;
+  gang.attempt = attempt;
+  gang.stage = run.spec().stages(run.stage_index()).name();
+  gang.stage_index = run.stage_index();
+  gang.dp_size = layout.dp;
+  gang.cp_size = layout.cp;
+  gang.scheduler_address = options_.scheduler_address;
+  gang.trainer_binary = options_.trainer_binary;
+  gang.log_dir = AttemptLogDir(options_, run, attempt);
+  return gang;
+}
+
 absl::Status RunDriver::StartStage(const v1::Run& run) {
   const int stage_index = run.stage_index();
   const v1::StageSpec& stage = run.spec().stages(stage_index);
@@ -189,17 +226,8 @@ absl::Status RunDriver::StartStage(const v1::Run& run) {
                            absl::StrCat(stage_name, ": ", job.status().message()));
     return absl::OkStatus();
   }
-  GangSpec gang;
-  gang.run_id = run_id_;
-  gang.attempt = run.attempt() + 1;
-  gang.stage = stage.name();
-  gang.stage_index = stage_index;
-  gang.dp_size = layout.dp;
-  gang.cp_size = layout.cp;
-  gang.scheduler_address = options_.scheduler_address;
-  gang.trainer_binary = options_.trainer_binary;
+  GangSpec gang = GangOf(run, run.attempt() + 1);
   gang.job_args = worker::JobFlagArgs(*job);
-  gang.log_dir = AttemptLogDir(options_, run, gang.attempt);
   // The attempt is on disk before any worker of it runs: workers of older ones are refused.
   absl::StatusOr<v1::Run> running = runs_.Transition(
       run_id_, v1::RUN_STATE_RUNNING,
@@ -221,6 +249,12 @@ absl::Status RunDriver::StartStage(const v1::Run& run) {
     return absl::OkStatus();
   }
   gang_ = *std::move(launched);
+  // Where a restarted scheduler finds the gang again (empty for gangs that die with it).
+  absl::StatusOr<v1::Run> recorded = runs_.Update(run_id_, [&](v1::Run& r, auto&) {
+    r.set_launcher_job_id(gang_->JobId());
+    return absl::OkStatus();
+  });
+  if (!recorded.ok()) PROLONG_LOG(ERROR) << recorded.status().message();
   PROLONG_LOG(INFO) << "run " << run_id_ << ": " << running->message() << ", " << gang_->Describe();
   return absl::OkStatus();
 }

@@ -1,11 +1,13 @@
 // Drives one run from PENDING to its end, on a thread of its own: for each stage in order it
 // asks the datamixer for the plan, writes the stage's job (stage_job.h), persists the new
 // attempt (so a worker of an older attempt is refused from then on), launches the gang, and
-// watches it: exits through the launcher, silence through the heartbeats. A failed gang is
+// watches it: exits through the launcher, silence through the heartbeats. A gang that outlives
+// its scheduler (a Slurm job) is reattached by a restarted one. A failed gang is
 // stopped whole and, while restarts remain and the failure is not a user error, launched again
 // after a backoff; the trainer resumes from the stage's newest checkpoint. A run found RUNNING
 // with no gang (the scheduler restarted) is relaunched the same way, without counting a
-// restart. A cancelled run has its gang stopped.
+// restart. A cancelled run has its gang stopped. A run whose stages are all trained succeeds
+// once its checkpoints' evaluations have ended.
 //
 // Thread-safety: Start once; the destructor stops the thread (not the run) and the gang.
 #ifndef PROLONG_SCHEDULER_RUN_DRIVER_H_
@@ -37,6 +39,8 @@ struct DriverOptions {
   absl::Duration poll_interval = absl::Milliseconds(50);
   // Before restart n (from 1): base x 2^(n-1), at most a minute.
   absl::Duration restart_backoff = absl::Seconds(1);
+  // The run's checkpoint evaluations not yet ended: a trained run succeeds once they have.
+  std::function<int(const std::string& run_id)> pending_evaluations;
 };
 
 // The datamixer's plan of a stage of a spec.
@@ -64,6 +68,8 @@ class RunDriver {
   // One look at the run; false once it has ended.
   bool Step();
   absl::Status StartStage(const v1::Run& run);
+  // The gang of the run's current stage under `attempt`, without its job flags.
+  GangSpec GangOf(const v1::Run& run, int64_t attempt) const;
   void Fault(const v1::Run& run, int rank, const std::string& reason, bool retryable);
 
   const std::string run_id_;
@@ -73,6 +79,7 @@ class RunDriver {
   const DriverOptions options_;
   std::unique_ptr<Gang> gang_;
   absl::Time launched_;
+  bool trained_ = false;  // every stage trained; waiting for evaluations
   absl::Time restart_at_;
   absl::Notification stopping_;
   absl::Notification done_;

@@ -231,7 +231,12 @@ class Checker {
         Add("model.source", "give model.config or model.init_checkpoint");
         break;
     }
-    if (!model.tokenizer().path().empty()) Path("model.tokenizer.path", model.tokenizer().path());
+    if (!model.tokenizer().path().empty()) {
+      Path("model.tokenizer.path", model.tokenizer().path());
+    } else if (spec_.evaluation().on_checkpoint()) {
+      Add("model.tokenizer.path",
+          "required with evaluation.on_checkpoint: the evaluator tokenizes the prompts with it");
+    }
     KnownValue("model.tokenizer.preset", model.tokenizer().preset(),
                v1::TokenizerPreset_descriptor(), true);
     KnownValue("model.precision", model.precision(), v1::Precision_descriptor(), true);

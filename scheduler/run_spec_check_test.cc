@@ -434,6 +434,14 @@ TEST(RunSpecCheckTest, Evaluation) {
   spec.mutable_evaluation()->set_on_checkpoint(false);
   EXPECT_THAT(CheckRunSpec(spec, kRoots), IsEmpty());
 
+  // Evaluating checkpoints needs the tokenizer.
+  spec = ProLong();
+  spec.mutable_model()->clear_tokenizer();
+  const std::vector<SpecProblem> untokenized = CheckRunSpec(spec, kRoots);
+  EXPECT_THAT(Fields(untokenized), ElementsAre("model.tokenizer.path"));
+  spec.mutable_evaluation()->set_on_checkpoint(false);
+  EXPECT_THAT(CheckRunSpec(spec, kRoots), IsEmpty());
+
   spec = ProLongWith(R"pb(
     evaluation {
       spec {

@@ -271,15 +271,23 @@ absl::StatusOr<v1::WorkerAction> Runs::Heartbeat(const std::string& worker_id, i
   Entry* entry = Find(id.run_id);
   if (entry == nullptr) return absl::NotFoundError(absl::StrCat("worker_id: no run ", id.run_id));
   const v1::Run& run = entry->run;
-  if (id.attempt != run.attempt() || run.state() != v1::RUN_STATE_RUNNING ||
-      entry->liveness_attempt != run.attempt() || id.rank < 0 ||
-      id.rank >= static_cast<int>(entry->ranks.size())) {
+  if (id.attempt != run.attempt() || run.state() != v1::RUN_STATE_RUNNING) {
+    return v1::WORKER_ACTION_STOP;
+  }
+  if (entry->liveness_attempt != run.attempt()) {
+    // A worker of the current attempt that registered with a scheduler before this one (its
+    // gang was reattached): adopted as registered.
+    entry->liveness_attempt = run.attempt();
+    entry->ranks.assign(WorldOf(run), RankLiveness());
+  }
+  if (id.rank < 0 || id.rank >= static_cast<int>(entry->ranks.size())) {
     return v1::WORKER_ACTION_STOP;
   }
   RankLiveness& rank = entry->ranks[id.rank];
   rank.registered = true;
   rank.last_seen = absl::Now();
   rank.step = step;
+  rank.worker_id = worker_id;
   return v1::WORKER_ACTION_CONTINUE;
 }
 

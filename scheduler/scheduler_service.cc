@@ -2,10 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <system_error>
 #include <map>
+#include <system_error>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -18,7 +19,9 @@
 #include "grpcpp/create_channel.h"
 #include "prolong/v1/datamixer.grpc.pb.h"
 #include "prometheus/gauge.h"
+#include "scheduler/evaluation_handoff.h"
 #include "scheduler/launch/local_launcher.h"
+#include "scheduler/launch/slurm_launcher.h"
 #include "scheduler/run_driver.h"
 #include "scheduler/run_spec_check.h"
 #include "scheduler/runs.h"
@@ -94,19 +97,28 @@ struct SchedulerService::State {
       : options(std::move(options)), runs(std::move(runs)), metrics(registry) {}
 
   absl::StatusOr<v1::StagePlan> PlanStage(const v1::RunSpec& spec, int stage_index);
-  void Drive(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void Drive(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RefreshMetrics();
   DriverOptions Driving() const;
+  // Hands the run's checkpoints that have no evaluation yet to the evaluator.
+  void EvaluateCheckpoints(const v1::Run& run);
+  void RecordEvaluation(const std::string& run_id, v1::EvaluationSummary summary,
+                        const std::string& failure);
 
   const SchedulerServiceOptions options;
   std::unique_ptr<Runs> runs;
   Metrics metrics;
-  LocalLauncher local_launcher;
+  std::unique_ptr<EvaluationHandoff> evaluations;
 
   absl::Mutex mu;
   std::string address ABSL_GUARDED_BY(mu);
   bool started ABSL_GUARDED_BY(mu) = false;
-  std::map<std::string, std::unique_ptr<RunDriver>> drivers ABSL_GUARDED_BY(mu);
+  // A run's launcher outlives its driver.
+  struct Driven {
+    std::unique_ptr<Launcher> launcher;
+    std::unique_ptr<RunDriver> driver;
+  };
+  std::map<std::string, Driven> drivers ABSL_GUARDED_BY(mu);
   std::map<std::string, std::unique_ptr<v1::DataMixer::Stub>> datamixers ABSL_GUARDED_BY(mu);
 
   absl::Notification stopping;
@@ -119,7 +131,50 @@ DriverOptions SchedulerService::State::Driving() const {
   driving.state_dir = options.state_dir;
   driving.datamixer_address = options.datamixer_address;
   driving.restart_backoff = options.restart_backoff;
+  driving.pending_evaluations = [this](const std::string& run_id) {
+    return evaluations->Pending(run_id);
+  };
   return driving;
+}
+
+void SchedulerService::State::EvaluateCheckpoints(const v1::Run& run) {
+  if (!run.spec().evaluation().on_checkpoint()) return;
+  for (const v1::Checkpoint& checkpoint : run.checkpoints()) {
+    const bool evaluated = std::any_of(run.evaluations().begin(), run.evaluations().end(),
+                                       [&](const v1::EvaluationSummary& summary) {
+                                         return summary.stage() == checkpoint.stage() &&
+                                                summary.step() == checkpoint.step();
+                                       });
+    if (!evaluated) evaluations->Submit(run.run_id(), run.spec(), checkpoint);
+  }
+}
+
+void SchedulerService::State::RecordEvaluation(const std::string& run_id,
+                                               v1::EvaluationSummary summary,
+                                               const std::string& failure) {
+  summary.set_failure(failure);
+  if (!failure.empty()) {
+    PROLONG_LOG(WARNING) << "run " << run_id << ": evaluating " << summary.stage() << " step "
+                         << summary.step() << " failed: " << failure;
+  }
+  absl::StatusOr<v1::Run> run =
+      runs->Update(run_id, [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
+        // Newest first.
+        r.mutable_evaluations()->Add(v1::EvaluationSummary(summary));
+        std::rotate(r.mutable_evaluations()->rbegin(), r.mutable_evaluations()->rbegin() + 1,
+                    r.mutable_evaluations()->rend());
+        *events.emplace_back().mutable_evaluation() = summary;
+        return absl::OkStatus();
+      });
+  if (!run.ok()) PROLONG_LOG(ERROR) << "run " << run_id << ": " << run.status().message();
+  for (const auto& [category, score] : summary.category_scores()) {
+    metrics.evaluation_score
+        .Add({{"run", run_id},
+              {"stage", summary.stage()},
+              {"step", absl::StrCat(summary.step())},
+              {"category", category}})
+        .Set(score);
+  }
 }
 
 absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSpec& spec,
@@ -151,15 +206,23 @@ absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSp
   return plan;
 }
 
-void SchedulerService::State::Drive(const std::string& run_id) {
+void SchedulerService::State::Drive(const v1::Run& run) {
+  Driven& driven = drivers[run.run_id()];
+  driven.driver.reset();  // a run driven again (never while its driver runs)
+  if (run.spec().resources().has_slurm()) {
+    SlurmLauncherOptions slurm;
+    slurm.env = options.slurm_env;
+    driven.launcher = std::make_unique<SlurmLauncher>(run.spec().resources().slurm(), slurm);
+  } else {
+    driven.launcher = std::make_unique<LocalLauncher>();
+  }
   DriverOptions driving = Driving();
   driving.scheduler_address = address;
-  auto driver = std::make_unique<RunDriver>(
-      run_id, *runs, local_launcher,
+  driven.driver = std::make_unique<RunDriver>(
+      run.run_id(), *runs, *driven.launcher,
       [this](const v1::RunSpec& spec, int stage_index) { return PlanStage(spec, stage_index); },
       std::move(driving));
-  driver->Start();
-  drivers[run_id] = std::move(driver);
+  driven.driver->Start();
 }
 
 void SchedulerService::State::RefreshMetrics() {
@@ -197,12 +260,13 @@ SchedulerService::SchedulerService(std::unique_ptr<State> state) : state_(std::m
 SchedulerService::~SchedulerService() {
   state_->stopping.Notify();
   if (state_->metrics_thread.joinable()) state_->metrics_thread.join();
-  std::map<std::string, std::unique_ptr<RunDriver>> drivers;
+  std::map<std::string, State::Driven> drivers;
   {
     absl::MutexLock lock(&state_->mu);
     drivers.swap(state_->drivers);
   }
   drivers.clear();  // each stops its thread and its gang
+  state_->evaluations.reset();
 }
 
 absl::StatusOr<std::unique_ptr<SchedulerService>> SchedulerService::Create(
@@ -220,6 +284,11 @@ absl::StatusOr<std::unique_ptr<SchedulerService>> SchedulerService::Create(
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Runs> runs, Runs::Open(options.state_dir + "/state"));
   auto state = std::make_unique<State>(options, std::move(runs), registry);
+  State* s = state.get();
+  state->evaluations = std::make_unique<EvaluationHandoff>(
+      options.evaluator_address,
+      [s](const std::string& run_id, const v1::EvaluationSummary& summary,
+          const std::string& failure) { s->RecordEvaluation(run_id, summary, failure); });
   return std::unique_ptr<SchedulerService>(new SchedulerService(std::move(state)));
 }
 
@@ -233,7 +302,8 @@ void SchedulerService::Start(const std::string& address) {
       if (IsTerminal(run.state())) continue;
       PROLONG_LOG(INFO) << "recovering run " << run.run_id() << " ("
                         << v1::RunState_Name(run.state()) << ", attempt " << run.attempt() << ")";
-      s.Drive(run.run_id());
+      s.EvaluateCheckpoints(run);
+      s.Drive(run);
     }
   }
   s.metrics_thread = std::thread([&s] {
@@ -249,10 +319,11 @@ grpc::Status SchedulerService::SubmitRun(grpc::ServerContext*, const v1::SubmitR
   const absl::Status valid =
       RunSpecStatus(CheckRunSpec(request->spec(), PathRoots{s.options.path_roots}));
   if (!valid.ok()) return Error(valid);
-  if (request->spec().resources().launcher_case() != v1::Resources::kLocal &&
-      request->spec().resources().launcher_case() != v1::Resources::LAUNCHER_NOT_SET) {
+  if (request->spec().resources().has_kubernetes()) {
     return Error(absl::FailedPreconditionError(
-        "resources: this scheduler launches gangs locally only (resources.local)"));
+        "resources.kubernetes: this scheduler launches gangs locally or through Slurm; "
+        "Kubernetes gangs are rendered as manifests (scheduler/launch/kubernetes_manifest.h) but "
+        "not submitted"));
   }
   if (request->validate_only()) {
     response->set_run_id("");
@@ -272,7 +343,7 @@ grpc::Status SchedulerService::SubmitRun(grpc::ServerContext*, const v1::SubmitR
     PROLONG_LOG(INFO) << "run " << run->run_id() << " submitted (" << request->spec().stages_size()
                       << " stages)";
     absl::MutexLock lock(&s.mu);
-    if (s.started) s.Drive(run->run_id());
+    if (s.started) s.Drive(*run);
   }
   *response = *std::move(run);
   return grpc::Status::OK;
@@ -324,6 +395,7 @@ grpc::Status SchedulerService::CancelRun(grpc::ServerContext*, const v1::CancelR
       run = state_->runs->Get(request->run_id());  // it ended meanwhile
     }
     if (!run.ok()) return Error(run.status());
+    state_->evaluations->Forget(request->run_id());
   }
   *response = *std::move(run);
   return grpc::Status::OK;
@@ -454,6 +526,9 @@ grpc::Status SchedulerService::ReportCheckpoint(grpc::ServerContext*,
       });
   if (!run.ok()) return Error(run.status());
   PROLONG_LOG(INFO) << "run " << *run_id << ": checkpoint " << request->checkpoint().path();
+  if (run->spec().evaluation().on_checkpoint()) {
+    state_->evaluations->Submit(*run_id, run->spec(), request->checkpoint());
+  }
   return grpc::Status::OK;
 }
 

@@ -7,6 +7,7 @@
 #ifndef PROLONG_SCHEDULER_SCHEDULER_SERVICE_H_
 #define PROLONG_SCHEDULER_SCHEDULER_SERVICE_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ struct SchedulerServiceOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Before a gang's first restart; doubled for each further one.
   absl::Duration restart_backoff = absl::Seconds(1);
+  // Set for Slurm's commands and, through sbatch, the workers (e.g. SLURM_CONF).
+  std::map<std::string, std::string> slurm_env;
 };
 
 class SchedulerService final : public v1::Scheduler::Service {

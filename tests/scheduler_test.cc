@@ -34,9 +34,11 @@
 #include "common/file.h"
 #include "common/http_get.h"
 #include "common/status_matchers.h"
+#include "datamixer/tokenizer/test_ranks.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
+#include "scheduler/launch/local_slurm.h"
 #include "tests/subprocess.h"
 #include "tests/training_stack.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -48,6 +50,7 @@ using testing::ServiceProcess;
 using testing::Subprocess;
 
 constexpr char kDatamixer[] = "services/datamixer/datamixer";
+constexpr char kEvaluator[] = "services/evaluator/evaluator";
 constexpr char kScheduler[] = "services/scheduler/scheduler";
 constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
 constexpr char kTrainer[] = "services/trainer/trainer";
@@ -191,10 +194,11 @@ void TrainReference() {
 }
 
 ServiceProcess StartScheduler(const std::string& state_dir,
-                              const std::vector<std::string>& extra = {}) {
+                              const std::vector<std::string>& extra = {},
+                              const std::string& address = "127.0.0.1:0") {
   std::vector<std::string> argv = {kScheduler,
                                    "--state-dir=" + state_dir,
-                                   "--address=127.0.0.1:0",
+                                   "--address=" + address,
                                    "--metrics-address=127.0.0.1:0",
                                    "--trainer-binary=" + Absolute(kTrainer),
                                    "--datamixer=" + Shared().datamixer.address,
@@ -326,6 +330,59 @@ TEST(SchedulerTest, ATwoStageRunEqualsTheStagesTrainedByHand) {
       << *metrics;
 }
 
+TEST(SchedulerTest, EveryCheckpointIsEvaluatedAndTheRunShowsTheScores) {
+  const std::string dir = testing::MakeTempDir();
+  std::ofstream(dir + "/tiny.tiktoken", std::ios::binary)
+      << tokenizer::ByteRankFile({"ab", "e ", "th"});
+  auto evaluator = testing::StartService({kEvaluator, "--store=" + dir + "/results", "--device=cpu",
+                                          "--address=127.0.0.1:0", "--metrics-address=off"});
+  ASSERT_OK(evaluator);
+  ServiceProcess scheduler =
+      StartScheduler(dir + "/scheduler", {"--evaluator=" + evaluator->address});
+  // One stage, checkpoints at steps 3 and 6, each scored on JSON KV recall at 1K tokens. The
+  // Llama 3 preset's special tokens need Llama 3's vocabulary.
+  const std::string spec = absl::StrCat(R"(name: scored
+seed: 3
+model:
+  config: {vocab_size: 128256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 2048}
+  tokenizer: {path: )",
+                                        dir, R"(/tiny.tiktoken, preset: llama3}
+stages:)",
+                                        Stage1(), R"(
+checkpoint: {directory: )",
+                                        dir, R"(/checkpoints, every_steps: 3}
+evaluation:
+  on_checkpoint: true
+  spec:
+    tasks: [{name: json_kv, input_lengths: [1024], num_examples: 2}]
+    max_new_tokens: 16
+)");
+  const std::string run_id = Submit(scheduler, WriteFile(dir, "run.yaml", spec));
+  const testing::RunResult watched = Ctl(scheduler, {"watch", run_id}, absl::Seconds(600));
+  ASSERT_EQ(watched.exit_code, 0) << watched.stdout_text << scheduler.process->Stderr();
+  for (int step : {3, 6}) {
+    EXPECT_TRUE(std::regex_search(
+        watched.stdout_text,
+        std::regex(absl::StrCat(R"(evaluation short step )", step, R"(: recall \d+\.\d)"))))
+        << watched.stdout_text;
+  }
+  // The run succeeds once both are scored.
+  EXPECT_TRUE(absl::EndsWith(watched.stdout_text.substr(0, watched.stdout_text.find("\nrun: ")),
+                             "SUCCEEDED: all 1 stage trained and their checkpoints evaluated"))
+      << watched.stdout_text;
+  const testing::RunResult got = Ctl(scheduler, {"get", run_id});
+  EXPECT_TRUE(absl::StrContains(got.stdout_text, "evaluation short step 6: recall "))
+      << got.stdout_text;
+  auto metrics = HttpGet(scheduler.metrics_address, "/metrics");
+  ASSERT_OK(metrics);
+  EXPECT_TRUE(std::regex_search(
+      *metrics,
+      std::regex(absl::StrCat(R"(prolong_scheduler_evaluation_score\{category="recall",run=")",
+                              run_id, R"(",stage="short",step="6"\} \d)"))))
+      << *metrics;
+}
+
 TEST(SchedulerTest, AKilledWorkerRestartsTheGangFromTheNewestCheckpoint) {
   const std::string dir = testing::MakeTempDir();
   ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
@@ -415,6 +472,41 @@ TEST(SchedulerTest, ARestartedSchedulerRelaunchesItsRunsAndNeverRunsTwoGangs) {
                                 "RESTARTING: the scheduler restarted during attempt 1"))
       << watched.stdout_text;
   EXPECT_EQ(RunField(restarted, run_id, "restarts"), "");  // not a fault of the run
+  ExpectReferenceBytes(dir + "/checkpoints");
+}
+
+// The same run through a real one-node Slurm (sbatch, one srun task per rank); the scheduler is
+// killed while the job runs and, restarted, reattaches to the job instead of launching another.
+TEST(SchedulerTest, ARunThroughSlurmEqualsTheLocalOneAndOutlivesItsScheduler) {
+  const std::string unavailable = scheduler::LocalSlurm::UnavailableReason();
+  if (!unavailable.empty()) GTEST_SKIP() << unavailable;
+  auto slurm = scheduler::LocalSlurm::Start();
+  ASSERT_OK(slurm);
+  const std::string dir = testing::MakeTempDir();
+  const std::vector<std::string> flags = {"--slurm-conf=" + (*slurm)->conf_path()};
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler", flags);
+  const std::string spec = absl::StrReplaceAll(
+      Spec(dir + "/checkpoints"),
+      {{"resources: {data_parallel: 2}",
+        absl::StrCat("resources: {data_parallel: 2, slurm: {partition: ", (*slurm)->partition(),
+                     ", nodes: 1, tasks_per_node: 2}}")}});
+  const std::string run_id = Submit(scheduler, WriteFile(dir, "run.yaml", spec));
+  ASSERT_TRUE(WaitForCheckpoint(dir + "/checkpoints/short", 2, absl::Seconds(300)))
+      << scheduler.process->Stderr() << (*slurm)->Logs();
+  ASSERT_FALSE(RunField(scheduler, run_id, "launcher_job_id").empty());
+  scheduler.process->Signal(SIGKILL);
+  ASSERT_OK(scheduler.process->Wait(absl::Seconds(10)).status());
+
+  // At the address the workers know.
+  ServiceProcess restarted = StartScheduler(dir + "/scheduler", flags, scheduler.address);
+  const testing::RunResult watched = Ctl(restarted, {"watch", run_id}, absl::Seconds(600));
+  ASSERT_EQ(watched.exit_code, 0) << watched.stdout_text << restarted.process->Stderr()
+                                  << (*slurm)->Logs();
+  EXPECT_TRUE(std::regex_search(restarted.process->Stderr(),
+                                std::regex(R"(reattached to attempt [12], Slurm job \d+)")))
+      << restarted.process->Stderr();
+  EXPECT_FALSE(absl::StrContains(watched.stdout_text, "RESTARTING")) << watched.stdout_text;
+  EXPECT_EQ(RunField(restarted, run_id, "attempt"), "2");  // stage 2's gang, nothing more
   ExpectReferenceBytes(dir + "/checkpoints");
 }
 

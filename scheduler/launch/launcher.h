@@ -39,6 +39,9 @@ class Gang {
   virtual void Stop() = 0;
   // For logs and events: "pids 1201, 1202", "Slurm job 17".
   virtual std::string Describe() const = 0;
+  // The engine's name for the gang, which a restarted scheduler reattaches to (Launcher::
+  // Reattach); empty when the gang does not outlive its scheduler (local processes).
+  virtual std::string JobId() const { return ""; }
 };
 
 class Launcher {
@@ -47,6 +50,12 @@ class Launcher {
   // Starts every rank of the gang, or none of them: a gang that cannot start whole is stopped
   // before the error returns.
   virtual absl::StatusOr<std::unique_ptr<Gang>> Launch(const GangSpec& gang) = 0;
+  // The gang a scheduler before this one launched as `job_id` (Gang::JobId). FAILED_PRECONDITION
+  // for an engine whose gangs die with their scheduler.
+  virtual absl::StatusOr<std::unique_ptr<Gang>> Reattach(const GangSpec& gang,
+                                                         const std::string& job_id) {
+    return absl::FailedPreconditionError("this launcher's gangs do not outlive their scheduler");
+  }
 };
 
 }  // namespace prolong::scheduler

@@ -417,6 +417,8 @@ SlurmGang::SlurmGang(int64_t job_id, std::string log_dir, SlurmLauncherOptions o
 
 std::string SlurmGang::Describe() const { return absl::StrCat("Slurm job ", job_id_); }
 
+std::string SlurmGang::JobId() const { return absl::StrCat(job_id_); }
+
 GangStatus SlurmGang::Poll() {
   if (final_.has_value()) return *final_;
   absl::StatusOr<JobInfo> info = QueryJob(job_id_, options_);
@@ -554,6 +556,15 @@ absl::StatusOr<std::unique_ptr<Gang>> SlurmLauncher::Launch(const GangSpec& gang
 std::unique_ptr<SlurmGang> SlurmLauncher::Reattach(int64_t job_id,
                                                    const std::string& log_dir) const {
   return std::make_unique<SlurmGang>(job_id, log_dir, options_);
+}
+
+absl::StatusOr<std::unique_ptr<Gang>> SlurmLauncher::Reattach(const GangSpec& gang,
+                                                              const std::string& job_id) {
+  int64_t id = 0;
+  if (!absl::SimpleAtoi(job_id, &id) || id <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("not a Slurm job id: \"", job_id, "\""));
+  }
+  return std::unique_ptr<Gang>(Reattach(id, gang.log_dir));
 }
 
 }  // namespace prolong::scheduler

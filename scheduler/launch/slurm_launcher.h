@@ -66,6 +66,7 @@ class SlurmGang : public Gang {
   // "Slurm job 17".
   std::string Describe() const override;
 
+  std::string JobId() const override;
   int64_t job_id() const { return job_id_; }
 
  private:
@@ -91,6 +92,9 @@ class SlurmLauncher : public Launcher {
   // The gang of a job submitted earlier (by a scheduler process that has since restarted), with
   // the log_dir it was launched with.
   std::unique_ptr<SlurmGang> Reattach(int64_t job_id, const std::string& log_dir) const;
+  // The same for Launcher: `job_id` is a SlurmGang's JobId.
+  absl::StatusOr<std::unique_ptr<Gang>> Reattach(const GangSpec& gang,
+                                                 const std::string& job_id) override;
 
  private:
   v1::SlurmLauncher config_;

@@ -36,6 +36,16 @@ std::string DefaultTrainer() {
   return dir + "/trainer";
 }
 
+// Workers cannot connect to a wildcard address: they are told this machine's name instead.
+std::string AdvertisedAddress(const std::string& bound) {
+  const size_t colon = bound.rfind(':');
+  const std::string host = bound.substr(0, colon);
+  if (host != "0.0.0.0" && host != "[::]" && host != "::") return bound;
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  return std::string(name) + bound.substr(colon);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,6 +77,14 @@ int main(int argc, char** argv) {
   app.add_option("--allowed-root", scheduler.path_roots,
                  "A directory paths in run specs may lie under (repeat for more); none: any "
                  "absolute path");
+  std::string slurm_conf;
+  app.add_option("--slurm-conf", slurm_conf,
+                 "slurm.conf for the Slurm launcher's commands and its workers (default: "
+                 "Slurm's own)");
+  std::string advertise;
+  app.add_option("--advertise-address", advertise,
+                 "host:port workers reach the scheduler at (default: the bound address; this "
+                 "machine's name when bound to all interfaces)");
   app.add_option("--heartbeat-interval-ms", heartbeat_interval_ms, "How often workers heartbeat")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -77,6 +95,7 @@ int main(int argc, char** argv) {
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;
   }
+  if (!slurm_conf.empty()) scheduler.slurm_env["SLURM_CONF"] = slurm_conf;
   scheduler.heartbeat_interval = absl::Milliseconds(heartbeat_interval_ms);
   scheduler.restart_backoff = absl::Milliseconds(restart_backoff_ms);
   auto registry = std::make_shared<prometheus::Registry>();
@@ -87,5 +106,7 @@ int main(int argc, char** argv) {
   }
   return prolong::RunServerUntilSignal(
       options, {prolong::Hosted<prolong::v1::Scheduler>(service->get())}, registry,
-      [&service](const prolong::Server& server) { (*service)->Start(server.address()); });
+      [&service, &advertise](const prolong::Server& server) {
+        (*service)->Start(advertise.empty() ? AdvertisedAddress(server.address()) : advertise);
+      });
 }

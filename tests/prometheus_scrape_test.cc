@@ -1,0 +1,434 @@
+// The scheduler's and a trainer worker's /metrics as an operator's Prometheus sees them: a real
+// Prometheus 2.42 scraping, every second on loopback, a real scheduler while a run of a tiny
+// Llama trains on two local workers, read back through Prometheus' HTTP API (/api/v1/query):
+//   - the scheduler's target is up, and each of its per-run series exists for the run, as a
+//     gauge, while it trains;
+//   - prolong_scheduler_run_step{run} rises between two queries during training;
+//   - prolong_scheduler_run_loss{run} is finite and one of the losses the run reported while it
+//     trains, and once the run has ended it equals `prolongctl run get --json`'s latest loss;
+//   - rank 0's own /metrics (its address from the "trainer listening" line of its log, handed
+//     to Prometheus by file-based service discovery) is scraped: prolong_trainer_step rises;
+//   - prolong_scheduler_runs{state="SUCCEEDED"} is 1, and {state="RUNNING"} 0, after the end.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/http_get.h"
+#include "common/status_matchers.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/subprocess.h"
+#include "tests/training_stack.h"
+
+namespace prolong {
+namespace {
+
+using testing::ServiceProcess;
+using testing::Subprocess;
+
+constexpr char kPrometheus[] = "/usr/bin/prometheus";
+constexpr char kDatamixer[] = "services/datamixer/datamixer";
+constexpr char kScheduler[] = "services/scheduler/scheduler";
+constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
+constexpr char kTrainer[] = "services/trainer/trainer";
+
+// 100 steps of 64 sequences of 128 tokens: about 20 s of training on two idle cores, which
+// outlasts several one-second scrapes, the discovery of rank 0's target and its first scrapes
+// (about 5 s) with room to spare; a loaded machine slows the training as much as the scrapes.
+constexpr int64_t kSteps = 100;
+
+// Waits on polls and processes that a loaded machine slows down.
+constexpr absl::Duration kPatience = absl::Seconds(60);
+
+std::string Spec(const std::string& checkpoint_dir) {
+  return absl::StrCat(R"(name: scraped
+seed: 3
+deterministic: true
+model:
+  config: {vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256,
+           bos_token_id: 1, eos_token_ids: [2]}
+  precision: fp32
+stages:
+  - name: short
+    seq_len: 128
+    batch_tokens: 8192
+    total_tokens: )",
+                      kSteps * 8192, R"(
+    allow_repetition: true
+    schedule: {peak_lr: 0.01, warmup_fraction: 0.1, shape: cosine, min_lr_ratio: 0.1}
+    mixture:
+      - {domain: books, proportion: 0.5, packing: long}
+      - {domain: web, proportion: 0.5, packing: short}
+resources: {data_parallel: 2}
+checkpoint: {directory: )",
+                      checkpoint_dir, R"(}
+fault: {max_restarts: 0, heartbeat_timeout: 60s, rendezvous_timeout: 60s}
+)");
+}
+
+// Removes the test's directory once everything started in it is gone (declare it first).
+struct TempDir {
+  TempDir() : path(testing::MakeTempDir()) {}
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  const std::string path;
+};
+
+std::string WriteFile(const std::string& path, const std::string& text) {
+  // Renamed into place: Prometheus' file discovery never reads half a file.
+  const std::string partial = path + ".partial";
+  std::ofstream(partial) << text;
+  std::filesystem::rename(partial, path);
+  return path;
+}
+
+std::string Absolute(const std::string& path) { return std::filesystem::absolute(path).string(); }
+
+// Every second: the scheduler at `scheduler_target`, and the workers listed in `trainers_file`.
+std::string PrometheusConfig(const std::string& scheduler_target,
+                             const std::string& trainers_file) {
+  return absl::StrCat(R"(global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: prolong-scheduler
+    static_configs:
+      - targets: [")",
+                      scheduler_target, R"("]
+  - job_name: prolong-trainer
+    file_sd_configs:
+      - files: [")",
+                      trainers_file, R"("]
+        refresh_interval: 1s
+)");
+}
+
+// A loopback port nothing listens on at the moment of asking.
+absl::StatusOr<int> FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::InternalError("socket");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  close(fd);
+  if (!bound) return absl::InternalError("bind 127.0.0.1:0");
+  return ntohs(address.sin_port);
+}
+
+// Polls `done` until it holds or `timeout` passes; says whether it held.
+bool Eventually(absl::Duration timeout, const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    if (done()) return true;
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+}
+
+std::string QueryEscape(const std::string& text) {
+  std::string escaped;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      escaped += static_cast<char>(c);
+    } else {
+      escaped += absl::StrFormat("%%%02X", c);
+    }
+  }
+  return escaped;
+}
+
+struct Prometheus {
+  std::unique_ptr<Subprocess> process;
+  std::string address;
+
+  // The series an instant query returns now: each one's labels and value.
+  struct Sample {
+    nlohmann::json labels;
+    double value = 0;
+  };
+  absl::StatusOr<std::vector<Sample>> Query(const std::string& promql) const {
+    absl::StatusOr<std::string> body =
+        HttpGet(address, "/api/v1/query?query=" + QueryEscape(promql), absl::Seconds(10));
+    if (!body.ok()) return body.status();
+    const nlohmann::json reply = nlohmann::json::parse(*body, nullptr, /*allow_exceptions=*/false);
+    if (reply.is_discarded() || reply.value("status", "") != "success") {
+      return absl::InternalError(absl::StrCat(promql, ": ", *body));
+    }
+    std::vector<Sample> samples;
+    for (const nlohmann::json& series : reply["data"]["result"]) {
+      Sample sample;
+      sample.labels = series["metric"];
+      const std::string text = series["value"][1].get<std::string>();
+      if (!absl::SimpleAtod(text, &sample.value)) {
+        return absl::InternalError(absl::StrCat(promql, ": value ", text));
+      }
+      samples.push_back(std::move(sample));
+    }
+    return samples;
+  }
+
+  // The value of the query's one series; NOT_FOUND while it has none.
+  absl::StatusOr<double> Value(const std::string& promql) const {
+    absl::StatusOr<std::vector<Sample>> samples = Query(promql);
+    if (!samples.ok()) return samples.status();
+    if (samples->empty()) return absl::NotFoundError(absl::StrCat(promql, ": no series"));
+    if (samples->size() > 1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(promql, ": ", samples->size(), " series, not one"));
+    }
+    return samples->front().value;
+  }
+
+  // The metric's type as Prometheus learned it from a scrape ("gauge", "counter", ...).
+  std::string Type(const std::string& metric) const {
+    absl::StatusOr<std::string> body = HttpGet(address, "/api/v1/metadata?metric=" + metric);
+    if (!body.ok()) return body.status().ToString();
+    const nlohmann::json reply = nlohmann::json::parse(*body, nullptr, false);
+    if (reply.is_discarded() || !reply["data"].contains(metric)) return "(unknown)";
+    return reply["data"][metric][0].value("type", "(none)");
+  }
+};
+
+// Starts Prometheus with `config` on a free loopback port and waits until it is ready.
+absl::StatusOr<Prometheus> StartPrometheus(const std::string& config, const std::string& dir) {
+  absl::Status last = absl::UnknownError("not started");
+  // Another process may take the port between asking and binding: then once more.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    absl::StatusOr<int> port = FreePort();
+    if (!port.ok()) return port.status();
+    Prometheus prometheus;
+    prometheus.address = absl::StrCat("127.0.0.1:", *port);
+    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(
+        {kPrometheus, "--config.file=" + config, "--web.listen-address=" + prometheus.address,
+         absl::StrCat("--storage.tsdb.path=", dir, "/tsdb-", attempt), "--log.level=warn"});
+    if (!process.ok()) return process.status();
+    prometheus.process = *std::move(process);
+    bool exited = false;
+    const bool ready = Eventually(kPatience, [&] {
+      exited = prometheus.process->Wait(absl::ZeroDuration()).ok();
+      return exited || HttpGet(prometheus.address, "/-/ready").ok();
+    });
+    if (ready && !exited) return prometheus;
+    last = absl::UnavailableError(absl::StrCat("prometheus on ", prometheus.address,
+                                               exited ? " exited" : " never became ready",
+                                               "; stderr: ", prometheus.process->Stderr()));
+  }
+  return last;
+}
+
+testing::RunResult Ctl(const ServiceProcess& scheduler, std::vector<std::string> args,
+                       absl::Duration timeout = kPatience) {
+  args.insert(args.begin(), {kProlongctl, "run", "--scheduler=" + scheduler.address});
+  absl::StatusOr<testing::RunResult> result = testing::Run(args, timeout);
+  EXPECT_OK(result);
+  return result.ok() ? *result : testing::RunResult();
+}
+
+// `prolongctl run get --json`: the whole Run.
+nlohmann::json GetRun(const ServiceProcess& scheduler, const std::string& run_id) {
+  const testing::RunResult result = Ctl(scheduler, {"get", run_id, "--json"});
+  EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
+  nlohmann::json run = nlohmann::json::parse(result.stdout_text, nullptr, false);
+  EXPECT_FALSE(run.is_discarded()) << result.stdout_text;
+  return run.is_discarded() ? nlohmann::json::object() : run;
+}
+
+bool Near(double a, double b) { return std::abs(a - b) <= 1e-12 * std::max(1.0, std::abs(b)); }
+
+TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWorker) {
+  if (access(kPrometheus, X_OK) != 0) {
+    GTEST_SKIP() << kPrometheus << " is not installed (Debian's prometheus package): this test "
+                 << "needs a real Prometheus to scrape the services";
+  }
+  const TempDir dir;
+  ASSERT_OK(testing::WriteLearnableCorpus(dir.path + "/store"));
+  absl::StatusOr<ServiceProcess> datamixer =
+      testing::StartService({kDatamixer, "--store=" + dir.path + "/store", "--address=127.0.0.1:0",
+                             "--metrics-address=off"},
+                            kPatience);
+  ASSERT_OK(datamixer);
+  absl::StatusOr<ServiceProcess> started = testing::StartService(
+      {kScheduler, "--state-dir=" + dir.path + "/scheduler", "--address=127.0.0.1:0",
+       "--metrics-address=127.0.0.1:0", "--trainer-binary=" + Absolute(kTrainer),
+       "--datamixer=" + datamixer->address, "--heartbeat-interval-ms=500"},
+      kPatience);
+  ASSERT_OK(started);
+  const ServiceProcess& scheduler = *started;
+  ASSERT_FALSE(scheduler.metrics_address.empty());
+
+  // The scheduler by a static target; workers, whose ports are known only once they run, by a
+  // file of targets, as a launcher would write it.
+  const std::string trainers = WriteFile(dir.path + "/trainers.json", "[]");
+  const std::string config = WriteFile(dir.path + "/prometheus.yml",
+                                       PrometheusConfig(scheduler.metrics_address, trainers));
+  absl::StatusOr<Prometheus> prometheus = StartPrometheus(config, dir.path);
+  ASSERT_OK(prometheus);
+  ASSERT_TRUE(Eventually(
+      kPatience,
+      [&] { return prometheus->Value(R"(up{job="prolong-scheduler"})").value_or(0) == 1; }))
+      << "Prometheus never scraped the scheduler at " << scheduler.metrics_address << ": "
+      << prometheus->process->Stderr();
+
+  std::ofstream(dir.path + "/run.yaml") << Spec(dir.path + "/checkpoints");
+  const testing::RunResult submitted = Ctl(scheduler, {"submit", dir.path + "/run.yaml"});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.stderr_text;
+  const std::string run_id(absl::StripAsciiWhitespace(submitted.stdout_text));
+  const std::string run = absl::StrCat("{run=\"", run_id, "\"}");
+
+  // Rank 0's /metrics address, from the line it prints when it listens.
+  std::string worker_metrics;
+  ASSERT_TRUE(
+      Eventually(kPatience,
+                 [&] {
+                   const testing::RunResult logs = Ctl(scheduler, {"logs", run_id, "--rank=0"});
+                   std::smatch match;
+                   static const std::regex kListening(R"(trainer listening: .*metrics=(\S+))");
+                   if (!std::regex_search(logs.stdout_text, match, kListening)) return false;
+                   worker_metrics = match[1].str();
+                   return true;
+                 }))
+      << "rank 0 never said where it serves /metrics: " << scheduler.process->Stderr();
+  WriteFile(trainers,
+            absl::StrCat(R"([{"targets": [")", worker_metrics, R"("], "labels": {"rank": "0"}}])"));
+
+  // Training: the step rises between two queries, and the loss is a reported one.
+  const std::string step_query = "prolong_scheduler_run_step" + run;
+  double first_step = -1;
+  ASSERT_TRUE(Eventually(kPatience,
+                         [&] {
+                           first_step = prometheus->Value(step_query).value_or(-1);
+                           return first_step >= 1;
+                         }))
+      << "no step of " << run_id << " reached Prometheus";
+  ASSERT_LT(first_step, kSteps) << "the run ended before Prometheus saw it train; make it longer";
+  absl::StatusOr<double> training_loss;
+  ASSERT_TRUE(Eventually(kPatience, [&] {
+    training_loss = prometheus->Value("prolong_scheduler_run_loss" + run);
+    return training_loss.ok();
+  })) << training_loss.status();
+  EXPECT_TRUE(std::isfinite(*training_loss)) << *training_loss;
+  EXPECT_TRUE(Eventually(kPatience,
+                         [&] { return prometheus->Value(step_query).value_or(-1) > first_step; }))
+      << "prolong_scheduler_run_step stayed at " << first_step;
+
+  // Every per-run series of the scheduler, for each of the gang's ranks where it is per rank.
+  for (const char* name :
+       {"prolong_scheduler_run_restarts", "prolong_scheduler_run_stage",
+        "prolong_scheduler_run_stage_steps", "prolong_scheduler_run_tokens_per_second",
+        "prolong_scheduler_run_mfu"}) {
+    EXPECT_OK(prometheus->Value(name + run));
+  }
+  EXPECT_EQ(prometheus->Value("prolong_scheduler_run_stage_steps" + run).value_or(-1), kSteps);
+  EXPECT_EQ(prometheus->Value("prolong_scheduler_run_restarts" + run).value_or(-1), 0);
+  absl::StatusOr<std::vector<Prometheus::Sample>> ages =
+      prometheus->Query("prolong_scheduler_heartbeat_age_seconds" + run);
+  ASSERT_OK(ages);
+  std::set<std::string> ranks;
+  for (const Prometheus::Sample& age : *ages) {
+    ranks.insert(age.labels.value("rank", ""));
+    EXPECT_GE(age.value, 0);
+    EXPECT_LT(age.value, 60) << "rank " << age.labels.value("rank", "");
+  }
+  EXPECT_EQ(ranks, (std::set<std::string>{"0", "1"}));
+  for (const char* name :
+       {"prolong_scheduler_runs", "prolong_scheduler_run_step", "prolong_scheduler_run_loss",
+        "prolong_scheduler_run_tokens_per_second", "prolong_scheduler_run_mfu",
+        "prolong_scheduler_run_restarts", "prolong_scheduler_heartbeat_age_seconds"}) {
+    EXPECT_EQ(prometheus->Type(name), "gauge") << name;
+  }
+
+  // Rank 0's own series, scraped while it trains: its step rises from one scrape to another.
+  const std::string worker_step_query = R"(prolong_trainer_step{job="prolong-trainer",rank="0"})";
+  double worker_step = -1;
+  EXPECT_TRUE(Eventually(kPatience,
+                         [&] {
+                           worker_step = prometheus->Value(worker_step_query).value_or(-1);
+                           return worker_step >= 1;
+                         }))
+      << "Prometheus never scraped rank 0 at " << worker_metrics << ": "
+      << prometheus->process->Stderr();
+  EXPECT_LT(worker_step, kSteps) << "rank 0 ended before Prometheus saw it train; make it longer";
+  EXPECT_TRUE(Eventually(
+      kPatience,
+      [&] {
+        return prometheus->Value(worker_step_query).value_or(-1) > worker_step &&
+               prometheus->Value(R"(up{job="prolong-trainer",rank="0"})").value_or(-1) == 1;
+      }))
+      << "prolong_trainer_step of rank 0 stayed at " << worker_step;
+  EXPECT_EQ(prometheus->Type("prolong_trainer_tokens_total"), "counter");
+
+  // The run's end.
+  const testing::RunResult watched = Ctl(scheduler, {"watch", run_id}, absl::Seconds(180));
+  ASSERT_EQ(watched.exit_code, 0) << watched.stdout_text << watched.stderr_text
+                                  << scheduler.process->Stderr();
+  ASSERT_TRUE(absl::StrContains(watched.stdout_text, "SUCCEEDED")) << watched.stdout_text;
+  EXPECT_TRUE(
+      absl::StrContains(watched.stdout_text, absl::StrFormat(" short step %d loss ", kSteps)))
+      << watched.stdout_text;
+  EXPECT_TRUE(
+      absl::StrContains(watched.stdout_text, absl::StrFormat(" loss %.4f lr ", *training_loss)))
+      << "the loss Prometheus read during training, " << *training_loss
+      << ", is none the run reported:\n"
+      << watched.stdout_text;
+
+  const nlohmann::json ended = GetRun(scheduler, run_id);
+  ASSERT_TRUE(ended.contains("latest_metrics")) << ended.dump();
+  const double final_loss = ended["latest_metrics"].value("loss", std::nan(""));
+  ASSERT_TRUE(std::isfinite(final_loss)) << ended.dump();
+  double scraped_loss = NAN;
+  EXPECT_TRUE(Eventually(kPatience,
+                         [&] {
+                           absl::StatusOr<double> value =
+                               prometheus->Value("prolong_scheduler_run_loss" + run);
+                           if (value.ok()) scraped_loss = *value;
+                           return value.ok() && Near(*value, final_loss);
+                         }))
+      << "Prometheus has loss " << absl::StrFormat("%.17g", scraped_loss) << ", the run "
+      << absl::StrFormat("%.17g", final_loss);
+  EXPECT_TRUE(Eventually(
+      kPatience,
+      [&] {
+        return prometheus->Value(R"(prolong_scheduler_runs{state="SUCCEEDED"})").value_or(-1) ==
+                   1 &&
+               prometheus->Value(R"(prolong_scheduler_runs{state="RUNNING"})").value_or(-1) == 0 &&
+               prometheus->Value(step_query).value_or(-1) == kSteps;
+      }))
+      << "after the run: SUCCEEDED "
+      << prometheus->Value(R"(prolong_scheduler_runs{state="SUCCEEDED"})").value_or(-1)
+      << ", RUNNING "
+      << prometheus->Value(R"(prolong_scheduler_runs{state="RUNNING"})").value_or(-1) << ", step "
+      << prometheus->Value(step_query).value_or(-1);
+}
+
+}  // namespace
+}  // namespace prolong

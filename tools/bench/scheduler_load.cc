@@ -1,0 +1,1192 @@
+// The scheduler under load, with real processes: a scheduler, a datamixer, and the trainer
+// workers the scheduler launches. Three measurements, each selectable with --measure:
+//
+//   submit    SubmitRun latency with --clients concurrent clients (each its own channel), each
+//             submitting --runs_per_client runs with distinct request ids, while --get_clients
+//             more clients call GetRun; the scheduler is given a datamixer that is not there, so
+//             every run stays PENDING and no gang starts: what is timed is SubmitRun's whole path
+//             (spec checks, the synced RocksDB write, the run's driver thread). One client alone
+//             first, for the cost of one submission without queueing. Then the scheduler's CPU
+//             use, threads and memory with every run pending, against the same scheduler idle
+//             before the first submission.
+//   recovery  A run of the tiny Llama on 2 workers (dp 2): after its first checkpoint rank 1 is
+//             killed (SIGKILL); from the scheduler's WatchRun stream, the WorkerLost event's time
+//             to the first StepMetrics event of the new attempt. After the new gang's first
+//             checkpoint, rank 0 is stopped (SIGSTOP): the time from the stop to the WorkerLost
+//             event, against the spec's heartbeat timeout, then again to the next first step.
+//   watch     A run of a somewhat larger (still CPU-tiny) Llama on 2 workers with 0 and with
+//             --streams WatchRun streams attached (each a client thread with its own channel,
+//             reading every event), the two alternating in each round; tokens/s from the run's
+//             StepMetrics events, the per-step figure the trainer reports and the wall-clock
+//             rate between the trainer's step timestamps.
+//
+// Every process it starts is stopped by pid at the end, the workers of each scheduler too, and
+// its temporary directory is removed.
+//
+//   bazel build //tools/bench:scheduler_load //services/{scheduler,datamixer,trainer}
+//   bazel-bin/tools/bench/scheduler_load --bin=bazel-bin [--measure=submit,recovery,watch]
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/cli.h"
+#include "common/file.h"
+#include "common/grpc_status.h"
+#include "common/proto_file.h"
+#include "common/status_macros.h"
+#include "datamixer/store/store.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "prolong/v1/scheduler.grpc.pb.h"
+#include "tests/subprocess.h"
+
+namespace prolong {
+namespace {
+
+using testing::Subprocess;
+
+struct Flags {
+  std::string bin = "bazel-bin";
+  std::vector<std::string> measure = {"submit", "recovery", "watch"};
+  // submit
+  int submit_rounds = 3;
+  int clients = 50;
+  int runs_per_client = 20;
+  int get_clients = 10;
+  int serial_submits = 100;
+  double cpu_window_s = 10;
+  // recovery
+  int recovery_rounds = 3;
+  int heartbeat_timeout_s = 5;
+  int heartbeat_interval_ms = 1000;
+  int restart_backoff_ms = 1000;
+  // watch
+  int watch_rounds = 4;
+  int streams = 100;
+  int watch_steps = 120;
+  int watch_warmup_steps = 5;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Statistics
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return NAN;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// Nearest rank.
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return NAN;
+  std::sort(values.begin(), values.end());
+  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(values.size())));
+  return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
+}
+
+struct LatencySummary {
+  int64_t count = 0;
+  double p50_ms = NAN;
+  double p99_ms = NAN;
+  double max_ms = NAN;
+
+  static LatencySummary Of(const std::vector<double>& ms) {
+    LatencySummary summary;
+    summary.count = static_cast<int64_t>(ms.size());
+    summary.p50_ms = Percentile(ms, 0.50);
+    summary.p99_ms = Percentile(ms, 0.99);
+    summary.max_ms = Percentile(ms, 1.0);
+    return summary;
+  }
+  std::string ToString() const {
+    return absl::StrFormat("p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d calls)", p50_ms, p99_ms,
+                           max_ms, count);
+  }
+};
+
+// Collects latencies from many threads.
+class LatencyLog {
+ public:
+  void Add(absl::Duration latency) {
+    absl::MutexLock lock(&mu_);
+    ms_.push_back(absl::ToDoubleMilliseconds(latency));
+  }
+  std::vector<double> Take() {
+    absl::MutexLock lock(&mu_);
+    return std::move(ms_);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<double> ms_ ABSL_GUARDED_BY(mu_);
+};
+
+// ------------------------------------------------------------------------------------------------
+// Processes
+
+// CPU time, threads and resident memory of a process, from /proc/PID/stat.
+struct ProcessSample {
+  absl::Time time;
+  double cpu_seconds = 0;
+  int threads = 0;
+  double rss_mib = 0;
+};
+
+absl::StatusOr<ProcessSample> SampleProcess(pid_t pid) {
+  ProcessSample sample;
+  sample.time = absl::Now();
+  ASSIGN_OR_RETURN(const std::string stat, ReadFile(absl::StrCat("/proc/", pid, "/stat")));
+  // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 > stat.size()) {
+    return absl::InternalError(absl::StrCat("/proc/", pid, "/stat: ", stat));
+  }
+  const std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  // fields[0] is field 3 (state): utime is field 14, stime 15, num_threads 20, rss 24.
+  int64_t utime = 0, stime = 0, threads = 0, rss_pages = 0;
+  if (fields.size() < 22 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime) || !absl::SimpleAtoi(fields[17], &threads) ||
+      !absl::SimpleAtoi(fields[21], &rss_pages)) {
+    return absl::InternalError(absl::StrCat("/proc/", pid, "/stat: ", stat));
+  }
+  sample.cpu_seconds =
+      static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  sample.threads = static_cast<int>(threads);
+  sample.rss_mib = static_cast<double>(rss_pages) * static_cast<double>(sysconf(_SC_PAGESIZE)) /
+                   (1024.0 * 1024.0);
+  return sample;
+}
+
+// Cores used between two samples.
+double CoresBetween(const ProcessSample& before, const ProcessSample& after) {
+  return (after.cpu_seconds - before.cpu_seconds) /
+         std::max(1e-9, absl::ToDoubleSeconds(after.time - before.time));
+}
+
+bool IsTrainerProcess(pid_t pid) {
+  absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+  return cmdline.ok() && absl::StrContains(*cmdline, "trainer");
+}
+
+// A service binary started as a child, with the address its ready line gives.
+struct Service {
+  std::unique_ptr<Subprocess> process;
+  std::string address;
+};
+
+absl::StatusOr<Service> StartService(const std::vector<std::string>& argv) {
+  Service service;
+  ASSIGN_OR_RETURN(service.process, Subprocess::Start(argv));
+  absl::StatusOr<std::string> line = service.process->ReadStdoutLine(absl::Seconds(60));
+  if (!line.ok()) return Annotate(line.status(), argv[0]);
+  for (absl::string_view field : absl::StrSplit(*line, ' ')) {
+    if (absl::ConsumePrefix(&field, "grpc=")) service.address = std::string(field);
+  }
+  if (service.address.empty()) {
+    return absl::InternalError(absl::StrCat(argv[0], ": no address in its ready line: ", *line));
+  }
+  return service;
+}
+
+// Stops a child: SIGTERM, then SIGKILL if it has not exited within `grace`.
+void Stop(Subprocess& process, absl::Duration grace) {
+  process.Signal(SIGTERM);
+  if (!process.Wait(grace).ok()) {
+    process.Signal(SIGKILL);
+    process.Wait(absl::Seconds(10)).IgnoreError();
+  }
+}
+
+// A scheduler process. Its workers are its children (they die with the thread that launched
+// them); any the scheduler leaves behind are killed by pid when this is destroyed.
+class SchedulerProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<SchedulerProcess>> Start(
+      const Flags& flags, const std::string& state_dir, const std::string& datamixer_address) {
+    const std::string trainer =
+        std::filesystem::absolute(flags.bin + "/services/trainer/trainer").string();
+    ASSIGN_OR_RETURN(
+        Service service,
+        StartService({flags.bin + "/services/scheduler/scheduler", "--state-dir=" + state_dir,
+                      "--address=127.0.0.1:0", "--metrics-address=off",
+                      "--trainer-binary=" + trainer, "--datamixer=" + datamixer_address,
+                      absl::StrCat("--heartbeat-interval-ms=", flags.heartbeat_interval_ms),
+                      absl::StrCat("--restart-backoff-ms=", flags.restart_backoff_ms)}));
+    return std::unique_ptr<SchedulerProcess>(new SchedulerProcess(std::move(service)));
+  }
+
+  ~SchedulerProcess() {
+    const std::vector<pid_t> workers = WorkerPids(-1);
+    Stop(*service_.process, absl::Seconds(30));
+    for (pid_t pid : workers) {
+      if (kill(pid, 0) == 0 && IsTrainerProcess(pid)) kill(pid, SIGKILL);
+    }
+  }
+
+  const std::string& address() const { return service_.address; }
+  pid_t pid() const { return service_.process->pid(); }
+  std::string Log() const { return service_.process->Stderr(); }
+
+  // The pids of the workers of `attempt` (-1: of every attempt), from the scheduler's log of
+  // their registrations: "worker RUN/ATTEMPT/RANK registered (HOST, pid PID)".
+  std::vector<pid_t> WorkerPids(int64_t attempt) const {
+    std::vector<pid_t> pids;
+    const std::string log = Log();
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      const size_t worker = line.find("worker ");
+      const size_t registered = line.find(" registered (");
+      const size_t pid_at = line.rfind(", pid ");
+      if (worker == absl::string_view::npos || registered == absl::string_view::npos ||
+          pid_at == absl::string_view::npos || pid_at < registered) {
+        continue;
+      }
+      const std::vector<absl::string_view> id =
+          absl::StrSplit(line.substr(worker + 7, registered - worker - 7), '/');
+      int64_t worker_attempt = 0;
+      int pid = 0;
+      if (id.size() < 3 || !absl::SimpleAtoi(id[id.size() - 2], &worker_attempt) ||
+          !absl::SimpleAtoi(absl::StripSuffix(line.substr(pid_at + 6), ")"), &pid)) {
+        continue;
+      }
+      if (attempt < 0 || worker_attempt == attempt) pids.push_back(pid);
+    }
+    return pids;
+  }
+
+  absl::StatusOr<std::vector<pid_t>> AwaitWorkerPids(int64_t attempt, size_t count,
+                                                     absl::Duration timeout) const {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      std::vector<pid_t> pids = WorkerPids(attempt);
+      if (pids.size() >= count) return pids;
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat(pids.size(), " of ", count, " workers of attempt ", attempt,
+                         " registered; scheduler log tail: ", Tail(Log())));
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+
+  static std::string Tail(const std::string& text) {
+    return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
+  }
+
+ private:
+  explicit SchedulerProcess(Service service) : service_(std::move(service)) {}
+  Service service_;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Clients
+
+// A channel of its own, as separate client processes would have.
+std::unique_ptr<v1::Scheduler::Stub> Connect(const std::string& address) {
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return v1::Scheduler::NewStub(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments));
+}
+
+absl::Time TimeOf(const google::protobuf::Timestamp& timestamp) {
+  return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
+}
+
+absl::StatusOr<v1::Run> Submit(v1::Scheduler::Stub& stub, const v1::RunSpec& spec,
+                               const std::string& request_id) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  v1::SubmitRunRequest request;
+  *request.mutable_spec() = spec;
+  request.set_request_id(request_id);
+  v1::Run run;
+  RETURN_IF_ERROR(FromGrpcStatus(stub.SubmitRun(&context, request, &run)));
+  return run;
+}
+
+absl::StatusOr<v1::Run> Get(v1::Scheduler::Stub& stub, const std::string& run_id) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  v1::GetRunRequest request;
+  request.set_run_id(run_id);
+  v1::Run run;
+  RETURN_IF_ERROR(FromGrpcStatus(stub.GetRun(&context, request, &run)));
+  return run;
+}
+
+absl::Status Cancel(v1::Scheduler::Stub& stub, const std::string& run_id) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  v1::CancelRunRequest request;
+  request.set_run_id(run_id);
+  v1::Run run;
+  return FromGrpcStatus(stub.CancelRun(&context, request, &run));
+}
+
+// Opens the channel's connection, so that no timed call pays for it.
+void Warm(v1::Scheduler::Stub& stub) { Get(stub, "warm-up").status().IgnoreError(); }
+
+// A run's events as they arrive, read on a thread of its own.
+class EventStream {
+ public:
+  EventStream(const std::string& address, const std::string& run_id) : stub_(Connect(address)) {
+    v1::WatchRunRequest request;
+    request.set_run_id(run_id);
+    thread_ = std::thread([this, request] {
+      std::unique_ptr<grpc::ClientReader<v1::RunEvent>> reader =
+          stub_->WatchRun(&context_, request);
+      v1::RunEvent event;
+      while (reader->Read(&event)) {
+        absl::MutexLock lock(&mu_);
+        events_.push_back(event);
+      }
+      const absl::Status status = FromGrpcStatus(reader->Finish());
+      absl::MutexLock lock(&mu_);
+      ended_ = true;
+      status_ = status;
+    });
+  }
+  ~EventStream() {
+    context_.TryCancel();
+    thread_.join();
+  }
+
+  // The next event `wanted` accepts; the ones before it are dropped.
+  absl::StatusOr<v1::RunEvent> Next(const std::function<bool(const v1::RunEvent&)>& wanted,
+                                    absl::Duration timeout, absl::string_view what) {
+    const absl::Time deadline = absl::Now() + timeout;
+    absl::MutexLock lock(&mu_);
+    while (true) {
+      while (!events_.empty()) {
+        v1::RunEvent event = std::move(events_.front());
+        events_.pop_front();
+        if (wanted(event)) return event;
+      }
+      if (ended_) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("the run's events ended before ", what, " (", status_.ToString(), ")"));
+      }
+      if (!mu_.AwaitWithDeadline(absl::Condition(this, &EventStream::Arrived), deadline)) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("no ", what, " within ", absl::FormatDuration(timeout)));
+      }
+    }
+  }
+
+ private:
+  bool Arrived() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !events_.empty() || ended_; }
+
+  std::unique_ptr<v1::Scheduler::Stub> stub_;
+  grpc::ClientContext context_;
+  mutable absl::Mutex mu_;
+  std::deque<v1::RunEvent> events_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// Every event of an ended run.
+absl::StatusOr<std::vector<v1::RunEvent>> AllEvents(const std::string& address,
+                                                    const std::string& run_id) {
+  std::unique_ptr<v1::Scheduler::Stub> stub = Connect(address);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  v1::WatchRunRequest request;
+  request.set_run_id(run_id);
+  std::unique_ptr<grpc::ClientReader<v1::RunEvent>> reader = stub->WatchRun(&context, request);
+  std::vector<v1::RunEvent> events;
+  v1::RunEvent event;
+  while (reader->Read(&event)) events.push_back(event);
+  RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
+  return events;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The data and the runs
+
+// The corpus of tests/training_stack.cc (whose library is private to //tests): domains "books"
+// (24 documents of 150 to 300 tokens) and "web" (200 of 5 to 60), each document an arithmetic
+// progression of ids modulo 256, which a tiny Llama learns quickly.
+absl::Status WriteCorpus(const std::string& dir) {
+  constexpr int kVocab = 256;
+  ASSIGN_OR_RETURN(auto store, store::Store::OpenForWriting(dir, {"test-tokenizer", kVocab}));
+  std::mt19937_64 random(5);
+  std::vector<store::Document> documents;
+  auto add = [&](const std::string& domain, int count, int64_t min_length, int64_t max_length) {
+    for (int i = 0; i < count; ++i) {
+      store::Document document{domain, absl::StrCat(domain, "/", i), {}, ""};
+      const int64_t length =
+          min_length + static_cast<int64_t>(random() % (max_length - min_length + 1));
+      const uint64_t start = random() % kVocab, stride = 1 + random() % 3;
+      for (int64_t t = 0; t < length; ++t) {
+        document.tokens.push_back(static_cast<uint32_t>((start + stride * t) % kVocab));
+      }
+      documents.push_back(std::move(document));
+    }
+  };
+  add("books", 24, 150, 300);
+  add("web", 200, 5, 60);
+  return store->shard().AddBatch(documents).status();
+}
+
+// tests/scheduler_test.cc's model.
+constexpr char kTinyModel[] =
+    "{vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, "
+    "num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, "
+    "bos_token_id: 1, eos_token_ids: [2]}";
+// Wider, deeper and on longer sequences, for steps long enough to time.
+constexpr char kSmallModel[] =
+    "{vocab_size: 256, hidden_size: 128, intermediate_size: 344, num_hidden_layers: 4, "
+    "num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 1024, "
+    "bos_token_id: 1, eos_token_ids: [2]}";
+
+struct RunShape {
+  std::string name;
+  const char* model;
+  int64_t seq_len;
+  int64_t batch_tokens;
+  int64_t steps;
+  int64_t checkpoint_every;
+  int heartbeat_timeout_s;
+};
+
+// One stage on dp 2, from the two test domains (repeated as often as the steps need).
+absl::StatusOr<v1::RunSpec> Spec(const RunShape& shape, const std::string& checkpoint_dir) {
+  const std::string yaml = absl::StrCat(
+      "name: ", shape.name, "\nseed: 3\nmodel:\n  config: ", shape.model,
+      "\n  precision: fp32\nstages:\n  - name: main\n    seq_len: ", shape.seq_len,
+      "\n    batch_tokens: ", shape.batch_tokens,
+      "\n    total_tokens: ", shape.steps * shape.batch_tokens,
+      "\n    allow_repetition: true"
+      "\n    schedule: {peak_lr: 0.003, warmup_fraction: 0.05, shape: cosine, min_lr_ratio: 0.1}"
+      "\n    mixture:"
+      "\n      - {domain: books, proportion: 0.5, packing: long}"
+      "\n      - {domain: web, proportion: 0.5, packing: short}"
+      "\nresources: {data_parallel: 2}\ncheckpoint: {directory: ",
+      checkpoint_dir, ", every_steps: ", shape.checkpoint_every,
+      "}\nfault: {max_restarts: 3, heartbeat_timeout: ", shape.heartbeat_timeout_s,
+      "s, rendezvous_timeout: 120s}\n");
+  v1::RunSpec spec;
+  RETURN_IF_ERROR(ParseYamlProto(yaml, "spec", &spec));
+  return spec;
+}
+
+// ------------------------------------------------------------------------------------------------
+// submit
+
+struct SubmitRound {
+  LatencySummary serial;  // one client alone
+  LatencySummary submit;  // --clients at once
+  double submits_per_second = 0;
+  LatencySummary get_during;  // GetRun while they submit
+  LatencySummary get_after;   // GetRun with every run pending, nothing submitted
+  int64_t runs = 0;
+  double idle_cores = 0, pending_cores = 0;
+  int idle_threads = 0, pending_threads = 0;
+  double idle_rss_mib = 0, pending_rss_mib = 0;
+  double idle_log_lines_per_s = 0, pending_log_lines_per_s = 0;
+};
+
+struct CpuWindow {
+  double cores;
+  int threads;
+  double rss_mib;
+  double log_lines_per_s;
+};
+
+absl::StatusOr<CpuWindow> MeasureCpu(const SchedulerProcess& scheduler, absl::Duration window) {
+  const std::string log_before = scheduler.Log();
+  const int64_t lines_before = std::count(log_before.begin(), log_before.end(), '\n');
+  ASSIGN_OR_RETURN(const ProcessSample before, SampleProcess(scheduler.pid()));
+  absl::SleepFor(window);
+  ASSIGN_OR_RETURN(const ProcessSample after, SampleProcess(scheduler.pid()));
+  const std::string log = scheduler.Log();
+  const int64_t lines_after = std::count(log.begin(), log.end(), '\n');
+  return CpuWindow{CoresBetween(before, after), after.threads, after.rss_mib,
+                   static_cast<double>(lines_after - lines_before) /
+                       absl::ToDoubleSeconds(after.time - before.time)};
+}
+
+// GetRun from `clients` threads on the runs in `run_ids` until `done` is notified.
+class Getters {
+ public:
+  Getters(const std::string& address, int clients, std::function<std::string(std::mt19937&)> pick)
+      : pick_(std::move(pick)) {
+    absl::BlockingCounter ready(clients);
+    for (int c = 0; c < clients; ++c) {
+      threads_.emplace_back([this, address, c, &ready] {
+        std::unique_ptr<v1::Scheduler::Stub> stub = Connect(address);
+        Warm(*stub);
+        ready.DecrementCount();
+        std::mt19937 random(c);
+        while (!done_.HasBeenNotified()) {
+          const std::string run_id = pick_(random);
+          const absl::Time start = absl::Now();
+          absl::StatusOr<v1::Run> run = Get(*stub, run_id);
+          if (!run.ok()) {
+            absl::MutexLock lock(&mu_);
+            if (error_.ok()) error_ = Annotate(run.status(), "GetRun");
+            continue;
+          }
+          log_.Add(absl::Now() - start);
+        }
+      });
+    }
+    ready.Wait();
+  }
+
+  absl::StatusOr<std::vector<double>> Finish() {
+    done_.Notify();
+    for (std::thread& thread : threads_) thread.join();
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(error_);
+    return log_.Take();
+  }
+
+ private:
+  std::function<std::string(std::mt19937&)> pick_;
+  absl::Notification done_;
+  LatencyLog log_;
+  absl::Mutex mu_;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+};
+
+absl::StatusOr<SubmitRound> RunSubmitRound(const Flags& flags, int round, const std::string& dir) {
+  SubmitRound result;
+  // Nothing listens on port 1: every run waits for its first plan.
+  ASSIGN_OR_RETURN(std::unique_ptr<SchedulerProcess> scheduler,
+                   SchedulerProcess::Start(flags, dir + "/scheduler", "127.0.0.1:1"));
+  ASSIGN_OR_RETURN(
+      const v1::RunSpec spec,
+      Spec({"load", kTinyModel, 64, 256, 6, 2, flags.heartbeat_timeout_s}, dir + "/checkpoints"));
+
+  // Idle, before any run.
+  absl::SleepFor(absl::Seconds(1));
+  ASSIGN_OR_RETURN(const CpuWindow idle, MeasureCpu(*scheduler, absl::Seconds(flags.cpu_window_s)));
+
+  absl::Mutex ids_mu;
+  std::vector<std::string> run_ids;
+  auto record = [&](const std::string& run_id) {
+    absl::MutexLock lock(&ids_mu);
+    run_ids.push_back(run_id);
+  };
+  auto pick = [&](std::mt19937& random) {
+    absl::MutexLock lock(&ids_mu);
+    return run_ids[random() % run_ids.size()];
+  };
+
+  // One client alone.
+  {
+    std::unique_ptr<v1::Scheduler::Stub> stub = Connect(scheduler->address());
+    Warm(*stub);
+    LatencyLog log;
+    for (int k = 0; k < flags.serial_submits; ++k) {
+      const absl::Time start = absl::Now();
+      ASSIGN_OR_RETURN(const v1::Run run,
+                       Submit(*stub, spec, absl::StrCat("round", round, "-serial-", k)));
+      log.Add(absl::Now() - start);
+      record(run.run_id());
+    }
+    result.serial = LatencySummary::Of(log.Take());
+  }
+
+  // Every client at once, with GetRun beside them.
+  {
+    LatencyLog log;
+    absl::Mutex error_mu;
+    absl::Status error;
+    absl::BlockingCounter ready(flags.clients);
+    absl::Notification go;
+    std::vector<std::thread> threads;
+    for (int c = 0; c < flags.clients; ++c) {
+      threads.emplace_back([&, c] {
+        std::unique_ptr<v1::Scheduler::Stub> stub = Connect(scheduler->address());
+        Warm(*stub);
+        ready.DecrementCount();
+        go.WaitForNotification();
+        for (int k = 0; k < flags.runs_per_client; ++k) {
+          const absl::Time start = absl::Now();
+          absl::StatusOr<v1::Run> run =
+              Submit(*stub, spec, absl::StrCat("round", round, "-client", c, "-", k));
+          if (!run.ok()) {
+            absl::MutexLock lock(&error_mu);
+            if (error.ok()) error = Annotate(run.status(), "SubmitRun");
+            return;
+          }
+          log.Add(absl::Now() - start);
+          record(run->run_id());
+        }
+      });
+    }
+    ready.Wait();
+    Getters getters(scheduler->address(), flags.get_clients, pick);
+    const absl::Time start = absl::Now();
+    go.Notify();
+    for (std::thread& thread : threads) thread.join();
+    const absl::Duration elapsed = absl::Now() - start;
+    ASSIGN_OR_RETURN(const std::vector<double> gets, getters.Finish());
+    RETURN_IF_ERROR(error);
+    const std::vector<double> submits = log.Take();
+    result.submit = LatencySummary::Of(submits);
+    result.submits_per_second =
+        static_cast<double>(submits.size()) / absl::ToDoubleSeconds(elapsed);
+    result.get_during = LatencySummary::Of(gets);
+  }
+  result.runs = static_cast<int64_t>(run_ids.size());
+
+  // Every run pending: what the drivers' polling costs, then GetRun alone.
+  absl::SleepFor(absl::Seconds(2));
+  ASSIGN_OR_RETURN(const CpuWindow pending,
+                   MeasureCpu(*scheduler, absl::Seconds(flags.cpu_window_s)));
+  {
+    Getters getters(scheduler->address(), flags.get_clients, pick);
+    absl::SleepFor(absl::Seconds(3));
+    ASSIGN_OR_RETURN(const std::vector<double> gets, getters.Finish());
+    result.get_after = LatencySummary::Of(gets);
+  }
+  // Still pending, all of them.
+  {
+    std::unique_ptr<v1::Scheduler::Stub> stub = Connect(scheduler->address());
+    ASSIGN_OR_RETURN(const v1::Run last, Get(*stub, run_ids.back()));
+    if (last.state() != v1::RUN_STATE_PENDING) {
+      return absl::InternalError(absl::StrCat(
+          "run ", last.run_id(), " is ", v1::RunState_Name(last.state()), ": ", last.message()));
+    }
+  }
+  result.idle_cores = idle.cores;
+  result.idle_threads = idle.threads;
+  result.idle_rss_mib = idle.rss_mib;
+  result.idle_log_lines_per_s = idle.log_lines_per_s;
+  result.pending_cores = pending.cores;
+  result.pending_threads = pending.threads;
+  result.pending_rss_mib = pending.rss_mib;
+  result.pending_log_lines_per_s = pending.log_lines_per_s;
+  return result;
+}
+
+absl::Status MeasureSubmit(const Flags& flags, const std::string& root) {
+  absl::PrintF(
+      "== submit: %d clients x %d runs (plus %d by one client first), %d GetRun clients beside "
+      "them; datamixer 127.0.0.1:1 (runs stay PENDING)\n",
+      flags.clients, flags.runs_per_client, flags.serial_submits, flags.get_clients);
+  std::vector<SubmitRound> rounds;
+  for (int r = 0; r < flags.submit_rounds; ++r) {
+    const std::string dir = absl::StrCat(root, "/submit-", r);
+    ASSIGN_OR_RETURN(SubmitRound round, RunSubmitRound(flags, r, dir));
+    absl::PrintF(
+        "round %d: 1 client: SubmitRun %s\n"
+        "  %d clients: SubmitRun %s; %.0f submits/s; GetRun meanwhile %s\n"
+        "  %d runs pending: GetRun %s\n"
+        "  scheduler: idle %.3f cores, %d threads, %.0f MiB, %.1f log lines/s; with %d runs "
+        "pending %.3f cores, %d threads, %.0f MiB, %.1f log lines/s\n",
+        r + 1, round.serial.ToString(), flags.clients, round.submit.ToString(),
+        round.submits_per_second, round.get_during.ToString(), round.runs,
+        round.get_after.ToString(), round.idle_cores, round.idle_threads, round.idle_rss_mib,
+        round.idle_log_lines_per_s, round.runs, round.pending_cores, round.pending_threads,
+        round.pending_rss_mib, round.pending_log_lines_per_s);
+    std::fflush(stdout);
+    rounds.push_back(round);
+    std::filesystem::remove_all(dir);
+  }
+  auto median = [&](auto field) {
+    std::vector<double> values;
+    for (const SubmitRound& round : rounds) values.push_back(field(round));
+    return Median(values);
+  };
+  absl::PrintF(
+      "median of %d rounds: 1 client: SubmitRun p50 %.1f ms, p99 %.1f ms\n"
+      "  %d clients: SubmitRun p50 %.1f ms, p99 %.1f ms, max %.1f ms; %.0f submits/s; GetRun "
+      "meanwhile p50 %.1f ms, p99 %.1f ms\n"
+      "  with %.0f runs pending: GetRun p50 %.1f ms, p99 %.1f ms; scheduler %.3f cores (idle "
+      "%.3f), %.0f threads (idle %.0f), %.0f MiB (idle %.0f), %.1f log lines/s (idle %.1f)\n",
+      flags.submit_rounds, median([](auto& r) { return r.serial.p50_ms; }),
+      median([](auto& r) { return r.serial.p99_ms; }), flags.clients,
+      median([](auto& r) { return r.submit.p50_ms; }),
+      median([](auto& r) { return r.submit.p99_ms; }),
+      median([](auto& r) { return r.submit.max_ms; }),
+      median([](auto& r) { return r.submits_per_second; }),
+      median([](auto& r) { return r.get_during.p50_ms; }),
+      median([](auto& r) { return r.get_during.p99_ms; }),
+      median([](auto& r) { return static_cast<double>(r.runs); }),
+      median([](auto& r) { return r.get_after.p50_ms; }),
+      median([](auto& r) { return r.get_after.p99_ms; }),
+      median([](auto& r) { return r.pending_cores; }), median([](auto& r) { return r.idle_cores; }),
+      median([](auto& r) { return static_cast<double>(r.pending_threads); }),
+      median([](auto& r) { return static_cast<double>(r.idle_threads); }),
+      median([](auto& r) { return r.pending_rss_mib; }),
+      median([](auto& r) { return r.idle_rss_mib; }),
+      median([](auto& r) { return r.pending_log_lines_per_s; }),
+      median([](auto& r) { return r.idle_log_lines_per_s; }));
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------------------------------------------
+// recovery
+
+struct RecoveryRound {
+  double kill_to_lost_s = 0;
+  double lost_to_running_s = 0;  // backoff, plan, the new attempt persisted
+  double running_to_step_s = 0;  // the gang's start-up, rendezvous, resume and first step
+  double lost_to_step_s = 0;
+  int64_t resumed_at_step = 0;  // the first step of the new attempt
+  double stop_to_lost_s = 0;
+  double silence_at_detection_s = 0;  // since the stopped worker's last heartbeat
+  double stop_lost_to_step_s = 0;
+  std::string kill_reason, stop_reason;
+};
+
+bool IsMetrics(const v1::RunEvent& event) { return event.has_metrics(); }
+bool IsCheckpoint(const v1::RunEvent& event) { return event.has_checkpoint(); }
+bool IsWorkerLost(const v1::RunEvent& event) { return event.has_worker_lost(); }
+bool IsRunning(const v1::RunEvent& event) {
+  return event.has_state_changed() && event.state_changed().to() == v1::RUN_STATE_RUNNING;
+}
+
+struct Restart {
+  absl::Time lost, running, first_step;
+  std::string reason;
+  int64_t step = 0;
+};
+
+// From a WorkerLost event to the first step of the attempt that follows it.
+absl::StatusOr<Restart> AwaitRestart(EventStream& events) {
+  constexpr absl::Duration kTimeout = absl::Seconds(300);
+  Restart restart;
+  ASSIGN_OR_RETURN(const v1::RunEvent lost, events.Next(IsWorkerLost, kTimeout, "WorkerLost"));
+  restart.lost = TimeOf(lost.time());
+  restart.reason = lost.worker_lost().reason();
+  ASSIGN_OR_RETURN(const v1::RunEvent running,
+                   events.Next(IsRunning, kTimeout, "the new attempt RUNNING"));
+  restart.running = TimeOf(running.time());
+  ASSIGN_OR_RETURN(const v1::RunEvent step,
+                   events.Next(IsMetrics, kTimeout, "the new attempt's first step"));
+  restart.first_step = TimeOf(step.time());
+  restart.step = step.metrics().step();
+  return restart;
+}
+
+absl::StatusOr<RecoveryRound> RunRecoveryRound(const Flags& flags, const std::string& dir,
+                                               const std::string& datamixer) {
+  RecoveryRound result;
+  ASSIGN_OR_RETURN(std::unique_ptr<SchedulerProcess> scheduler,
+                   SchedulerProcess::Start(flags, dir + "/scheduler", datamixer));
+  // Enough steps that the run is still training when the measurements are done; it is
+  // cancelled then.
+  ASSIGN_OR_RETURN(const v1::RunSpec spec,
+                   Spec({"recovery", kTinyModel, 64, 256, 20000, 20, flags.heartbeat_timeout_s},
+                        dir + "/checkpoints"));
+  std::unique_ptr<v1::Scheduler::Stub> stub = Connect(scheduler->address());
+  ASSIGN_OR_RETURN(const v1::Run run, Submit(*stub, spec, ""));
+  auto events = std::make_unique<EventStream>(scheduler->address(), run.run_id());
+  constexpr absl::Duration kTimeout = absl::Seconds(300);
+
+  // A worker killed.
+  RETURN_IF_ERROR(events->Next(IsCheckpoint, kTimeout, "the first checkpoint").status());
+  ASSIGN_OR_RETURN(const std::vector<pid_t> first, scheduler->AwaitWorkerPids(1, 2, kTimeout));
+  const absl::Time killed = absl::Now();
+  if (kill(first[1], SIGKILL) != 0) return absl::InternalError("kill rank 1");
+  ASSIGN_OR_RETURN(const Restart after_kill, AwaitRestart(*events));
+  result.kill_reason = after_kill.reason;
+  result.kill_to_lost_s = absl::ToDoubleSeconds(after_kill.lost - killed);
+  result.lost_to_running_s = absl::ToDoubleSeconds(after_kill.running - after_kill.lost);
+  result.running_to_step_s = absl::ToDoubleSeconds(after_kill.first_step - after_kill.running);
+  result.lost_to_step_s = absl::ToDoubleSeconds(after_kill.first_step - after_kill.lost);
+  result.resumed_at_step = after_kill.step;
+
+  // A worker stopped: only its missing heartbeats tell.
+  RETURN_IF_ERROR(
+      events->Next(IsCheckpoint, kTimeout, "the second attempt's first checkpoint").status());
+  ASSIGN_OR_RETURN(const std::vector<pid_t> second, scheduler->AwaitWorkerPids(2, 2, kTimeout));
+  const absl::Time stopped = absl::Now();
+  if (kill(second[0], SIGSTOP) != 0) return absl::InternalError("stop rank 0");
+  ASSIGN_OR_RETURN(const Restart after_stop, AwaitRestart(*events));
+  result.stop_reason = after_stop.reason;
+  result.stop_to_lost_s = absl::ToDoubleSeconds(after_stop.lost - stopped);
+  // "rank 0: no heartbeat for 5.0043s (timeout 5s)"
+  absl::string_view silence = after_stop.reason;
+  absl::Duration silent;
+  if (const size_t at = silence.find("no heartbeat for "); at != absl::string_view::npos) {
+    silence.remove_prefix(at + strlen("no heartbeat for "));
+    if (absl::ParseDuration(silence.substr(0, silence.find(' ')), &silent)) {
+      result.silence_at_detection_s = absl::ToDoubleSeconds(silent);
+    }
+  }
+  result.stop_lost_to_step_s = absl::ToDoubleSeconds(after_stop.first_step - after_stop.lost);
+
+  // The run's driver stops the gang; the scheduler's destructor kills whatever is left.
+  RETURN_IF_ERROR(Cancel(*stub, run.run_id()));
+  return result;
+}
+
+absl::Status MeasureRecovery(const Flags& flags, const std::string& root,
+                             const std::string& datamixer) {
+  absl::PrintF(
+      "== recovery: tiny Llama on dp 2; heartbeat every %d ms, timeout %d s; restart backoff "
+      "%d ms\n",
+      flags.heartbeat_interval_ms, flags.heartbeat_timeout_s, flags.restart_backoff_ms);
+  std::vector<RecoveryRound> rounds;
+  for (int r = 0; r < flags.recovery_rounds; ++r) {
+    const std::string dir = absl::StrCat(root, "/recovery-", r);
+    ASSIGN_OR_RETURN(RecoveryRound round, RunRecoveryRound(flags, dir, datamixer));
+    absl::PrintF(
+        "round %d: SIGKILL rank 1: WorkerLost %.3f s after the kill (\"%s\"); WorkerLost -> "
+        "first step of the new attempt %.2f s (-> RUNNING %.2f s, RUNNING -> step %d %.2f s)\n"
+        "  SIGSTOP rank 0: WorkerLost %.2f s after the stop, %.3f s after its last heartbeat "
+        "(\"%s\"); WorkerLost -> first step %.2f s\n",
+        r + 1, round.kill_to_lost_s, round.kill_reason, round.lost_to_step_s,
+        round.lost_to_running_s, round.resumed_at_step, round.running_to_step_s,
+        round.stop_to_lost_s, round.silence_at_detection_s, round.stop_reason,
+        round.stop_lost_to_step_s);
+    std::fflush(stdout);
+    rounds.push_back(round);
+    std::filesystem::remove_all(dir);
+  }
+  auto median = [&](auto field) {
+    std::vector<double> values;
+    for (const RecoveryRound& round : rounds) values.push_back(field(round));
+    return Median(values);
+  };
+  absl::PrintF(
+      "median of %d rounds: killed worker: detected in %.3f s, WorkerLost -> first new step "
+      "%.2f s (-> RUNNING %.2f s, RUNNING -> step %.2f s); stopped worker: detected %.2f s "
+      "after the stop, %.3f s after its last heartbeat (timeout %d s), WorkerLost -> first new "
+      "step %.2f s\n",
+      flags.recovery_rounds, median([](auto& r) { return r.kill_to_lost_s; }),
+      median([](auto& r) { return r.lost_to_step_s; }),
+      median([](auto& r) { return r.lost_to_running_s; }),
+      median([](auto& r) { return r.running_to_step_s; }),
+      median([](auto& r) { return r.stop_to_lost_s; }),
+      median([](auto& r) { return r.silence_at_detection_s; }), flags.heartbeat_timeout_s,
+      median([](auto& r) { return r.stop_lost_to_step_s; }));
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------------------------------------------
+// watch
+
+struct WatchRound {
+  int streams = 0;
+  double step_tokens_per_s = 0;  // median of the trainer's per-step figure
+  double wall_tokens_per_s = 0;  // between the trainer's step timestamps
+  double run_seconds = 0;        // submit to SUCCEEDED
+  double scheduler_cpu_s = 0;    // during the run
+  double bench_cpu_s = 0;        // this process (the stream readers) during the run
+  int64_t min_events_read = 0;   // by the slowest stream
+  int64_t events = 0;
+};
+
+// `count` WatchRun streams on one run, each a client thread with its own channel reading every
+// event until the run ends.
+class Watchers {
+ public:
+  Watchers(const std::string& address, const std::string& run_id, int count) : read_(count, 0) {
+    absl::BlockingCounter started(count);
+    for (int w = 0; w < count; ++w) {
+      contexts_.push_back(std::make_unique<grpc::ClientContext>());
+    }
+    for (int w = 0; w < count; ++w) {
+      threads_.emplace_back([this, address, run_id, w, &started] {
+        std::unique_ptr<v1::Scheduler::Stub> stub = Connect(address);
+        v1::WatchRunRequest request;
+        request.set_run_id(run_id);
+        std::unique_ptr<grpc::ClientReader<v1::RunEvent>> reader =
+            stub->WatchRun(contexts_[w].get(), request);
+        started.DecrementCount();
+        v1::RunEvent event;
+        while (reader->Read(&event)) ++read_[w];
+        const absl::Status status = FromGrpcStatus(reader->Finish());
+        if (!status.ok()) {
+          absl::MutexLock lock(&mu_);
+          if (error_.ok()) error_ = Annotate(status, absl::StrCat("WatchRun stream ", w));
+        }
+      });
+    }
+    started.Wait();
+  }
+  ~Watchers() {
+    for (auto& context : contexts_) context->TryCancel();
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+  // Waits for every stream to end (the run has); the fewest events a stream read.
+  absl::StatusOr<int64_t> Finish() {
+    for (std::thread& thread : threads_) thread.join();
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(error_);
+    return read_.empty() ? 0 : *std::min_element(read_.begin(), read_.end());
+  }
+
+ private:
+  std::vector<int64_t> read_;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts_;
+  std::vector<std::thread> threads_;
+  absl::Mutex mu_;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<WatchRound> RunWatchRound(const Flags& flags, const std::string& dir,
+                                         const std::string& datamixer, int streams) {
+  WatchRound result;
+  result.streams = streams;
+  ASSIGN_OR_RETURN(std::unique_ptr<SchedulerProcess> scheduler,
+                   SchedulerProcess::Start(flags, dir + "/scheduler", datamixer));
+  ASSIGN_OR_RETURN(const v1::RunSpec spec, Spec({"watch", kSmallModel, 256, 2048, flags.watch_steps,
+                                                 0, flags.heartbeat_timeout_s},
+                                                dir + "/checkpoints"));
+  std::unique_ptr<v1::Scheduler::Stub> stub = Connect(scheduler->address());
+  Warm(*stub);
+  ASSIGN_OR_RETURN(const ProcessSample scheduler_before, SampleProcess(scheduler->pid()));
+  ASSIGN_OR_RETURN(const ProcessSample bench_before, SampleProcess(getpid()));
+  const absl::Time submitted = absl::Now();
+  ASSIGN_OR_RETURN(const v1::Run run, Submit(*stub, spec, ""));
+  auto watchers = std::make_unique<Watchers>(scheduler->address(), run.run_id(), streams);
+  // Waits for the end with GetRun twice a second, in both arms alike.
+  v1::Run ended;
+  while (true) {
+    ASSIGN_OR_RETURN(ended, Get(*stub, run.run_id()));
+    if (ended.state() == v1::RUN_STATE_SUCCEEDED) break;
+    if (ended.state() == v1::RUN_STATE_FAILED || ended.state() == v1::RUN_STATE_CANCELLED ||
+        ended.restarts() > 0) {
+      return absl::InternalError(absl::StrCat(
+          "run ", run.run_id(), ": ", v1::RunState_Name(ended.state()), ": ", ended.message()));
+    }
+    if (absl::Now() - submitted > absl::Minutes(30)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("run ", run.run_id(), " still ", v1::RunState_Name(ended.state())));
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  result.run_seconds = absl::ToDoubleSeconds(absl::Now() - submitted);
+  ASSIGN_OR_RETURN(result.min_events_read, watchers->Finish());
+  ASSIGN_OR_RETURN(const ProcessSample scheduler_after, SampleProcess(scheduler->pid()));
+  ASSIGN_OR_RETURN(const ProcessSample bench_after, SampleProcess(getpid()));
+  result.scheduler_cpu_s = scheduler_after.cpu_seconds - scheduler_before.cpu_seconds;
+  result.bench_cpu_s = bench_after.cpu_seconds - bench_before.cpu_seconds;
+
+  ASSIGN_OR_RETURN(const std::vector<v1::RunEvent> events,
+                   AllEvents(scheduler->address(), run.run_id()));
+  result.events = static_cast<int64_t>(events.size());
+  if (streams > 0 && result.min_events_read != result.events) {
+    return absl::InternalError(
+        absl::StrCat("a stream read ", result.min_events_read, " of ", result.events, " events"));
+  }
+  std::vector<v1::StepMetrics> steps;
+  for (const v1::RunEvent& event : events) {
+    if (event.has_metrics()) steps.push_back(event.metrics());
+  }
+  if (static_cast<int>(steps.size()) != flags.watch_steps ||
+      flags.watch_steps <= flags.watch_warmup_steps + 1) {
+    return absl::InternalError(
+        absl::StrCat(steps.size(), " steps reported of ", flags.watch_steps));
+  }
+  std::vector<double> per_step;
+  for (size_t s = flags.watch_warmup_steps; s < steps.size(); ++s) {
+    per_step.push_back(steps[s].tokens_per_second());
+  }
+  result.step_tokens_per_s = Median(per_step);
+  const v1::StepMetrics& from = steps[flags.watch_warmup_steps - 1];
+  const v1::StepMetrics& to = steps.back();
+  result.wall_tokens_per_s = static_cast<double>(to.tokens_seen() - from.tokens_seen()) /
+                             absl::ToDoubleSeconds(TimeOf(to.time()) - TimeOf(from.time()));
+  watchers.reset();
+  return result;
+}
+
+absl::Status MeasureWatch(const Flags& flags, const std::string& root,
+                          const std::string& datamixer) {
+  absl::PrintF(
+      "== watch: Llama hidden 128 x 4 layers on dp 2, 2048 tokens a step (8 x 256), %d steps "
+      "(the first %d not counted); 0 against %d WatchRun streams, alternating\n",
+      flags.watch_steps, flags.watch_warmup_steps, flags.streams);
+  std::vector<WatchRound> none, many;
+  std::vector<double> step_ratios, wall_ratios;
+  for (int r = 0; r < flags.watch_rounds; ++r) {
+    WatchRound pair[2];
+    for (int k = 0; k < 2; ++k) {
+      // Every other round the other arm first, so that neither always goes first.
+      const bool with_streams = (r % 2 == 0) == (k == 1);
+      const std::string dir = absl::StrCat(root, "/watch-", r, "-", k);
+      ASSIGN_OR_RETURN(WatchRound round,
+                       RunWatchRound(flags, dir, datamixer, with_streams ? flags.streams : 0));
+      pair[with_streams ? 1 : 0] = round;
+      std::filesystem::remove_all(dir);
+    }
+    none.push_back(pair[0]);
+    many.push_back(pair[1]);
+    step_ratios.push_back(pair[1].step_tokens_per_s / pair[0].step_tokens_per_s);
+    wall_ratios.push_back(pair[1].wall_tokens_per_s / pair[0].wall_tokens_per_s);
+    absl::PrintF(
+        "round %d (%s first): 0 streams: %.0f tokens/s per step, %.0f wall; run %.1f s, "
+        "scheduler CPU %.2f s | %d streams: %.0f tokens/s per step, %.0f wall; run %.1f s, "
+        "scheduler CPU %.2f s, readers' CPU %.2f s, %d events each | ratio %.3f per step, %.3f "
+        "wall\n",
+        r + 1, r % 2 == 0 ? "0 streams" : "streams", pair[0].step_tokens_per_s,
+        pair[0].wall_tokens_per_s, pair[0].run_seconds, pair[0].scheduler_cpu_s, flags.streams,
+        pair[1].step_tokens_per_s, pair[1].wall_tokens_per_s, pair[1].run_seconds,
+        pair[1].scheduler_cpu_s, pair[1].bench_cpu_s, pair[1].min_events_read, step_ratios.back(),
+        wall_ratios.back());
+    std::fflush(stdout);
+  }
+  auto median = [](const std::vector<WatchRound>& rounds, auto field) {
+    std::vector<double> values;
+    for (const WatchRound& round : rounds) values.push_back(field(round));
+    return Median(values);
+  };
+  auto step = [](const WatchRound& r) { return r.step_tokens_per_s; };
+  auto wall = [](const WatchRound& r) { return r.wall_tokens_per_s; };
+  auto cpu = [](const WatchRound& r) { return r.scheduler_cpu_s; };
+  absl::PrintF(
+      "median of %d rounds: 0 streams %.0f tokens/s per step, %.0f wall, scheduler CPU %.2f s; "
+      "%d streams %.0f tokens/s per step, %.0f wall, scheduler CPU %.2f s; median per-round "
+      "ratio %.3f per step (min %.3f, max %.3f), %.3f wall (min %.3f, max %.3f)\n",
+      flags.watch_rounds, median(none, step), median(none, wall), median(none, cpu), flags.streams,
+      median(many, step), median(many, wall), median(many, cpu), Median(step_ratios),
+      *std::min_element(step_ratios.begin(), step_ratios.end()),
+      *std::max_element(step_ratios.begin(), step_ratios.end()), Median(wall_ratios),
+      *std::min_element(wall_ratios.begin(), wall_ratios.end()),
+      *std::max_element(wall_ratios.begin(), wall_ratios.end()));
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------------------------------------------
+
+absl::Status Run(const Flags& flags, const std::string& root) {
+  if (flags.serial_submits < 1 || flags.clients < 1 || flags.runs_per_client < 1 ||
+      flags.watch_warmup_steps < 1 || flags.watch_steps <= flags.watch_warmup_steps + 1) {
+    return absl::InvalidArgumentError(
+        "--serial_submits, --clients, --runs_per_client and --watch_warmup_steps must be at "
+        "least 1, and --watch_steps above --watch_warmup_steps + 1");
+  }
+  for (const char* binary : {"services/scheduler/scheduler", "services/datamixer/datamixer",
+                             "services/trainer/trainer"}) {
+    const std::string path = absl::StrCat(flags.bin, "/", binary);
+    if (access(path.c_str(), X_OK) != 0) {
+      return absl::NotFoundError(absl::StrCat("--bin: ", path, " is not an executable"));
+    }
+  }
+  auto wants = [&](const std::string& name) {
+    return std::find(flags.measure.begin(), flags.measure.end(), name) != flags.measure.end();
+  };
+  if (wants("submit")) RETURN_IF_ERROR(MeasureSubmit(flags, root));
+  if (!wants("recovery") && !wants("watch")) return absl::OkStatus();
+  RETURN_IF_ERROR(WriteCorpus(root + "/store"));
+  ASSIGN_OR_RETURN(
+      Service datamixer,
+      StartService({flags.bin + "/services/datamixer/datamixer", "--store=" + root + "/store",
+                    "--address=127.0.0.1:0", "--metrics-address=off"}));
+  absl::Status status;
+  if (wants("recovery")) status = MeasureRecovery(flags, root, datamixer.address);
+  if (status.ok() && wants("watch")) status = MeasureWatch(flags, root, datamixer.address);
+  Stop(*datamixer.process, absl::Seconds(10));
+  return status;
+}
+
+}  // namespace
+}  // namespace prolong
+
+int main(int argc, char** argv) {
+  prolong::Flags flags;
+  CLI::App app(
+      "The scheduler under load: SubmitRun and GetRun latency with many clients, the time from "
+      "a lost worker to the restarted gang's first step, and training throughput with WatchRun "
+      "streams attached.");
+  prolong::ConfigureCli(app);
+  app.add_option("--bin", flags.bin,
+                 "Where the service binaries are: services/{scheduler,datamixer,trainer}/...")
+      ->capture_default_str();
+  app.add_option("--measure", flags.measure, "Which measurements: submit, recovery, watch")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"submit", "recovery", "watch"}))
+      ->capture_default_str();
+  app.add_option("--submit_rounds", flags.submit_rounds, "submit: rounds (a fresh scheduler each)")
+      ->capture_default_str();
+  app.add_option("--clients", flags.clients, "submit: concurrent SubmitRun clients")
+      ->capture_default_str();
+  app.add_option("--runs_per_client", flags.runs_per_client, "submit: runs each client submits")
+      ->capture_default_str();
+  app.add_option("--get_clients", flags.get_clients, "submit: GetRun clients beside them")
+      ->capture_default_str();
+  app.add_option("--serial_submits", flags.serial_submits,
+                 "submit: runs one client submits alone first")
+      ->capture_default_str();
+  app.add_option("--cpu_window_s", flags.cpu_window_s,
+                 "submit: seconds over which the scheduler's CPU use is measured")
+      ->capture_default_str();
+  app.add_option("--recovery_rounds", flags.recovery_rounds, "recovery: rounds")
+      ->capture_default_str();
+  app.add_option("--heartbeat_timeout_s", flags.heartbeat_timeout_s,
+                 "The runs' fault.heartbeat_timeout")
+      ->capture_default_str();
+  app.add_option("--heartbeat_interval_ms", flags.heartbeat_interval_ms,
+                 "The scheduler's --heartbeat-interval-ms")
+      ->capture_default_str();
+  app.add_option("--restart_backoff_ms", flags.restart_backoff_ms,
+                 "The scheduler's --restart-backoff-ms")
+      ->capture_default_str();
+  app.add_option("--watch_rounds", flags.watch_rounds, "watch: rounds (each both arms)")
+      ->capture_default_str();
+  app.add_option("--streams", flags.streams, "watch: WatchRun streams in the loaded arm")
+      ->capture_default_str();
+  app.add_option("--watch_steps", flags.watch_steps, "watch: training steps of each run")
+      ->capture_default_str();
+  app.add_option("--watch_warmup_steps", flags.watch_warmup_steps,
+                 "watch: first steps left out of the figures")
+      ->capture_default_str();
+  if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
+
+  // Everything this run writes, the children's output files included, goes under one directory.
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string root = absl::StrCat(base != nullptr ? base : "/tmp", "/scheduler-load-XXXXXX");
+  if (mkdtemp(root.data()) == nullptr) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  setenv("TEST_TMPDIR", root.c_str(), 1);
+  const absl::Status status = prolong::Run(flags, root);
+  std::error_code ignored;
+  std::filesystem::remove_all(root, ignored);
+  if (!status.ok()) {
+    std::fprintf(stderr, "scheduler_load: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -132,9 +132,11 @@ TEST(RunSpecCheckTest, ProLongIsValid) {
   EXPECT_THAT(RunSpecStatus(CheckRunSpec(spec, PathRoots{})), IsOk());
 }
 
-// Llama-3-8B's shape, in place of ProLong's initial checkpoint and its tokenizer.
+// Llama-3-8B's shape, in place of ProLong's initial checkpoint and its tokenizer (so checkpoints
+// are not evaluated, which needs it).
 void UseFreshModel(v1::RunSpec& spec) {
   spec.mutable_model()->clear_tokenizer();
+  spec.mutable_evaluation()->set_on_checkpoint(false);
   v1::LlamaConfig& config = *spec.mutable_model()->mutable_config();
   config.set_vocab_size(128256);
   config.set_hidden_size(4096);

@@ -54,10 +54,10 @@ constexpr char kScheduler[] = "services/scheduler/scheduler";
 constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
 constexpr char kTrainer[] = "services/trainer/trainer";
 
-// 100 steps of 64 sequences of 128 tokens: about 20 s of training on two idle cores, which
-// outlasts several one-second scrapes, the discovery of rank 0's target and its first scrapes
-// (about 5 s) with room to spare; a loaded machine slows the training as much as the scrapes.
-constexpr int64_t kSteps = 100;
+// 150 steps of 64 sequences of 128 tokens: over 20 s of training on two idle cores, which
+// outlasts several one-second scrapes and the discovery of rank 0's target with its first
+// scrapes (about 5 s, whatever the load) with room to spare.
+constexpr int64_t kSteps = 150;
 
 // Waits on polls and processes that a loaded machine slows down.
 constexpr absl::Duration kPatience = absl::Seconds(60);

@@ -11,6 +11,7 @@
 #include "services/prolongctl/run_command.h"
 #include "services/prolongctl/tokenizer_command.h"
 #include "services/prolongctl/train_command.h"
+#include "services/prolongctl/up_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app("prolongctl: operate prolong, long-context training at cluster scale.");
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   prolong::ctl::AddTokenizerCommand(app, &exit_code);
   prolong::ctl::AddTrainCommand(app, &exit_code);
   prolong::ctl::AddRunCommand(app, &exit_code);
+  prolong::ctl::AddUpCommand(app, &exit_code);
   prolong::ctl::AddEvalCommand(app, &exit_code);
   app.add_subcommand("version", "Print prolongctl's version.")->callback([] {
     std::cout << "prolongctl " << prolong::kVersion << std::endl;

@@ -1,7 +1,6 @@
 #include "services/prolongctl/train_command.h"
 
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "scheduler/launch/process_gang.h"
+#include "services/prolongctl/binaries.h"
 #include "trainer/parallel/parallel_plan.h"
 #include "trainer/train/memory_plan.h"
 #include "trainer/worker/worker_options.h"
@@ -105,31 +105,6 @@ int Fail(absl::string_view message) {
   return 1;
 }
 
-bool IsExecutableFile(const std::string& path) {
-  struct stat info;
-  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && access(path.c_str(), X_OK) == 0;
-}
-
-// The trainer binary: --trainer-binary, else beside this executable (an installation), else
-// where Bazel puts it (bazel-bin/services/trainer/trainer next to .../prolongctl/prolongctl).
-absl::StatusOr<std::string> FindTrainer(const std::string& flag) {
-  if (!flag.empty()) {
-    if (IsExecutableFile(flag)) return flag;
-    return absl::NotFoundError(absl::StrCat("--trainer-binary: ", flag, ": not an executable"));
-  }
-  char self[4096];
-  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (length <= 0) return absl::NotFoundError("cannot locate prolongctl; pass --trainer-binary");
-  std::string dir(self, length);
-  dir = dir.substr(0, dir.rfind('/'));
-  const std::vector<std::string> candidates = {dir + "/trainer", dir + "/../trainer/trainer"};
-  for (const std::string& candidate : candidates) {
-    if (IsExecutableFile(candidate)) return candidate;
-  }
-  return absl::NotFoundError(absl::StrCat(
-      "no trainer binary at ", absl::StrJoin(candidates, " or "), "; pass --trainer-binary"));
-}
-
 // Where rank 0 hosts the gang's store, from its ready line
 // ("trainer listening: grpc=... metrics=... rendezvous=HOST:PORT").
 class RendezvousAddress {
@@ -178,7 +153,8 @@ int RunTrain(TrainFlags& flags) {
     return fits.ok() ? 0 : Fail(fits.message());
   }
   if (!fits.ok()) return Fail(fits.message());
-  absl::StatusOr<std::string> trainer = FindTrainer(flags.trainer_binary);
+  absl::StatusOr<std::string> trainer =
+      FindBinary("trainer", flags.trainer_binary, "--trainer-binary");
   if (!trainer.ok()) return Fail(trainer.status().message());
   if (!flags.job.deterministic && flags.job.threads == 0) {
     // Workers share the cores; LibTorch would otherwise start one thread per core in each.

@@ -1,0 +1,42 @@
+#include "services/prolongctl/binaries.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace prolong::ctl {
+namespace {
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FindBinary(const std::string& name, const std::string& path,
+                                       const std::string& flag) {
+  if (!path.empty()) {
+    if (IsExecutableFile(path)) return path;
+    return absl::NotFoundError(absl::StrCat(flag, ": ", path, ": not an executable"));
+  }
+  char self[4096];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length <= 0)
+    return absl::NotFoundError(absl::StrCat("cannot locate prolongctl; pass ", flag));
+  std::string dir(self, length);
+  dir = dir.substr(0, dir.rfind('/'));
+  const std::vector<std::string> candidates = {absl::StrCat(dir, "/", name),
+                                               absl::StrCat(dir, "/../", name, "/", name)};
+  for (const std::string& candidate : candidates) {
+    if (IsExecutableFile(candidate)) return candidate;
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no ", name, " binary at ", absl::StrJoin(candidates, " or "), "; pass ", flag));
+}
+
+}  // namespace prolong::ctl

@@ -52,6 +52,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (!options.metrics_address.empty()) {
     ASSIGN_OR_RETURN(metrics_address, ParseHostPort(options.metrics_address, "metrics_address"));
   }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   ServerCredentials(options.tls));
   RETURN_IF_ERROR(CheckCanListen(grpc_address));
   ConfigureGrpcOnce();
 
@@ -67,7 +69,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(grpc_address.ToString(), grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(grpc_address.ToString(), credentials, &bound_port);
   // Without this, Linux lets a second server bind the same port and steal half the calls.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
@@ -120,8 +122,11 @@ int RunServerUntilSignal(const ServerOptions& options, const std::vector<HostedS
   if (on_started) on_started(**server);
   std::cout << options.component << " listening: grpc=" << (*server)->address()
             << " metrics=" << (*server)->metrics_address() << std::endl;
-  PROLONG_LOG(INFO) << options.component << " " << kVersion << " serving gRPC on "
-                    << (*server)->address() << ", /metrics on "
+  const char* transport = options.tls.cert.empty()        ? "plaintext"
+                          : options.tls.client_ca.empty() ? "TLS"
+                                                          : "mutual TLS";
+  PROLONG_LOG(INFO) << options.component << " " << kVersion << " serving gRPC (" << transport
+                    << ") on " << (*server)->address() << ", /metrics on "
                     << ((*server)->metrics_address().empty() ? "(off)"
                                                              : (*server)->metrics_address());
   const int signal_number = WaitForShutdownSignal();

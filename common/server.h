@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/security.h"
 #include "grpcpp/server.h"
 #include "prometheus/registry.h"
 
@@ -29,6 +30,9 @@ struct ServerOptions {
   absl::Duration shutdown_grace = absl::Seconds(2);
   // Largest request accepted (ingest sends whole documents).
   int max_receive_message_bytes = 256 << 20;
+  // With a certificate and key, gRPC is served over TLS only; with a client CA too, only to
+  // clients presenting a certificate it signed (common/security.h). /metrics stays plain HTTP.
+  ServerTlsFiles tls;
 };
 
 // A gRPC service to host. `name` is its full name ("prolong.v1.Scheduler"), which health checks
@@ -46,8 +50,8 @@ HostedService Hosted(grpc::Service* service) {
 class Server {
  public:
   // Binds and starts serving. INVALID_ARGUMENT for a malformed address, FAILED_PRECONDITION
-  // for an address in use. `registry` holds the services' own metrics; it is exposed with the
-  // RPC and process metrics on /metrics.
+  // for an address in use; ServerCredentials' errors for options.tls. `registry` holds the
+  // services' own metrics; it is exposed with the RPC and process metrics on /metrics.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       const ServerOptions& options, const std::vector<HostedService>& services,
       std::shared_ptr<prometheus::Registry> registry);

@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
-#include "grpcpp/create_channel.h"
 
 namespace prolong::scheduler {
 namespace {
@@ -16,8 +15,11 @@ constexpr absl::Duration kCallTimeout = absl::Seconds(30);
 
 }  // namespace
 
-EvaluationHandoff::EvaluationHandoff(std::string default_address, OnScored on_scored)
-    : default_address_(std::move(default_address)), on_scored_(std::move(on_scored)) {
+EvaluationHandoff::EvaluationHandoff(std::string default_address, ClientSecurity security,
+                                     OnScored on_scored)
+    : default_address_(std::move(default_address)),
+      security_(std::move(security)),
+      on_scored_(std::move(on_scored)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -59,7 +61,7 @@ void EvaluationHandoff::Forget(const std::string& run_id) {
 v1::Evaluator::Stub& EvaluationHandoff::Stub(const std::string& address) {
   std::unique_ptr<v1::Evaluator::Stub>& stub = stubs_[address];
   if (stub == nullptr) {
-    stub = v1::Evaluator::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    stub = v1::Evaluator::NewStub(OpenChannel(address, security_));
   }
   return *stub;
 }
@@ -94,6 +96,7 @@ bool EvaluationHandoff::Advance(Item& item) {
   v1::Evaluation evaluation;
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
+  AddCredentials(context, security_);
   grpc::Status status;
   if (item.evaluation_id.empty()) {
     status = stub.Evaluate(&context, item.request, &evaluation);

@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/security.h"
 #include "prolong/v1/evaluator.grpc.pb.h"
 #include "prolong/v1/scheduler.pb.h"
 
@@ -30,8 +31,8 @@ class EvaluationHandoff {
   using OnScored = std::function<void(const std::string& run_id, const v1::EvaluationSummary&,
                                       const std::string& failure)>;
 
-  // `default_address`: the evaluator when a spec names none.
-  EvaluationHandoff(std::string default_address, OnScored on_scored);
+  // `default_address`: the evaluator when a spec names none; `security`: how to call it.
+  EvaluationHandoff(std::string default_address, ClientSecurity security, OnScored on_scored);
   ~EvaluationHandoff();
 
   // Queues the checkpoint's evaluation under the spec's policy (evaluation.on_checkpoint).
@@ -54,6 +55,7 @@ class EvaluationHandoff {
   bool Advance(Item& item);
 
   const std::string default_address_;
+  const ClientSecurity security_;
   const OnScored on_scored_;
   mutable absl::Mutex mu_;
   std::vector<Item> items_ ABSL_GUARDED_BY(mu_);

@@ -226,6 +226,7 @@ absl::Status RunDriver::StartStage(const v1::Run& run) {
                            absl::StrCat(stage_name, ": ", job.status().message()));
     return absl::OkStatus();
   }
+  job->client_tls = options_.worker_tls;
   GangSpec gang = GangOf(run, run.attempt() + 1);
   gang.job_args = worker::JobFlagArgs(*job);
   // The attempt is on disk before any worker of it runs: workers of older ones are refused.

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/security.h"
 #include "prolong/v1/datamixer.pb.h"
 #include "scheduler/launch/launcher.h"
 #include "scheduler/runs.h"
@@ -41,6 +42,8 @@ struct DriverOptions {
   absl::Duration restart_backoff = absl::Seconds(1);
   // The run's checkpoint evaluations not yet ended: a trained run succeeds once they have.
   std::function<int(const std::string& run_id)> pending_evaluations;
+  // The workers' TLS files (their --client-tls-* flags).
+  ClientSecurityFiles worker_tls;
 };
 
 // The datamixer's plan of a stage of a spec.

@@ -238,6 +238,7 @@ absl::StatusOr<v1::WorkerAssignment> Runs::RegisterWorker(const v1::RegisterWork
   rank.registered = true;
   rank.last_seen = absl::Now();
   rank.worker_id = WorkerId(run.run_id(), run.attempt(), request.rank());
+  rank.metrics_address = request.metrics_address();
 
   const Layout layout = StageLayoutOf(run.spec(), run.stage_index());
   v1::WorkerAssignment assignment;

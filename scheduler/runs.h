@@ -33,6 +33,8 @@ struct RankLiveness {
   absl::Time last_seen;  // registration or last heartbeat
   int64_t step = 0;
   std::string worker_id;
+  // Where the worker's /metrics is (from its registration).
+  std::string metrics_address;
 };
 
 class Runs {

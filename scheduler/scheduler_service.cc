@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <system_error>
 #include <utility>
 
@@ -13,10 +14,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/file.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/security.h"
 #include "common/status_macros.h"
-#include "grpcpp/create_channel.h"
+#include "nlohmann/json.hpp"
 #include "prolong/v1/datamixer.grpc.pb.h"
 #include "prometheus/gauge.h"
 #include "scheduler/evaluation_handoff.h"
@@ -75,7 +78,8 @@ struct Metrics {
                           .Register(registry)),
         evaluation_score(prometheus::BuildGauge()
                              .Name("prolong_scheduler_evaluation_score")
-                             .Help("A checkpoint's evaluation score per category, in [0, 100].")
+                             .Help("The newest evaluated checkpoint of a stage: its score per "
+                                   "category, in [0, 100].")
                              .Register(registry)) {}
 
   prometheus::Family<prometheus::Gauge>& runs;
@@ -88,6 +92,29 @@ struct Metrics {
   prometheus::Family<prometheus::Gauge>& mfu;
   prometheus::Family<prometheus::Gauge>& heartbeat_age;
   prometheus::Family<prometheus::Gauge>& evaluation_score;
+};
+
+// The labelled series one refresh sets; a series the next refresh does not set again is removed,
+// so ended runs and gone ranks leave /metrics.
+class RefreshedSeries {
+ public:
+  void Set(prometheus::Family<prometheus::Gauge>& family,
+           const std::map<std::string, std::string>& labels, double value) {
+    prometheus::Gauge& gauge = family.Add(labels);
+    gauge.Set(value);
+    current_.insert({&family, &gauge});
+  }
+  void EndRefresh() {
+    for (const auto& [family, gauge] : previous_) {
+      if (current_.count({family, gauge}) == 0) family->Remove(gauge);
+    }
+    previous_ = std::move(current_);
+    current_.clear();
+  }
+
+ private:
+  using Series = std::pair<prometheus::Family<prometheus::Gauge>*, prometheus::Gauge*>;
+  std::set<Series> previous_, current_;
 };
 
 }  // namespace
@@ -108,6 +135,8 @@ struct SchedulerService::State {
   const SchedulerServiceOptions options;
   std::unique_ptr<Runs> runs;
   Metrics metrics;
+  RefreshedSeries series;      // the metrics thread's
+  std::string worker_targets;  // as last written
   std::unique_ptr<EvaluationHandoff> evaluations;
 
   absl::Mutex mu;
@@ -131,6 +160,7 @@ DriverOptions SchedulerService::State::Driving() const {
   driving.state_dir = options.state_dir;
   driving.datamixer_address = options.datamixer_address;
   driving.restart_backoff = options.restart_backoff;
+  driving.worker_tls = options.worker_tls;
   driving.pending_evaluations = [this](const std::string& run_id) {
     return evaluations->Pending(run_id);
   };
@@ -167,14 +197,6 @@ void SchedulerService::State::RecordEvaluation(const std::string& run_id,
         return absl::OkStatus();
       });
   if (!run.ok()) PROLONG_LOG(ERROR) << "run " << run_id << ": " << run.status().message();
-  for (const auto& [category, score] : summary.category_scores()) {
-    metrics.evaluation_score
-        .Add({{"run", run_id},
-              {"stage", summary.stage()},
-              {"step", absl::StrCat(summary.step())},
-              {"category", category}})
-        .Set(score);
-  }
 }
 
 absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSpec& spec,
@@ -187,8 +209,7 @@ absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSp
     absl::MutexLock lock(&mu);
     std::unique_ptr<v1::DataMixer::Stub>& cached = datamixers[address];
     if (cached == nullptr) {
-      cached =
-          v1::DataMixer::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      cached = v1::DataMixer::NewStub(OpenChannel(address, options.outgoing));
     }
     stub = cached.get();
   }
@@ -199,6 +220,7 @@ absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSp
   v1::StagePlan plan;
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + kPlanTimeout));
+  AddCredentials(context, options.outgoing);
   const absl::Status status = FromGrpcStatus(stub->PlanStage(&context, request, &plan));
   if (!status.ok()) {
     return Annotate(status, absl::StrCat("stages[", stage_index, "]: datamixer ", address));
@@ -230,29 +252,66 @@ void SchedulerService::State::RefreshMetrics() {
   for (int state = v1::RUN_STATE_PENDING; state <= v1::RUN_STATE_CANCELLED; ++state) {
     by_state[static_cast<v1::RunState>(state)] = 0;
   }
+  const absl::Time now = absl::Now();
+  nlohmann::json workers = nlohmann::json::array();
   for (const v1::Run& run : runs->List()) {
     ++by_state[run.state()];
-    const std::map<std::string, std::string> labels = {{"run", run.run_id()}};
-    metrics.restarts.Add(labels).Set(run.restarts());
-    metrics.stage.Add(labels).Set(run.stage_index());
-    metrics.step.Add(labels).Set(static_cast<double>(run.step()));
-    metrics.stage_steps.Add(labels).Set(static_cast<double>(run.stage_steps()));
-    if (run.has_latest_metrics()) {
-      metrics.loss.Add(labels).Set(run.latest_metrics().loss());
-      metrics.tokens_per_second.Add(labels).Set(run.latest_metrics().tokens_per_second());
-      metrics.mfu.Add(labels).Set(run.latest_metrics().mfu());
+    // An ended run's series stay an hour, for the last scrapes and alerts, then leave.
+    if (IsTerminal(run.state()) &&
+        now - absl::FromUnixSeconds(run.end_time().seconds()) > absl::Hours(1)) {
+      continue;
     }
+    const std::map<std::string, std::string> labels = {{"run", run.run_id()}};
+    series.Set(metrics.restarts, labels, run.restarts());
+    series.Set(metrics.stage, labels, run.stage_index());
+    series.Set(metrics.step, labels, static_cast<double>(run.step()));
+    series.Set(metrics.stage_steps, labels, static_cast<double>(run.stage_steps()));
+    if (run.has_latest_metrics()) {
+      series.Set(metrics.loss, labels, run.latest_metrics().loss());
+      series.Set(metrics.tokens_per_second, labels, run.latest_metrics().tokens_per_second());
+      // No MFU is reported where the device's peak is unknown (a CPU): no series then.
+      if (run.latest_metrics().mfu() > 0) {
+        series.Set(metrics.mfu, labels, run.latest_metrics().mfu());
+      }
+    }
+    // Each stage's newest scores (evaluations are newest first).
+    std::set<std::pair<std::string, std::string>> scored;
+    for (const v1::EvaluationSummary& evaluation : run.evaluations()) {
+      for (const auto& [category, score] : evaluation.category_scores()) {
+        if (!scored.insert({evaluation.stage(), category}).second) continue;
+        series.Set(metrics.evaluation_score,
+                   {{"run", run.run_id()}, {"stage", evaluation.stage()}, {"category", category}},
+                   score);
+      }
+    }
+    // Only a running gang's ranks have heartbeats to age.
     if (run.state() != v1::RUN_STATE_RUNNING) continue;
     const std::vector<RankLiveness> ranks = runs->Liveness(run.run_id());
     for (int rank = 0; rank < static_cast<int>(ranks.size()); ++rank) {
       if (!ranks[rank].registered) continue;
-      metrics.heartbeat_age.Add({{"run", run.run_id()}, {"rank", absl::StrCat(rank)}})
-          .Set(absl::ToDoubleSeconds(absl::Now() - ranks[rank].last_seen));
+      series.Set(metrics.heartbeat_age, {{"run", run.run_id()}, {"rank", absl::StrCat(rank)}},
+                 absl::ToDoubleSeconds(now - ranks[rank].last_seen));
+      if (!ranks[rank].metrics_address.empty()) {
+        workers.push_back({{"targets", {ranks[rank].metrics_address}},
+                           {"labels", {{"run", run.run_id()}, {"rank", absl::StrCat(rank)}}}});
+      }
+    }
+  }
+  // The running workers' /metrics for Prometheus' file-based discovery.
+  const std::string targets = workers.dump(2) + "\n";
+  if (targets != worker_targets) {
+    const absl::Status written =
+        WriteFileAtomically(options.state_dir + "/prometheus/workers.json", targets);
+    if (written.ok()) {
+      worker_targets = targets;
+    } else {
+      PROLONG_LOG(WARNING) << "writing the workers' scrape targets: " << written.message();
     }
   }
   for (const auto& [state, count] : by_state) {
     metrics.runs.Add({{"state", v1::RunState_Name(state).substr(strlen("RUN_STATE_"))}}).Set(count);
   }
+  series.EndRefresh();
 }
 
 SchedulerService::SchedulerService(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -277,7 +336,7 @@ absl::StatusOr<std::unique_ptr<SchedulerService>> SchedulerService::Create(
         absl::StrCat("--trainer-binary: ", options.trainer_binary, ": not an executable"));
   }
   std::error_code error;
-  std::filesystem::create_directories(options.state_dir, error);
+  std::filesystem::create_directories(options.state_dir + "/prometheus", error);
   if (error) {
     return absl::FailedPreconditionError(
         absl::StrCat("--state-dir: cannot create ", options.state_dir, ": ", error.message()));
@@ -286,7 +345,7 @@ absl::StatusOr<std::unique_ptr<SchedulerService>> SchedulerService::Create(
   auto state = std::make_unique<State>(options, std::move(runs), registry);
   State* s = state.get();
   state->evaluations = std::make_unique<EvaluationHandoff>(
-      options.evaluator_address,
+      options.evaluator_address, options.outgoing,
       [s](const std::string& run_id, const v1::EvaluationSummary& summary,
           const std::string& failure) { s->RecordEvaluation(run_id, summary, failure); });
   return std::unique_ptr<SchedulerService>(new SchedulerService(std::move(state)));
@@ -313,9 +372,11 @@ void SchedulerService::Start(const std::string& address) {
   });
 }
 
-grpc::Status SchedulerService::SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest* request,
-                                         v1::Run* response) {
+grpc::Status SchedulerService::SubmitRun(grpc::ServerContext* context,
+                                         const v1::SubmitRunRequest* request, v1::Run* response) {
   State& s = *state_;
+  const absl::Status allowed = CheckBearerToken(*context, s.options.auth_token);
+  if (!allowed.ok()) return Error(allowed);
   const absl::Status valid =
       RunSpecStatus(CheckRunSpec(request->spec(), PathRoots{s.options.path_roots}));
   if (!valid.ok()) return Error(valid);
@@ -382,8 +443,10 @@ grpc::Status SchedulerService::ListRuns(grpc::ServerContext*, const v1::ListRuns
   return grpc::Status::OK;
 }
 
-grpc::Status SchedulerService::CancelRun(grpc::ServerContext*, const v1::CancelRunRequest* request,
-                                         v1::Run* response) {
+grpc::Status SchedulerService::CancelRun(grpc::ServerContext* context,
+                                         const v1::CancelRunRequest* request, v1::Run* response) {
+  const absl::Status allowed = CheckBearerToken(*context, state_->options.auth_token);
+  if (!allowed.ok()) return Error(allowed);
   absl::StatusOr<v1::Run> run = state_->runs->Get(request->run_id());
   if (!run.ok()) return Error(run.status());
   if (!IsTerminal(run->state())) {

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/security.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 #include "prometheus/registry.h"
 
@@ -36,6 +37,13 @@ struct SchedulerServiceOptions {
   absl::Duration restart_backoff = absl::Seconds(1);
   // Set for Slurm's commands and, through sbatch, the workers (e.g. SLURM_CONF).
   std::map<std::string, std::string> slurm_env;
+  // SubmitRun and CancelRun need "authorization: Bearer <auth_token>"; empty: no token asked.
+  std::string auth_token;
+  // How the scheduler calls the datamixer and the evaluator.
+  ClientSecurity outgoing;
+  // The TLS files (as the workers' machines see them) of the workers' calls to the scheduler
+  // and the datamixer: the trainer's --client-tls-* flags. The token file is not forwarded.
+  ClientSecurityFiles worker_tls;
 };
 
 class SchedulerService final : public v1::Scheduler::Service {

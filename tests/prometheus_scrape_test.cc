@@ -344,10 +344,14 @@ TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWor
   // Every per-run series of the scheduler, for each of the gang's ranks where it is per rank.
   for (const char* name :
        {"prolong_scheduler_run_restarts", "prolong_scheduler_run_stage",
-        "prolong_scheduler_run_stage_steps", "prolong_scheduler_run_tokens_per_second",
-        "prolong_scheduler_run_mfu"}) {
+        "prolong_scheduler_run_stage_steps", "prolong_scheduler_run_tokens_per_second"}) {
     EXPECT_OK(prometheus->Value(name + run));
   }
+  // A CPU has no known peak, so no MFU is reported rather than a 0 that reads as measured.
+  absl::StatusOr<std::vector<Prometheus::Sample>> mfu =
+      prometheus->Query("prolong_scheduler_run_mfu" + run);
+  ASSERT_OK(mfu);
+  EXPECT_TRUE(mfu->empty());
   EXPECT_EQ(prometheus->Value("prolong_scheduler_run_stage_steps" + run).value_or(-1), kSteps);
   EXPECT_EQ(prometheus->Value("prolong_scheduler_run_restarts" + run).value_or(-1), 0);
   absl::StatusOr<std::vector<Prometheus::Sample>> ages =
@@ -362,8 +366,8 @@ TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWor
   EXPECT_EQ(ranks, (std::set<std::string>{"0", "1"}));
   for (const char* name :
        {"prolong_scheduler_runs", "prolong_scheduler_run_step", "prolong_scheduler_run_loss",
-        "prolong_scheduler_run_tokens_per_second", "prolong_scheduler_run_mfu",
-        "prolong_scheduler_run_restarts", "prolong_scheduler_heartbeat_age_seconds"}) {
+        "prolong_scheduler_run_tokens_per_second", "prolong_scheduler_run_restarts",
+        "prolong_scheduler_heartbeat_age_seconds"}) {
     EXPECT_EQ(prometheus->Type(name), "gauge") << name;
   }
 
@@ -428,6 +432,12 @@ TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWor
       << ", RUNNING "
       << prometheus->Value(R"(prolong_scheduler_runs{state="RUNNING"})").value_or(-1) << ", step "
       << prometheus->Value(step_query).value_or(-1);
+  // The gang is gone: its ranks' heartbeat ages leave rather than freeze at a healthy value.
+  EXPECT_TRUE(Eventually(kPatience, [&] {
+    absl::StatusOr<std::vector<Prometheus::Sample>> left =
+        prometheus->Query("prolong_scheduler_heartbeat_age_seconds" + run);
+    return left.ok() && left->empty();
+  })) << "heartbeat ages of the ended run are still exported";
 }
 
 }  // namespace

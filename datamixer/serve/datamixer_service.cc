@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/bounded_queue.h"
 #include "common/grpc_status.h"
+#include "common/security.h"
 #include "common/status_macros.h"
 #include "datamixer/serve/describe_plan.h"
 #include "datamixer/store/stats.h"
@@ -373,9 +374,11 @@ grpc::Status DataMixerService::StreamBatches(grpc::ServerContext* context,
   return status;
 }
 
-grpc::Status DataMixerService::Ingest(grpc::ServerContext*,
+grpc::Status DataMixerService::Ingest(grpc::ServerContext* context,
                                       grpc::ServerReader<v1::IngestRequest>* reader,
                                       v1::IngestSummary* summary) {
+  const absl::Status allowed = CheckBearerToken(*context, options_.auth_token);
+  if (!allowed.ok()) return ToGrpcStatus(allowed);
   return ToGrpcStatus(IngestStream(reader, summary));
 }
 

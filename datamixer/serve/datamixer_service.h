@@ -45,6 +45,8 @@ struct DataMixerOptions {
   int prefetch_batches = 4;
   // Plans kept at once.
   int max_plans = 64;
+  // Ingest needs "authorization: Bearer <auth_token>" (common/security.h); empty: no token.
+  std::string auth_token;
 };
 
 class DataMixerService final : public v1::DataMixer::Service {

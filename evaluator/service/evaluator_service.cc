@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/security.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "datamixer/tokenizer/load.h"
@@ -370,8 +371,11 @@ EvaluatorService::~EvaluatorService() {
   state_->worker.join();
 }
 
-grpc::Status EvaluatorService::Evaluate(grpc::ServerContext*, const v1::EvaluateRequest* request,
+grpc::Status EvaluatorService::Evaluate(grpc::ServerContext* context,
+                                        const v1::EvaluateRequest* request,
                                         v1::Evaluation* response) {
+  const absl::Status allowed = CheckBearerToken(*context, state_->options.auth_token);
+  if (!allowed.ok()) return ToGrpcStatus(allowed);
   if (absl::Status checked = CheckRequest(*request); !checked.ok()) return ToGrpcStatus(checked);
   const std::string id = EvaluationId(*request);
   std::shared_ptr<Job> job;

@@ -35,6 +35,8 @@ struct EvaluatorServiceOptions {
   int64_t prefill_chunk = 4096;
   int max_queue = 64;         // evaluations waiting
   int max_loaded_models = 2;  // runners (models) kept loaded
+  // Evaluate needs "authorization: Bearer <auth_token>" (common/security.h); empty: no token.
+  std::string auth_token;
 };
 
 class EvaluatorService final : public v1::Evaluator::Service {

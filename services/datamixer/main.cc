@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-plans", mixer.max_plans, "Plans kept at once (least recently used go)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  prolong::AddAuthTokenFlag(app, mixer.auth_token);
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;
   }

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
                  "Models kept loaded (least recently used go)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  prolong::AddAuthTokenFlag(app, evaluator.auth_token);
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;
   }

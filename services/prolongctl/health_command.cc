@@ -5,11 +5,12 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/cli.h"
+#include "common/security.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 
 namespace prolong::ctl {
 namespace {
@@ -23,11 +24,16 @@ struct HealthFlags {
   std::string service;
   double timeout_seconds = 5;
   double wait_seconds = 0;
+  ClientSecurityFiles security_files;
 };
 
 int CheckHealth(const HealthFlags& flags) {
-  auto stub =
-      Health::NewStub(grpc::CreateChannel(flags.address, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<ClientSecurity> security = LoadClientSecurity(flags.security_files);
+  if (!security.ok()) {
+    std::cerr << "prolongctl health: " << security.status().message() << std::endl;
+    return 2;
+  }
+  auto stub = Health::NewStub(OpenChannel(flags.address, *security));
   const absl::Time give_up = absl::Now() + absl::Seconds(flags.wait_seconds);
   const std::string what =
       flags.service.empty() ? flags.address : flags.address + " " + flags.service;
@@ -77,6 +83,8 @@ void AddHealthCommand(CLI::App& app, int* exit_code) {
       ->add_option("--wait-seconds", flags->wait_seconds,
                    "Keep asking until SERVING or this much time has passed")
       ->check(CLI::NonNegativeNumber);
+  AddClientSecurityFlags(*command, flags->security_files, "", /*with_token=*/false,
+                         /*from_environment=*/true);
   command->callback([flags, exit_code] { *exit_code = CheckHealth(*flags); });
 }
 

@@ -5,7 +5,8 @@
 
 namespace prolong::ctl {
 
-// `prolongctl health ADDRESS`: asks a service's grpc.health.v1 endpoint whether it serves.
+// `prolongctl health ADDRESS`: asks a service's grpc.health.v1 endpoint whether it serves
+// (over TLS with --tls-ca; see run_command.h).
 // Exit code (into *exit_code): 0 SERVING, 1 NOT_SERVING or unknown service, 2 unreachable.
 void AddHealthCommand(CLI::App& app, int* exit_code);
 

@@ -12,9 +12,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/cli.h"
 #include "common/proto_file.h"
+#include "common/security.h"
 #include "google/protobuf/util/json_util.h"
-#include "grpcpp/create_channel.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 
 namespace prolong::ctl {
@@ -33,11 +34,23 @@ struct RunFlags {
   int rank = 0;
   int64_t attempt = 0;
   bool follow = false;
+  ClientSecurityFiles security_files;
+  ClientSecurity security;  // read from security_files before the command runs
 };
 
 std::unique_ptr<v1::Scheduler::Stub> Connect(const RunFlags& flags) {
-  return v1::Scheduler::NewStub(
-      grpc::CreateChannel(flags.scheduler, grpc::InsecureChannelCredentials()));
+  return v1::Scheduler::NewStub(OpenChannel(flags.scheduler, flags.security));
+}
+
+// Reads the TLS and token files, then runs the command.
+int Secured(RunFlags& flags, int (*command)(const RunFlags&)) {
+  absl::StatusOr<ClientSecurity> security = LoadClientSecurity(flags.security_files);
+  if (!security.ok()) {
+    std::cerr << "prolongctl run: " << security.status().message() << std::endl;
+    return 1;
+  }
+  flags.security = *std::move(security);
+  return command(flags);
 }
 
 void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
@@ -51,6 +64,11 @@ int Fail(const RunFlags& flags, const grpc::Status& status) {
     std::cerr << "prolongctl run: scheduler " << flags.scheduler
               << " unreachable: " << status.error_message() << std::endl;
     return 2;
+  }
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    std::cerr << "prolongctl run: " << status.error_message()
+              << "; give --token-file or set PROLONG_TOKEN_FILE" << std::endl;
+    return 1;
   }
   const std::vector<std::string> problems = absl::StrSplit(status.error_message(), "; ");
   if (problems.size() > 1) {
@@ -158,6 +176,7 @@ int Submit(const RunFlags& flags) {
   grpc::Status status;
   for (int attempt = 0; attempt < 3; ++attempt) {
     grpc::ClientContext context;
+    AddCredentials(context, flags.security);
     SetDeadline(context, absl::Minutes(5));
     status = stub->SubmitRun(&context, request, &run);
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
@@ -190,6 +209,7 @@ int List(const RunFlags& flags) {
   while (true) {
     v1::ListRunsResponse response;
     grpc::ClientContext context;
+    AddCredentials(context, flags.security);
     SetDeadline(context, absl::Seconds(30));
     const grpc::Status status = stub->ListRuns(&context, request, &response);
     if (!status.ok()) return Fail(flags, status);
@@ -234,6 +254,7 @@ int Get(const RunFlags& flags) {
   request.set_run_id(flags.run_id);
   v1::Run run;
   grpc::ClientContext context;
+  AddCredentials(context, flags.security);
   SetDeadline(context, absl::Seconds(30));
   const grpc::Status status = stub->GetRun(&context, request, &run);
   if (!status.ok()) return Fail(flags, status);
@@ -290,6 +311,7 @@ int Watch(const RunFlags& flags) {
   // The stream is resumed from the last event seen if it breaks (a scheduler restart).
   for (int broken = 0;; ++broken) {
     grpc::ClientContext context;
+    AddCredentials(context, flags.security);
     v1::WatchRunRequest request;
     request.set_run_id(flags.run_id);
     request.set_after_sequence(after);
@@ -310,6 +332,7 @@ int Watch(const RunFlags& flags) {
   request.set_run_id(flags.run_id);
   v1::Run run;
   grpc::ClientContext context;
+  AddCredentials(context, flags.security);
   SetDeadline(context, absl::Seconds(30));
   const grpc::Status status = stub->GetRun(&context, request, &run);
   if (!status.ok()) return Fail(flags, status);
@@ -324,6 +347,7 @@ int Cancel(const RunFlags& flags) {
   request.set_reason(flags.reason);
   v1::Run run;
   grpc::ClientContext context;
+  AddCredentials(context, flags.security);
   SetDeadline(context, absl::Seconds(30));
   const grpc::Status status = stub->CancelRun(&context, request, &run);
   if (!status.ok()) return Fail(flags, status);
@@ -340,6 +364,7 @@ int Logs(const RunFlags& flags) {
   request.set_attempt(flags.attempt);
   request.set_follow(flags.follow);
   grpc::ClientContext context;
+  AddCredentials(context, flags.security);
   std::unique_ptr<grpc::ClientReader<v1::LogLines>> reader = stub->StreamLogs(&context, request);
   v1::LogLines lines;
   while (reader->Read(&lines)) {
@@ -358,6 +383,8 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   run->require_subcommand(1);
   run->add_option("--scheduler", flags->scheduler, "host:port of the scheduler")
       ->capture_default_str();
+  AddClientSecurityFlags(*run, flags->security_files, "", /*with_token=*/true,
+                         /*from_environment=*/true);
 
   CLI::App* submit = run->add_subcommand(
       "submit",
@@ -372,36 +399,36 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
                      "(default: a fresh one)");
   submit->add_option("--tokens-per-second-per-gpu", flags->tokens_per_second_per_gpu,
                      "With --dry-run, estimate each stage's time at this throughput");
-  submit->callback([flags, exit_code] { *exit_code = Submit(*flags); });
+  submit->callback([flags, exit_code] { *exit_code = Secured(*flags, Submit); });
 
   CLI::App* list = run->add_subcommand("list", "List runs, newest first.");
   list->add_option("--state", flags->states, "Only runs in these states (repeatable)");
-  list->callback([flags, exit_code] { *exit_code = List(*flags); });
+  list->callback([flags, exit_code] { *exit_code = Secured(*flags, List); });
 
   CLI::App* get = run->add_subcommand("get", "Show a run: state, progress, checkpoints, scores.");
   get->add_option("run_id", flags->run_id, "The run")->required();
   get->add_flag("--json", flags->json, "The whole Run message as JSON");
-  get->callback([flags, exit_code] { *exit_code = Get(*flags); });
+  get->callback([flags, exit_code] { *exit_code = Secured(*flags, Get); });
 
   CLI::App* watch = run->add_subcommand(
       "watch",
       "Follow a run's events (states, steps, checkpoints, lost workers, scores) until it ends; "
       "exit 0 if it succeeded");
   watch->add_option("run_id", flags->run_id, "The run")->required();
-  watch->callback([flags, exit_code] { *exit_code = Watch(*flags); });
+  watch->callback([flags, exit_code] { *exit_code = Secured(*flags, Watch); });
 
   CLI::App* cancel =
       run->add_subcommand("cancel", "Cancel a run: its workers stop; checkpoints are kept.");
   cancel->add_option("run_id", flags->run_id, "The run")->required();
   cancel->add_option("--reason", flags->reason, "Recorded on the run");
-  cancel->callback([flags, exit_code] { *exit_code = Cancel(*flags); });
+  cancel->callback([flags, exit_code] { *exit_code = Secured(*flags, Cancel); });
 
   CLI::App* logs = run->add_subcommand("logs", "Print a worker's log.");
   logs->add_option("run_id", flags->run_id, "The run")->required();
   logs->add_option("--rank", flags->rank, "The worker's rank")->capture_default_str();
   logs->add_option("--attempt", flags->attempt, "The gang attempt (default: the latest)");
   logs->add_flag("--follow", flags->follow, "Keep printing until the attempt ends");
-  logs->callback([flags, exit_code] { *exit_code = Logs(*flags); });
+  logs->callback([flags, exit_code] { *exit_code = Secured(*flags, Logs); });
 }
 
 }  // namespace prolong::ctl

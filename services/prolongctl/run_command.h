@@ -6,8 +6,11 @@
 namespace prolong::ctl {
 
 // `prolongctl run submit|list|get|watch|cancel|logs`: runs on the scheduler (--scheduler,
-// default 127.0.0.1:7400). Errors are the scheduler's, one problem a line; exit code 1 (watch:
-// also when the run ends other than SUCCEEDED), 2 when the scheduler cannot be reached.
+// default 127.0.0.1:7400), over TLS with --tls-ca (and --tls-cert/--tls-key where the scheduler
+// asks for a client certificate), with the bearer token of --token-file (or PROLONG_TOKEN_FILE)
+// that submit and cancel need when the scheduler has one. Errors are the scheduler's, one
+// problem a line; exit code 1 (watch: also when the run ends other than SUCCEEDED), 2 when the
+// scheduler cannot be reached.
 void AddRunCommand(CLI::App& app, int* exit_code);
 
 }  // namespace prolong::ctl

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "common/cli.h"
+#include "common/security.h"
 #include "common/server.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 #include "scheduler/scheduler_service.h"
@@ -92,9 +94,27 @@ int main(int argc, char** argv) {
                  "Wait before a gang's first restart; doubled for each further one, to a minute")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  prolong::AddAuthTokenFlag(app, scheduler.auth_token);
+  prolong::ClientSecurityFiles outgoing;
+  prolong::AddClientSecurityFlags(
+      app, outgoing, "client-", /*with_token=*/true, /*from_environment=*/false,
+      "Calls to the datamixer and the evaluator (workers get the same TLS files)");
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;
   }
+  absl::StatusOr<prolong::ClientSecurity> security =
+      prolong::LoadClientSecurity(outgoing, "--client-");
+  if (!security.ok()) {
+    std::cerr << "scheduler: " << security.status().message() << std::endl;
+    return 1;
+  }
+  scheduler.outgoing = *std::move(security);
+  // Workers start in directories of their own.
+  for (std::string* path : {&outgoing.tls_ca, &outgoing.tls_cert, &outgoing.tls_key}) {
+    if (!path->empty()) *path = std::filesystem::absolute(*path).string();
+  }
+  scheduler.worker_tls = outgoing;
+  scheduler.worker_tls.token_file.clear();
   if (!slurm_conf.empty()) scheduler.slurm_env["SLURM_CONF"] = slurm_conf;
   scheduler.heartbeat_interval = absl::Milliseconds(heartbeat_interval_ms);
   scheduler.restart_backoff = absl::Milliseconds(restart_backoff_ms);

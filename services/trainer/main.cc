@@ -27,6 +27,7 @@
 #include "common/cli.h"
 #include "common/exit_codes.h"
 #include "common/log.h"
+#include "common/security.h"
 #include "common/server.h"
 #include "common/shutdown_signal.h"
 #include "trainer/device_info.h"
@@ -148,6 +149,12 @@ int main(int argc, char** argv) {
   link_options.rank = options.rank;
   link_options.metrics_address = (*server)->metrics_address();
   link_options.register_timeout = absl::Seconds(options.rendezvous_timeout_seconds);
+  if (scheduled) {
+    absl::StatusOr<prolong::ClientSecurity> security =
+        prolong::LoadClientSecurity(options.client_tls, "--client-");
+    if (!security.ok()) return Fail(security.status());
+    link_options.security = *std::move(security);
+  }
   if (scheduled && options.rank != 0) {
     absl::StatusOr<std::unique_ptr<prolong::worker::SchedulerLink>> registered =
         prolong::worker::SchedulerLink::Register(link_options);

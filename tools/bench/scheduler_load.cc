@@ -14,11 +14,15 @@
 //             to the first StepMetrics event of the new attempt. After the new gang's first
 //             checkpoint, rank 0 is stopped (SIGSTOP): the time from the stop to the WorkerLost
 //             event, against the spec's heartbeat timeout, then again to the next first step.
-//   watch     A run of a somewhat larger (still CPU-tiny) Llama on 2 workers with 0 and with
-//             --streams WatchRun streams attached (each a client thread with its own channel,
-//             reading every event), the two alternating in each round; tokens/s from the run's
-//             StepMetrics events, the per-step figure the trainer reports and the wall-clock
-//             rate between the trainer's step timestamps.
+//   watch     Runs of a somewhat larger (still CPU-tiny) Llama on 2 workers, each cut into
+//             --window_s windows, without and with --streams WatchRun streams in turn (each a
+//             client thread with its own channel reading every event, resuming after the last
+//             event it read as `prolongctl run watch` does); tokens/s of the steps inside each
+//             window, from the run's StepMetrics events: the trainer's per-step figure and the
+//             batch positions over the time between the trainer's step timestamps (which
+//             includes the step's ReportMetrics call); each window with the streams against
+//             the mean of the two without either side of it. Also the CPU the scheduler, the
+//             stream readers, the workers and the whole machine used.
 //
 // Every process it starts is stopped by pid at the end, the workers of each scheduler too, and
 // its temporary directory is removed.
@@ -26,6 +30,7 @@
 //   bazel build //tools/bench:scheduler_load //services/{scheduler,datamixer,trainer}
 //   bazel-bin/tools/bench/scheduler_load --bin=bazel-bin [--measure=submit,recovery,watch]
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/types.h>
@@ -93,10 +98,13 @@ struct Flags {
   int heartbeat_interval_ms = 1000;
   int restart_backoff_ms = 1000;
   // watch
-  int watch_rounds = 4;
+  int watch_rounds = 3;
   int streams = 100;
-  int watch_steps = 120;
-  int watch_warmup_steps = 5;
+  int watch_steps = 900;
+  int watch_warmup_steps = 3;
+  int window_s = 6;
+  int settle_s = 1;
+  double max_other_cores = 0.05;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -161,6 +169,8 @@ class LatencyLog {
 struct ProcessSample {
   absl::Time time;
   double cpu_seconds = 0;
+  double children_cpu_seconds = 0;  // of its children that it has reaped
+  pid_t parent = 0;
   int threads = 0;
   double rss_mib = 0;
 };
@@ -175,15 +185,18 @@ absl::StatusOr<ProcessSample> SampleProcess(pid_t pid) {
     return absl::InternalError(absl::StrCat("/proc/", pid, "/stat: ", stat));
   }
   const std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
-  // fields[0] is field 3 (state): utime is field 14, stime 15, num_threads 20, rss 24.
-  int64_t utime = 0, stime = 0, threads = 0, rss_pages = 0;
-  if (fields.size() < 22 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime) || !absl::SimpleAtoi(fields[17], &threads) ||
-      !absl::SimpleAtoi(fields[21], &rss_pages)) {
+  // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15, cutime 16, cstime 17,
+  // num_threads 20, rss 24.
+  int64_t utime = 0, stime = 0, cutime = 0, cstime = 0, threads = 0, rss_pages = 0;
+  if (fields.size() < 22 || !absl::SimpleAtoi(fields[1], &sample.parent) ||
+      !absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime) ||
+      !absl::SimpleAtoi(fields[13], &cutime) || !absl::SimpleAtoi(fields[14], &cstime) ||
+      !absl::SimpleAtoi(fields[17], &threads) || !absl::SimpleAtoi(fields[21], &rss_pages)) {
     return absl::InternalError(absl::StrCat("/proc/", pid, "/stat: ", stat));
   }
-  sample.cpu_seconds =
-      static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  sample.cpu_seconds = static_cast<double>(utime + stime) / tick;
+  sample.children_cpu_seconds = static_cast<double>(cutime + cstime) / tick;
   sample.threads = static_cast<int>(threads);
   sample.rss_mib = static_cast<double>(rss_pages) * static_cast<double>(sysconf(_SC_PAGESIZE)) /
                    (1024.0 * 1024.0);
@@ -196,9 +209,95 @@ double CoresBetween(const ProcessSample& before, const ProcessSample& after) {
          std::max(1e-9, absl::ToDoubleSeconds(after.time - before.time));
 }
 
+// CPU seconds of the whole machine (every core, from /proc/stat).
+absl::StatusOr<double> MachineCpuSeconds() {
+  ASSIGN_OR_RETURN(const std::string stat, ReadFile("/proc/stat"));
+  // "cpu  user nice system idle iowait irq softirq steal ..."
+  const std::string first_line = stat.substr(0, stat.find('\n'));
+  const std::vector<absl::string_view> fields = absl::StrSplit(first_line, ' ', absl::SkipEmpty());
+  double busy = 0;
+  for (size_t k = 1; k < fields.size() && k <= 8; ++k) {
+    int64_t ticks = 0;
+    if (k == 4 || k == 5) continue;  // idle, iowait
+    if (!absl::SimpleAtoi(fields[k], &ticks)) {
+      return absl::InternalError("/proc/stat: " + first_line);
+    }
+    busy += static_cast<double>(ticks);
+  }
+  return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The CPU that processes other than this one and its children use, over a stretch in which
+// the children that count end (and are reaped) or are named in `live`.
+class OtherProcesses {
+ public:
+  static absl::StatusOr<OtherProcesses> Start(const std::vector<pid_t>& live = {}) {
+    OtherProcesses others;
+    others.live_ = live;
+    ASSIGN_OR_RETURN(others.start_, Ours(live));
+    ASSIGN_OR_RETURN(others.machine_, MachineCpuSeconds());
+    others.time_ = absl::Now();
+    return others;
+  }
+  // Cores used since Start.
+  absl::StatusOr<double> Cores() const {
+    ASSIGN_OR_RETURN(const double ours, Ours(live_));
+    ASSIGN_OR_RETURN(const double machine, MachineCpuSeconds());
+    return ((machine - machine_) - (ours - start_)) /
+           std::max(1e-9, absl::ToDoubleSeconds(absl::Now() - time_));
+  }
+
+ private:
+  static absl::StatusOr<double> Ours(const std::vector<pid_t>& live) {
+    ASSIGN_OR_RETURN(const ProcessSample self, SampleProcess(getpid()));
+    double seconds = self.cpu_seconds + self.children_cpu_seconds;
+    for (pid_t pid : live) {
+      ASSIGN_OR_RETURN(const ProcessSample child, SampleProcess(pid));
+      seconds += child.cpu_seconds + child.children_cpu_seconds;
+    }
+    return seconds;
+  }
+
+  std::vector<pid_t> live_;
+  double start_ = 0, machine_ = 0;
+  absl::Time time_;
+};
+
 bool IsTrainerProcess(pid_t pid) {
   absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
   return cmdline.ok() && absl::StrContains(*cmdline, "trainer");
+}
+
+// The children running now, so that a signal that ends this process can end them first.
+absl::Mutex children_mu(absl::kConstInit);
+std::vector<pid_t>& Children() ABSL_EXCLUSIVE_LOCKS_REQUIRED(children_mu) {
+  static auto* children = new std::vector<pid_t>();
+  return *children;
+}
+
+// On SIGINT or SIGTERM: kills the children (their workers die with the schedulers), removes
+// `root` and exits.
+void CleanUpOnSignal(const std::string& root) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any other thread starts
+  std::thread([signals, root] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    {
+      absl::MutexLock lock(&children_mu);
+      for (pid_t pid : Children()) {
+        absl::StatusOr<ProcessSample> child = SampleProcess(pid);
+        if (child.ok() && child->parent == getpid()) kill(pid, SIGKILL);
+      }
+    }
+    absl::SleepFor(absl::Seconds(1));
+    std::error_code ignored;
+    std::filesystem::remove_all(root, ignored);
+    _exit(128 + signal_number);
+  }).detach();
 }
 
 // A service binary started as a child, with the address its ready line gives.
@@ -210,6 +309,10 @@ struct Service {
 absl::StatusOr<Service> StartService(const std::vector<std::string>& argv) {
   Service service;
   ASSIGN_OR_RETURN(service.process, Subprocess::Start(argv));
+  {
+    absl::MutexLock lock(&children_mu);
+    Children().push_back(service.process->pid());
+  }
   absl::StatusOr<std::string> line = service.process->ReadStdoutLine(absl::Seconds(60));
   if (!line.ok()) return Annotate(line.status(), argv[0]);
   for (absl::string_view field : absl::StrSplit(*line, ' ')) {
@@ -228,6 +331,9 @@ void Stop(Subprocess& process, absl::Duration grace) {
     process.Signal(SIGKILL);
     process.Wait(absl::Seconds(10)).IgnoreError();
   }
+  absl::MutexLock lock(&children_mu);
+  std::vector<pid_t>& children = Children();
+  children.erase(std::remove(children.begin(), children.end(), process.pid()), children.end());
 }
 
 // A scheduler process. Its workers are its children (they die with the thread that launched
@@ -518,6 +624,7 @@ struct SubmitRound {
   int idle_threads = 0, pending_threads = 0;
   double idle_rss_mib = 0, pending_rss_mib = 0;
   double idle_log_lines_per_s = 0, pending_log_lines_per_s = 0;
+  double other_cores = 0;  // used by processes not taking part, over the round
 };
 
 struct CpuWindow {
@@ -706,18 +813,21 @@ absl::Status MeasureSubmit(const Flags& flags, const std::string& root) {
   std::vector<SubmitRound> rounds;
   for (int r = 0; r < flags.submit_rounds; ++r) {
     const std::string dir = absl::StrCat(root, "/submit-", r);
+    ASSIGN_OR_RETURN(const OtherProcesses others, OtherProcesses::Start());
     ASSIGN_OR_RETURN(SubmitRound round, RunSubmitRound(flags, r, dir));
+    ASSIGN_OR_RETURN(round.other_cores, others.Cores());
     absl::PrintF(
         "round %d: 1 client: SubmitRun %s\n"
         "  %d clients: SubmitRun %s; %.0f submits/s; GetRun meanwhile %s\n"
         "  %d runs pending: GetRun %s\n"
         "  scheduler: idle %.3f cores, %d threads, %.0f MiB, %.1f log lines/s; with %d runs "
-        "pending %.3f cores, %d threads, %.0f MiB, %.1f log lines/s\n",
+        "pending %.3f cores, %d threads, %.0f MiB, %.1f log lines/s\n"
+        "  other processes: %.2f cores over the round\n",
         r + 1, round.serial.ToString(), flags.clients, round.submit.ToString(),
         round.submits_per_second, round.get_during.ToString(), round.runs,
         round.get_after.ToString(), round.idle_cores, round.idle_threads, round.idle_rss_mib,
         round.idle_log_lines_per_s, round.runs, round.pending_cores, round.pending_threads,
-        round.pending_rss_mib, round.pending_log_lines_per_s);
+        round.pending_rss_mib, round.pending_log_lines_per_s, round.other_cores);
     std::fflush(stdout);
     rounds.push_back(round);
     std::filesystem::remove_all(dir);
@@ -768,7 +878,13 @@ struct RecoveryRound {
   double silence_at_detection_s = 0;  // since the stopped worker's last heartbeat
   double stop_lost_to_step_s = 0;
   std::string kill_reason, stop_reason;
+  double other_cores = 0;  // used by processes not taking part, over the round
 };
+
+bool IsEnded(const v1::Run& run) {
+  return run.state() == v1::RUN_STATE_SUCCEEDED || run.state() == v1::RUN_STATE_FAILED ||
+         run.state() == v1::RUN_STATE_CANCELLED;
+}
 
 bool IsMetrics(const v1::RunEvent& event) { return event.has_metrics(); }
 bool IsCheckpoint(const v1::RunEvent& event) { return event.has_checkpoint(); }
@@ -854,7 +970,7 @@ absl::StatusOr<RecoveryRound> RunRecoveryRound(const Flags& flags, const std::st
 }
 
 absl::Status MeasureRecovery(const Flags& flags, const std::string& root,
-                             const std::string& datamixer) {
+                             const Service& datamixer) {
   absl::PrintF(
       "== recovery: tiny Llama on dp 2; heartbeat every %d ms, timeout %d s; restart backoff "
       "%d ms\n",
@@ -862,16 +978,20 @@ absl::Status MeasureRecovery(const Flags& flags, const std::string& root,
   std::vector<RecoveryRound> rounds;
   for (int r = 0; r < flags.recovery_rounds; ++r) {
     const std::string dir = absl::StrCat(root, "/recovery-", r);
-    ASSIGN_OR_RETURN(RecoveryRound round, RunRecoveryRound(flags, dir, datamixer));
+    ASSIGN_OR_RETURN(const OtherProcesses others,
+                     OtherProcesses::Start({datamixer.process->pid()}));
+    ASSIGN_OR_RETURN(RecoveryRound round, RunRecoveryRound(flags, dir, datamixer.address));
+    ASSIGN_OR_RETURN(round.other_cores, others.Cores());
     absl::PrintF(
         "round %d: SIGKILL rank 1: WorkerLost %.3f s after the kill (\"%s\"); WorkerLost -> "
         "first step of the new attempt %.2f s (-> RUNNING %.2f s, RUNNING -> step %d %.2f s)\n"
         "  SIGSTOP rank 0: WorkerLost %.2f s after the stop, %.3f s after its last heartbeat "
-        "(\"%s\"); WorkerLost -> first step %.2f s\n",
+        "(\"%s\"); WorkerLost -> first step %.2f s\n"
+        "  other processes: %.2f cores over the round\n",
         r + 1, round.kill_to_lost_s, round.kill_reason, round.lost_to_step_s,
         round.lost_to_running_s, round.resumed_at_step, round.running_to_step_s,
         round.stop_to_lost_s, round.silence_at_detection_s, round.stop_reason,
-        round.stop_lost_to_step_s);
+        round.stop_lost_to_step_s, round.other_cores);
     std::fflush(stdout);
     rounds.push_back(round);
     std::filesystem::remove_all(dir);
@@ -900,189 +1020,278 @@ absl::Status MeasureRecovery(const Flags& flags, const std::string& root,
 // ------------------------------------------------------------------------------------------------
 // watch
 
-struct WatchRound {
-  int streams = 0;
-  double step_tokens_per_s = 0;  // median of the trainer's per-step figure
-  double wall_tokens_per_s = 0;  // between the trainer's step timestamps
-  double run_seconds = 0;        // submit to SUCCEEDED
-  double scheduler_cpu_s = 0;    // during the run
-  double bench_cpu_s = 0;        // this process (the stream readers) during the run
-  int64_t min_events_read = 0;   // by the slowest stream
-  int64_t events = 0;
-};
-
-// `count` WatchRun streams on one run, each a client thread with its own channel reading every
-// event until the run ends.
+// `count` WatchRun streams on one run from `after_sequence` on, each a client thread with its
+// own channel reading every event, until the run ends or they are cancelled.
 class Watchers {
  public:
-  Watchers(const std::string& address, const std::string& run_id, int count) : read_(count, 0) {
+  Watchers(const std::string& address, const std::string& run_id, int count, int64_t after_sequence)
+      : last_(count, after_sequence) {
     absl::BlockingCounter started(count);
     for (int w = 0; w < count; ++w) {
       contexts_.push_back(std::make_unique<grpc::ClientContext>());
     }
     for (int w = 0; w < count; ++w) {
-      threads_.emplace_back([this, address, run_id, w, &started] {
+      threads_.emplace_back([this, address, run_id, after_sequence, w, &started] {
         std::unique_ptr<v1::Scheduler::Stub> stub = Connect(address);
         v1::WatchRunRequest request;
         request.set_run_id(run_id);
+        request.set_after_sequence(after_sequence);
         std::unique_ptr<grpc::ClientReader<v1::RunEvent>> reader =
             stub->WatchRun(contexts_[w].get(), request);
         started.DecrementCount();
         v1::RunEvent event;
-        while (reader->Read(&event)) ++read_[w];
-        const absl::Status status = FromGrpcStatus(reader->Finish());
-        if (!status.ok()) {
+        while (reader->Read(&event)) last_[w] = event.sequence();
+        const grpc::Status status = reader->Finish();
+        if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
           absl::MutexLock lock(&mu_);
-          if (error_.ok()) error_ = Annotate(status, absl::StrCat("WatchRun stream ", w));
+          if (error_.ok()) error_ = Annotate(FromGrpcStatus(status), "a WatchRun stream");
         }
       });
     }
     started.Wait();
   }
-  ~Watchers() {
+  ~Watchers() { Stop().IgnoreError(); }
+
+  // Cancels the streams; the sequence of the last event every stream has read.
+  absl::StatusOr<int64_t> Stop() {
     for (auto& context : contexts_) context->TryCancel();
     for (std::thread& thread : threads_) {
       if (thread.joinable()) thread.join();
     }
-  }
-
-  // Waits for every stream to end (the run has); the fewest events a stream read.
-  absl::StatusOr<int64_t> Finish() {
-    for (std::thread& thread : threads_) thread.join();
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(error_);
-    return read_.empty() ? 0 : *std::min_element(read_.begin(), read_.end());
+    return last_.empty() ? 0 : *std::min_element(last_.begin(), last_.end());
   }
 
  private:
-  std::vector<int64_t> read_;
+  std::vector<int64_t> last_;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts_;
   std::vector<std::thread> threads_;
   absl::Mutex mu_;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 };
 
+// CPU seconds: the machine's, and those of the processes taking part.
+struct CpuAccount {
+  double machine = 0;
+  double scheduler = 0;
+  double bench = 0;    // this process: the stream readers
+  double workers = 0;  // the trainer workers and the datamixer
+};
+
+absl::StatusOr<CpuAccount> SampleCpu(pid_t scheduler, const std::vector<pid_t>& others) {
+  CpuAccount account;
+  ASSIGN_OR_RETURN(account.machine, MachineCpuSeconds());
+  ASSIGN_OR_RETURN(const ProcessSample s, SampleProcess(scheduler));
+  account.scheduler = s.cpu_seconds;
+  ASSIGN_OR_RETURN(const ProcessSample b, SampleProcess(getpid()));
+  account.bench = b.cpu_seconds;
+  for (pid_t pid : others) {
+    ASSIGN_OR_RETURN(const ProcessSample o, SampleProcess(pid));
+    account.workers += o.cpu_seconds;
+  }
+  return account;
+}
+
+// A stretch of the run with or without the streams attached.
+struct Window {
+  bool streams = false;
+  bool disturbed = false;  // other processes used more than --max_other_cores
+  absl::Time start, end;
+  CpuAccount cpu;  // used during the window
+  // From the steps that began and ended inside the window, after the settling time.
+  int steps = 0;
+  double step_tokens_per_s = 0;  // median of the trainer's per-step figures
+  double wall_tokens_per_s = 0;  // batch positions over the time between step timestamps
+};
+
+struct WatchRound {
+  std::vector<Window> windows;
+  // A window with the streams / the mean of the windows either side, for each such window.
+  std::vector<double> step_ratios, wall_ratios;
+  int disturbed = 0;  // windows with the streams left out: another process ran beside
+};
+
 absl::StatusOr<WatchRound> RunWatchRound(const Flags& flags, const std::string& dir,
-                                         const std::string& datamixer, int streams) {
+                                         const Service& datamixer, bool streams_first) {
   WatchRound result;
-  result.streams = streams;
   ASSIGN_OR_RETURN(std::unique_ptr<SchedulerProcess> scheduler,
-                   SchedulerProcess::Start(flags, dir + "/scheduler", datamixer));
+                   SchedulerProcess::Start(flags, dir + "/scheduler", datamixer.address));
   ASSIGN_OR_RETURN(const v1::RunSpec spec, Spec({"watch", kSmallModel, 256, 2048, flags.watch_steps,
                                                  0, flags.heartbeat_timeout_s},
                                                 dir + "/checkpoints"));
   std::unique_ptr<v1::Scheduler::Stub> stub = Connect(scheduler->address());
-  Warm(*stub);
-  ASSIGN_OR_RETURN(const ProcessSample scheduler_before, SampleProcess(scheduler->pid()));
-  ASSIGN_OR_RETURN(const ProcessSample bench_before, SampleProcess(getpid()));
-  const absl::Time submitted = absl::Now();
   ASSIGN_OR_RETURN(const v1::Run run, Submit(*stub, spec, ""));
-  auto watchers = std::make_unique<Watchers>(scheduler->address(), run.run_id(), streams);
-  // Waits for the end with GetRun twice a second, in both arms alike.
-  v1::Run ended;
+  // Training, past its first steps.
+  const absl::Time deadline = absl::Now() + absl::Seconds(300);
   while (true) {
-    ASSIGN_OR_RETURN(ended, Get(*stub, run.run_id()));
-    if (ended.state() == v1::RUN_STATE_SUCCEEDED) break;
-    if (ended.state() == v1::RUN_STATE_FAILED || ended.state() == v1::RUN_STATE_CANCELLED ||
-        ended.restarts() > 0) {
-      return absl::InternalError(absl::StrCat(
-          "run ", run.run_id(), ": ", v1::RunState_Name(ended.state()), ": ", ended.message()));
+    ASSIGN_OR_RETURN(const v1::Run now, Get(*stub, run.run_id()));
+    if (now.state() == v1::RUN_STATE_RUNNING && now.step() >= flags.watch_warmup_steps) break;
+    if (IsEnded(now) || absl::Now() > deadline) {
+      return absl::InternalError(absl::StrCat("run ", run.run_id(), " did not start training: ",
+                                              v1::RunState_Name(now.state()), ": ", now.message()));
     }
-    if (absl::Now() - submitted > absl::Minutes(30)) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("run ", run.run_id(), " still ", v1::RunState_Name(ended.state())));
-    }
-    absl::SleepFor(absl::Milliseconds(500));
+    absl::SleepFor(absl::Milliseconds(100));
   }
-  result.run_seconds = absl::ToDoubleSeconds(absl::Now() - submitted);
-  ASSIGN_OR_RETURN(result.min_events_read, watchers->Finish());
-  ASSIGN_OR_RETURN(const ProcessSample scheduler_after, SampleProcess(scheduler->pid()));
-  ASSIGN_OR_RETURN(const ProcessSample bench_after, SampleProcess(getpid()));
-  result.scheduler_cpu_s = scheduler_after.cpu_seconds - scheduler_before.cpu_seconds;
-  result.bench_cpu_s = bench_after.cpu_seconds - bench_before.cpu_seconds;
+  ASSIGN_OR_RETURN(std::vector<pid_t> others, scheduler->AwaitWorkerPids(1, 2, absl::Seconds(10)));
+  others.push_back(datamixer.process->pid());
+
+  // Windows in turn until the run ends; the streams resume after the last event they read, as
+  // `prolongctl run watch` does when its stream breaks.
+  int64_t resume_after = 0;
+  bool ended = false;
+  for (int w = 0; !ended; ++w) {
+    Window window;
+    window.streams = (w % 2 == 0) == streams_first;
+    ASSIGN_OR_RETURN(const CpuAccount before, SampleCpu(scheduler->pid(), others));
+    window.start = absl::Now();
+    std::unique_ptr<Watchers> watchers;
+    if (window.streams) {
+      watchers = std::make_unique<Watchers>(scheduler->address(), run.run_id(), flags.streams,
+                                            resume_after);
+    }
+    while (absl::Now() - window.start < absl::Seconds(flags.window_s)) {
+      absl::SleepFor(absl::Milliseconds(500));
+      ASSIGN_OR_RETURN(const v1::Run now, Get(*stub, run.run_id()));
+      if (IsEnded(now)) {
+        if (now.state() != v1::RUN_STATE_SUCCEEDED || now.restarts() > 0) {
+          return absl::InternalError(absl::StrCat(
+              "run ", run.run_id(), ": ", v1::RunState_Name(now.state()), ": ", now.message()));
+        }
+        ended = true;
+        break;
+      }
+    }
+    window.end = absl::Now();
+    if (watchers != nullptr) {
+      ASSIGN_OR_RETURN(resume_after, watchers->Stop());
+    }
+    if (!ended) {
+      ASSIGN_OR_RETURN(const CpuAccount after, SampleCpu(scheduler->pid(), others));
+      window.cpu = {after.machine - before.machine, after.scheduler - before.scheduler,
+                    after.bench - before.bench, after.workers - before.workers};
+      const CpuAccount& cpu = window.cpu;
+      window.disturbed = (cpu.machine - cpu.scheduler - cpu.bench - cpu.workers) /
+                             absl::ToDoubleSeconds(window.end - window.start) >
+                         flags.max_other_cores;
+    }
+    result.windows.push_back(window);
+  }
+  if (!ended) return absl::InternalError("the run did not end");
+  // The window the run ended in is cut short (and its end saw the last checkpoint): left out.
+  result.windows.pop_back();
 
   ASSIGN_OR_RETURN(const std::vector<v1::RunEvent> events,
                    AllEvents(scheduler->address(), run.run_id()));
-  result.events = static_cast<int64_t>(events.size());
-  if (streams > 0 && result.min_events_read != result.events) {
-    return absl::InternalError(
-        absl::StrCat("a stream read ", result.min_events_read, " of ", result.events, " events"));
-  }
   std::vector<v1::StepMetrics> steps;
   for (const v1::RunEvent& event : events) {
     if (event.has_metrics()) steps.push_back(event.metrics());
   }
-  if (static_cast<int>(steps.size()) != flags.watch_steps ||
-      flags.watch_steps <= flags.watch_warmup_steps + 1) {
-    return absl::InternalError(
-        absl::StrCat(steps.size(), " steps reported of ", flags.watch_steps));
+  for (Window& window : result.windows) {
+    const absl::Time from = window.start + absl::Seconds(flags.settle_s);
+    std::vector<double> per_step;
+    double positions = 0, seconds = 0;
+    for (size_t s = 1; s < steps.size(); ++s) {
+      const absl::Time began = TimeOf(steps[s - 1].time()), done = TimeOf(steps[s].time());
+      if (began < from || done > window.end) continue;
+      per_step.push_back(steps[s].tokens_per_second());
+      positions += static_cast<double>(steps[s].tokens_seen() - steps[s - 1].tokens_seen());
+      seconds += absl::ToDoubleSeconds(done - began);
+    }
+    window.steps = static_cast<int>(per_step.size());
+    window.step_tokens_per_s = Median(per_step);
+    window.wall_tokens_per_s = seconds > 0 ? positions / seconds : NAN;
   }
-  std::vector<double> per_step;
-  for (size_t s = flags.watch_warmup_steps; s < steps.size(); ++s) {
-    per_step.push_back(steps[s].tokens_per_second());
+  // Each window with the streams against the mean of the windows either side of it, which
+  // cancels a drift of the machine's speed that is slow against a window.
+  for (size_t w = 1; w + 1 < result.windows.size(); ++w) {
+    const Window& with = result.windows[w];
+    const Window& before = result.windows[w - 1];
+    const Window& after = result.windows[w + 1];
+    if (!with.streams || with.steps == 0 || before.steps == 0 || after.steps == 0) continue;
+    if (with.disturbed || before.disturbed || after.disturbed) {
+      ++result.disturbed;
+      continue;
+    }
+    result.step_ratios.push_back(with.step_tokens_per_s /
+                                 ((before.step_tokens_per_s + after.step_tokens_per_s) / 2));
+    result.wall_ratios.push_back(with.wall_tokens_per_s /
+                                 ((before.wall_tokens_per_s + after.wall_tokens_per_s) / 2));
   }
-  result.step_tokens_per_s = Median(per_step);
-  const v1::StepMetrics& from = steps[flags.watch_warmup_steps - 1];
-  const v1::StepMetrics& to = steps.back();
-  result.wall_tokens_per_s = static_cast<double>(to.tokens_seen() - from.tokens_seen()) /
-                             absl::ToDoubleSeconds(TimeOf(to.time()) - TimeOf(from.time()));
-  watchers.reset();
   return result;
 }
 
-absl::Status MeasureWatch(const Flags& flags, const std::string& root,
-                          const std::string& datamixer) {
+absl::Status MeasureWatch(const Flags& flags, const std::string& root, const Service& datamixer) {
   absl::PrintF(
-      "== watch: Llama hidden 128 x 4 layers on dp 2, 2048 tokens a step (8 x 256), %d steps "
-      "(the first %d not counted); 0 against %d WatchRun streams, alternating\n",
-      flags.watch_steps, flags.watch_warmup_steps, flags.streams);
-  std::vector<WatchRound> none, many;
+      "== watch: Llama hidden 128 x 4 layers on dp 2, 2048 tokens a step (8 x 256), %d steps a "
+      "run; %d s windows without and with %d WatchRun streams in turn (the first %d s of each "
+      "not counted)\n",
+      flags.watch_steps, flags.window_s, flags.streams, flags.settle_s);
   std::vector<double> step_ratios, wall_ratios;
+  std::vector<double> without_step, with_step, without_wall, with_wall;
+  CpuAccount without_cpu, with_cpu;
+  double without_seconds = 0, with_seconds = 0;
   for (int r = 0; r < flags.watch_rounds; ++r) {
-    WatchRound pair[2];
-    for (int k = 0; k < 2; ++k) {
-      // Every other round the other arm first, so that neither always goes first.
-      const bool with_streams = (r % 2 == 0) == (k == 1);
-      const std::string dir = absl::StrCat(root, "/watch-", r, "-", k);
-      ASSIGN_OR_RETURN(WatchRound round,
-                       RunWatchRound(flags, dir, datamixer, with_streams ? flags.streams : 0));
-      pair[with_streams ? 1 : 0] = round;
-      std::filesystem::remove_all(dir);
+    const std::string dir = absl::StrCat(root, "/watch-", r);
+    const bool streams_first = r % 2 == 1;
+    ASSIGN_OR_RETURN(const WatchRound round, RunWatchRound(flags, dir, datamixer, streams_first));
+    std::filesystem::remove_all(dir);
+    std::string line =
+        absl::StrFormat("round %d (%s first):", r + 1, streams_first ? "streams" : "no streams");
+    double foreign_max = 0;
+    for (const Window& window : round.windows) {
+      const double seconds = absl::ToDoubleSeconds(window.end - window.start);
+      const CpuAccount& cpu = window.cpu;
+      foreign_max =
+          std::max(foreign_max, (cpu.machine - cpu.scheduler - cpu.bench - cpu.workers) / seconds);
+      (window.streams ? with_step : without_step).push_back(window.step_tokens_per_s);
+      (window.streams ? with_wall : without_wall).push_back(window.wall_tokens_per_s);
+      CpuAccount& total = window.streams ? with_cpu : without_cpu;
+      total.machine += cpu.machine;
+      total.scheduler += cpu.scheduler;
+      total.bench += cpu.bench;
+      total.workers += cpu.workers;
+      (window.streams ? with_seconds : without_seconds) += seconds;
+      absl::StrAppendFormat(&line, " %s %.0f/%.0f (%d steps%s);", window.streams ? "with" : "w/o",
+                            window.step_tokens_per_s, window.wall_tokens_per_s, window.steps,
+                            window.disturbed ? ", disturbed" : "");
     }
-    none.push_back(pair[0]);
-    many.push_back(pair[1]);
-    step_ratios.push_back(pair[1].step_tokens_per_s / pair[0].step_tokens_per_s);
-    wall_ratios.push_back(pair[1].wall_tokens_per_s / pair[0].wall_tokens_per_s);
-    absl::PrintF(
-        "round %d (%s first): 0 streams: %.0f tokens/s per step, %.0f wall; run %.1f s, "
-        "scheduler CPU %.2f s | %d streams: %.0f tokens/s per step, %.0f wall; run %.1f s, "
-        "scheduler CPU %.2f s, readers' CPU %.2f s, %d events each | ratio %.3f per step, %.3f "
-        "wall\n",
-        r + 1, r % 2 == 0 ? "0 streams" : "streams", pair[0].step_tokens_per_s,
-        pair[0].wall_tokens_per_s, pair[0].run_seconds, pair[0].scheduler_cpu_s, flags.streams,
-        pair[1].step_tokens_per_s, pair[1].wall_tokens_per_s, pair[1].run_seconds,
-        pair[1].scheduler_cpu_s, pair[1].bench_cpu_s, pair[1].min_events_read, step_ratios.back(),
-        wall_ratios.back());
+    absl::StrAppendFormat(&line,
+                          " ratios per step %s, wall %s; other processes at most %.2f "
+                          "cores in a window (%d ratios left out)\n",
+                          absl::StrJoin(round.step_ratios, " ",
+                                        [](std::string* out, double ratio) {
+                                          absl::StrAppendFormat(out, "%.3f", ratio);
+                                        }),
+                          absl::StrJoin(round.wall_ratios, " ",
+                                        [](std::string* out, double ratio) {
+                                          absl::StrAppendFormat(out, "%.3f", ratio);
+                                        }),
+                          foreign_max, round.disturbed);
+    absl::PrintF("%s", line);
     std::fflush(stdout);
+    step_ratios.insert(step_ratios.end(), round.step_ratios.begin(), round.step_ratios.end());
+    wall_ratios.insert(wall_ratios.end(), round.wall_ratios.begin(), round.wall_ratios.end());
   }
-  auto median = [](const std::vector<WatchRound>& rounds, auto field) {
-    std::vector<double> values;
-    for (const WatchRound& round : rounds) values.push_back(field(round));
-    return Median(values);
-  };
-  auto step = [](const WatchRound& r) { return r.step_tokens_per_s; };
-  auto wall = [](const WatchRound& r) { return r.wall_tokens_per_s; };
-  auto cpu = [](const WatchRound& r) { return r.scheduler_cpu_s; };
+  if (step_ratios.empty()) return absl::InternalError("no window with streams had steps");
   absl::PrintF(
-      "median of %d rounds: 0 streams %.0f tokens/s per step, %.0f wall, scheduler CPU %.2f s; "
-      "%d streams %.0f tokens/s per step, %.0f wall, scheduler CPU %.2f s; median per-round "
-      "ratio %.3f per step (min %.3f, max %.3f), %.3f wall (min %.3f, max %.3f)\n",
-      flags.watch_rounds, median(none, step), median(none, wall), median(none, cpu), flags.streams,
-      median(many, step), median(many, wall), median(many, cpu), Median(step_ratios),
-      *std::min_element(step_ratios.begin(), step_ratios.end()),
+      "median over %d windows each (tokens/s per step / wall): without streams %.0f / %.0f, "
+      "with %d streams %.0f / %.0f\n"
+      "median of %d ratios (a window with / the mean of those without either side): per step "
+      "%.3f (min %.3f, max %.3f), wall "
+      "%.3f (min %.3f, max %.3f)\n"
+      "cores used, without / with streams: scheduler %.3f / %.3f, stream readers (this "
+      "process) %.3f / %.3f, workers and datamixer %.3f / %.3f, whole machine %.3f / %.3f\n",
+      static_cast<int>(without_step.size()), Median(without_step), Median(without_wall),
+      flags.streams, Median(with_step), Median(with_wall), static_cast<int>(step_ratios.size()),
+      Median(step_ratios), *std::min_element(step_ratios.begin(), step_ratios.end()),
       *std::max_element(step_ratios.begin(), step_ratios.end()), Median(wall_ratios),
       *std::min_element(wall_ratios.begin(), wall_ratios.end()),
-      *std::max_element(wall_ratios.begin(), wall_ratios.end()));
+      *std::max_element(wall_ratios.begin(), wall_ratios.end()),
+      without_cpu.scheduler / without_seconds, with_cpu.scheduler / with_seconds,
+      without_cpu.bench / without_seconds, with_cpu.bench / with_seconds,
+      without_cpu.workers / without_seconds, with_cpu.workers / with_seconds,
+      without_cpu.machine / without_seconds, with_cpu.machine / with_seconds);
   std::fflush(stdout);
   return absl::OkStatus();
 }
@@ -1091,10 +1300,10 @@ absl::Status MeasureWatch(const Flags& flags, const std::string& root,
 
 absl::Status Run(const Flags& flags, const std::string& root) {
   if (flags.serial_submits < 1 || flags.clients < 1 || flags.runs_per_client < 1 ||
-      flags.watch_warmup_steps < 1 || flags.watch_steps <= flags.watch_warmup_steps + 1) {
+      flags.window_s <= flags.settle_s || flags.watch_steps <= flags.watch_warmup_steps) {
     return absl::InvalidArgumentError(
-        "--serial_submits, --clients, --runs_per_client and --watch_warmup_steps must be at "
-        "least 1, and --watch_steps above --watch_warmup_steps + 1");
+        "--serial_submits, --clients and --runs_per_client must be at least 1, --window_s above "
+        "--settle_s and --watch_steps above --watch_warmup_steps");
   }
   for (const char* binary : {"services/scheduler/scheduler", "services/datamixer/datamixer",
                              "services/trainer/trainer"}) {
@@ -1114,8 +1323,8 @@ absl::Status Run(const Flags& flags, const std::string& root) {
       StartService({flags.bin + "/services/datamixer/datamixer", "--store=" + root + "/store",
                     "--address=127.0.0.1:0", "--metrics-address=off"}));
   absl::Status status;
-  if (wants("recovery")) status = MeasureRecovery(flags, root, datamixer.address);
-  if (status.ok() && wants("watch")) status = MeasureWatch(flags, root, datamixer.address);
+  if (wants("recovery")) status = MeasureRecovery(flags, root, datamixer);
+  if (status.ok() && wants("watch")) status = MeasureWatch(flags, root, datamixer);
   Stop(*datamixer.process, absl::Seconds(10));
   return status;
 }
@@ -1162,14 +1371,25 @@ int main(int argc, char** argv) {
   app.add_option("--restart_backoff_ms", flags.restart_backoff_ms,
                  "The scheduler's --restart-backoff-ms")
       ->capture_default_str();
-  app.add_option("--watch_rounds", flags.watch_rounds, "watch: rounds (each both arms)")
+  app.add_option("--watch_rounds", flags.watch_rounds,
+                 "watch: rounds (a run each, its windows alternating)")
+      ->capture_default_str();
+  app.add_option("--window_s", flags.window_s,
+                 "watch: seconds of each window with or without the streams")
+      ->capture_default_str();
+  app.add_option("--max_other_cores", flags.max_other_cores,
+                 "watch: a window in which processes not taking part used more CPU is left out, "
+                 "with the windows either side")
+      ->capture_default_str();
+  app.add_option("--settle_s", flags.settle_s,
+                 "watch: seconds at the start of each window whose steps are not counted")
       ->capture_default_str();
   app.add_option("--streams", flags.streams, "watch: WatchRun streams in the loaded arm")
       ->capture_default_str();
   app.add_option("--watch_steps", flags.watch_steps, "watch: training steps of each run")
       ->capture_default_str();
   app.add_option("--watch_warmup_steps", flags.watch_warmup_steps,
-                 "watch: first steps left out of the figures")
+                 "watch: steps trained before the first window")
       ->capture_default_str();
   if (auto exit_code = prolong::ParseCommandLine(app, argc, argv)) return *exit_code;
 
@@ -1181,6 +1401,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   setenv("TEST_TMPDIR", root.c_str(), 1);
+  prolong::CleanUpOnSignal(root);
   const absl::Status status = prolong::Run(flags, root);
   std::error_code ignored;
   std::filesystem::remove_all(root, ignored);

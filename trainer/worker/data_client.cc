@@ -7,8 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 
 namespace prolong::worker {
 namespace {
@@ -22,12 +20,11 @@ constexpr int kMaxMessageBytes = 1 << 30;
 
 }  // namespace
 
-DataClient::DataClient(std::string address, absl::Duration timeout)
+DataClient::DataClient(std::string address, absl::Duration timeout, const ClientSecurity& security)
     : address_(std::move(address)), timeout_(timeout) {
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  stub_ = v1::DataMixer::NewStub(
-      grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), arguments));
+  stub_ = v1::DataMixer::NewStub(OpenChannel(address_, security, arguments));
 }
 
 absl::StatusOr<v1::StagePlan> DataClient::PlanStage(const v1::StageSpec& stage, uint64_t seed) {

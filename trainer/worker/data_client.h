@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/bounded_queue.h"
+#include "common/security.h"
 #include "grpcpp/client_context.h"
 #include "prolong/v1/datamixer.grpc.pb.h"
 
@@ -53,9 +54,9 @@ class BatchStream {
 
 class DataClient {
  public:
-  // A channel to the datamixer at `address` (it connects lazily). Calls wait up to `timeout`
-  // for the datamixer to be reachable.
-  DataClient(std::string address, absl::Duration timeout);
+  // A channel to the datamixer at `address` (it connects lazily), over TLS when `security` says
+  // so. Calls wait up to `timeout` for the datamixer to be reachable.
+  DataClient(std::string address, absl::Duration timeout, const ClientSecurity& security = {});
 
   // PlanStage. UNAVAILABLE "datamixer ADDRESS: unreachable ..." if it did not answer within the
   // timeout; the datamixer's own error (a domain short of data, a bad stage) otherwise.

@@ -9,7 +9,6 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
-#include "grpcpp/create_channel.h"
 
 namespace prolong::worker {
 namespace {
@@ -39,7 +38,7 @@ SchedulerLink::~SchedulerLink() {
 
 absl::StatusOr<std::unique_ptr<SchedulerLink>> SchedulerLink::Register(
     const SchedulerLinkOptions& options) {
-  auto channel = grpc::CreateChannel(options.scheduler_address, grpc::InsecureChannelCredentials());
+  auto channel = OpenChannel(options.scheduler_address, options.security);
   std::unique_ptr<SchedulerLink> link(new SchedulerLink(options, v1::Scheduler::NewStub(channel)));
   v1::RegisterWorkerRequest request;
   request.set_run_id(options.run_id);

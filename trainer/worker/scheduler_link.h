@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/security.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 
 namespace prolong::worker {
@@ -34,6 +35,8 @@ struct SchedulerLinkOptions {
   std::string metrics_address;
   // How long to keep asking while rank 0 has not registered or the scheduler is unreachable.
   absl::Duration register_timeout = absl::Minutes(5);
+  // TLS toward the scheduler (common/security.h).
+  ClientSecurity security;
 };
 
 class SchedulerLink {

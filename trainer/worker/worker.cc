@@ -257,7 +257,8 @@ absl::StatusOr<Outcome> Worker::State::Run() {
   }
   ASSIGN_OR_RETURN(device, SelectDevice(options));
   RETURN_IF_ERROR(Join());
-  DataClient data(options.datamixer_address, absl::Seconds(options.datamixer_timeout_seconds));
+  DataClient data(options.datamixer_address, absl::Seconds(options.datamixer_timeout_seconds),
+                  files.client_security);
   RETURN_IF_ERROR(Plan(data));
   RETURN_IF_ERROR(Agree(Build(), "building the model"));
   ASSIGN_OR_RETURN(const int64_t start_step, Resume());

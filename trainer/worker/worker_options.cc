@@ -185,6 +185,19 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
       ->group(group)
       ->check(CLI::NonNegativeNumber);
   app.add_option("--run-name", options.run_name, "Recorded in checkpoints")->group(group);
+  app.add_option("--client-tls-ca", options.client_tls.tls_ca,
+                 "PEM CA certificate that signed the datamixer's and the scheduler's "
+                 "certificates: call them over TLS")
+      ->group(group)
+      ->check(CLI::ExistingFile);
+  app.add_option("--client-tls-cert", options.client_tls.tls_cert,
+                 "PEM certificate chain this worker presents to them (mutual TLS)")
+      ->group(group)
+      ->check(CLI::ExistingFile);
+  app.add_option("--client-tls-key", options.client_tls.tls_key,
+                 "PEM private key of --client-tls-cert")
+      ->group(group)
+      ->check(CLI::ExistingFile);
   // Hidden (empty group): a fault injection for tests.
   app.add_option("--inject-nonfinite-at-step", options.inject_nonfinite_at_step)->group("");
 }
@@ -233,6 +246,15 @@ std::vector<std::string> JobFlagArgs(const WorkerOptions& o) {
   }
   if (!plan.overlap_grad_reduce) args.push_back("--overlap-grad-reduce=false");
   if (!o.run_name.empty()) args.push_back(absl::StrCat("--run-name=", o.run_name));
+  if (!o.client_tls.tls_ca.empty()) {
+    args.push_back(absl::StrCat("--client-tls-ca=", o.client_tls.tls_ca));
+  }
+  if (!o.client_tls.tls_cert.empty()) {
+    args.push_back(absl::StrCat("--client-tls-cert=", o.client_tls.tls_cert));
+  }
+  if (!o.client_tls.tls_key.empty()) {
+    args.push_back(absl::StrCat("--client-tls-key=", o.client_tls.tls_key));
+  }
   if (o.inject_nonfinite_at_step >= 0) {
     args.push_back(absl::StrCat("--inject-nonfinite-at-step=", o.inject_nonfinite_at_step));
   }
@@ -278,6 +300,7 @@ absl::StatusOr<JobFiles> CheckJob(const WorkerOptions& options) {
   if (options.checkpoint_dir.empty()) {
     return absl::InvalidArgumentError("--checkpoint-dir: required");
   }
+  ASSIGN_OR_RETURN(files.client_security, LoadClientSecurity(options.client_tls, "--client-"));
   RETURN_IF_ERROR(train::ValidateTrainerOptions(options.trainer));
   if (options.deterministic && options.threads > 1) {
     return absl::InvalidArgumentError(

@@ -12,6 +12,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/security.h"
 #include "prolong/v1/run_spec.pb.h"
 #include "trainer/model/llama_config.h"
 #include "trainer/train/lr_schedule.h"
@@ -58,6 +59,9 @@ struct WorkerOptions {
   // known GPU's bf16 peak when training in bf16 (trainer/device_info.h), else MFU not shown.
   double peak_tflops = 0;
   std::string run_name;
+  // TLS of the worker's calls to the datamixer and the scheduler (--client-tls-ca,
+  // --client-tls-cert, --client-tls-key; common/security.h). No token: those calls need none.
+  ClientSecurityFiles client_tls;
   // Fault injection for tests: turns the model's weights non-finite before this step (0-based).
   int64_t inject_nonfinite_at_step = -1;
   // The trainer's settings (--activation-checkpointing, --precision, --cp-scheme,
@@ -85,6 +89,8 @@ struct JobFiles {
   // the stage sets reset_optimizer_state.
   std::string init_model_dir;
   std::string init_training_checkpoint;
+  // The PEM files of --client-tls-*.
+  ClientSecurity client_security;
 };
 
 // Checks the job's settings and reads its files, before anything starts. INVALID_ARGUMENT or

@@ -345,6 +345,9 @@ TEST(WorkerOptionsTest, JobFlagArgsNameEveryJobFlag) {
   job.trainer.parallel.overlap_grad_reduce = false;
   job.trainer.skip_nonfinite = true;
   job.run_name = "r";
+  job.client_tls.tls_ca = "/tls/ca.pem";
+  job.client_tls.tls_cert = "/tls/worker.pem";
+  job.client_tls.tls_key = "/tls/worker.key";
   job.inject_nonfinite_at_step = 1;
   AddJobFlags(app, job);
   const std::vector<std::string> args = JobFlagArgs(job);

@@ -49,10 +49,6 @@ using testing::ServiceProcess;
 using testing::Subprocess;
 
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
-constexpr char kDatamixer[] = "services/datamixer/datamixer";
-constexpr char kScheduler[] = "services/scheduler/scheduler";
-constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
-constexpr char kTrainer[] = "services/trainer/trainer";
 
 // 150 steps of 64 sequences of 128 tokens: over 20 s of training on two idle cores, which
 // outlasts several one-second scrapes and the discovery of rank 0's target with its first
@@ -66,12 +62,8 @@ std::string Spec(const std::string& checkpoint_dir) {
   return absl::StrCat(R"(name: scraped
 seed: 3
 deterministic: true
-model:
-  config: {vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
-           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256,
-           bos_token_id: 1, eos_token_ids: [2]}
-  precision: fp32
-stages:
+)",
+                      testing::kTinyModelYaml, R"(stages:
   - name: short
     seq_len: 128
     batch_tokens: 8192
@@ -248,7 +240,8 @@ absl::StatusOr<Prometheus> StartPrometheus(const std::string& config, const std:
 
 testing::RunResult Ctl(const ServiceProcess& scheduler, std::vector<std::string> args,
                        absl::Duration timeout = kPatience) {
-  args.insert(args.begin(), {kProlongctl, "run", "--scheduler=" + scheduler.address});
+  args.insert(args.begin(),
+              {testing::kProlongctlBinary, "run", "--scheduler=" + scheduler.address});
   absl::StatusOr<testing::RunResult> result = testing::Run(args, timeout);
   EXPECT_OK(result);
   return result.ok() ? *result : testing::RunResult();
@@ -273,13 +266,13 @@ TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWor
   const TempDir dir;
   ASSERT_OK(testing::WriteLearnableCorpus(dir.path + "/store"));
   absl::StatusOr<ServiceProcess> datamixer =
-      testing::StartService({kDatamixer, "--store=" + dir.path + "/store", "--address=127.0.0.1:0",
-                             "--metrics-address=off"},
+      testing::StartService({testing::kDatamixerBinary, "--store=" + dir.path + "/store",
+                             "--address=127.0.0.1:0", "--metrics-address=off"},
                             kPatience);
   ASSERT_OK(datamixer);
   absl::StatusOr<ServiceProcess> started = testing::StartService(
-      {kScheduler, "--state-dir=" + dir.path + "/scheduler", "--address=127.0.0.1:0",
-       "--metrics-address=127.0.0.1:0", "--trainer-binary=" + Absolute(kTrainer),
+      {testing::kSchedulerBinary, "--state-dir=" + dir.path + "/scheduler", "--address=127.0.0.1:0",
+       "--metrics-address=127.0.0.1:0", "--trainer-binary=" + Absolute(testing::kTrainerBinary),
        "--datamixer=" + datamixer->address, "--heartbeat-interval-ms=500"},
       kPatience);
   ASSERT_OK(started);

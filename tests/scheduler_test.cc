@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -49,11 +50,6 @@ namespace {
 using testing::ServiceProcess;
 using testing::Subprocess;
 
-constexpr char kDatamixer[] = "services/datamixer/datamixer";
-constexpr char kEvaluator[] = "services/evaluator/evaluator";
-constexpr char kScheduler[] = "services/scheduler/scheduler";
-constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
-constexpr char kTrainer[] = "services/trainer/trainer";
 constexpr int64_t kStage1Steps = 6;
 constexpr int64_t kStage2Steps = 4;
 
@@ -94,13 +90,8 @@ std::string Spec(const std::string& checkpoint_dir, const std::string& extra = "
   return absl::StrCat("name: ", name, R"(
 seed: 3
 deterministic: true
-model:
-  config: {vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
-           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256,
-           bos_token_id: 1, eos_token_ids: [2]}
-  precision: fp32
-stages:)",
-                      Stage1(), Stage2(), R"(
+)",
+                      testing::kTinyModelYaml, R"(stages:)", Stage1(), Stage2(), R"(
     layout: {data_parallel: 1, context_parallel: 2}
 resources: {data_parallel: 2}
 checkpoint: {directory: )",
@@ -142,8 +133,9 @@ Fixture& Shared() {
     auto* f = new Fixture;
     f->dir = testing::MakeTempDir();
     EXPECT_OK(testing::WriteLearnableCorpus(f->dir + "/store"));
-    auto datamixer = testing::StartService({kDatamixer, "--store=" + f->dir + "/store",
-                                            "--address=127.0.0.1:0", "--metrics-address=off"});
+    auto datamixer =
+        testing::StartService({testing::kDatamixerBinary, "--store=" + f->dir + "/store",
+                               "--address=127.0.0.1:0", "--metrics-address=off"});
     EXPECT_OK(datamixer);
     if (datamixer.ok()) f->datamixer = *std::move(datamixer);
     return f;
@@ -165,7 +157,7 @@ void TrainReference() {
   const std::vector<std::string> common = {"--datamixer=" + f.datamixer.address, "--seed=3",
                                            "--checkpoint-every=2", "--deterministic",
                                            "--precision=fp32"};
-  std::vector<std::string> first = {kProlongctl,
+  std::vector<std::string> first = {testing::kProlongctlBinary,
                                     "train",
                                     "--local",
                                     "--nproc=2",
@@ -176,7 +168,7 @@ void TrainReference() {
   auto result = testing::Run(first, absl::Seconds(300));
   ASSERT_OK(result);
   ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
-  std::vector<std::string> second = {kProlongctl,
+  std::vector<std::string> second = {testing::kProlongctlBinary,
                                      "train",
                                      "--local",
                                      "--nproc=2",
@@ -196,11 +188,11 @@ void TrainReference() {
 ServiceProcess StartScheduler(const std::string& state_dir,
                               const std::vector<std::string>& extra = {},
                               const std::string& address = "127.0.0.1:0") {
-  std::vector<std::string> argv = {kScheduler,
+  std::vector<std::string> argv = {testing::kSchedulerBinary,
                                    "--state-dir=" + state_dir,
                                    "--address=" + address,
                                    "--metrics-address=127.0.0.1:0",
-                                   "--trainer-binary=" + Absolute(kTrainer),
+                                   "--trainer-binary=" + Absolute(testing::kTrainerBinary),
                                    "--datamixer=" + Shared().datamixer.address,
                                    "--heartbeat-interval-ms=200",
                                    "--restart-backoff-ms=200"};
@@ -212,7 +204,8 @@ ServiceProcess StartScheduler(const std::string& state_dir,
 
 testing::RunResult Ctl(const ServiceProcess& scheduler, std::vector<std::string> args,
                        absl::Duration timeout = absl::Seconds(60)) {
-  args.insert(args.begin(), {kProlongctl, "run", "--scheduler=" + scheduler.address});
+  args.insert(args.begin(),
+              {testing::kProlongctlBinary, "run", "--scheduler=" + scheduler.address});
   auto result = testing::Run(args, timeout);
   EXPECT_OK(result);
   return result.ok() ? *result : testing::RunResult();
@@ -272,6 +265,14 @@ std::vector<pid_t> WorkerPids(const Subprocess& scheduler, int64_t attempt) {
 }
 
 bool Alive(pid_t pid) { return kill(pid, 0) == 0; }
+
+// Whether every one of `pids` has ended within 10 s.
+bool AllGone(const std::vector<pid_t>& pids) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  auto any_alive = [&] { return std::any_of(pids.begin(), pids.end(), Alive); };
+  while (any_alive() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  return !any_alive();
+}
 
 void ExpectReferenceBytes(const std::string& checkpoint_dir) {
   TrainReference();
@@ -334,8 +335,9 @@ TEST(SchedulerTest, EveryCheckpointIsEvaluatedAndTheRunShowsTheScores) {
   const std::string dir = testing::MakeTempDir();
   std::ofstream(dir + "/tiny.tiktoken", std::ios::binary)
       << tokenizer::ByteRankFile({"ab", "e ", "th"});
-  auto evaluator = testing::StartService({kEvaluator, "--store=" + dir + "/results", "--device=cpu",
-                                          "--address=127.0.0.1:0", "--metrics-address=off"});
+  auto evaluator =
+      testing::StartService({testing::kEvaluatorBinary, "--store=" + dir + "/results",
+                             "--device=cpu", "--address=127.0.0.1:0", "--metrics-address=off"});
   ASSERT_OK(evaluator);
   ServiceProcess scheduler =
       StartScheduler(dir + "/scheduler", {"--evaluator=" + evaluator->address});
@@ -458,12 +460,7 @@ TEST(SchedulerTest, ARestartedSchedulerRelaunchesItsRunsAndNeverRunsTwoGangs) {
   scheduler.process->Signal(SIGKILL);
   ASSERT_OK(scheduler.process->Wait(absl::Seconds(10)).status());
   // The gang goes with its scheduler: no worker of attempt 1 outlives it.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while ((Alive(pids[0]) || Alive(pids[1])) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_FALSE(Alive(pids[0]));
-  EXPECT_FALSE(Alive(pids[1]));
+  EXPECT_TRUE(AllGone(pids));
 
   ServiceProcess restarted = StartScheduler(dir + "/scheduler");
   const testing::RunResult watched = Ctl(restarted, {"watch", run_id}, absl::Seconds(600));
@@ -603,12 +600,7 @@ TEST(SchedulerTest, ACancelledRunStopsItsWorkers) {
   const testing::RunResult cancelled = Ctl(scheduler, {"cancel", run_id, "--reason=not needed"});
   EXPECT_EQ(cancelled.exit_code, 0) << cancelled.stderr_text;
   EXPECT_EQ(cancelled.stdout_text, run_id + ": CANCELLED: cancelled: not needed\n");
-  const absl::Time gone = absl::Now() + absl::Seconds(10);
-  while ((Alive(pids[0]) || Alive(pids[1])) && absl::Now() < gone) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_FALSE(Alive(pids[0]));
-  EXPECT_FALSE(Alive(pids[1]));
+  EXPECT_TRUE(AllGone(pids));
   EXPECT_EQ(Ctl(scheduler, {"watch", run_id}).exit_code, 1);
   // Cancelling again changes nothing; an unknown run is named.
   EXPECT_EQ(Ctl(scheduler, {"cancel", run_id}).exit_code, 0);

@@ -41,11 +41,6 @@ namespace {
 
 using testing::ServiceProcess;
 
-constexpr char kDatamixer[] = "services/datamixer/datamixer";
-constexpr char kEvaluator[] = "services/evaluator/evaluator";
-constexpr char kScheduler[] = "services/scheduler/scheduler";
-constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
-constexpr char kTrainer[] = "services/trainer/trainer";
 constexpr char kToken[] = "correct-horse-battery-staple";
 
 std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text) {
@@ -129,11 +124,11 @@ std::vector<std::string> ServerTls(bool mutual) {
 
 ServiceProcess StartScheduler(const std::vector<std::string>& extra,
                               const std::string& datamixer = "127.0.0.1:1") {
-  std::vector<std::string> argv = {kScheduler,
+  std::vector<std::string> argv = {testing::kSchedulerBinary,
                                    "--state-dir=" + testing::MakeTempDir(),
                                    "--address=127.0.0.1:0",
                                    "--metrics-address=off",
-                                   "--trainer-binary=" + Absolute(kTrainer),
+                                   "--trainer-binary=" + Absolute(testing::kTrainerBinary),
                                    "--datamixer=" + datamixer,
                                    "--heartbeat-interval-ms=200",
                                    "--restart-backoff-ms=200"};
@@ -174,12 +169,8 @@ std::string Spec(const std::string& checkpoint_dir) {
   return absl::StrCat(R"(name: secure
 seed: 3
 deterministic: true
-model:
-  config: {vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
-           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256,
-           bos_token_id: 1, eos_token_ids: [2]}
-  precision: fp32
-stages:
+)",
+                      testing::kTinyModelYaml, R"(stages:
   - name: short
     seq_len: 64
     batch_tokens: 256
@@ -196,7 +187,7 @@ fault: {max_restarts: 0, heartbeat_timeout: 10s, rendezvous_timeout: 60s}
 }
 
 testing::RunResult Ctl(std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60)) {
-  args.insert(args.begin(), kProlongctl);
+  args.insert(args.begin(), testing::kProlongctlBinary);
   absl::StatusOr<testing::RunResult> result = testing::Run(args, timeout);
   EXPECT_OK(result);
   return result.ok() ? *result : testing::RunResult();
@@ -298,7 +289,7 @@ TEST(SecurityTest, TheDatamixerAsksForTheTokenOnIngest) {
   const std::string store = testing::MakeTempDir() + "/store";
   ASSERT_OK(testing::WriteLearnableCorpus(store));
   auto datamixer =
-      testing::StartService({kDatamixer, "--store=" + store, "--address=127.0.0.1:0",
+      testing::StartService({testing::kDatamixerBinary, "--store=" + store, "--address=127.0.0.1:0",
                              "--metrics-address=off", "--auth-token-file=" + Certificates().token});
   ASSERT_OK(datamixer);
   auto stub = v1::DataMixer::NewStub(OpenChannel(datamixer->address, ClientSecurity()));
@@ -327,8 +318,9 @@ TEST(SecurityTest, TheDatamixerAsksForTheTokenOnIngest) {
 
 TEST(SecurityTest, TheEvaluatorAsksForTheTokenOnEvaluate) {
   auto evaluator = testing::StartService(
-      {kEvaluator, "--store=" + testing::MakeTempDir() + "/results", "--address=127.0.0.1:0",
-       "--metrics-address=off", "--device=cpu", "--auth-token-file=" + Certificates().token});
+      {testing::kEvaluatorBinary, "--store=" + testing::MakeTempDir() + "/results",
+       "--address=127.0.0.1:0", "--metrics-address=off", "--device=cpu",
+       "--auth-token-file=" + Certificates().token});
   ASSERT_OK(evaluator);
   auto stub = v1::Evaluator::NewStub(OpenChannel(evaluator->address, ClientSecurity()));
   auto evaluate = [&](const ClientSecurity& security) {
@@ -399,7 +391,7 @@ TEST(SecurityTest, ARunTrainsWithMutualTlsAndTokensEverywhere) {
   const Pki& pki = Certificates();
   const std::string dir = testing::MakeTempDir();
   ASSERT_OK(testing::WriteLearnableCorpus(dir + "/store"));
-  std::vector<std::string> datamixer_argv = {kDatamixer, "--store=" + dir + "/store",
+  std::vector<std::string> datamixer_argv = {testing::kDatamixerBinary, "--store=" + dir + "/store",
                                              "--address=127.0.0.1:0", "--metrics-address=off",
                                              "--auth-token-file=" + pki.token};
   for (const std::string& flag : ServerTls(/*mutual=*/true)) datamixer_argv.push_back(flag);
@@ -450,21 +442,24 @@ TEST(SecurityTest, IncompleteSettingsStopAServiceAtStart) {
   };
   const std::string empty_token = WriteFile(testing::MakeTempDir(), "empty-token", " \n");
   const std::vector<Case> cases = {
-      {{kScheduler, "--tls-cert=" + pki.server_cert}, "--tls-cert and --tls-key"},
-      {{kScheduler, "--tls-client-ca=" + pki.ca}, "--tls-client-ca: needs --tls-cert"},
-      {{kScheduler, "--tls-cert=" + pki.token, "--tls-key=" + pki.server_key},
+      {{testing::kSchedulerBinary, "--tls-cert=" + pki.server_cert}, "--tls-cert and --tls-key"},
+      {{testing::kSchedulerBinary, "--tls-client-ca=" + pki.ca},
+       "--tls-client-ca: needs --tls-cert"},
+      {{testing::kSchedulerBinary, "--tls-cert=" + pki.token, "--tls-key=" + pki.server_key},
        "--tls-cert: " + pki.token + ": not a PEM file"},
-      {{kScheduler, "--client-tls-cert=" + pki.client_cert, "--client-tls-key=" + pki.client_key},
+      {{testing::kSchedulerBinary, "--client-tls-cert=" + pki.client_cert,
+        "--client-tls-key=" + pki.client_key},
        "--client-tls-cert: needs --client-tls-ca"},
-      {{kScheduler, "--auth-token-file=" + empty_token}, "--auth-token-file"},
-      {{kDatamixer, "--store=/nonexistent", "--auth-token-file=" + empty_token},
+      {{testing::kSchedulerBinary, "--auth-token-file=" + empty_token}, "--auth-token-file"},
+      {{testing::kDatamixerBinary, "--store=/nonexistent", "--auth-token-file=" + empty_token},
        "--auth-token-file"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> argv = c.argv;
-    if (c.argv[0] == kScheduler) {
+    if (c.argv[0] == testing::kSchedulerBinary) {
       argv.insert(argv.end(), {"--state-dir=" + testing::MakeTempDir(), "--address=127.0.0.1:0",
-                               "--metrics-address=off", "--trainer-binary=" + Absolute(kTrainer)});
+                               "--metrics-address=off",
+                               "--trainer-binary=" + Absolute(testing::kTrainerBinary)});
     }
     absl::StatusOr<testing::RunResult> result = testing::Run(argv, absl::Seconds(30));
     ASSERT_OK(result);

@@ -125,8 +125,8 @@ std::vector<ServiceCase> AllServices() {
        "services/scheduler/scheduler",
        "prolong.v1.Scheduler",
        "prolong/v1/scheduler.proto",
-       {"SubmitRun", "GetRun", "ListRuns", "CancelRun", "WatchRun", "StreamLogs",
-        "RegisterWorker", "Heartbeat", "ReportMetrics", "ReportCheckpoint"},
+       {"SubmitRun", "GetRun", "ListRuns", "CancelRun", "WatchRun", "StreamLogs", "RegisterWorker",
+        "Heartbeat", "ReportMetrics", "ReportCheckpoint"},
        [](auto channel) { return CallUnary(channel, &v1::Scheduler::Stub::GetRun); },
        "GetRun",
        grpc::StatusCode::NOT_FOUND,
@@ -327,7 +327,7 @@ TEST_P(ServiceProcessTest, AddressInUseGivesOneClearLine) {
 
   auto with_args = [&](std::vector<std::string> argv) {
     const std::vector<std::string> args = service.args();
-  argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   };
   absl::StatusOr<testing::RunResult> second =

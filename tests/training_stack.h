@@ -13,8 +13,24 @@
 
 namespace prolong::testing {
 
+// The service binaries, where a test's runfiles hold them.
+inline constexpr char kDatamixerBinary[] = "services/datamixer/datamixer";
+inline constexpr char kEvaluatorBinary[] = "services/evaluator/evaluator";
+inline constexpr char kSchedulerBinary[] = "services/scheduler/scheduler";
+inline constexpr char kProlongctlBinary[] = "services/prolongctl/prolongctl";
+inline constexpr char kTrainerBinary[] = "services/trainer/trainer";
+
 // The corpus's vocabulary: token ids are below it.
 inline constexpr int kLearnableVocab = 256;
+
+// A RunSpec's `model:` block (YAML) for a tiny Llama over the corpus: hidden 32, 2 layers, 4
+// heads, 2 kv heads, vocabulary kLearnableVocab, float32.
+inline constexpr char kTinyModelYaml[] = R"(model:
+  config: {vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256,
+           bos_token_id: 1, eos_token_ids: [2]}
+  precision: fp32
+)";
 
 // A store at `dir` with domains "books" (24 documents of 150 to 300 tokens) and "web" (200 of 5
 // to 60), each document an arithmetic progression of ids modulo kLearnableVocab, and with

@@ -225,6 +225,18 @@ int List(const RunFlags& flags) {
   return 0;
 }
 
+// "evaluation long step 4: recall 12.5, rag 3.0", or why it has no scores.
+std::string DescribeEvaluation(const v1::EvaluationSummary& evaluation) {
+  std::vector<std::string> scores;
+  for (const auto& [category, score] : evaluation.category_scores()) {
+    scores.push_back(absl::StrFormat("%s %.1f", category, score));
+  }
+  std::sort(scores.begin(), scores.end());
+  return absl::StrCat("evaluation ", evaluation.stage(), " step ", evaluation.step(), ": ",
+                      evaluation.failure().empty() ? absl::StrJoin(scores, ", ")
+                                                   : "failed: " + evaluation.failure());
+}
+
 void PrintRun(const v1::Run& run) {
   std::cout << "run:      " << run.run_id() << "\n"
             << "state:    " << StateName(run.state())
@@ -237,26 +249,24 @@ void PrintRun(const v1::Run& run) {
     std::cout << "checkpoints: " << run.checkpoints_size() << ", newest " << newest.path() << "\n";
   }
   for (const v1::EvaluationSummary& evaluation : run.evaluations()) {
-    std::vector<std::string> scores;
-    for (const auto& [category, score] : evaluation.category_scores()) {
-      scores.push_back(absl::StrFormat("%s %.1f", category, score));
-    }
-    std::sort(scores.begin(), scores.end());
-    std::cout << "evaluation " << evaluation.stage() << " step " << evaluation.step() << ": "
-              << absl::StrJoin(scores, ", ") << "\n";
+    std::cout << DescribeEvaluation(evaluation) << "\n";
   }
   std::cout << std::flush;
 }
 
-int Get(const RunFlags& flags) {
-  auto stub = Connect(flags);
+grpc::Status GetRun(v1::Scheduler::Stub& stub, const RunFlags& flags, v1::Run& run) {
   v1::GetRunRequest request;
   request.set_run_id(flags.run_id);
-  v1::Run run;
   grpc::ClientContext context;
   AddCredentials(context, flags.security);
   SetDeadline(context, absl::Seconds(30));
-  const grpc::Status status = stub->GetRun(&context, request, &run);
+  return stub.GetRun(&context, request, &run);
+}
+
+int Get(const RunFlags& flags) {
+  auto stub = Connect(flags);
+  v1::Run run;
+  const grpc::Status status = GetRun(*stub, flags, run);
   if (!status.ok()) return Fail(flags, status);
   if (flags.json) {
     std::string json;
@@ -291,15 +301,8 @@ std::string DescribeEvent(const v1::RunEvent& event) {
                           event.checkpoint().step(), ": ", event.checkpoint().path());
     case v1::RunEvent::kWorkerLost:
       return absl::StrCat(time, " worker lost: ", event.worker_lost().reason());
-    case v1::RunEvent::kEvaluation: {
-      std::vector<std::string> scores;
-      for (const auto& [category, score] : event.evaluation().category_scores()) {
-        scores.push_back(absl::StrFormat("%s %.1f", category, score));
-      }
-      std::sort(scores.begin(), scores.end());
-      return absl::StrCat(time, " evaluation ", event.evaluation().stage(), " step ",
-                          event.evaluation().step(), ": ", absl::StrJoin(scores, ", "));
-    }
+    case v1::RunEvent::kEvaluation:
+      return absl::StrCat(time, " ", DescribeEvaluation(event.evaluation()));
     default:
       return absl::StrCat(time, " (an event this prolongctl does not know)");
   }
@@ -328,13 +331,8 @@ int Watch(const RunFlags& flags) {
     }
     absl::SleepFor(absl::Seconds(1));
   }
-  v1::GetRunRequest request;
-  request.set_run_id(flags.run_id);
   v1::Run run;
-  grpc::ClientContext context;
-  AddCredentials(context, flags.security);
-  SetDeadline(context, absl::Seconds(30));
-  const grpc::Status status = stub->GetRun(&context, request, &run);
+  const grpc::Status status = GetRun(*stub, flags, run);
   if (!status.ok()) return Fail(flags, status);
   PrintRun(run);
   return run.state() == v1::RUN_STATE_SUCCEEDED ? 0 : 1;

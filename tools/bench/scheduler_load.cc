@@ -21,11 +21,13 @@
 //             window, from the run's StepMetrics events: the trainer's per-step figure and the
 //             batch positions over the time between the trainer's step timestamps (which
 //             includes the step's ReportMetrics call); each window with the streams against
-//             the mean of the two without either side of it. Also the CPU the scheduler, the
-//             stream readers, the workers and the whole machine used.
+//             the mean of the two without either side of it, left out where processes not
+//             taking part used more than --max_other_cores in one of the three. Also the CPU
+//             the scheduler, the stream readers, the workers and the whole machine used.
 //
-// Every process it starts is stopped by pid at the end, the workers of each scheduler too, and
-// its temporary directory is removed.
+// Every process it starts is stopped by pid at the end (or on SIGINT and SIGTERM), the workers
+// of each scheduler too, and its temporary directory is removed. Each round says how much CPU
+// processes not taking part used meanwhile: run it on an otherwise idle machine.
 //
 //   bazel build //tools/bench:scheduler_load //services/{scheduler,datamixer,trainer}
 //   bazel-bin/tools/bench/scheduler_load --bin=bazel-bin [--measure=submit,recovery,watch]

@@ -236,6 +236,8 @@ absl::Status RunDriver::StartStage(const v1::Run& run) {
                    gang.world_size() > 1 ? "s" : "", " (dp ", layout.dp, " x cp ", layout.cp, ")"),
       [&](v1::Run& r, auto&) {
         r.set_attempt(gang.attempt);
+        r.clear_rendezvous_address();
+        r.clear_launcher_job_id();
         r.set_stage_steps(plan->steps());
         while (r.stage_plans_size() <= stage_index) r.add_stage_plans();
         *r.mutable_stage_plans(stage_index) = *plan;

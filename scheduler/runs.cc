@@ -223,14 +223,18 @@ absl::StatusOr<v1::WorkerAssignment> Runs::RegisterWorker(const v1::RegisterWork
   if (entry->liveness_attempt != run.attempt()) {
     entry->liveness_attempt = run.attempt();
     entry->ranks.assign(world, RankLiveness());
-    entry->rendezvous_address.clear();
   }
   if (request.rank() == 0) {
     if (request.rendezvous_address().empty() && world > 1) {
       return absl::InvalidArgumentError("rendezvous_address: rank 0 must say where its store is");
     }
-    entry->rendezvous_address = request.rendezvous_address();
-  } else if (entry->rendezvous_address.empty()) {
+    if (request.rendezvous_address() != run.rendezvous_address()) {
+      v1::Run changed = run;
+      changed.set_rendezvous_address(request.rendezvous_address());
+      RETURN_IF_ERROR(store_->Write(changed, {}));
+      entry->run = std::move(changed);
+    }
+  } else if (run.rendezvous_address().empty()) {
     return absl::UnavailableError(
         absl::StrCat("rank 0 of attempt ", run.attempt(), " has not registered yet"));
   }
@@ -251,7 +255,7 @@ absl::StatusOr<v1::WorkerAssignment> Runs::RegisterWorker(const v1::RegisterWork
   rank_spec.set_cp_rank(request.rank() % layout.cp);
   rank_spec.set_cp_size(layout.cp);
   rank_spec.set_micro_batch_sequences(layout.micro_batch_sequences);
-  assignment.set_rendezvous_address(entry->rendezvous_address);
+  assignment.set_rendezvous_address(run.rendezvous_address());
   assignment.set_datamixer_address(run.spec().data().datamixer_address().empty()
                                        ? datamixer_address
                                        : run.spec().data().datamixer_address());

@@ -82,7 +82,6 @@ class Runs {
     int64_t last_sequence = 0;
     int64_t liveness_attempt = 0;
     std::vector<RankLiveness> ranks;
-    std::string rendezvous_address;
   };
   explicit Runs(std::unique_ptr<RunStore> store);
   Entry* Find(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -39,7 +39,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -649,7 +648,8 @@ absl::StatusOr<CpuWindow> MeasureCpu(const SchedulerProcess& scheduler, absl::Du
                        absl::ToDoubleSeconds(after.time - before.time)};
 }
 
-// GetRun from `clients` threads on the runs in `run_ids` until `done` is notified.
+// GetRun from `clients` threads, each on its own channel, on the runs `pick` chooses, until
+// Finish.
 class Getters {
  public:
   Getters(const std::string& address, int clients, std::function<std::string(std::mt19937&)> pick)
@@ -676,10 +676,14 @@ class Getters {
     }
     ready.Wait();
   }
+  ~Getters() { Finish().IgnoreError(); }
 
+  // The latencies of every call.
   absl::StatusOr<std::vector<double>> Finish() {
-    done_.Notify();
-    for (std::thread& thread : threads_) thread.join();
+    if (!done_.HasBeenNotified()) done_.Notify();
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(error_);
     return log_.Take();

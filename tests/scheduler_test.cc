@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <regex>
 #include <string>
@@ -252,15 +253,18 @@ bool WaitForCheckpoint(const std::string& stage_dir, int64_t step, absl::Duratio
   return false;
 }
 
-// The pids of the workers of `attempt`, from the scheduler's log of their registrations.
+// The pids of the workers of `attempt`, from the scheduler's log of their registrations, in rank
+// order (ranks register in any order).
 std::vector<pid_t> WorkerPids(const Subprocess& scheduler, int64_t attempt) {
-  std::vector<pid_t> pids;
+  std::map<int, pid_t> by_rank;
   const std::regex pattern(
-      absl::StrCat(R"(worker \S+/)", attempt, R"(/\d+ registered \(.*, pid (\d+)\))"));
+      absl::StrCat(R"(worker \S+/)", attempt, R"(/(\d+) registered \(.*, pid (\d+)\))"));
   const std::string log = scheduler.Stderr();
   for (std::sregex_iterator it(log.begin(), log.end(), pattern), end; it != end; ++it) {
-    pids.push_back(std::stoi((*it)[1].str()));
+    by_rank[std::stoi((*it)[1].str())] = std::stoi((*it)[2].str());
   }
+  std::vector<pid_t> pids;
+  for (const auto& [rank, pid] : by_rank) pids.push_back(pid);
   return pids;
 }
 

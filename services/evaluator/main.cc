@@ -2,13 +2,13 @@
 // (proto/prolong/v1/evaluator.proto), one evaluation at a time, keeping every result in its
 // store so that a restarted evaluator resumes what it had not finished.
 
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "common/cli.h"
+#include "common/install.h"
 #include "common/server.h"
 #include "evaluator/service/evaluator_service.h"
 #include "prolong/v1/evaluator.grpc.pb.h"
@@ -19,12 +19,7 @@ int main(int argc, char** argv) {
   options.address = "127.0.0.1:7420";
   options.metrics_address = "127.0.0.1:7421";
   prolong::evaluator::EvaluatorServiceOptions evaluator;
-  const char* home = std::getenv("PROLONG_HOME");
-  const char* user_home = std::getenv("HOME");
-  evaluator.store_dir =
-      home != nullptr && *home != '\0'
-          ? std::string(home) + "/eval-results"
-          : std::string(user_home == nullptr ? "." : user_home) + "/.prolong/eval-results";
+  evaluator.store_dir = prolong::ProlongHome() + "/eval-results";
   CLI::App app(
       "prolong evaluator: scores checkpoints on HELMET's long-context tasks (synthetic recall, "
       "RAG, re-rank, ICL, long QA, summarization) at several input lengths.");

@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -13,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/install.h"
 #include "common/status_macros.h"
 #include "datamixer/tokenizer/load.h"
 #include "evaluator/diagnostics/position_loss.h"
@@ -50,13 +50,6 @@ struct RunFlags {
 int Fail(const absl::Status& status) {
   std::cerr << "prolongctl eval run: " << status.message() << std::endl;
   return 1;
-}
-
-std::string DefaultResultsDir() {
-  const char* home = std::getenv("PROLONG_HOME");
-  if (home != nullptr && *home != '\0') return absl::StrCat(home, "/eval-results");
-  const char* user_home = std::getenv("HOME");
-  return absl::StrCat(user_home == nullptr ? "." : user_home, "/.prolong/eval-results");
 }
 
 std::string Duration(double seconds) {
@@ -113,7 +106,7 @@ int RunEval(const RunFlags& flags) {
       tokenizer::LoadTokenizer(flags.tokenizer, flags.preset);
   if (!tokenizer.ok()) return Fail(Annotate(tokenizer.status(), "--tokenizer"));
   const std::string results_dir =
-      flags.results_dir.empty() ? DefaultResultsDir() : flags.results_dir;
+      flags.results_dir.empty() ? ProlongHome() + "/eval-results" : flags.results_dir;
   std::error_code error;
   std::filesystem::create_directories(results_dir, error);
   absl::StatusOr<std::unique_ptr<evaluator::results::ResultStore>> store =

@@ -17,6 +17,7 @@
 #include "common/security.h"
 #include "google/protobuf/util/json_util.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
+#include "scheduler/run_spec_check.h"
 
 namespace prolong::ctl {
 namespace {
@@ -124,14 +125,8 @@ void PrintPlans(const v1::Run& run, double tokens_per_second_per_gpu) {
   for (int k = 0; k < run.stage_plans_size(); ++k) {
     const v1::StageSpec& stage = run.spec().stages(k);
     const v1::StagePlan& plan = run.stage_plans(k);
-    const int dp = stage.layout().data_parallel() > 0 ? stage.layout().data_parallel()
-                   : run.spec().resources().data_parallel() > 0
-                       ? run.spec().resources().data_parallel()
-                       : 1;
-    const int cp = stage.layout().context_parallel() > 0 ? stage.layout().context_parallel()
-                   : run.spec().resources().context_parallel() > 0
-                       ? run.spec().resources().context_parallel()
-                       : 1;
+    const scheduler::Layout layout = scheduler::StageLayoutOf(run.spec(), k);
+    const int dp = layout.dp, cp = layout.cp;
     const int64_t tokens = plan.steps() * plan.sequences_per_batch() * plan.seq_len();
     std::cout << absl::StrFormat(
         "stage %d/%d %s: %d steps of %d sequences x %d tokens = %d tokens; %d ranks (dp %d x cp "

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -20,8 +19,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/http_get.h"
+#include "common/install.h"
 #include "scheduler/launch/process_gang.h"
-#include "services/prolongctl/binaries.h"
 
 namespace prolong::ctl {
 namespace {
@@ -37,13 +36,6 @@ struct UpFlags {
   bool check = false;
   std::string bin_dir;
 };
-
-std::string DefaultHome() {
-  const char* home = std::getenv("PROLONG_HOME");
-  if (home != nullptr && *home != '\0') return home;
-  const char* user_home = std::getenv("HOME");
-  return std::string(user_home == nullptr ? "." : user_home) + "/.prolong";
-}
 
 struct Service {
   std::string name;
@@ -82,7 +74,7 @@ std::string LastLines(const std::string& path, int count) {
 }
 
 int Up(const UpFlags& flags) {
-  const std::string home = flags.home.empty() ? DefaultHome() : flags.home;
+  const std::string home = flags.home.empty() ? ProlongHome() : flags.home;
   std::error_code error;
   std::filesystem::create_directories(home + "/logs", error);
   if (error) {

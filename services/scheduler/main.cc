@@ -3,7 +3,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -11,32 +10,13 @@
 
 #include "CLI/CLI.hpp"
 #include "common/cli.h"
+#include "common/install.h"
 #include "common/security.h"
 #include "common/server.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 #include "scheduler/scheduler_service.h"
 
 namespace {
-
-std::string DefaultHome() {
-  const char* home = std::getenv("PROLONG_HOME");
-  if (home != nullptr && *home != '\0') return home;
-  const char* user_home = std::getenv("HOME");
-  return std::string(user_home == nullptr ? "." : user_home) + "/.prolong";
-}
-
-// Beside this binary (an installation), else where Bazel puts it.
-std::string DefaultTrainer() {
-  char self[4096];
-  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (length <= 0) return "trainer";
-  std::string dir(self, length);
-  dir = dir.substr(0, dir.rfind('/'));
-  for (const std::string& candidate : {dir + "/trainer", dir + "/../trainer/trainer"}) {
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return dir + "/trainer";
-}
 
 // Workers cannot connect to a wildcard address: they are told this machine's name instead.
 std::string AdvertisedAddress(const std::string& bound) {
@@ -56,8 +36,7 @@ int main(int argc, char** argv) {
   options.address = "127.0.0.1:7400";
   options.metrics_address = "127.0.0.1:7401";
   prolong::scheduler::SchedulerServiceOptions scheduler;
-  scheduler.state_dir = DefaultHome() + "/scheduler";
-  scheduler.trainer_binary = DefaultTrainer();
+  scheduler.state_dir = prolong::ProlongHome() + "/scheduler";
   scheduler.datamixer_address = "127.0.0.1:7410";
   scheduler.evaluator_address = "127.0.0.1:7420";
   int heartbeat_interval_ms = 1000;
@@ -68,8 +47,9 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", scheduler.state_dir,
                  "The run store (RocksDB, one scheduler at a time) and runs' work directories")
       ->capture_default_str();
-  app.add_option("--trainer-binary", scheduler.trainer_binary, "The worker binary gangs run")
-      ->capture_default_str();
+  app.add_option("--trainer-binary", scheduler.trainer_binary,
+                 "The worker binary gangs run (default: the trainer beside this binary, else "
+                 "Bazel's bazel-bin/services/trainer/trainer)");
   app.add_option("--datamixer", scheduler.datamixer_address,
                  "The datamixer of runs whose spec names none")
       ->capture_default_str();
@@ -101,6 +81,15 @@ int main(int argc, char** argv) {
       "Calls to the datamixer and the evaluator (workers get the same TLS files)");
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;
+  }
+  if (scheduler.trainer_binary.empty()) {
+    absl::StatusOr<std::string> trainer =
+        prolong::FindBinary("trainer", /*path=*/"", "--trainer-binary");
+    if (!trainer.ok()) {
+      std::cerr << "scheduler: " << trainer.status().message() << std::endl;
+      return 1;
+    }
+    scheduler.trainer_binary = *std::move(trainer);
   }
   absl::StatusOr<prolong::ClientSecurity> security =
       prolong::LoadClientSecurity(outgoing, "--client-");

@@ -72,11 +72,11 @@
 #include "common/grpc_status.h"
 #include "common/proto_file.h"
 #include "common/status_macros.h"
-#include "datamixer/store/store.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 #include "tests/subprocess.h"
+#include "tests/training_stack.h"
 
 namespace prolong {
 namespace {
@@ -344,11 +344,11 @@ class SchedulerProcess {
   static absl::StatusOr<std::unique_ptr<SchedulerProcess>> Start(
       const Flags& flags, const std::string& state_dir, const std::string& datamixer_address) {
     const std::string trainer =
-        std::filesystem::absolute(flags.bin + "/services/trainer/trainer").string();
+        std::filesystem::absolute(absl::StrCat(flags.bin, "/", testing::kTrainerBinary)).string();
     ASSIGN_OR_RETURN(
         Service service,
-        StartService({flags.bin + "/services/scheduler/scheduler", "--state-dir=" + state_dir,
-                      "--address=127.0.0.1:0", "--metrics-address=off",
+        StartService({absl::StrCat(flags.bin, "/", testing::kSchedulerBinary),
+                      "--state-dir=" + state_dir, "--address=127.0.0.1:0", "--metrics-address=off",
                       "--trainer-binary=" + trainer, "--datamixer=" + datamixer_address,
                       absl::StrCat("--heartbeat-interval-ms=", flags.heartbeat_interval_ms),
                       absl::StrCat("--restart-backoff-ms=", flags.restart_backoff_ms)}));
@@ -544,45 +544,18 @@ absl::StatusOr<std::vector<v1::RunEvent>> AllEvents(const std::string& address,
 // ------------------------------------------------------------------------------------------------
 // The data and the runs
 
-// The corpus of tests/training_stack.cc (whose library is private to //tests): domains "books"
-// (24 documents of 150 to 300 tokens) and "web" (200 of 5 to 60), each document an arithmetic
-// progression of ids modulo 256, which a tiny Llama learns quickly.
-absl::Status WriteCorpus(const std::string& dir) {
-  constexpr int kVocab = 256;
-  ASSIGN_OR_RETURN(auto store, store::Store::OpenForWriting(dir, {"test-tokenizer", kVocab}));
-  std::mt19937_64 random(5);
-  std::vector<store::Document> documents;
-  auto add = [&](const std::string& domain, int count, int64_t min_length, int64_t max_length) {
-    for (int i = 0; i < count; ++i) {
-      store::Document document{domain, absl::StrCat(domain, "/", i), {}, ""};
-      const int64_t length =
-          min_length + static_cast<int64_t>(random() % (max_length - min_length + 1));
-      const uint64_t start = random() % kVocab, stride = 1 + random() % 3;
-      for (int64_t t = 0; t < length; ++t) {
-        document.tokens.push_back(static_cast<uint32_t>((start + stride * t) % kVocab));
-      }
-      documents.push_back(std::move(document));
-    }
-  };
-  add("books", 24, 150, 300);
-  add("web", 200, 5, 60);
-  return store->shard().AddBatch(documents).status();
-}
-
-// tests/scheduler_test.cc's model.
-constexpr char kTinyModel[] =
-    "{vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, "
-    "num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, "
-    "bos_token_id: 1, eos_token_ids: [2]}";
-// Wider, deeper and on longer sequences, for steps long enough to time.
-constexpr char kSmallModel[] =
-    "{vocab_size: 256, hidden_size: 128, intermediate_size: 344, num_hidden_layers: 4, "
-    "num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 1024, "
-    "bos_token_id: 1, eos_token_ids: [2]}";
+// Wider, deeper and on longer sequences than testing::kTinyModelYaml, for steps long enough to
+// time.
+constexpr char kSmallModelYaml[] = R"(model:
+  config: {vocab_size: 256, hidden_size: 128, intermediate_size: 344, num_hidden_layers: 4,
+           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 1024,
+           bos_token_id: 1, eos_token_ids: [2]}
+  precision: fp32
+)";
 
 struct RunShape {
   std::string name;
-  const char* model;
+  const char* model;  // the spec's `model:` block
   int64_t seq_len;
   int64_t batch_tokens;
   int64_t steps;
@@ -593,8 +566,8 @@ struct RunShape {
 // One stage on dp 2, from the two test domains (repeated as often as the steps need).
 absl::StatusOr<v1::RunSpec> Spec(const RunShape& shape, const std::string& checkpoint_dir) {
   const std::string yaml = absl::StrCat(
-      "name: ", shape.name, "\nseed: 3\nmodel:\n  config: ", shape.model,
-      "\n  precision: fp32\nstages:\n  - name: main\n    seq_len: ", shape.seq_len,
+      "name: ", shape.name, "\nseed: 3\n", shape.model,
+      "stages:\n  - name: main\n    seq_len: ", shape.seq_len,
       "\n    batch_tokens: ", shape.batch_tokens,
       "\n    total_tokens: ", shape.steps * shape.batch_tokens,
       "\n    allow_repetition: true"
@@ -703,9 +676,9 @@ absl::StatusOr<SubmitRound> RunSubmitRound(const Flags& flags, int round, const 
   // Nothing listens on port 1: every run waits for its first plan.
   ASSIGN_OR_RETURN(std::unique_ptr<SchedulerProcess> scheduler,
                    SchedulerProcess::Start(flags, dir + "/scheduler", "127.0.0.1:1"));
-  ASSIGN_OR_RETURN(
-      const v1::RunSpec spec,
-      Spec({"load", kTinyModel, 64, 256, 6, 2, flags.heartbeat_timeout_s}, dir + "/checkpoints"));
+  ASSIGN_OR_RETURN(const v1::RunSpec spec,
+                   Spec({"load", testing::kTinyModelYaml, 64, 256, 6, 2, flags.heartbeat_timeout_s},
+                        dir + "/checkpoints"));
 
   // Idle, before any run.
   absl::SleepFor(absl::Seconds(1));
@@ -929,9 +902,9 @@ absl::StatusOr<RecoveryRound> RunRecoveryRound(const Flags& flags, const std::st
                    SchedulerProcess::Start(flags, dir + "/scheduler", datamixer));
   // Enough steps that the run is still training when the measurements are done; it is
   // cancelled then.
-  ASSIGN_OR_RETURN(const v1::RunSpec spec,
-                   Spec({"recovery", kTinyModel, 64, 256, 20000, 20, flags.heartbeat_timeout_s},
-                        dir + "/checkpoints"));
+  ASSIGN_OR_RETURN(const v1::RunSpec spec, Spec({"recovery", testing::kTinyModelYaml, 64, 256,
+                                                 20000, 20, flags.heartbeat_timeout_s},
+                                                dir + "/checkpoints"));
   std::unique_ptr<v1::Scheduler::Stub> stub = Connect(scheduler->address());
   ASSIGN_OR_RETURN(const v1::Run run, Submit(*stub, spec, ""));
   auto events = std::make_unique<EventStream>(scheduler->address(), run.run_id());
@@ -1123,8 +1096,8 @@ absl::StatusOr<WatchRound> RunWatchRound(const Flags& flags, const std::string& 
   WatchRound result;
   ASSIGN_OR_RETURN(std::unique_ptr<SchedulerProcess> scheduler,
                    SchedulerProcess::Start(flags, dir + "/scheduler", datamixer.address));
-  ASSIGN_OR_RETURN(const v1::RunSpec spec, Spec({"watch", kSmallModel, 256, 2048, flags.watch_steps,
-                                                 0, flags.heartbeat_timeout_s},
+  ASSIGN_OR_RETURN(const v1::RunSpec spec, Spec({"watch", kSmallModelYaml, 256, 2048,
+                                                 flags.watch_steps, 0, flags.heartbeat_timeout_s},
                                                 dir + "/checkpoints"));
   std::unique_ptr<v1::Scheduler::Stub> stub = Connect(scheduler->address());
   ASSIGN_OR_RETURN(const v1::Run run, Submit(*stub, spec, ""));
@@ -1311,8 +1284,8 @@ absl::Status Run(const Flags& flags, const std::string& root) {
         "--serial_submits, --clients and --runs_per_client must be at least 1, --window_s above "
         "--settle_s and --watch_steps above --watch_warmup_steps");
   }
-  for (const char* binary : {"services/scheduler/scheduler", "services/datamixer/datamixer",
-                             "services/trainer/trainer"}) {
+  for (const char* binary :
+       {testing::kSchedulerBinary, testing::kDatamixerBinary, testing::kTrainerBinary}) {
     const std::string path = absl::StrCat(flags.bin, "/", binary);
     if (access(path.c_str(), X_OK) != 0) {
       return absl::NotFoundError(absl::StrCat("--bin: ", path, " is not an executable"));
@@ -1323,11 +1296,11 @@ absl::Status Run(const Flags& flags, const std::string& root) {
   };
   if (wants("submit")) RETURN_IF_ERROR(MeasureSubmit(flags, root));
   if (!wants("recovery") && !wants("watch")) return absl::OkStatus();
-  RETURN_IF_ERROR(WriteCorpus(root + "/store"));
-  ASSIGN_OR_RETURN(
-      Service datamixer,
-      StartService({flags.bin + "/services/datamixer/datamixer", "--store=" + root + "/store",
-                    "--address=127.0.0.1:0", "--metrics-address=off"}));
+  RETURN_IF_ERROR(testing::WriteLearnableCorpus(root + "/store"));
+  ASSIGN_OR_RETURN(Service datamixer,
+                   StartService({absl::StrCat(flags.bin, "/", testing::kDatamixerBinary),
+                                 "--store=" + root + "/store", "--address=127.0.0.1:0",
+                                 "--metrics-address=off"}));
   absl::Status status;
   if (wants("recovery")) status = MeasureRecovery(flags, root, datamixer);
   if (status.ok() && wants("watch")) status = MeasureWatch(flags, root, datamixer);

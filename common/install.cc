@@ -1,14 +1,15 @@
-#include "services/prolongctl/binaries.h"
+#include "common/install.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace prolong::ctl {
+namespace prolong {
 namespace {
 
 bool IsExecutableFile(const std::string& path) {
@@ -18,6 +19,13 @@ bool IsExecutableFile(const std::string& path) {
 
 }  // namespace
 
+std::string ProlongHome() {
+  const char* home = std::getenv("PROLONG_HOME");
+  if (home != nullptr && *home != '\0') return home;
+  const char* user_home = std::getenv("HOME");
+  return absl::StrCat(user_home == nullptr ? "." : user_home, "/.prolong");
+}
+
 absl::StatusOr<std::string> FindBinary(const std::string& name, const std::string& path,
                                        const std::string& flag) {
   if (!path.empty()) {
@@ -26,8 +34,9 @@ absl::StatusOr<std::string> FindBinary(const std::string& name, const std::strin
   }
   char self[4096];
   const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (length <= 0)
-    return absl::NotFoundError(absl::StrCat("cannot locate prolongctl; pass ", flag));
+  if (length <= 0) {
+    return absl::NotFoundError(absl::StrCat("cannot locate the running binary; pass ", flag));
+  }
   std::string dir(self, length);
   dir = dir.substr(0, dir.rfind('/'));
   const std::vector<std::string> candidates = {absl::StrCat(dir, "/", name),
@@ -39,4 +48,4 @@ absl::StatusOr<std::string> FindBinary(const std::string& name, const std::strin
       absl::StrCat("no ", name, " binary at ", absl::StrJoin(candidates, " or "), "; pass ", flag));
 }
 
-}  // namespace prolong::ctl
+}  // namespace prolong

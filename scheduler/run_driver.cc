@@ -55,7 +55,12 @@ void RunDriver::Drive() {
   // The gang's processes belong to this thread (local ranks die with the thread that started
   // them), so it stops them itself before it ends.
   while (!stopping_.HasBeenNotified() && Step()) {
-    stopping_.WaitForNotificationWithTimeout(options_.poll_interval);
+    // A gang is watched closely; a run waiting to (re)start has nothing to watch until then.
+    const absl::Duration wait =
+        gang_ != nullptr || trained_
+            ? options_.poll_interval
+            : std::clamp(restart_at_ - absl::Now(), options_.poll_interval, absl::Seconds(1));
+    stopping_.WaitForNotificationWithTimeout(wait);
   }
   if (gang_ != nullptr) {
     gang_->Stop();
@@ -78,7 +83,11 @@ bool RunDriver::Step() {
       if (now >= restart_at_) {
         const absl::Status started = StartStage(*run);
         if (!started.ok()) {
-          PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << started.message() << "; retrying";
+          if (started.message() != last_wait_reason_) {  // once, not every retry
+            PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << started.message()
+                                 << "; retrying every 2s";
+            last_wait_reason_ = std::string(started.message());
+          }
           restart_at_ = now + absl::Seconds(2);
         }
       }

@@ -84,6 +84,8 @@ class RunDriver {
   absl::Time launched_;
   bool trained_ = false;  // every stage trained; waiting for evaluations
   absl::Time restart_at_;
+  // Why the last try to start the stage failed (logged when it changes).
+  std::string last_wait_reason_;
   absl::Notification stopping_;
   absl::Notification done_;
   std::thread thread_;

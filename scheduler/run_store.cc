@@ -45,7 +45,7 @@ absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& dir)
 }
 
 absl::Status RunStore::Write(const v1::Run& run, const std::vector<v1::RunEvent>& events,
-                             const std::string& request_id) {
+                             const std::string& request_id, Durability durability) {
   rocksdb::WriteBatch batch;
   batch.Put(RunKey(run.run_id()), run.SerializeAsString());
   for (const v1::RunEvent& event : events) {
@@ -53,7 +53,7 @@ absl::Status RunStore::Write(const v1::Run& run, const std::vector<v1::RunEvent>
   }
   if (!request_id.empty()) batch.Put(absl::StrCat("request/", request_id), run.run_id());
   rocksdb::WriteOptions options;
-  options.sync = true;
+  options.sync = durability == Durability::kSynced;
   return FromRocks(db_->Write(options, &batch), "write");
 }
 

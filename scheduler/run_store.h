@@ -1,7 +1,9 @@
 // The scheduler's durable state in RocksDB: every run (the Run message, whole), its events in
-// order, and the request ids it was submitted under. Each write is synced before it returns, so
-// a transition is on disk before the scheduler acts on it, and a run's record and the events
-// that describe its change land together or not at all.
+// order, and the request ids it was submitted under. A synced write is on disk before it
+// returns, so a transition is there before the scheduler acts on it; concurrent writers share
+// one sync (RocksDB commits them as a group). A run's record and the events that describe its
+// change land together or not at all, and in the order written: an unsynced write (a step's
+// metrics) may be lost in a machine crash, but only with everything written after it.
 //
 // Keys: "run/<id>" -> Run, "event/<id>/<sequence, 16 digits>" -> RunEvent,
 // "request/<request id>" -> run id.
@@ -31,9 +33,11 @@ class RunStore {
   static absl::StatusOr<std::unique_ptr<RunStore>> Open(const std::string& dir);
   ~RunStore();
 
+  enum class Durability { kSynced, kBuffered };
   // The run's record with `events` appended, and `request_id` (if not empty) mapped to the run.
   absl::Status Write(const v1::Run& run, const std::vector<v1::RunEvent>& events,
-                     const std::string& request_id = "");
+                     const std::string& request_id = "",
+                     Durability durability = Durability::kSynced);
 
   // Every run, in no particular order.
   absl::StatusOr<std::vector<v1::Run>> LoadRuns() const;

@@ -14,6 +14,9 @@
 namespace prolong::scheduler {
 namespace {
 
+// Events of a run kept in memory for its watchers; older ones are read from the store.
+constexpr size_t kRecentEvents = 1024;
+
 google::protobuf::Timestamp Now() {
   const int64_t micros = absl::ToUnixMicros(absl::Now());
   google::protobuf::Timestamp time;
@@ -90,39 +93,63 @@ const Runs::Entry* Runs::Find(const std::string& run_id) const {
   return found == runs_.end() ? nullptr : &found->second;
 }
 
+void Runs::AwaitIdle(Entry& entry) {
+  auto idle = [&entry] { return !entry.writing; };
+  mu_.Await(absl::Condition(&idle));
+}
+
+void Runs::Publish(Entry& entry, v1::Run run, std::vector<v1::RunEvent> events) {
+  entry.run = std::move(run);
+  for (v1::RunEvent& event : events) {
+    entry.last_sequence = event.sequence();
+    entry.recent.push_back(std::move(event));
+  }
+  while (entry.recent.size() > kRecentEvents) entry.recent.pop_front();
+}
+
 absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string& request_id,
                                      bool* created) {
-  absl::MutexLock lock(&mu_);
   *created = false;
-  if (!request_id.empty()) {
-    ASSIGN_OR_RETURN(std::optional<std::string> existing, store_->RunOfRequest(request_id));
-    if (existing.has_value()) {
-      const Entry* entry = Find(*existing);
-      if (entry == nullptr) {
-        return absl::DataLossError(absl::StrCat("request ", request_id, " names run ", *existing,
-                                                ", which the store does not hold"));
-      }
-      return entry->run;
-    }
-  }
-  std::string run_id;
-  do {
-    run_id = NewRunId(spec.name());
-  } while (runs_.count(run_id) > 0);
   v1::Run run;
-  run.set_run_id(run_id);
+  v1::RunEvent event;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!request_id.empty()) {
+      // A retry of a submission still being written waits for it, then gets its run.
+      auto settled = [this, &request_id] { return creating_requests_.count(request_id) == 0; };
+      mu_.Await(absl::Condition(&settled));
+      ASSIGN_OR_RETURN(std::optional<std::string> existing, store_->RunOfRequest(request_id));
+      if (existing.has_value()) {
+        const Entry* entry = Find(*existing);
+        if (entry == nullptr) {
+          return absl::DataLossError(absl::StrCat("request ", request_id, " names run ", *existing,
+                                                  ", which the store does not hold"));
+        }
+        return entry->run;
+      }
+      creating_requests_.insert(request_id);
+    }
+    std::string run_id;
+    do {
+      run_id = NewRunId(spec.name());
+    } while (runs_.count(run_id) > 0 || creating_runs_.count(run_id) > 0);
+    creating_runs_.insert(run_id);
+    run.set_run_id(run_id);
+  }
   *run.mutable_spec() = spec;
   run.set_state(v1::RUN_STATE_PENDING);
   *run.mutable_create_time() = Now();
-  v1::RunEvent event;
   event.set_sequence(1);
   *event.mutable_time() = run.create_time();
   event.mutable_state_changed()->set_to(v1::RUN_STATE_PENDING);
   event.mutable_state_changed()->set_message("submitted");
-  RETURN_IF_ERROR(store_->Write(run, {event}, request_id));
-  Entry& entry = runs_[run_id];
-  entry.run = run;
-  entry.last_sequence = 1;
+  const absl::Status written = store_->Write(run, {event}, request_id);
+
+  absl::MutexLock lock(&mu_);
+  creating_runs_.erase(run.run_id());
+  creating_requests_.erase(request_id);
+  RETURN_IF_ERROR(written);
+  Publish(runs_[run.run_id()], run, {std::move(event)});
   *created = true;
   return run;
 }
@@ -147,21 +174,31 @@ std::vector<v1::Run> Runs::List() const {
   return runs;
 }
 
-absl::StatusOr<v1::Run> Runs::Update(const std::string& run_id, const Change& change) {
-  absl::MutexLock lock(&mu_);
-  Entry* entry = Find(run_id);
-  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
-  v1::Run run = entry->run;
+absl::StatusOr<v1::Run> Runs::Update(const std::string& run_id, const Change& change,
+                                     RunStore::Durability durability) {
+  Entry* entry = nullptr;
+  v1::Run run;
   std::vector<v1::RunEvent> events;
-  RETURN_IF_ERROR(change(run, events));
-  int64_t sequence = entry->last_sequence;
-  for (v1::RunEvent& event : events) {
-    event.set_sequence(++sequence);
-    if (!event.has_time()) *event.mutable_time() = Now();
+  {
+    absl::MutexLock lock(&mu_);
+    entry = Find(run_id);
+    if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
+    AwaitIdle(*entry);
+    run = entry->run;
+    RETURN_IF_ERROR(change(run, events));
+    int64_t sequence = entry->last_sequence;
+    for (v1::RunEvent& event : events) {
+      event.set_sequence(++sequence);
+      if (!event.has_time()) *event.mutable_time() = Now();
+    }
+    entry->writing = true;
   }
-  RETURN_IF_ERROR(store_->Write(run, events));
-  entry->run = run;
-  entry->last_sequence = sequence;
+  const absl::Status written = store_->Write(run, events, "", durability);
+
+  absl::MutexLock lock(&mu_);
+  entry->writing = false;
+  RETURN_IF_ERROR(written);
+  Publish(*entry, run, std::move(events));
   return run;
 }
 
@@ -187,17 +224,32 @@ absl::StatusOr<v1::Run> Runs::Transition(const std::string& run_id, v1::RunState
 absl::StatusOr<std::vector<v1::RunEvent>> Runs::WaitForEvents(const std::string& run_id,
                                                               int64_t after, absl::Duration timeout,
                                                               bool* ended) const {
-  absl::ReaderMutexLock lock(&mu_);
-  const Entry* entry = Find(run_id);
-  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
-  auto ready = [entry, after] {
-    return entry->last_sequence > after || IsTerminal(entry->run.state());
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
-  *ended = IsTerminal(entry->run.state());
   constexpr int kBatch = 1000;
+  int64_t last_sequence = 0;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    const Entry* entry = Find(run_id);
+    if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
+    auto ready = [entry, after] {
+      return entry->last_sequence > after || IsTerminal(entry->run.state());
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+    *ended = IsTerminal(entry->run.state());
+    last_sequence = entry->last_sequence;
+    if (last_sequence <= after) return std::vector<v1::RunEvent>();
+    if (!entry->recent.empty() && entry->recent.front().sequence() <= after + 1) {
+      // All in memory: the usual case of a watcher that keeps up.
+      auto first = entry->recent.end() - (last_sequence - after);
+      std::vector<v1::RunEvent> events(first,
+                                       first + std::min<int64_t>(kBatch, last_sequence - after));
+      if (events.back().sequence() < last_sequence) *ended = false;
+      return events;
+    }
+  }
+  // Older than memory holds: from the store, without the lock, up to what has been shown.
   ASSIGN_OR_RETURN(std::vector<v1::RunEvent> events, store_->Events(run_id, after, kBatch));
-  if (!events.empty() && events.back().sequence() < entry->last_sequence) *ended = false;
+  while (!events.empty() && events.back().sequence() > last_sequence) events.pop_back();
+  if (events.empty() || events.back().sequence() < last_sequence) *ended = false;
   return events;
 }
 
@@ -209,6 +261,7 @@ absl::StatusOr<v1::WorkerAssignment> Runs::RegisterWorker(const v1::RegisterWork
   if (entry == nullptr) {
     return absl::NotFoundError(absl::StrCat("run_id: no run ", request.run_id()));
   }
+  AwaitIdle(*entry);  // the rendezvous address below is written over the newest record
   const v1::Run& run = entry->run;
   if (request.attempt() != run.attempt() || run.state() != v1::RUN_STATE_RUNNING) {
     return absl::FailedPreconditionError(

@@ -2,17 +2,22 @@
 // their event logs, the waiting of watchers, and the workers of each run's current attempt
 // (registrations and heartbeats, kept in memory: a restarted scheduler starts a new attempt).
 //
-// Every change goes through Update, which persists the run and its new events in one synced
-// write and only then makes them visible, so what a client was told survives a crash.
+// Every change goes through Update, which persists the run and its new events in one write and
+// only then makes them visible, so what a client was told survives a crash. The write happens
+// outside the lock (one change of a run at a time; other runs and readers go on meanwhile), so
+// concurrent submissions and changes share a sync. The newest events of each run are also kept
+// in memory, where watchers read them.
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef PROLONG_SCHEDULER_RUNS_H_
 #define PROLONG_SCHEDULER_RUNS_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -52,8 +57,11 @@ class Runs {
   // An event to append: its sequence and time are filled in by Update.
   using Change = std::function<absl::Status(v1::Run& run, std::vector<v1::RunEvent>& events)>;
   // Applies `change` to a copy of the run; if it returns OK, persists the copy with the events
-  // it added and makes both visible. The run as it now is.
-  absl::StatusOr<v1::Run> Update(const std::string& run_id, const Change& change);
+  // it added and makes both visible. The run as it now is. kBuffered (for a step's metrics, not
+  // for a transition): not synced before it is shown, so a machine crash may lose it (and only
+  // with what came after it).
+  absl::StatusOr<v1::Run> Update(const std::string& run_id, const Change& change,
+                                 RunStore::Durability durability = RunStore::Durability::kSynced);
   // Moves the run to `to` with a StateChanged event saying `message`, plus `change` if given.
   absl::StatusOr<v1::Run> Transition(const std::string& run_id, v1::RunState to,
                                      const std::string& message, const Change& change = nullptr);
@@ -80,16 +88,28 @@ class Runs {
   struct Entry {
     v1::Run run;
     int64_t last_sequence = 0;
+    // The newest events (the last at last_sequence), at most kRecentEvents.
+    std::deque<v1::RunEvent> recent;
+    // A change of the run is being written: the next one waits for it.
+    bool writing = false;
     int64_t liveness_attempt = 0;
     std::vector<RankLiveness> ranks;
   };
   explicit Runs(std::unique_ptr<RunStore> store);
   Entry* Find(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Entry* Find(const std::string& run_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Waits until no change of the entry's run is being written.
+  void AwaitIdle(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Publish(Entry& entry, v1::Run run, std::vector<v1::RunEvent> events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<RunStore> store_;
   mutable absl::Mutex mu_;
+  // Entries are never removed, so pointers to them stay valid.
   std::map<std::string, Entry> runs_ ABSL_GUARDED_BY(mu_);
+  // Run ids drawn and request ids taken by submissions being written.
+  std::set<std::string> creating_runs_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> creating_requests_ ABSL_GUARDED_BY(mu_);
 };
 
 // "run-name-1a2b3c" ids; worker ids "<run id>/<attempt>/<rank>".

@@ -1,7 +1,10 @@
 #include "trainer/worker/device.h"
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 
+#include "ATen/Parallel.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "torch/cuda.h"
@@ -11,6 +14,16 @@
 #endif
 
 namespace prolong::worker {
+
+void SetComputeThreads(int threads) {
+  at::set_num_threads(threads);
+  // Looked up rather than linked: the BLAS behind libblas.so.3 is chosen at install time.
+  using SetBlasThreads = void (*)(int);
+  if (auto set_blas_threads =
+          reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_blas_threads(threads);
+  }
+}
 
 absl::StatusOr<c10::Device> SelectDevice(const WorkerOptions& options) {
   if (options.device == "cpu") return c10::Device(c10::kCPU);

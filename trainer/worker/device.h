@@ -17,6 +17,11 @@ namespace prolong::worker {
 // is visible, else cpu. FAILED_PRECONDITION for cuda in a build without CUDA or with no GPU.
 absl::StatusOr<c10::Device> SelectDevice(const WorkerOptions& options);
 
+// Computes on `threads` CPU threads: ATen's pool and, where LibTorch multiplies through OpenBLAS
+// (Debian's libtorch), OpenBLAS's own pool, which otherwise takes every core whatever ATen is
+// told, so that ranks sharing a machine spin against each other.
+void SetComputeThreads(int threads);
+
 // Joins the gang with the device's communicators: NCCL for a GPU, Gloo for the CPU.
 absl::StatusOr<comm::ProcessGroups> JoinGang(const comm::RendezvousOptions& rendezvous,
                                              const c10::Device& device);

@@ -14,6 +14,8 @@ namespace prolong::worker {
 namespace {
 
 constexpr absl::Duration kCallTimeout = absl::Seconds(10);
+// Steps kept while the scheduler does not answer: minutes of training at small scale.
+constexpr size_t kMaxQueuedMetrics = 4096;
 
 void SetDeadline(grpc::ClientContext& context) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
@@ -29,9 +31,16 @@ std::string Hostname() {
 
 SchedulerLink::SchedulerLink(const SchedulerLinkOptions& options,
                              std::unique_ptr<v1::Scheduler::Stub> stub)
-    : options_(options), stub_(std::move(stub)) {}
+    : options_(options), stub_(std::move(stub)) {
+  metrics_sender_ = std::thread([this] { MetricsLoop(); });
+}
 
 SchedulerLink::~SchedulerLink() {
+  {
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+  }
+  metrics_sender_.join();  // after the last queued step is sent
   stopping_.Notify();
   if (heartbeats_.joinable()) heartbeats_.join();
 }
@@ -111,16 +120,40 @@ void SchedulerLink::HeartbeatLoop(std::function<void(v1::WorkerAction)> on_actio
 }
 
 void SchedulerLink::ReportMetrics(const v1::StepMetrics& metrics) {
-  v1::ReportMetricsRequest request;
-  request.set_worker_id(assignment_.worker_id());
-  *request.add_metrics() = metrics;
-  v1::ReportMetricsResponse response;
-  grpc::ClientContext context;
-  SetDeadline(context);
-  const grpc::Status status = stub_->ReportMetrics(&context, request, &response);
-  if (!status.ok()) {
-    PROLONG_LOG(WARNING) << "reporting step " << metrics.step()
-                         << " to the scheduler failed: " << status.error_message();
+  absl::MutexLock lock(&mu_);
+  if (queued_.size() == kMaxQueuedMetrics) {
+    queued_.pop_front();
+    if (dropped_++ == 0) {
+      PROLONG_LOG(WARNING) << "the scheduler has not taken the last " << kMaxQueuedMetrics
+                           << " steps' metrics; dropping the oldest";
+    }
+  }
+  queued_.push_back(metrics);
+}
+
+void SchedulerLink::MetricsLoop() {
+  while (true) {
+    v1::ReportMetricsRequest request;
+    {
+      absl::MutexLock lock(&mu_);
+      sending_ = false;
+      auto ready = [this] { return !queued_.empty() || closing_; };
+      mu_.Await(absl::Condition(&ready));
+      if (queued_.empty()) return;
+      for (v1::StepMetrics& metrics : queued_) *request.add_metrics() = std::move(metrics);
+      queued_.clear();
+      sending_ = true;
+    }
+    request.set_worker_id(assignment_.worker_id());  // set before the first step was queued
+    v1::ReportMetricsResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    const grpc::Status status = stub_->ReportMetrics(&context, request, &response);
+    if (!status.ok()) {
+      PROLONG_LOG(WARNING) << "reporting steps " << request.metrics(0).step() << " to "
+                           << request.metrics(request.metrics_size() - 1).step()
+                           << " to the scheduler failed: " << status.error_message();
+    }
   }
 }
 
@@ -128,6 +161,12 @@ void SchedulerLink::ReportCheckpoint(const v1::Checkpoint& checkpoint) {
   v1::ReportCheckpointRequest request;
   request.set_worker_id(assignment_.worker_id());
   *request.mutable_checkpoint() = checkpoint;
+  {
+    // The steps up to the checkpoint come before it in the run's events.
+    absl::MutexLock lock(&mu_);
+    auto sent = [this] { return queued_.empty() && !sending_; };
+    mu_.Await(absl::Condition(&sent));
+  }
   // A checkpoint matters more than a step's metrics: a few tries.
   for (int attempt = 0; attempt < 3; ++attempt) {
     v1::ReportCheckpointResponse response;

@@ -1,10 +1,11 @@
 // A trainer worker's side of the Scheduler, in scheduler mode: it registers (rank 0 with the
 // address of the gang's store it hosts; the other ranks learn it from their assignment),
-// heartbeats with its step from a background thread, and rank 0 reports each step's metrics and
-// each checkpoint. The scheduler answers a heartbeat with what to do: continue, stop after a
-// checkpoint, or stop now. A scheduler that cannot be reached for a while does not stop
-// training (a restarted scheduler takes the gang back or fences it by its attempt number).
-// No LibTorch here.
+// heartbeats with its step from a background thread, and rank 0 reports each step's metrics (from
+// another thread, several steps to a call when the scheduler is slow, so that the training loop
+// never waits for it) and each checkpoint. The scheduler answers a heartbeat with what to do:
+// continue, stop after a checkpoint, or stop now. A scheduler that cannot be reached for a while
+// does not stop training (a restarted scheduler takes the gang back or fences it by its attempt
+// number). No LibTorch here.
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef PROLONG_TRAINER_WORKER_SCHEDULER_LINK_H_
@@ -12,12 +13,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/security.h"
@@ -56,13 +60,18 @@ class SchedulerLink {
   void StartHeartbeats(std::function<void(v1::WorkerAction)> on_action);
   // The step the next heartbeat reports.
   void SetStep(int64_t step) { step_ = step; }
-  // Sent at once; a failure is logged, not returned: training goes on without the scheduler.
+  // Queued and returns at once; the oldest queued steps are dropped (and the drop logged) while
+  // the scheduler cannot be reached. Failures are logged, not returned: training goes on
+  // without the scheduler.
   void ReportMetrics(const v1::StepMetrics& metrics);
+  // Sent after the steps queued before it, with a few tries; returns once answered.
   void ReportCheckpoint(const v1::Checkpoint& checkpoint);
 
  private:
   SchedulerLink(const SchedulerLinkOptions& options, std::unique_ptr<v1::Scheduler::Stub> stub);
   void HeartbeatLoop(std::function<void(v1::WorkerAction)> on_action);
+  // Sends queued metrics until the link closes and the queue is empty.
+  void MetricsLoop();
 
   const SchedulerLinkOptions options_;
   std::unique_ptr<v1::Scheduler::Stub> stub_;
@@ -70,6 +79,13 @@ class SchedulerLink {
   std::atomic<int64_t> step_{0};
   absl::Notification stopping_;
   std::thread heartbeats_;
+
+  absl::Mutex mu_;
+  std::deque<v1::StepMetrics> queued_ ABSL_GUARDED_BY(mu_);
+  bool sending_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread metrics_sender_;
 };
 
 }  // namespace prolong::worker

@@ -250,10 +250,10 @@ absl::StatusOr<Outcome> Worker::State::Run() {
   start = absl::Now();
   if (options.deterministic) {
     // Reductions split work by thread count; one thread gives the same bits on every run.
-    at::set_num_threads(1);
+    SetComputeThreads(1);
     at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
   } else if (options.threads > 0) {
-    at::set_num_threads(options.threads);
+    SetComputeThreads(options.threads);
   }
   ASSIGN_OR_RETURN(device, SelectDevice(options));
   RETURN_IF_ERROR(Join());

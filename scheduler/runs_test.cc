@@ -1,0 +1,176 @@
+#include "scheduler/runs.h"
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/status_matchers.h"
+#include "gtest/gtest.h"
+
+namespace prolong::scheduler {
+namespace {
+
+std::string NewStoreDir() {
+  std::string dir = absl::StrCat(::testing::TempDir(), "/runs-XXXXXX");
+  EXPECT_NE(mkdtemp(dir.data()), nullptr);
+  return dir + "/store";
+}
+
+v1::RunSpec Spec() {
+  v1::RunSpec spec;
+  spec.set_name("test");
+  spec.add_stages()->set_name("short");
+  return spec;
+}
+
+// A change that counts in the run (a read-modify-write) and adds one event.
+absl::StatusOr<v1::Run> AddStep(Runs& runs, const std::string& run_id,
+                                RunStore::Durability durability = RunStore::Durability::kSynced) {
+  return runs.Update(
+      run_id,
+      [](v1::Run& run, std::vector<v1::RunEvent>& events) {
+        run.set_step(run.step() + 1);
+        events.emplace_back().mutable_metrics()->set_step(run.step());
+        return absl::OkStatus();
+      },
+      durability);
+}
+
+// Every event after `after`, read as a watcher reads them, in batches.
+std::vector<v1::RunEvent> ReadAll(const Runs& runs, const std::string& run_id, int64_t after) {
+  std::vector<v1::RunEvent> all;
+  while (true) {
+    bool ended = false;
+    auto events = runs.WaitForEvents(run_id, after, absl::ZeroDuration(), &ended);
+    EXPECT_OK(events);
+    if (!events.ok() || events->empty()) return all;
+    after = events->back().sequence();
+    all.insert(all.end(), events->begin(), events->end());
+  }
+}
+
+void ExpectSequencesFrom(const std::vector<v1::RunEvent>& events, int64_t first) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSERT_EQ(events[i].sequence(), first + static_cast<int64_t>(i)) << "event " << i;
+  }
+}
+
+TEST(RunsTest, ConcurrentSubmissionsUnderOneRequestIdCreateOneRun) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir()));
+  constexpr int kClients = 16;
+  std::vector<std::string> ids(kClients);
+  std::atomic<int> created_count{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      bool created = false;
+      absl::StatusOr<v1::Run> run = runs->Create(Spec(), "request-1", &created);
+      ASSERT_OK(run);
+      ids[i] = run->run_id();
+      if (created) ++created_count;
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(created_count, 1);
+  for (const std::string& id : ids) EXPECT_EQ(id, ids[0]);
+  EXPECT_EQ(runs->List().size(), 1u);
+}
+
+TEST(RunsTest, ConcurrentChangesOfOneRunLoseNoneAndKeepTheEventsInOrder) {
+  const std::string dir = NewStoreDir();
+  std::string run_id;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(dir));
+    bool created = false;
+    ASSERT_OK_AND_ASSIGN(v1::Run run, runs->Create(Spec(), "", &created));
+    run_id = run.run_id();
+    constexpr int kWriters = 8, kChanges = 50;
+    std::vector<std::thread> writers;
+    for (int i = 0; i < kWriters; ++i) {
+      writers.emplace_back([&, i] {
+        for (int k = 0; k < kChanges; ++k) {
+          ASSERT_OK(
+              AddStep(*runs, run_id,
+                      i % 2 ? RunStore::Durability::kBuffered : RunStore::Durability::kSynced));
+        }
+      });
+    }
+    for (std::thread& writer : writers) writer.join();
+    ASSERT_OK_AND_ASSIGN(run, runs->Get(run_id));
+    EXPECT_EQ(run.step(), kWriters * kChanges);
+    const std::vector<v1::RunEvent> events = ReadAll(*runs, run_id, 0);
+    ASSERT_EQ(events.size(), 1u + kWriters * kChanges);
+    ExpectSequencesFrom(events, 1);
+    // The k-th change saw the k-1 before it.
+    for (int k = 1; k < static_cast<int>(events.size()); ++k) {
+      EXPECT_EQ(events[k].metrics().step(), k);
+    }
+  }
+  // All of it is in the store.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> reopened, Runs::Open(dir));
+  ASSERT_OK_AND_ASSIGN(v1::Run run, reopened->Get(run_id));
+  EXPECT_EQ(run.step(), 400);
+  const std::vector<v1::RunEvent> events = ReadAll(*reopened, run_id, 0);
+  ASSERT_EQ(events.size(), 401u);
+  ExpectSequencesFrom(events, 1);
+}
+
+TEST(RunsTest, AWatcherFarBehindReadsTheOlderEventsFromTheStore) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir()));
+  bool created = false;
+  ASSERT_OK_AND_ASSIGN(v1::Run run, runs->Create(Spec(), "", &created));
+  // More events than memory keeps.
+  constexpr int kChanges = 2500;
+  for (int k = 0; k < kChanges; ++k) {
+    ASSERT_OK(AddStep(*runs, run.run_id(), RunStore::Durability::kBuffered));
+  }
+  for (int64_t after : {0, 1, 1400, 2000, 2499}) {
+    const std::vector<v1::RunEvent> events = ReadAll(*runs, run.run_id(), after);
+    ASSERT_EQ(events.size(), static_cast<size_t>(kChanges + 1 - after)) << "after " << after;
+    ExpectSequencesFrom(events, after + 1);
+  }
+  EXPECT_TRUE(ReadAll(*runs, run.run_id(), kChanges + 1).empty());
+}
+
+TEST(RunsTest, AWaitingWatcherWakesForTheNextEventAndEndsWithTheRun) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir()));
+  bool created = false;
+  ASSERT_OK_AND_ASSIGN(v1::Run run, runs->Create(Spec(), "", &created));
+  std::thread writer([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    ASSERT_OK(AddStep(*runs, run.run_id()));
+  });
+  const absl::Time start = absl::Now();
+  bool ended = true;
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::RunEvent> events,
+                       runs->WaitForEvents(run.run_id(), 1, absl::Seconds(30), &ended));
+  writer.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].sequence(), 2);
+  EXPECT_FALSE(ended);
+
+  ASSERT_OK(runs->Transition(run.run_id(), v1::RUN_STATE_CANCELLED, "not needed"));
+  // Ended only once the watcher has every event.
+  ASSERT_OK_AND_ASSIGN(events, runs->WaitForEvents(run.run_id(), 1, absl::Seconds(30), &ended));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(events[1].state_changed().to(), v1::RUN_STATE_CANCELLED);
+  // A refused change shows nothing, writes nothing and holds up no later change.
+  EXPECT_FALSE(
+      runs->Update(run.run_id(),
+                   [](v1::Run&, auto&) { return absl::FailedPreconditionError("refused"); })
+          .ok());
+  EXPECT_TRUE(ReadAll(*runs, run.run_id(), 3).empty());
+  ASSERT_OK(AddStep(*runs, run.run_id()));
+  EXPECT_EQ(ReadAll(*runs, run.run_id(), 3).size(), 1u);
+}
+
+}  // namespace
+}  // namespace prolong::scheduler

@@ -26,6 +26,9 @@
 namespace prolong {
 namespace {
 
+// Threads kept waiting for calls between bursts.
+constexpr int kMaxIdleThreads = 32;
+
 // gRPC's own log lines go through ours, so a process has one log format.
 void ForwardGrpcLog(gpr_log_func_args* args) {
   const LogSeverity severity =
@@ -73,6 +76,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // Without this, Linux lets a second server bind the same port and steal half the calls.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  // A thread that ends a call goes back to waiting for the next one only while fewer than
+  // MAX_POLLERS wait (gRPC's default: 2); otherwise it exits, and under many concurrent callers
+  // every call costs a thread started and ended.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdleThreads);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(NewRpcMetricsInterceptorFactory(*server->registry_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

@@ -16,6 +16,9 @@ namespace {
 constexpr absl::Duration kCallTimeout = absl::Seconds(10);
 // Steps kept while the scheduler does not answer: minutes of training at small scale.
 constexpr size_t kMaxQueuedMetrics = 4096;
+// At most one ReportMetrics call per interval, with every step since the last: a small model
+// trains several steps a second, and each call is an event for every watcher of the run.
+constexpr absl::Duration kMetricsInterval = absl::Seconds(1);
 
 void SetDeadline(grpc::ClientContext& context) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
@@ -132,6 +135,7 @@ void SchedulerLink::ReportMetrics(const v1::StepMetrics& metrics) {
 }
 
 void SchedulerLink::MetricsLoop() {
+  absl::Time last_sent = absl::InfinitePast();
   while (true) {
     v1::ReportMetricsRequest request;
     {
@@ -139,12 +143,18 @@ void SchedulerLink::MetricsLoop() {
       sending_ = false;
       auto ready = [this] { return !queued_.empty() || closing_; };
       mu_.Await(absl::Condition(&ready));
+      // The steps of the next kMetricsInterval go with these, unless a checkpoint or the end
+      // wants them sent now.
+      auto now_wanted = [this] { return flush_ || closing_; };
+      mu_.AwaitWithDeadline(absl::Condition(&now_wanted), last_sent + kMetricsInterval);
+      flush_ = false;
       if (queued_.empty()) return;
       for (v1::StepMetrics& metrics : queued_) *request.add_metrics() = std::move(metrics);
       queued_.clear();
       sending_ = true;
     }
     request.set_worker_id(assignment_.worker_id());  // set before the first step was queued
+    last_sent = absl::Now();
     v1::ReportMetricsResponse response;
     grpc::ClientContext context;
     SetDeadline(context);
@@ -164,6 +174,7 @@ void SchedulerLink::ReportCheckpoint(const v1::Checkpoint& checkpoint) {
   {
     // The steps up to the checkpoint come before it in the run's events.
     absl::MutexLock lock(&mu_);
+    flush_ = true;
     auto sent = [this] { return queued_.empty() && !sending_; };
     mu_.Await(absl::Condition(&sent));
   }

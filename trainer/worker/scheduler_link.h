@@ -1,8 +1,8 @@
 // A trainer worker's side of the Scheduler, in scheduler mode: it registers (rank 0 with the
 // address of the gang's store it hosts; the other ranks learn it from their assignment),
 // heartbeats with its step from a background thread, and rank 0 reports each step's metrics (from
-// another thread, several steps to a call when the scheduler is slow, so that the training loop
-// never waits for it) and each checkpoint. The scheduler answers a heartbeat with what to do:
+// another thread, at most once a second with the steps since, so that the training loop never
+// waits for the scheduler) and each checkpoint. The scheduler answers a heartbeat with what to do:
 // continue, stop after a checkpoint, or stop now. A scheduler that cannot be reached for a while
 // does not stop training (a restarted scheduler takes the gang back or fences it by its attempt
 // number). No LibTorch here.
@@ -60,9 +60,9 @@ class SchedulerLink {
   void StartHeartbeats(std::function<void(v1::WorkerAction)> on_action);
   // The step the next heartbeat reports.
   void SetStep(int64_t step) { step_ = step; }
-  // Queued and returns at once; the oldest queued steps are dropped (and the drop logged) while
-  // the scheduler cannot be reached. Failures are logged, not returned: training goes on
-  // without the scheduler.
+  // Queued and returns at once; sent within a second. The oldest queued steps are dropped (and
+  // the drop logged) while the scheduler cannot be reached. Failures are logged, not returned:
+  // training goes on without the scheduler.
   void ReportMetrics(const v1::StepMetrics& metrics);
   // Sent after the steps queued before it, with a few tries; returns once answered.
   void ReportCheckpoint(const v1::Checkpoint& checkpoint);
@@ -84,6 +84,7 @@ class SchedulerLink {
   std::deque<v1::StepMetrics> queued_ ABSL_GUARDED_BY(mu_);
   bool sending_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool flush_ ABSL_GUARDED_BY(mu_) = false;  // a checkpoint waits for the queued steps
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread metrics_sender_;
 };

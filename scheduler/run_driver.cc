@@ -8,6 +8,8 @@
 #include "common/log.h"
 #include "scheduler/run_spec_check.h"
 #include "scheduler/stage_job.h"
+#include "trainer/checkpoint/checkpoint_store.h"
+#include "trainer/checkpoint/trainer_state.h"
 
 namespace prolong::scheduler {
 namespace {
@@ -21,6 +23,33 @@ absl::Duration DurationOr(const google::protobuf::Duration& duration, absl::Dura
 bool IsTransient(const absl::Status& status) {
   return status.code() == absl::StatusCode::kUnavailable ||
          status.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+bool IsRecorded(const v1::Run& run, const std::string& stage, int64_t step) {
+  return std::any_of(
+      run.checkpoints().begin(), run.checkpoints().end(),
+      [&](const v1::Checkpoint& c) { return c.stage() == stage && c.step() == step; });
+}
+
+// A checkpoint as its worker would have reported it, from what it holds.
+v1::Checkpoint DescribeCheckpoint(const std::string& stage, const checkpoint::CheckpointRef& ref) {
+  v1::Checkpoint described;
+  described.set_stage(stage);
+  described.set_step(ref.step);
+  described.set_path(ref.path);
+  described.mutable_data_cursor()->set_next_step(ref.step);
+  absl::StatusOr<checkpoint::TrainerState> state = checkpoint::ReadTrainerState(ref.path);
+  if (!state.ok()) return described;
+  described.mutable_data_cursor()->set_plan_id(state->data_cursor["plan_id"]);
+  described.mutable_data_cursor()->set_fingerprint(state->data_cursor["data_fingerprint"]);
+  absl::Time saved;
+  std::string error;
+  if (absl::ParseTime(absl::RFC3339_full, state->saved_at, &saved, &error)) {
+    const int64_t micros = absl::ToUnixMicros(saved);
+    described.mutable_time()->set_seconds(micros / 1000000);
+    described.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  }
+  return described;
 }
 
 }  // namespace
@@ -118,6 +147,7 @@ bool RunDriver::Step() {
       launched_ = now;
       PROLONG_LOG(INFO) << "run " << run_id_ << ": reattached to attempt " << run->attempt() << ", "
                         << gang_->Describe();
+      RecordUnreportedCheckpoints(*run);
       return true;
     }
     PROLONG_LOG(WARNING) << "run " << run_id_ << ": cannot reattach to " << run->launcher_job_id()
@@ -220,6 +250,7 @@ absl::Status RunDriver::StartStage(const v1::Run& run) {
         absl::StrCat(stage_name, ": the datamixer refused the plan: ", plan.status().message()));
     return absl::OkStatus();
   }
+  RecordUnreportedCheckpoints(run);
   const Layout layout = StageLayoutOf(run.spec(), stage_index);
   StageJobOptions job_options;
   job_options.work_dir = RunWorkDir(options_, run);
@@ -306,6 +337,45 @@ void RunDriver::Fault(const v1::Run& run, int rank, const std::string& reason, b
         std::min(options_.restart_backoff * (1 << std::min(restart - 1, 10)), absl::Minutes(1));
   }
   if (!changed.ok()) PROLONG_LOG(ERROR) << "run " << run_id_ << ": " << changed.status().message();
+}
+
+void RunDriver::RecordUnreportedCheckpoints(const v1::Run& run) {
+  const std::string& stage = run.spec().stages(run.stage_index()).name();
+  const std::string dir = StageCheckpointDir(run.spec(), run.stage_index());
+  absl::StatusOr<std::vector<checkpoint::CheckpointRef>> listed = checkpoint::ListCheckpoints(dir);
+  if (!listed.ok()) {
+    PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << listed.status().message();
+    return;
+  }
+  std::vector<v1::Checkpoint> found;
+  for (const checkpoint::CheckpointRef& ref : *listed) {
+    if (IsRecorded(run, stage, ref.step)) continue;
+    // One that does not verify is being written, or broken: the trainer passes over it too.
+    if (!checkpoint::VerifyCheckpoint(ref.path, checkpoint::Verification::kSizesOnly).ok())
+      continue;
+    found.push_back(DescribeCheckpoint(stage, ref));
+  }
+  if (found.empty()) return;
+  std::vector<v1::Checkpoint> added;
+  absl::StatusOr<v1::Run> recorded =
+      runs_.Update(run_id_, [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
+        for (const v1::Checkpoint& checkpoint : found) {
+          if (IsRecorded(r, stage, checkpoint.step())) continue;  // reported meanwhile
+          *r.add_checkpoints() = checkpoint;
+          *events.emplace_back().mutable_checkpoint() = checkpoint;
+          added.push_back(checkpoint);
+        }
+        return absl::OkStatus();
+      });
+  if (!recorded.ok()) {
+    PROLONG_LOG(ERROR) << "run " << run_id_ << ": " << recorded.status().message();
+    return;
+  }
+  for (const v1::Checkpoint& checkpoint : added) {
+    PROLONG_LOG(INFO) << "run " << run_id_ << ": checkpoint " << checkpoint.path()
+                      << " was not reported; recorded";
+    if (options_.checkpoint_recorded) options_.checkpoint_recorded(*recorded, checkpoint);
+  }
 }
 
 }  // namespace prolong::scheduler

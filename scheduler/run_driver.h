@@ -2,7 +2,8 @@
 // asks the datamixer for the plan, writes the stage's job (stage_job.h), persists the new
 // attempt (so a worker of an older attempt is refused from then on), launches the gang, and
 // watches it: exits through the launcher, silence through the heartbeats. A gang that outlives
-// its scheduler (a Slurm job) is reattached by a restarted one. A failed gang is
+// its scheduler (a Slurm job) is reattached by a restarted one, and checkpoints written while no
+// scheduler listened are found in the stage's directory and recorded. A failed gang is
 // stopped whole and, while restarts remain and the failure is not a user error, launched again
 // after a backoff; the trainer resumes from the stage's newest checkpoint. A run found RUNNING
 // with no gang (the scheduler restarted) is relaunched the same way, without counting a
@@ -42,6 +43,9 @@ struct DriverOptions {
   absl::Duration restart_backoff = absl::Seconds(1);
   // The run's checkpoint evaluations not yet ended: a trained run succeeds once they have.
   std::function<int(const std::string& run_id)> pending_evaluations;
+  // A checkpoint the driver recorded on the run itself (one written while no scheduler
+  // listened), to be handled as a reported one is.
+  std::function<void(const v1::Run& run, const v1::Checkpoint& checkpoint)> checkpoint_recorded;
   // The workers' TLS files (their --client-tls-* flags).
   ClientSecurityFiles worker_tls;
 };
@@ -74,6 +78,10 @@ class RunDriver {
   // The gang of the run's current stage under `attempt`, without its job flags.
   GangSpec GangOf(const v1::Run& run, int64_t attempt) const;
   void Fault(const v1::Run& run, int rank, const std::string& reason, bool retryable);
+  // Records the current stage's checkpoints that no worker reported (written while the
+  // scheduler was down, or their report lost with it), so that the run lists every one and none
+  // goes unevaluated.
+  void RecordUnreportedCheckpoints(const v1::Run& run);
 
   const std::string run_id_;
   Runs& runs_;

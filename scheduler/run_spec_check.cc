@@ -291,15 +291,16 @@ class Checker {
       }
     }
     const int64_t seq_len = stage.seq_len();
-    AtLeast(at + "seq_len", seq_len, 1);
+    // Each position predicts the next: a sequence needs two tokens (the datamixer's packer too).
+    AtLeast(at + "seq_len", seq_len, 2);
     AtLeast(at + "total_tokens", stage.total_tokens(), 1);
     const int64_t batch_tokens = stage.batch_tokens();
     if (batch_tokens < 1) {
       AtLeast(at + "batch_tokens", batch_tokens, 1);
-    } else if (seq_len >= 1 && batch_tokens % seq_len != 0) {
+    } else if (seq_len >= 2 && batch_tokens % seq_len != 0) {
       Add(at + "batch_tokens",
           absl::StrCat("must be a multiple of seq_len (", seq_len, "), got ", batch_tokens));
-    } else if (seq_len >= 1) {
+    } else if (seq_len >= 2) {
       const int64_t sequences = batch_tokens / seq_len;
       const int dp = StageLayoutOf(spec_, index).dp;
       if (dp >= 1 && sequences % dp != 0) {

@@ -226,7 +226,7 @@ TEST(RunSpecCheckTest, Stages) {
   v1::RunSpec spec = ProLong();
   v1::StageSpec& second = *spec.mutable_stages(1);
   second.set_name("stage1_64k");
-  second.set_seq_len(0);
+  second.set_seq_len(1);
   second.set_total_tokens(-1);
   second.mutable_schedule()->set_peak_lr(std::nan(""));
   second.mutable_schedule()->set_warmup_fraction(1);
@@ -241,6 +241,7 @@ TEST(RunSpecCheckTest, Stages) {
                           "stages[1].schedule.shape", "stages[1].schedule.min_lr_ratio",
                           "stages[1].rope_theta", "stages[1].layout.micro_batch_sequences"));
   EXPECT_EQ(problems[0].message, "must be unique, got \"stage1_64k\", the name of stages[0]");
+  EXPECT_EQ(problems[1].message, "must be at least 2, got 1");
   EXPECT_EQ(problems[3].message, "must be a finite number > 0, got nan");
   EXPECT_EQ(problems[4].message, "must be in [0, 1), got 1");
   EXPECT_EQ(problems[6].message, "must be in [0, 1], got 1.5");

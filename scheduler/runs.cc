@@ -317,7 +317,10 @@ absl::StatusOr<v1::WorkerAssignment> Runs::RegisterWorker(const v1::RegisterWork
   }
   const std::string& stage = run.spec().stages(run.stage_index()).name();
   for (const v1::Checkpoint& checkpoint : run.checkpoints()) {
-    if (checkpoint.stage() == stage) *assignment.mutable_resume_from() = checkpoint;
+    if (checkpoint.stage() == stage &&
+        (!assignment.has_resume_from() || checkpoint.step() > assignment.resume_from().step())) {
+      *assignment.mutable_resume_from() = checkpoint;
+    }
   }
   assignment.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(heartbeat_interval));
   return assignment;

@@ -164,6 +164,11 @@ DriverOptions SchedulerService::State::Driving() const {
   driving.pending_evaluations = [this](const std::string& run_id) {
     return evaluations->Pending(run_id);
   };
+  driving.checkpoint_recorded = [this](const v1::Run& run, const v1::Checkpoint& checkpoint) {
+    if (run.spec().evaluation().on_checkpoint()) {
+      evaluations->Submit(run.run_id(), run.spec(), checkpoint);
+    }
+  };
   return driving;
 }
 
@@ -583,14 +588,24 @@ grpc::Status SchedulerService::ReportCheckpoint(grpc::ServerContext*,
   if (request->checkpoint().path().empty()) {
     return Error(absl::InvalidArgumentError("checkpoint.path: required"));
   }
+  const v1::Checkpoint& checkpoint = request->checkpoint();
+  bool added = false;
   absl::StatusOr<v1::Run> run =
       state_->runs->Update(*run_id, [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
-        *r.add_checkpoints() = request->checkpoint();
-        *events.emplace_back().mutable_checkpoint() = request->checkpoint();
+        // A retried report, or one the driver found in the directory first, is recorded once.
+        for (const v1::Checkpoint& known : r.checkpoints()) {
+          if (known.stage() == checkpoint.stage() && known.step() == checkpoint.step()) {
+            return absl::OkStatus();
+          }
+        }
+        *r.add_checkpoints() = checkpoint;
+        *events.emplace_back().mutable_checkpoint() = checkpoint;
+        added = true;
         return absl::OkStatus();
       });
   if (!run.ok()) return Error(run.status());
-  PROLONG_LOG(INFO) << "run " << *run_id << ": checkpoint " << request->checkpoint().path();
+  if (!added) return grpc::Status::OK;
+  PROLONG_LOG(INFO) << "run " << *run_id << ": checkpoint " << checkpoint.path();
   if (run->spec().evaluation().on_checkpoint()) {
     state_->evaluations->Submit(*run_id, run->spec(), request->checkpoint());
   }

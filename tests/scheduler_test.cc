@@ -495,8 +495,26 @@ TEST(SchedulerTest, ARunThroughSlurmEqualsTheLocalOneAndOutlivesItsScheduler) {
   ASSERT_TRUE(WaitForCheckpoint(dir + "/checkpoints/short", 2, absl::Seconds(300)))
       << scheduler.process->Stderr() << (*slurm)->Logs();
   ASSERT_FALSE(RunField(scheduler, run_id, "launcher_job_id").empty());
+  // The scheduler dies while the current gang trains (held still meanwhile, so that it has a
+  // checkpoint still to write).
+  const int64_t attempt = std::stoi(RunField(scheduler, run_id, "attempt"));
+  const absl::Time registered = absl::Now() + absl::Seconds(60);
+  while (WorkerPids(*scheduler.process, attempt).size() < 2 && absl::Now() < registered) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const std::vector<pid_t> pids = WorkerPids(*scheduler.process, attempt);
+  ASSERT_EQ(pids.size(), 2u) << scheduler.process->Stderr();
+  for (pid_t pid : pids) ASSERT_EQ(kill(pid, SIGSTOP), 0);
   scheduler.process->Signal(SIGKILL);
   ASSERT_OK(scheduler.process->Wait(absl::Seconds(10)).status());
+  for (pid_t pid : pids) ASSERT_EQ(kill(pid, SIGCONT), 0);
+  // The gang trains its stage to the end: its last checkpoint is written with no scheduler to
+  // hear of it, and rank 0 gives up reporting it (3 tries a second apart).
+  const std::string stage = attempt == 1 ? "short" : "long";
+  const int64_t last_step = attempt == 1 ? kStage1Steps : kStage1Steps + kStage2Steps;
+  ASSERT_TRUE(WaitForCheckpoint(dir + "/checkpoints/" + stage, last_step, absl::Seconds(300)))
+      << (*slurm)->Logs();
+  absl::SleepFor(absl::Seconds(5));
 
   // At the address the workers know.
   ServiceProcess restarted = StartScheduler(dir + "/scheduler", flags, scheduler.address);
@@ -508,6 +526,20 @@ TEST(SchedulerTest, ARunThroughSlurmEqualsTheLocalOneAndOutlivesItsScheduler) {
       << restarted.process->Stderr();
   EXPECT_FALSE(absl::StrContains(watched.stdout_text, "RESTARTING")) << watched.stdout_text;
   EXPECT_EQ(RunField(restarted, run_id, "attempt"), "2");  // stage 2's gang, nothing more
+  // The unreported checkpoint was found in the stage's directory and recorded, and every
+  // checkpoint is on the run once.
+  EXPECT_TRUE(absl::StrContains(restarted.process->Stderr(),
+                                absl::StrCat(StepDir(dir + "/checkpoints/" + stage, last_step),
+                                             " was not reported; recorded")))
+      << restarted.process->Stderr();
+  for (int64_t step = 2; step <= kStage1Steps + kStage2Steps; step += 2) {
+    const std::string line =
+        absl::StrCat("checkpoint ", step <= kStage1Steps ? "short" : "long", " step ", step, ": ");
+    const size_t first = watched.stdout_text.find(line);
+    EXPECT_NE(first, std::string::npos) << line << "\n" << watched.stdout_text;
+    EXPECT_EQ(watched.stdout_text.find(line, first + 1), std::string::npos) << line << "\n"
+                                                                            << watched.stdout_text;
+  }
   ExpectReferenceBytes(dir + "/checkpoints");
 }
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "google/protobuf/util/time_util.h"
 #include "scheduler/run_spec_check.h"
 #include "scheduler/stage_job.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -25,12 +26,6 @@ bool IsTransient(const absl::Status& status) {
          status.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
-bool IsRecorded(const v1::Run& run, const std::string& stage, int64_t step) {
-  return std::any_of(
-      run.checkpoints().begin(), run.checkpoints().end(),
-      [&](const v1::Checkpoint& c) { return c.stage() == stage && c.step() == step; });
-}
-
 // A checkpoint as its worker would have reported it, from what it holds.
 v1::Checkpoint DescribeCheckpoint(const std::string& stage, const checkpoint::CheckpointRef& ref) {
   v1::Checkpoint described;
@@ -42,13 +37,8 @@ v1::Checkpoint DescribeCheckpoint(const std::string& stage, const checkpoint::Ch
   if (!state.ok()) return described;
   described.mutable_data_cursor()->set_plan_id(state->data_cursor["plan_id"]);
   described.mutable_data_cursor()->set_fingerprint(state->data_cursor["data_fingerprint"]);
-  absl::Time saved;
-  std::string error;
-  if (absl::ParseTime(absl::RFC3339_full, state->saved_at, &saved, &error)) {
-    const int64_t micros = absl::ToUnixMicros(saved);
-    described.mutable_time()->set_seconds(micros / 1000000);
-    described.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
-  }
+  // RFC 3339; a checkpoint whose time does not parse is recorded without one.
+  (void)google::protobuf::util::TimeUtil::FromString(state->saved_at, described.mutable_time());
   return described;
 }
 
@@ -349,7 +339,7 @@ void RunDriver::RecordUnreportedCheckpoints(const v1::Run& run) {
   }
   std::vector<v1::Checkpoint> found;
   for (const checkpoint::CheckpointRef& ref : *listed) {
-    if (IsRecorded(run, stage, ref.step)) continue;
+    if (HasCheckpoint(run, stage, ref.step)) continue;
     // One that does not verify is being written, or broken: the trainer passes over it too.
     if (!checkpoint::VerifyCheckpoint(ref.path, checkpoint::Verification::kSizesOnly).ok())
       continue;
@@ -357,16 +347,7 @@ void RunDriver::RecordUnreportedCheckpoints(const v1::Run& run) {
   }
   if (found.empty()) return;
   std::vector<v1::Checkpoint> added;
-  absl::StatusOr<v1::Run> recorded =
-      runs_.Update(run_id_, [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
-        for (const v1::Checkpoint& checkpoint : found) {
-          if (IsRecorded(r, stage, checkpoint.step())) continue;  // reported meanwhile
-          *r.add_checkpoints() = checkpoint;
-          *events.emplace_back().mutable_checkpoint() = checkpoint;
-          added.push_back(checkpoint);
-        }
-        return absl::OkStatus();
-      });
+  absl::StatusOr<v1::Run> recorded = runs_.AddCheckpoints(run_id_, found, &added);
   if (!recorded.ok()) {
     PROLONG_LOG(ERROR) << "run " << run_id_ << ": " << recorded.status().message();
     return;

@@ -64,6 +64,12 @@ bool IsTerminal(v1::RunState state) {
          state == v1::RUN_STATE_CANCELLED;
 }
 
+bool HasCheckpoint(const v1::Run& run, const std::string& stage, int64_t step) {
+  return std::any_of(
+      run.checkpoints().begin(), run.checkpoints().end(),
+      [&](const v1::Checkpoint& c) { return c.stage() == stage && c.step() == step; });
+}
+
 std::string WorkerId(const std::string& run_id, int64_t attempt, int rank) {
   return absl::StrCat(run_id, "/", attempt, "/", rank);
 }
@@ -200,6 +206,21 @@ absl::StatusOr<v1::Run> Runs::Update(const std::string& run_id, const Change& ch
   RETURN_IF_ERROR(written);
   Publish(*entry, run, std::move(events));
   return run;
+}
+
+absl::StatusOr<v1::Run> Runs::AddCheckpoints(const std::string& run_id,
+                                             const std::vector<v1::Checkpoint>& checkpoints,
+                                             std::vector<v1::Checkpoint>* added) {
+  added->clear();
+  return Update(run_id, [&](v1::Run& run, std::vector<v1::RunEvent>& events) {
+    for (const v1::Checkpoint& checkpoint : checkpoints) {
+      if (HasCheckpoint(run, checkpoint.stage(), checkpoint.step())) continue;
+      *run.add_checkpoints() = checkpoint;
+      *events.emplace_back().mutable_checkpoint() = checkpoint;
+      added->push_back(checkpoint);
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<v1::Run> Runs::Transition(const std::string& run_id, v1::RunState to,

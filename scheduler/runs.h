@@ -32,6 +32,9 @@ namespace prolong::scheduler {
 
 bool IsTerminal(v1::RunState state);
 
+// Whether the run lists the checkpoint of `stage` at `step`.
+bool HasCheckpoint(const v1::Run& run, const std::string& stage, int64_t step);
+
 // A rank of the current attempt, as its heartbeats show it.
 struct RankLiveness {
   bool registered = false;
@@ -62,6 +65,12 @@ class Runs {
   // with what came after it).
   absl::StatusOr<v1::Run> Update(const std::string& run_id, const Change& change,
                                  RunStore::Durability durability = RunStore::Durability::kSynced);
+  // Records each of `checkpoints` the run does not list yet, with its event: a retried report,
+  // or a checkpoint both reported and found in its directory, is recorded once. `added`: those
+  // recorded now.
+  absl::StatusOr<v1::Run> AddCheckpoints(const std::string& run_id,
+                                         const std::vector<v1::Checkpoint>& checkpoints,
+                                         std::vector<v1::Checkpoint>* added);
   // Moves the run to `to` with a StateChanged event saying `message`, plus `change` if given.
   absl::StatusOr<v1::Run> Transition(const std::string& run_id, v1::RunState to,
                                      const std::string& message, const Change& change = nullptr);

@@ -172,5 +172,34 @@ TEST(RunsTest, AWaitingWatcherWakesForTheNextEventAndEndsWithTheRun) {
   EXPECT_EQ(ReadAll(*runs, run.run_id(), 3).size(), 1u);
 }
 
+TEST(RunsTest, ACheckpointIsRecordedOnceHoweverOftenItIsAdded) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir()));
+  bool created = false;
+  ASSERT_OK_AND_ASSIGN(v1::Run run, runs->Create(Spec(), "", &created));
+  v1::Checkpoint second;
+  second.set_stage("short");
+  second.set_step(2);
+  v1::Checkpoint fourth = second;
+  fourth.set_step(4);
+  std::vector<v1::Checkpoint> added;
+  ASSERT_OK(runs->AddCheckpoints(run.run_id(), {second}, &added));
+  EXPECT_EQ(added.size(), 1u);
+  // Reported again, and found again with a newer one.
+  ASSERT_OK(runs->AddCheckpoints(run.run_id(), {second}, &added));
+  EXPECT_TRUE(added.empty());
+  ASSERT_OK_AND_ASSIGN(run, runs->AddCheckpoints(run.run_id(), {second, fourth}, &added));
+  ASSERT_EQ(added.size(), 1u);
+  EXPECT_EQ(added[0].step(), 4);
+  EXPECT_TRUE(HasCheckpoint(run, "short", 2));
+  EXPECT_TRUE(HasCheckpoint(run, "short", 4));
+  EXPECT_FALSE(HasCheckpoint(run, "long", 4));
+  EXPECT_EQ(run.checkpoints_size(), 2);
+  int checkpoint_events = 0;
+  for (const v1::RunEvent& event : ReadAll(*runs, run.run_id(), 0)) {
+    checkpoint_events += event.has_checkpoint();
+  }
+  EXPECT_EQ(checkpoint_events, 2);
+}
+
 }  // namespace
 }  // namespace prolong::scheduler

@@ -127,6 +127,8 @@ struct SchedulerService::State {
   void Drive(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RefreshMetrics();
   DriverOptions Driving() const;
+  // Hands a newly recorded checkpoint to the evaluator when the run's policy asks for it.
+  void Evaluate(const v1::Run& run, const v1::Checkpoint& checkpoint) const;
   // Hands the run's checkpoints that have no evaluation yet to the evaluator.
   void EvaluateCheckpoints(const v1::Run& run);
   void RecordEvaluation(const std::string& run_id, v1::EvaluationSummary summary,
@@ -165,11 +167,15 @@ DriverOptions SchedulerService::State::Driving() const {
     return evaluations->Pending(run_id);
   };
   driving.checkpoint_recorded = [this](const v1::Run& run, const v1::Checkpoint& checkpoint) {
-    if (run.spec().evaluation().on_checkpoint()) {
-      evaluations->Submit(run.run_id(), run.spec(), checkpoint);
-    }
+    Evaluate(run, checkpoint);
   };
   return driving;
+}
+
+void SchedulerService::State::Evaluate(const v1::Run& run, const v1::Checkpoint& checkpoint) const {
+  if (run.spec().evaluation().on_checkpoint()) {
+    evaluations->Submit(run.run_id(), run.spec(), checkpoint);
+  }
 }
 
 void SchedulerService::State::EvaluateCheckpoints(const v1::Run& run) {
@@ -588,26 +594,13 @@ grpc::Status SchedulerService::ReportCheckpoint(grpc::ServerContext*,
   if (request->checkpoint().path().empty()) {
     return Error(absl::InvalidArgumentError("checkpoint.path: required"));
   }
-  const v1::Checkpoint& checkpoint = request->checkpoint();
-  bool added = false;
+  std::vector<v1::Checkpoint> added;
   absl::StatusOr<v1::Run> run =
-      state_->runs->Update(*run_id, [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
-        // A retried report, or one the driver found in the directory first, is recorded once.
-        for (const v1::Checkpoint& known : r.checkpoints()) {
-          if (known.stage() == checkpoint.stage() && known.step() == checkpoint.step()) {
-            return absl::OkStatus();
-          }
-        }
-        *r.add_checkpoints() = checkpoint;
-        *events.emplace_back().mutable_checkpoint() = checkpoint;
-        added = true;
-        return absl::OkStatus();
-      });
+      state_->runs->AddCheckpoints(*run_id, {request->checkpoint()}, &added);
   if (!run.ok()) return Error(run.status());
-  if (!added) return grpc::Status::OK;
-  PROLONG_LOG(INFO) << "run " << *run_id << ": checkpoint " << checkpoint.path();
-  if (run->spec().evaluation().on_checkpoint()) {
-    state_->evaluations->Submit(*run_id, run->spec(), request->checkpoint());
+  for (const v1::Checkpoint& checkpoint : added) {
+    PROLONG_LOG(INFO) << "run " << *run_id << ": checkpoint " << checkpoint.path();
+    state_->Evaluate(*run, checkpoint);
   }
   return grpc::Status::OK;
 }

@@ -4,6 +4,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
@@ -30,10 +31,16 @@ bool IsTransient(const absl::Status& status) {
 v1::Checkpoint DescribeCheckpoint(const std::string& stage, const checkpoint::CheckpointRef& ref) {
   v1::Checkpoint described;
   described.set_stage(stage);
-  described.set_step(ref.step);
   described.set_path(ref.path);
-  described.mutable_data_cursor()->set_next_step(ref.step);
+  // A reported checkpoint's step is the stage's (its data cursor's), not the directory's, which
+  // counts the steps of earlier stages too.
   absl::StatusOr<checkpoint::TrainerState> state = checkpoint::ReadTrainerState(ref.path);
+  int64_t stage_step = ref.step;
+  if (state.ok() && !absl::SimpleAtoi(state->data_cursor["global_step"], &stage_step)) {
+    stage_step = ref.step;
+  }
+  described.set_step(stage_step);
+  described.mutable_data_cursor()->set_next_step(stage_step);
   if (!state.ok()) return described;
   described.mutable_data_cursor()->set_plan_id(state->data_cursor["plan_id"]);
   described.mutable_data_cursor()->set_fingerprint(state->data_cursor["data_fingerprint"]);
@@ -339,11 +346,12 @@ void RunDriver::RecordUnreportedCheckpoints(const v1::Run& run) {
   }
   std::vector<v1::Checkpoint> found;
   for (const checkpoint::CheckpointRef& ref : *listed) {
-    if (HasCheckpoint(run, stage, ref.step)) continue;
+    v1::Checkpoint described = DescribeCheckpoint(stage, ref);
+    if (HasCheckpoint(run, stage, described.step())) continue;
     // One that does not verify is being written, or broken: the trainer passes over it too.
     if (!checkpoint::VerifyCheckpoint(ref.path, checkpoint::Verification::kSizesOnly).ok())
       continue;
-    found.push_back(DescribeCheckpoint(stage, ref));
+    found.push_back(std::move(described));
   }
   if (found.empty()) return;
   std::vector<v1::Checkpoint> added;

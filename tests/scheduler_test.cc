@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -494,17 +495,33 @@ TEST(SchedulerTest, ARunThroughSlurmEqualsTheLocalOneAndOutlivesItsScheduler) {
   const std::string run_id = Submit(scheduler, WriteFile(dir, "run.yaml", spec));
   ASSERT_TRUE(WaitForCheckpoint(dir + "/checkpoints/short", 2, absl::Seconds(300)))
       << scheduler.process->Stderr() << (*slurm)->Logs();
-  ASSERT_FALSE(RunField(scheduler, run_id, "launcher_job_id").empty());
-  // The scheduler dies while the current gang trains (held still meanwhile, so that it has a
-  // checkpoint still to write).
-  const int64_t attempt = std::stoi(RunField(scheduler, run_id, "attempt"));
-  const absl::Time registered = absl::Now() + absl::Seconds(60);
-  while (WorkerPids(*scheduler.process, attempt).size() < 2 && absl::Now() < registered) {
-    absl::SleepFor(absl::Milliseconds(20));
+  // The scheduler dies while a gang trains: its ranks held still as soon as they register (they
+  // register before their first step), its Slurm job recorded on the run, and its stage's last
+  // checkpoint still to write. Stage 1 may be over by now; then it is stage 2's gang.
+  int64_t attempt = 0;
+  std::vector<pid_t> pids;
+  std::set<int64_t> tried;
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (attempt == 0) {
+    ASSERT_LT(absl::Now(), deadline) << scheduler.process->Stderr() << (*slurm)->Logs();
+    for (int64_t candidate : {int64_t{1}, int64_t{2}}) {
+      if (tried.count(candidate) > 0) continue;
+      pids = WorkerPids(*scheduler.process, candidate);
+      if (pids.size() < 2) continue;
+      tried.insert(candidate);
+      for (pid_t pid : pids) kill(pid, SIGSTOP);
+      const std::string stage = candidate == 1 ? "short" : "long";
+      const int64_t last = candidate == 1 ? kStage1Steps : kStage1Steps + kStage2Steps;
+      if (RunField(scheduler, run_id, "attempt") == absl::StrCat(candidate) &&
+          !RunField(scheduler, run_id, "launcher_job_id").empty() &&
+          !std::filesystem::exists(StepDir(dir + "/checkpoints/" + stage, last))) {
+        attempt = candidate;
+        break;
+      }
+      for (pid_t pid : pids) kill(pid, SIGCONT);
+    }
+    absl::SleepFor(absl::Milliseconds(2));
   }
-  const std::vector<pid_t> pids = WorkerPids(*scheduler.process, attempt);
-  ASSERT_EQ(pids.size(), 2u) << scheduler.process->Stderr();
-  for (pid_t pid : pids) ASSERT_EQ(kill(pid, SIGSTOP), 0);
   scheduler.process->Signal(SIGKILL);
   ASSERT_OK(scheduler.process->Wait(absl::Seconds(10)).status());
   for (pid_t pid : pids) ASSERT_EQ(kill(pid, SIGCONT), 0);
@@ -533,8 +550,10 @@ TEST(SchedulerTest, ARunThroughSlurmEqualsTheLocalOneAndOutlivesItsScheduler) {
                                              " was not reported; recorded")))
       << restarted.process->Stderr();
   for (int64_t step = 2; step <= kStage1Steps + kStage2Steps; step += 2) {
-    const std::string line =
-        absl::StrCat("checkpoint ", step <= kStage1Steps ? "short" : "long", " step ", step, ": ");
+    // A checkpoint's step is its stage's.
+    const std::string line = step <= kStage1Steps
+                                 ? absl::StrCat("checkpoint short step ", step, ": ")
+                                 : absl::StrCat("checkpoint long step ", step - kStage1Steps, ": ");
     const size_t first = watched.stdout_text.find(line);
     EXPECT_NE(first, std::string::npos) << line << "\n" << watched.stdout_text;
     EXPECT_EQ(watched.stdout_text.find(line, first + 1), std::string::npos) << line << "\n"

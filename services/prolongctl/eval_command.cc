@@ -7,12 +7,23 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/cli.h"
+#include "common/security.h"
+#include "common/status_macros.h"
 #include "evaluator/metrics/helmet_output.h"
 #include "evaluator/report/evaluation_report.h"
 #include "nlohmann/json.hpp"
+#include "prolong/v1/evaluator.grpc.pb.h"
+#include "prolong/v1/scheduler.grpc.pb.h"
 #include "services/prolongctl/eval_run.h"
+#include "services/prolongctl/run_evaluations.h"
 
 namespace prolong::ctl {
 namespace {
@@ -115,16 +126,162 @@ absl::StatusOr<v1::Evaluation> ReadEvaluation(const std::string& path) {
   return evaluator::ReadEvaluationFile(path);
 }
 
-int RunCompare(const std::string& a, const std::string& b) {
-  absl::StatusOr<v1::Evaluation> first = ReadEvaluation(a);
-  absl::StatusOr<v1::Evaluation> second = ReadEvaluation(b);
-  for (const absl::StatusOr<v1::Evaluation>* read : {&first, &second}) {
-    if (!read->ok()) {
-      std::cerr << "prolongctl eval compare: " << read->status().message() << std::endl;
-      return 1;
+struct CompareFlags {
+  std::vector<std::string> operands;
+  std::string scheduler;
+  std::string evaluator;
+  ClientSecurityFiles security_files;
+};
+
+constexpr absl::Duration kCallTimeout = absl::Seconds(30);
+
+// The services the operands need, connected once.
+struct Services {
+  const CompareFlags* flags = nullptr;
+  ClientSecurity security;
+  std::unique_ptr<v1::Scheduler::Stub> scheduler;
+  std::unique_ptr<v1::Evaluator::Stub> evaluator;
+};
+
+// The service's answer as a status whose message says which service and what was asked;
+// UNAVAILABLE for a service that cannot be reached (within the deadline).
+absl::Status FromCall(const grpc::Status& status, const std::string& service,
+                      const std::string& address, const std::string& asked) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return absl::UnavailableError(
+          absl::StrCat(service, " ", address, " unreachable: ", status.error_message()));
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return absl::UnauthenticatedError(
+          absl::StrCat(service, " ", address, ": ", status.error_message(),
+                       "; give --token-file or set PROLONG_TOKEN_FILE"));
+    default:
+      return absl::Status(
+          static_cast<absl::StatusCode>(status.error_code()),
+          absl::StrCat(asked, " (", service, " ", address, "): ", status.error_message()));
+  }
+}
+
+absl::StatusOr<v1::Evaluation> FetchEvaluation(Services& services, const std::string& id) {
+  v1::GetEvaluationRequest request;
+  request.set_evaluation_id(id);
+  grpc::ClientContext context;
+  AddCredentials(context, services.security);
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
+  v1::Evaluation evaluation;
+  const grpc::Status status = services.evaluator->GetEvaluation(&context, request, &evaluation);
+  if (!status.ok()) {
+    return FromCall(status, "evaluator", services.flags->evaluator,
+                    absl::StrCat("evaluation ", id));
+  }
+  // A comparison of part of the results would read as a change in the model.
+  switch (evaluation.state()) {
+    case v1::EVALUATION_STATE_SUCCEEDED:
+      return evaluation;
+    case v1::EVALUATION_STATE_FAILED:
+      return absl::FailedPreconditionError(
+          absl::StrCat("evaluation ", id, " failed: ", evaluation.message()));
+    default:
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "evaluation %s is %s (%d/%d examples); compare it once it has succeeded", id,
+          absl::AsciiStrToLower(
+              absl::StripPrefix(v1::EvaluationState_Name(evaluation.state()), "EVALUATION_STATE_")),
+          evaluation.progress().examples_done(), evaluation.progress().examples_total()));
+  }
+}
+
+absl::StatusOr<v1::Run> FetchRun(Services& services, const std::string& run_id) {
+  v1::GetRunRequest request;
+  request.set_run_id(run_id);
+  grpc::ClientContext context;
+  AddCredentials(context, services.security);
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
+  v1::Run run;
+  const grpc::Status status = services.scheduler->GetRun(&context, request, &run);
+  if (!status.ok()) {
+    return FromCall(status, "scheduler", services.flags->scheduler, absl::StrCat("run ", run_id));
+  }
+  return run;
+}
+
+// An operand's evaluation, and what it is when that is not a path (printed above the
+// comparison, whose own lines name the checkpoints).
+struct Operand {
+  v1::Evaluation evaluation;
+  std::string described;
+};
+
+absl::StatusOr<Operand> ResolveOperand(Services& services, const std::string& operand) {
+  std::error_code error;
+  switch (ClassifyCompareOperand(operand, std::filesystem::exists(operand, error))) {
+    case CompareOperand::kFile: {
+      ASSIGN_OR_RETURN(v1::Evaluation evaluation, ReadEvaluation(operand));
+      return Operand{std::move(evaluation), ""};
+    }
+    case CompareOperand::kEvaluationId: {
+      if (services.evaluator == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(operand, ": no such file or directory; to compare evaluation ", operand,
+                         " of the evaluator service, give --evaluator HOST:PORT"));
+      }
+      ASSIGN_OR_RETURN(v1::Evaluation evaluation, FetchEvaluation(services, operand));
+      return Operand{std::move(evaluation), absl::StrCat("evaluation ", operand)};
+    }
+    case CompareOperand::kCheckpointReference: {
+      ASSIGN_OR_RETURN(const CheckpointReference reference, ParseCheckpointReference(operand));
+      if (services.scheduler == nullptr || services.evaluator == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            operand, " names a run's checkpoint (", DescribeCheckpointReference(reference),
+            "): give ", services.scheduler == nullptr ? "--scheduler HOST:PORT to find it" : "",
+            services.scheduler == nullptr && services.evaluator == nullptr ? " and " : "",
+            services.evaluator == nullptr ? "--evaluator HOST:PORT to read its evaluation" : ""));
+      }
+      ASSIGN_OR_RETURN(const v1::Run run, FetchRun(services, reference.run_id));
+      ASSIGN_OR_RETURN(const v1::EvaluationSummary summary, FindEvaluation(run, reference));
+      ASSIGN_OR_RETURN(v1::Evaluation evaluation,
+                       FetchEvaluation(services, summary.evaluation_id()));
+      return Operand{std::move(evaluation), absl::StrCat(DescribeCheckpointReference(reference),
+                                                         ", evaluation ", summary.evaluation_id())};
     }
   }
-  std::cout << evaluator::FormatComparison(*first, *second) << std::flush;
+  return absl::InternalError("unreachable");
+}
+
+int RunCompare(const CompareFlags& flags) {
+  Services services;
+  services.flags = &flags;
+  if (!flags.scheduler.empty() || !flags.evaluator.empty()) {
+    absl::StatusOr<ClientSecurity> security = LoadClientSecurity(flags.security_files);
+    if (!security.ok()) {
+      std::cerr << "prolongctl eval compare: " << security.status().message() << std::endl;
+      return 1;
+    }
+    services.security = *std::move(security);
+  }
+  if (!flags.scheduler.empty()) {
+    services.scheduler = v1::Scheduler::NewStub(OpenChannel(flags.scheduler, services.security));
+  }
+  if (!flags.evaluator.empty()) {
+    services.evaluator = v1::Evaluator::NewStub(OpenChannel(flags.evaluator, services.security));
+  }
+  std::vector<Operand> operands;
+  for (const std::string& operand : flags.operands) {
+    absl::StatusOr<Operand> resolved = ResolveOperand(services, operand);
+    if (!resolved.ok()) {
+      std::cerr << "prolongctl eval compare: " << resolved.status().message() << std::endl;
+      return resolved.status().code() == absl::StatusCode::kUnavailable ? 2 : 1;
+    }
+    operands.push_back(*std::move(resolved));
+  }
+  const char* const names[] = {"A", "B"};
+  for (size_t i = 0; i < operands.size(); ++i) {
+    if (!operands[i].described.empty()) {
+      std::cout << names[i] << " is " << operands[i].described << "\n";
+    }
+  }
+  std::cout << evaluator::FormatComparison(operands[0].evaluation, operands[1].evaluation)
+            << std::flush;
   return 0;
 }
 
@@ -147,14 +304,22 @@ void AddEvalCommand(CLI::App& app, int* exit_code) {
   AddEvalRunCommand(*eval, exit_code);
   AddEvalPositionLossCommand(*eval, exit_code);
 
-  auto compared = std::make_shared<std::vector<std::string>>();
+  auto compare_flags = std::make_shared<CompareFlags>();
   CLI::App* compare = eval->add_subcommand(
       "compare",
-      "Two evaluations side by side (evaluation.json files, or the --out directories of eval "
-      "run), over the results both hold with the same prompts and settings");
-  compare->add_option("evaluations", *compared, "A and B")->required()->expected(2);
-  compare->callback(
-      [compared, exit_code] { *exit_code = RunCompare((*compared)[0], (*compared)[1]); });
+      "Two evaluations side by side, over the results both hold with the same prompts and "
+      "settings. Each is an evaluation.json file or an `eval run --out` directory; an "
+      "evaluation id of the evaluator service (with --evaluator); or a run's evaluated "
+      "checkpoint RUN_ID:STAGE:STEP[:raw|:after-sft] (raw by default; with --scheduler and "
+      "--evaluator)");
+  compare->add_option("evaluations", compare_flags->operands, "A and B")->required()->expected(2);
+  compare->add_option("--evaluator", compare_flags->evaluator,
+                      "host:port of the evaluator service, for evaluation ids and checkpoints");
+  compare->add_option("--scheduler", compare_flags->scheduler,
+                      "host:port of the scheduler, for RUN_ID:STAGE:STEP checkpoints");
+  AddClientSecurityFlags(*compare, compare_flags->security_files, "", /*with_token=*/true,
+                         /*from_environment=*/true);
+  compare->callback([compare_flags, exit_code] { *exit_code = RunCompare(*compare_flags); });
 }
 
 }  // namespace prolong::ctl

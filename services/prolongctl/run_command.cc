@@ -18,6 +18,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 #include "scheduler/run_spec_check.h"
+#include "services/prolongctl/run_evaluations.h"
 
 namespace prolong::ctl {
 namespace {
@@ -209,9 +210,12 @@ int List(const RunFlags& flags) {
     const grpc::Status status = stub->ListRuns(&context, request, &response);
     if (!status.ok()) return Fail(flags, status);
     for (const v1::Run& run : response.runs()) {
-      std::cout << absl::StrFormat(
-          "%-32s %-11s %-8s %s\n", run.run_id(), StateName(run.state()),
+      std::string line = absl::StrFormat(
+          "%-32s %-11s %-8s %s", run.run_id(), StateName(run.state()),
           Duration(absl::ToDoubleSeconds(absl::Now() - TimeOf(run.create_time()))), Progress(run));
+      if (run.has_side_job_of())
+        absl::StrAppend(&line, "  side job of ", run.side_job_of().run_id());
+      std::cout << line << "\n";
     }
     if (response.next_page_token().empty()) break;
     request.set_page_token(response.next_page_token());
@@ -220,21 +224,10 @@ int List(const RunFlags& flags) {
   return 0;
 }
 
-// "evaluation long step 4: recall 12.5, rag 3.0", or why it has no scores.
-std::string DescribeEvaluation(const v1::EvaluationSummary& evaluation) {
-  std::vector<std::string> scores;
-  for (const auto& [category, score] : evaluation.category_scores()) {
-    scores.push_back(absl::StrFormat("%s %.1f", category, score));
-  }
-  std::sort(scores.begin(), scores.end());
-  return absl::StrCat("evaluation ", evaluation.stage(), " step ", evaluation.step(), ": ",
-                      evaluation.failure().empty() ? absl::StrJoin(scores, ", ")
-                                                   : "failed: " + evaluation.failure());
-}
-
 void PrintRun(const v1::Run& run) {
-  std::cout << "run:      " << run.run_id() << "\n"
-            << "state:    " << StateName(run.state())
+  std::cout << "run:      " << run.run_id() << "\n";
+  if (run.has_side_job_of()) std::cout << DescribeSideJob(run) << "\n";
+  std::cout << "state:    " << StateName(run.state())
             << (run.message().empty() ? "" : ": " + run.message()) << "\n"
             << "progress: " << Progress(run) << "\n"
             << "attempt:  " << run.attempt() << " (restarts " << run.restarts() << " of "
@@ -243,8 +236,8 @@ void PrintRun(const v1::Run& run) {
     const v1::Checkpoint& newest = *run.checkpoints().rbegin();
     std::cout << "checkpoints: " << run.checkpoints_size() << ", newest " << newest.path() << "\n";
   }
-  for (const v1::EvaluationSummary& evaluation : run.evaluations()) {
-    std::cout << DescribeEvaluation(evaluation) << "\n";
+  if (!run.evaluations().empty()) {
+    std::cout << "evaluations:\n" << FormatEvaluationTable(run) << FormatEvaluationLines(run);
   }
   std::cout << std::flush;
 }

@@ -10,7 +10,8 @@ namespace prolong::ctl {
 // asks for a client certificate), with the bearer token of --token-file (or PROLONG_TOKEN_FILE)
 // that submit and cancel need when the scheduler has one. Errors are the scheduler's, one
 // problem a line; exit code 1 (watch: also when the run ends other than SUCCEEDED), 2 when the
-// scheduler cannot be reached.
+// scheduler cannot be reached. `get` and `watch` show raw and after-SFT evaluations
+// (run_evaluations.h): `get` as a table with a column per category and protocol.
 void AddRunCommand(CLI::App& app, int* exit_code);
 
 }  // namespace prolong::ctl

@@ -1,6 +1,6 @@
 // `prolongctl eval` as an operator runs it: a checkpoint scored on a HELMET task with its files
 // written, resumed from the result store, gated against a baseline, and two evaluations
-// compared.
+// compared, from files and from a real evaluator service by evaluation id.
 
 #include <filesystem>
 #include <fstream>
@@ -8,14 +8,19 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/file.h"
 #include "common/status_matchers.h"
 #include "datamixer/store/store.h"
 #include "datamixer/tokenizer/test_ranks.h"
 #include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "prolong/v1/evaluator.grpc.pb.h"
 #include "tests/subprocess.h"
+#include "tests/training_stack.h"
 #include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/model_test_util.h"
@@ -23,7 +28,9 @@
 namespace prolong {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kProlongctl[] = "services/prolongctl/prolongctl";
 constexpr int64_t kLlama3Vocabulary = 128256;
@@ -70,9 +77,46 @@ class ProlongctlEvalTest : public ::testing::Test {
             out};
   }
 
+  // What `eval run` with RunArgs asks, as a request to the evaluator service.
+  v1::EvaluateRequest Request(int samples) {
+    v1::EvaluateRequest request;
+    request.set_checkpoint_path(dir_ + "/model");
+    request.mutable_tokenizer()->set_path(ranks_);
+    request.mutable_tokenizer()->set_preset(v1::TOKENIZER_PRESET_LLAMA3);
+    request.mutable_spec()->set_seed(42);
+    v1::EvalTask* task = request.mutable_spec()->add_tasks();
+    task->set_name("json_kv");
+    task->add_input_lengths(1024);
+    task->set_num_examples(samples);
+    task->set_shots(-1);
+    request.set_run_id("r1");
+    request.set_stage("short");
+    request.set_step(3);
+    return request;
+  }
+
   std::string dir_;
   std::string ranks_;
 };
+
+// Polls until the evaluation has ended; its last state.
+v1::Evaluation AwaitEvaluation(v1::Evaluator::Stub& stub, const std::string& id) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  v1::Evaluation evaluation;
+  while (absl::Now() < deadline) {
+    grpc::ClientContext context;
+    v1::GetEvaluationRequest request;
+    request.set_evaluation_id(id);
+    const grpc::Status status = stub.GetEvaluation(&context, request, &evaluation);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    if (!status.ok() || evaluation.state() == v1::EVALUATION_STATE_SUCCEEDED ||
+        evaluation.state() == v1::EVALUATION_STATE_FAILED) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return evaluation;
+}
 
 TEST_F(ProlongctlEvalTest, ScoresResumesGatesAndCompares) {
   const testing::RunResult first = Eval(RunArgs(dir_ + "/first"));
@@ -110,6 +154,95 @@ TEST_F(ProlongctlEvalTest, ScoresResumesGatesAndCompares) {
   ASSERT_EQ(compared.exit_code, 0) << compared.stderr_text;
   EXPECT_THAT(compared.stdout_text, HasSubstr("json_kv @1K"));
   EXPECT_THAT(compared.stdout_text, HasSubstr("100.00"));
+}
+
+TEST_F(ProlongctlEvalTest, ComparesEvaluationsOfTheEvaluatorServiceById) {
+  const testing::RunResult local = Eval(RunArgs(dir_ + "/local"));
+  ASSERT_EQ(local.exit_code, 0) << local.stderr_text;
+  // The service on the result store `eval run` filled scores the same checkpoint and spec from
+  // it: the comparison is of equal results.
+  absl::StatusOr<testing::ServiceProcess> evaluator =
+      testing::StartService({testing::kEvaluatorBinary, "--store=" + dir_ + "/results",
+                             "--device=cpu", "--address=127.0.0.1:0", "--metrics-address=off"});
+  ASSERT_OK(evaluator);
+  auto stub = v1::Evaluator::NewStub(
+      grpc::CreateChannel(evaluator->address, grpc::InsecureChannelCredentials()));
+  v1::Evaluation queued;
+  {
+    grpc::ClientContext context;
+    const grpc::Status status = stub->Evaluate(&context, Request(2), &queued);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  const std::string id = queued.evaluation_id();
+  ASSERT_EQ(AwaitEvaluation(*stub, id).state(), v1::EVALUATION_STATE_SUCCEEDED)
+      << evaluator->process->Stderr();
+
+  const std::string with_evaluator = "--evaluator=" + evaluator->address;
+  const testing::RunResult compared = Eval({"compare", with_evaluator, id, dir_ + "/local"});
+  ASSERT_EQ(compared.exit_code, 0) << compared.stderr_text;
+  EXPECT_THAT(compared.stdout_text, HasSubstr("A is evaluation " + id + "\n"));
+  EXPECT_THAT(compared.stdout_text, Not(HasSubstr("B is")));
+  EXPECT_THAT(compared.stdout_text, HasSubstr("A: " + dir_ + "/model\n"));
+  EXPECT_THAT(compared.stdout_text, ContainsRegex("json_kv @1K +[0-9.]+ +[0-9.]+ +\\+0\\.00"));
+  // Both operands from the service.
+  const testing::RunResult itself = Eval({"compare", id, id, with_evaluator});
+  ASSERT_EQ(itself.exit_code, 0) << itself.stderr_text;
+  EXPECT_THAT(itself.stdout_text, HasSubstr("B is evaluation " + id + "\n"));
+
+  // An id the service does not hold; an id, or a run's checkpoint, without the services'
+  // flags; an evaluator that cannot be reached (exit code 2).
+  testing::RunResult failed = Eval({"compare", with_evaluator, "ev-0000", dir_ + "/local"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.stderr_text, HasSubstr("evaluation ev-0000 (evaluator " + evaluator->address));
+  EXPECT_THAT(failed.stderr_text, HasSubstr("no evaluation with evaluation_id"));
+  failed = Eval({"compare", id, dir_ + "/local"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.stderr_text, HasSubstr(id +
+                                            ": no such file or directory; to compare "
+                                            "evaluation " +
+                                            id + " of the evaluator service, give --evaluator"));
+  failed = Eval({"compare", "r1:short:3:after-sft", dir_ + "/local"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.stderr_text,
+              HasSubstr("r1:short:3:after-sft names a run's checkpoint (run r1: short step 3 "
+                        "after SFT): give --scheduler HOST:PORT to find it and --evaluator"));
+  failed = Eval({"compare", with_evaluator, "r1:short:3", dir_ + "/local"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.stderr_text, HasSubstr("give --scheduler HOST:PORT to find it\n"));
+  failed = Eval({"compare", with_evaluator, "r1:short:three", dir_ + "/local"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.stderr_text, HasSubstr("step \"three\" of \"r1:short:three\""));
+  failed = Eval({"compare", "--evaluator=127.0.0.1:1", id, dir_ + "/local"});
+  EXPECT_EQ(failed.exit_code, 2) << failed.stderr_text;
+  EXPECT_THAT(failed.stderr_text, HasSubstr("evaluator 127.0.0.1:1 unreachable"));
+
+  // One still running (or queued) is not compared: part of its results would read as a
+  // change in the model.
+  v1::Evaluation running;
+  {
+    grpc::ClientContext context;
+    const grpc::Status status = stub->Evaluate(&context, Request(400), &running);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  failed = Eval({"compare", with_evaluator, running.evaluation_id(), dir_ + "/local"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.stderr_text,
+              ContainsRegex("evaluation ev-[0-9a-f]+ is (pending|running) \\([0-9]+/[0-9]+ "
+                            "examples\\); compare it once it has succeeded\n"));
+}
+
+// A run's checkpoint is looked up on a real scheduler: one it does not hold is named.
+TEST_F(ProlongctlEvalTest, ARunCheckpointTheSchedulerDoesNotHold) {
+  absl::StatusOr<testing::ServiceProcess> scheduler =
+      testing::StartService({testing::kSchedulerBinary, "--state-dir=" + dir_ + "/scheduler",
+                             "--address=127.0.0.1:0", "--metrics-address=off"});
+  ASSERT_OK(scheduler);
+  const testing::RunResult failed =
+      Eval({"compare", "--scheduler=" + scheduler->address, "--evaluator=127.0.0.1:1",
+            "no-such-run:short:3", dir_ + "/local"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.stderr_text,
+              HasSubstr("run no-such-run (scheduler " + scheduler->address + "): "));
 }
 
 TEST_F(ProlongctlEvalTest, PositionLossByBucket) {

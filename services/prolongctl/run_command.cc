@@ -213,8 +213,9 @@ int List(const RunFlags& flags) {
       std::string line = absl::StrFormat(
           "%-32s %-11s %-8s %s", run.run_id(), StateName(run.state()),
           Duration(absl::ToDoubleSeconds(absl::Now() - TimeOf(run.create_time()))), Progress(run));
-      if (run.has_side_job_of())
+      if (run.has_side_job_of()) {
         absl::StrAppend(&line, "  side job of ", run.side_job_of().run_id());
+      }
       std::cout << line << "\n";
     }
     if (response.next_page_token().empty()) break;
@@ -391,7 +392,9 @@ void AddRunCommand(CLI::App& app, int* exit_code) {
   list->add_option("--state", flags->states, "Only runs in these states (repeatable)");
   list->callback([flags, exit_code] { *exit_code = Secured(*flags, List); });
 
-  CLI::App* get = run->add_subcommand("get", "Show a run: state, progress, checkpoints, scores.");
+  CLI::App* get = run->add_subcommand(
+      "get",
+      "Show a run: state, progress, checkpoints, and scores with raw and after-SFT side by side.");
   get->add_option("run_id", flags->run_id, "The run")->required();
   get->add_flag("--json", flags->json, "The whole Run message as JSON");
   get->callback([flags, exit_code] { *exit_code = Secured(*flags, Get); });

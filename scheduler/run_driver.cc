@@ -92,6 +92,10 @@ void RunDriver::Drive() {
     gang_->Stop();
     gang_.reset();
   }
+  if (!stopping_.HasBeenNotified() && options_.run_ended) {
+    absl::StatusOr<v1::Run> run = runs_.Get(run_id_);
+    if (run.ok() && IsTerminal(run->state())) options_.run_ended(*run);
+  }
   done_.Notify();
 }
 
@@ -102,12 +106,14 @@ bool RunDriver::Step() {
     return false;
   }
   if (IsTerminal(run->state())) return false;
+  trained_ = run->trained();
   const absl::Time now = absl::Now();
   switch (run->state()) {
     case v1::RUN_STATE_PENDING:
     case v1::RUN_STATE_RESTARTING:
       if (now >= restart_at_) {
-        const absl::Status started = StartStage(*run);
+        absl::Status started = options_.may_start ? options_.may_start(*run) : absl::OkStatus();
+        if (started.ok()) started = StartStage(*run);
         if (!started.ok()) {
           if (started.message() != last_wait_reason_) {  // once, not every retry
             PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << started.message()
@@ -125,7 +131,7 @@ bool RunDriver::Step() {
       return false;
   }
   if (trained_) {
-    const int pending = options_.pending_evaluations ? options_.pending_evaluations(run_id_) : 0;
+    const int pending = options_.pending_evaluations ? options_.pending_evaluations(*run) : 0;
     if (pending > 0) return true;
     const int stages = run->spec().stages_size();
     absl::StatusOr<v1::Run> done = runs_.Transition(
@@ -170,7 +176,12 @@ bool RunDriver::Step() {
     const int stages = run->spec().stages_size();
     const int next = run->stage_index() + 1;
     if (next == stages) {
-      trained_ = true;  // succeeds once its evaluations end
+      // Succeeds once its evaluations and side jobs end.
+      absl::StatusOr<v1::Run> trained = runs_.Update(run_id_, [](v1::Run& r, auto&) {
+        r.set_trained(true);
+        return absl::OkStatus();
+      });
+      if (!trained.ok()) PROLONG_LOG(ERROR) << trained.status().message();
       return true;
     }
     absl::StatusOr<v1::Run> advanced = runs_.Update(run_id_, [&](v1::Run& r, auto&) {

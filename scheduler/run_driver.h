@@ -7,8 +7,9 @@
 // stopped whole and, while restarts remain and the failure is not a user error, launched again
 // after a backoff; the trainer resumes from the stage's newest checkpoint. A run found RUNNING
 // with no gang (the scheduler restarted) is relaunched the same way, without counting a
-// restart. A cancelled run has its gang stopped. A run whose stages are all trained succeeds
-// once its checkpoints' evaluations have ended.
+// restart. A cancelled run has its gang stopped. A run whose stages are all trained (persisted,
+// so a restarted scheduler does not train its last stage again) succeeds once its checkpoints'
+// evaluations and side jobs have ended.
 //
 // Thread-safety: Start once; the destructor stops the thread (not the run) and the gang.
 #ifndef PROLONG_SCHEDULER_RUN_DRIVER_H_
@@ -41,8 +42,14 @@ struct DriverOptions {
   absl::Duration poll_interval = absl::Milliseconds(50);
   // Before restart n (from 1): base x 2^(n-1), at most a minute.
   absl::Duration restart_backoff = absl::Seconds(1);
-  // The run's checkpoint evaluations not yet ended: a trained run succeeds once they have.
-  std::function<int(const std::string& run_id)> pending_evaluations;
+  // The run's checkpoint evaluations (and side jobs) not yet ended: a trained run succeeds once
+  // they have.
+  std::function<int(const v1::Run& run)> pending_evaluations;
+  // Why the run may not start its gang yet (a side job queued behind its parent's), as an
+  // UNAVAILABLE status; OK when it may.
+  std::function<absl::Status(const v1::Run& run)> may_start;
+  // The run has ended; called once by the driver that saw it end.
+  std::function<void(const v1::Run& run)> run_ended;
   // A checkpoint the driver recorded on the run itself (one written while no scheduler
   // listened), to be handled as a reported one is.
   std::function<void(const v1::Run& run, const v1::Checkpoint& checkpoint)> checkpoint_recorded;
@@ -90,7 +97,7 @@ class RunDriver {
   const DriverOptions options_;
   std::unique_ptr<Gang> gang_;
   absl::Time launched_;
-  bool trained_ = false;  // every stage trained; waiting for evaluations
+  bool trained_ = false;  // the run's `trained`, as last seen
   absl::Time restart_at_;
   // Why the last try to start the stage failed (logged when it changes).
   std::string last_wait_reason_;

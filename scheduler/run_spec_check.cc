@@ -1,9 +1,11 @@
 #include "scheduler/run_spec_check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -13,10 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/descriptor.h"
+#include "scheduler/after_sft.h"
 
 namespace prolong::scheduler {
 namespace {
@@ -485,6 +489,78 @@ class Checker {
       KnownValue(at + "chat_template", task.chat_template(), v1::ChatTemplate_descriptor(), true);
     }
     AtLeast("evaluation.spec.max_new_tokens", eval_spec.max_new_tokens(), 0);
+    if (evaluation.has_raw_checkpoints()) {
+      CheckSelection("evaluation.raw_checkpoints", evaluation.raw_checkpoints());
+    }
+    if (evaluation.has_after_sft()) CheckAfterSft();
+  }
+
+  // A selection must pick something.
+  void CheckSelection(const std::string& field, const v1::CheckpointSelection& selection) {
+    AtLeast(field + ".every_steps", selection.every_steps(), 0);
+    if (!selection.stage_ends() && selection.every_steps() <= 0) {
+      Add(field, "selects no checkpoint: set stage_ends or every_steps");
+    }
+  }
+
+  void CheckAfterSft() {
+    const v1::AfterSftPolicy& policy = spec_.evaluation().after_sft();
+    const std::string at = "evaluation.after_sft.";
+    CheckSelection(at + "checkpoints", policy.checkpoints());
+    if (policy.checkpoints().every_steps() > 0 && spec_.checkpoint().keep_last() > 0) {
+      Add("checkpoint.keep_last",
+          "must be 0 with evaluation.after_sft.checkpoints.every_steps: side jobs start from "
+          "checkpoints the run may have deleted by then (stage ends are always kept), got " +
+              std::to_string(spec_.checkpoint().keep_last()));
+    }
+    if (policy.stage().rope_theta() != 0) {
+      Add(at + "stage.rope_theta",
+          absl::StrCat("must be 0: the SFT keeps the checkpoint's RoPE base, got ",
+                       Number(policy.stage().rope_theta())));
+    }
+    const auto& mixture = policy.stage().mixture();
+    if (!mixture.empty() && std::none_of(mixture.begin(), mixture.end(), [](const auto& c) {
+          return c.packing() == v1::PACKING_SFT;
+        })) {
+      Add(at + "stage.mixture", "needs a domain with sft packing (chat data), got none");
+    }
+    for (int i = 0; i < spec_.stages_size(); ++i) {
+      if (spec_.stages(i).name() == "after-sft") {
+        Add(absl::StrCat("stages[", i, "].name"),
+            "\"after-sft\" is the directory of evaluation.after_sft's side jobs; rename the stage");
+      }
+    }
+    if (spec_.model().tokenizer().path().empty() && !spec_.evaluation().on_checkpoint()) {
+      Add("model.tokenizer.path",
+          "required with evaluation.after_sft: the evaluator tokenizes the prompts with it");
+    }
+    // The side job as the run of its own it becomes. Its problems that come from the run's own
+    // fields were reported above; the rest are named where the operator wrote them.
+    v1::Checkpoint example;
+    example.set_stage(spec_.stages().empty() ? "stage" : spec_.stages(0).name());
+    example.set_step(1);
+    example.set_path(spec_.checkpoint().directory() + "/step");
+    for (SpecProblem& problem : Checker(SideJobSpec(spec_, example), roots_).Check()) {
+      std::string field;
+      if (absl::StartsWith(problem.field, "stages[0]")) {
+        field = at + "stage" + problem.field.substr(strlen("stages[0]"));
+      } else if (absl::StartsWith(problem.field, "resources")) {
+        field = policy.has_resources() ? at + problem.field : problem.field;
+      } else if (absl::StartsWith(problem.field, "evaluation.spec")) {
+        field =
+            policy.has_spec() ? at + problem.field.substr(strlen("evaluation.")) : problem.field;
+      } else {
+        continue;
+      }
+      // The side job's only stage is the policy's.
+      std::string message =
+          absl::StrReplaceAll(problem.message, {{"stages[0]", "evaluation.after_sft.stage"}});
+      const bool reported =
+          std::any_of(problems_.begin(), problems_.end(), [&](const SpecProblem& known) {
+            return known.field == field && known.message == message;
+          });
+      if (!reported) Add(std::move(field), std::move(message));
+    }
   }
 
   void CheckFault() {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "common/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
@@ -465,6 +466,101 @@ TEST(RunSpecCheckTest, Evaluation) {
                   "evaluation.spec.tasks[2].num_examples", "evaluation.spec.tasks[2].shots",
                   "evaluation.spec.tasks[2].chat_template", "evaluation.spec.max_new_tokens"));
   EXPECT_EQ(problems[3].message, "must be at least -1, got -2");
+}
+
+// ProLong's protocol: each stage's last checkpoint fine-tuned on UltraChat before evaluation.
+constexpr char kAfterSft[] = R"pb(
+  evaluation {
+    after_sft {
+      stage {
+        name: "sft"
+        seq_len: 65536
+        total_tokens: 1000000000
+        batch_tokens: 4194304
+        schedule { peak_lr: 2e-5 warmup_fraction: 0.05 min_lr_ratio: 0.1 }
+        mixture { domain: "ultrachat" proportion: 1 packing: PACKING_SFT }
+      }
+      checkpoints { stage_ends: true }
+    }
+  }
+)pb";
+
+TEST(RunSpecCheckTest, AfterSft) {
+  EXPECT_THAT(RunSpecStatus(CheckRunSpec(ProLongWith(kAfterSft), kRoots)), IsOk());
+  // Its own evaluation spec and resources are checked as the run's are.
+  EXPECT_THAT(
+      RunSpecStatus(CheckRunSpec(ProLongWith(absl::StrCat(kAfterSft, R"pb(
+                                   evaluation {
+                                     after_sft {
+                                       spec { tasks { name: "json_kv" input_lengths: 1024 } }
+                                       resources {
+                                         data_parallel: 2
+                                         local {}
+                                       }
+                                     }
+                                   }
+                                 )pb")),
+                                 kRoots)),
+      IsOk());
+
+  v1::RunSpec wrong = ProLongWith(absl::StrCat(kAfterSft, R"pb(
+    evaluation {
+      after_sft {
+        stage { seq_len: 0 rope_theta: 1e6 }
+        checkpoints { stage_ends: false every_steps: -1 }
+        spec { max_new_tokens: -1 }
+        resources { data_parallel: -1 }
+      }
+    }
+  )pb"));
+  wrong.mutable_evaluation()->mutable_after_sft()->mutable_stage()->mutable_mixture(0)->set_packing(
+      v1::PACKING_SHORT);
+  const std::vector<SpecProblem> problems = CheckRunSpec(wrong, kRoots);
+  EXPECT_THAT(
+      Fields(problems),
+      ElementsAre("evaluation.after_sft.checkpoints.every_steps",
+                  "evaluation.after_sft.checkpoints", "evaluation.after_sft.stage.rope_theta",
+                  "evaluation.after_sft.stage.mixture", "evaluation.after_sft.stage.seq_len",
+                  "evaluation.after_sft.resources.data_parallel", "evaluation.after_sft.spec.tasks",
+                  "evaluation.after_sft.spec.max_new_tokens"))
+      << RunSpecStatus(problems);
+
+  // A run without a tokenizer cannot evaluate after SFT either.
+  v1::RunSpec untokenized = ProLongWith(kAfterSft);
+  untokenized.mutable_model()->clear_tokenizer();
+  untokenized.mutable_evaluation()->set_on_checkpoint(false);
+  EXPECT_THAT(Fields(CheckRunSpec(untokenized, kRoots)), ElementsAre("model.tokenizer.path"));
+  // Without its own spec the run's is used, which must then have tasks.
+  v1::RunSpec taskless = ProLongWith(kAfterSft);
+  taskless.mutable_evaluation()->set_on_checkpoint(false);
+  taskless.mutable_evaluation()->mutable_spec()->clear_tasks();
+  EXPECT_THAT(Fields(CheckRunSpec(taskless, kRoots)), ElementsAre("evaluation.spec.tasks"));
+
+  // Every N-th checkpoint would be gone before its side job starts if the run deletes old ones.
+  EXPECT_THAT(
+      OnlyMessage(ProLongWith(absl::StrCat(
+          kAfterSft, R"pb(evaluation { after_sft { checkpoints { every_steps: 500 } } })pb"))),
+      HasSubstr("must be 0 with evaluation.after_sft.checkpoints.every_steps"));
+  // Side jobs write under <checkpoint.directory>/after-sft.
+  EXPECT_THAT(Fields(CheckRunSpec(
+                  ProLongWith(absl::StrCat(kAfterSft, R"pb(stages { name: "x" })pb")), kRoots)),
+              ::testing::Contains("stages[2].seq_len"));
+  v1::RunSpec clash = ProLongWith(kAfterSft);
+  clash.mutable_stages(1)->set_name("after-sft");
+  EXPECT_THAT(Fields(CheckRunSpec(clash, kRoots)), ElementsAre("stages[1].name"));
+  // The side job runs with the run's Slurm allocation, which must fit its stage's layout.
+  v1::RunSpec wide = ProLongWith(kAfterSft);
+  wide.mutable_evaluation()
+      ->mutable_after_sft()
+      ->mutable_stage()
+      ->mutable_layout()
+      ->set_data_parallel(4);
+  const std::vector<SpecProblem> narrow = CheckRunSpec(wide, kRoots);
+  ASSERT_THAT(Fields(narrow), ::testing::Contains("resources.slurm"));
+  EXPECT_THAT(narrow.back().message, HasSubstr("(evaluation.after_sft.stage)"));
+  // Raw evaluations may be limited to some checkpoints, which must be some.
+  EXPECT_THAT(Fields(CheckRunSpec(ProLongWith(R"pb(evaluation { raw_checkpoints {} })pb"), kRoots)),
+              ElementsAre("evaluation.raw_checkpoints"));
 }
 
 TEST(RunSpecCheckTest, Fault) {

@@ -114,7 +114,7 @@ void Runs::Publish(Entry& entry, v1::Run run, std::vector<v1::RunEvent> events) 
 }
 
 absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string& request_id,
-                                     bool* created) {
+                                     bool* created, const v1::SideJobOf* side_job_of) {
   *created = false;
   v1::Run run;
   v1::RunEvent event;
@@ -143,6 +143,7 @@ absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string&
     run.set_run_id(run_id);
   }
   *run.mutable_spec() = spec;
+  if (side_job_of != nullptr) *run.mutable_side_job_of() = *side_job_of;
   run.set_state(v1::RUN_STATE_PENDING);
   *run.mutable_create_time() = Now();
   event.set_sequence(1);

@@ -50,9 +50,9 @@ class Runs {
   static absl::StatusOr<std::unique_ptr<Runs>> Open(const std::string& store_dir);
 
   // A new PENDING run for `spec`, or, for a request id seen before, the run it created
-  // (`created` false).
+  // (`created` false). `side_job_of`: the run is a side job of another (Run.side_job_of).
   absl::StatusOr<v1::Run> Create(const v1::RunSpec& spec, const std::string& request_id,
-                                 bool* created);
+                                 bool* created, const v1::SideJobOf* side_job_of = nullptr);
   absl::StatusOr<v1::Run> Get(const std::string& run_id) const;
   // Newest first.
   std::vector<v1::Run> List() const;

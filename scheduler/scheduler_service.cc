@@ -19,9 +19,11 @@
 #include "common/log.h"
 #include "common/security.h"
 #include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
 #include "nlohmann/json.hpp"
 #include "prolong/v1/datamixer.grpc.pb.h"
 #include "prometheus/gauge.h"
+#include "scheduler/after_sft.h"
 #include "scheduler/evaluation_handoff.h"
 #include "scheduler/launch/local_launcher.h"
 #include "scheduler/launch/slurm_launcher.h"
@@ -79,7 +81,8 @@ struct Metrics {
         evaluation_score(prometheus::BuildGauge()
                              .Name("prolong_scheduler_evaluation_score")
                              .Help("The newest evaluated checkpoint of a stage: its score per "
-                                   "category, in [0, 100].")
+                                   "category and protocol (raw, or after_sft: after a short "
+                                   "SFT), in [0, 100].")
                              .Register(registry)) {}
 
   prometheus::Family<prometheus::Gauge>& runs;
@@ -126,13 +129,28 @@ struct SchedulerService::State {
   absl::StatusOr<v1::StagePlan> PlanStage(const v1::RunSpec& spec, int stage_index);
   void Drive(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RefreshMetrics();
-  DriverOptions Driving() const;
-  // Hands a newly recorded checkpoint to the evaluator when the run's policy asks for it.
-  void Evaluate(const v1::Run& run, const v1::Checkpoint& checkpoint) const;
-  // Hands the run's checkpoints that have no evaluation yet to the evaluator.
+  DriverOptions Driving();
+  // Hands a newly recorded checkpoint to the evaluator, or to a side job that fine-tunes it
+  // first, as the run's policy asks.
+  void Evaluate(const v1::Run& run, const v1::Checkpoint& checkpoint);
+  // The same for the run's checkpoints that have no evaluation yet (a recovered run).
   void EvaluateCheckpoints(const v1::Run& run);
+  // Submits (once) and drives the side job of the run's checkpoint; one that has ended already
+  // gives the run its evaluation.
+  void StartSideJob(const v1::Run& run, const v1::Checkpoint& checkpoint);
+  // Why a side job waits for its parent's gang (evaluation.after_sft.resources unset).
+  absl::Status MayStart(const v1::Run& run) const;
+  // An ended side job's evaluation goes to its parent.
+  void SideJobEnded(const v1::Run& side_job);
   void RecordEvaluation(const std::string& run_id, v1::EvaluationSummary summary,
                         const std::string& failure);
+  // Adds the summary to the run unless it has one of that checkpoint and protocol.
+  void AddEvaluation(const std::string& run_id, const v1::EvaluationSummary& summary);
+  // Side jobs are cancelled with their run.
+  void CancelSideJobs(const std::string& run_id);
+  // Cancels a side job found running whose run was cancelled (the scheduler stopped in
+  // between); true if it was.
+  bool CancelledWithParent(const v1::Run& run);
 
   const SchedulerServiceOptions options;
   std::unique_ptr<Runs> runs;
@@ -156,58 +174,158 @@ struct SchedulerService::State {
   std::thread metrics_thread;
 };
 
-DriverOptions SchedulerService::State::Driving() const {
+DriverOptions SchedulerService::State::Driving() {
   DriverOptions driving;
   driving.trainer_binary = options.trainer_binary;
   driving.state_dir = options.state_dir;
   driving.datamixer_address = options.datamixer_address;
   driving.restart_backoff = options.restart_backoff;
   driving.worker_tls = options.worker_tls;
-  driving.pending_evaluations = [this](const std::string& run_id) {
-    return evaluations->Pending(run_id);
+  driving.pending_evaluations = [this](const v1::Run& run) {
+    return evaluations->Pending(run.run_id()) + static_cast<int>(AwaitingAfterSft(run).size());
   };
+  driving.may_start = [this](const v1::Run& run) { return MayStart(run); };
+  driving.run_ended = [this](const v1::Run& run) { SideJobEnded(run); };
   driving.checkpoint_recorded = [this](const v1::Run& run, const v1::Checkpoint& checkpoint) {
     Evaluate(run, checkpoint);
   };
   return driving;
 }
 
-void SchedulerService::State::Evaluate(const v1::Run& run, const v1::Checkpoint& checkpoint) const {
-  if (run.spec().evaluation().on_checkpoint()) {
-    evaluations->Submit(run.run_id(), run.spec(), checkpoint);
-  }
+void SchedulerService::State::Evaluate(const v1::Run& run, const v1::Checkpoint& checkpoint) {
+  if (EvaluatesRaw(run, checkpoint)) evaluations->Submit(run.run_id(), run.spec(), checkpoint);
+  if (NeedsSideJob(run, checkpoint)) StartSideJob(run, checkpoint);
 }
 
 void SchedulerService::State::EvaluateCheckpoints(const v1::Run& run) {
-  if (!run.spec().evaluation().on_checkpoint()) return;
   for (const v1::Checkpoint& checkpoint : run.checkpoints()) {
-    const bool evaluated = std::any_of(run.evaluations().begin(), run.evaluations().end(),
-                                       [&](const v1::EvaluationSummary& summary) {
-                                         return summary.stage() == checkpoint.stage() &&
-                                                summary.step() == checkpoint.step();
-                                       });
-    if (!evaluated) evaluations->Submit(run.run_id(), run.spec(), checkpoint);
+    if (EvaluatesRaw(run, checkpoint) &&
+        !HasEvaluation(run, checkpoint.stage(), checkpoint.step(), v1::EVALUATION_PROTOCOL_RAW)) {
+      evaluations->Submit(run.run_id(), run.spec(), checkpoint);
+    }
   }
+  for (const v1::Checkpoint& checkpoint : AwaitingAfterSft(run)) StartSideJob(run, checkpoint);
+}
+
+void SchedulerService::State::StartSideJob(const v1::Run& run, const v1::Checkpoint& checkpoint) {
+  v1::SideJobOf of;
+  of.set_run_id(run.run_id());
+  *of.mutable_checkpoint() = checkpoint;
+  bool created = false;
+  absl::StatusOr<v1::Run> side =
+      runs->Create(SideJobSpec(run.spec(), checkpoint), SideJobRequestId(run.run_id(), checkpoint),
+                   &created, &of);
+  if (!side.ok()) {
+    PROLONG_LOG(ERROR) << "run " << run.run_id() << ": submitting the side job of "
+                       << checkpoint.stage() << " step " << checkpoint.step() << ": "
+                       << side.status().message();
+    return;
+  }
+  if (!created) {
+    if (IsTerminal(side->state())) SideJobEnded(*side);
+    return;  // driven since it was created
+  }
+  PROLONG_LOG(INFO) << "run " << run.run_id() << ": side job " << side->run_id() << " fine-tunes "
+                    << checkpoint.stage() << " step " << checkpoint.step()
+                    << " before evaluating it";
+  absl::MutexLock lock(&mu);
+  if (started) Drive(*side);
+}
+
+absl::Status SchedulerService::State::MayStart(const v1::Run& run) const {
+  if (!run.has_side_job_of()) return absl::OkStatus();
+  absl::StatusOr<v1::Run> parent = runs->Get(run.side_job_of().run_id());
+  if (!parent.ok() || parent->spec().evaluation().after_sft().has_resources()) {
+    return absl::OkStatus();
+  }
+  if (!parent->trained() && !IsTerminal(parent->state())) {
+    return absl::UnavailableError(
+        absl::StrCat("queued behind run ", parent->run_id(),
+                     ": its side jobs use its resources once it has trained every stage "
+                     "(evaluation.after_sft.resources would name others)"));
+  }
+  // On the run's resources, one side job at a time, in the order they were submitted.
+  const auto earlier = [](const v1::Run& a, const v1::Run& b) {
+    return std::make_pair(google::protobuf::util::TimeUtil::TimestampToNanoseconds(a.create_time()),
+                          a.run_id()) <
+           std::make_pair(google::protobuf::util::TimeUtil::TimestampToNanoseconds(b.create_time()),
+                          b.run_id());
+  };
+  for (const v1::Run& sibling : runs->List()) {
+    if (sibling.side_job_of().run_id() == parent->run_id() && !IsTerminal(sibling.state()) &&
+        earlier(sibling, run)) {
+      return absl::UnavailableError(absl::StrCat("queued behind side job ", sibling.run_id(),
+                                                 " on the resources of run ", parent->run_id()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void SchedulerService::State::SideJobEnded(const v1::Run& side_job) {
+  if (!side_job.has_side_job_of()) return;
+  const v1::EvaluationSummary summary = AfterSftSummary(side_job);
+  if (summary.failure().empty()) {
+    PROLONG_LOG(INFO) << "run " << side_job.side_job_of().run_id() << ": " << summary.stage()
+                      << " step " << summary.step() << " evaluated after SFT by "
+                      << side_job.run_id();
+  }
+  AddEvaluation(side_job.side_job_of().run_id(), summary);
+}
+
+void SchedulerService::State::CancelSideJobs(const std::string& run_id) {
+  for (const v1::Run& run : runs->List()) {
+    if (run.side_job_of().run_id() != run_id || IsTerminal(run.state())) continue;
+    absl::StatusOr<v1::Run> cancelled = runs->Transition(
+        run.run_id(), v1::RUN_STATE_CANCELLED, absl::StrCat("cancelled with run ", run_id));
+    if (!cancelled.ok() && cancelled.status().code() != absl::StatusCode::kFailedPrecondition) {
+      PROLONG_LOG(ERROR) << "run " << run.run_id() << ": " << cancelled.status().message();
+    }
+    evaluations->Forget(run.run_id());
+  }
+}
+
+bool SchedulerService::State::CancelledWithParent(const v1::Run& run) {
+  if (!run.has_side_job_of()) return false;
+  absl::StatusOr<v1::Run> parent = runs->Get(run.side_job_of().run_id());
+  if (!parent.ok() || parent->state() != v1::RUN_STATE_CANCELLED) return false;
+  CancelSideJobs(parent->run_id());
+  return true;
 }
 
 void SchedulerService::State::RecordEvaluation(const std::string& run_id,
                                                v1::EvaluationSummary summary,
                                                const std::string& failure) {
   summary.set_failure(failure);
-  if (!failure.empty()) {
-    PROLONG_LOG(WARNING) << "run " << run_id << ": evaluating " << summary.stage() << " step "
-                         << summary.step() << " failed: " << failure;
-  }
+  summary.set_protocol(v1::EVALUATION_PROTOCOL_RAW);
+  AddEvaluation(run_id, summary);
+}
+
+void SchedulerService::State::AddEvaluation(const std::string& run_id,
+                                            const v1::EvaluationSummary& summary) {
+  bool added = false;
   absl::StatusOr<v1::Run> run =
       runs->Update(run_id, [&](v1::Run& r, std::vector<v1::RunEvent>& events) {
+        if (HasEvaluation(r, summary.stage(), summary.step(), ProtocolOf(summary))) {
+          return absl::AlreadyExistsError("recorded before");
+        }
         // Newest first.
         r.mutable_evaluations()->Add(v1::EvaluationSummary(summary));
         std::rotate(r.mutable_evaluations()->rbegin(), r.mutable_evaluations()->rbegin() + 1,
                     r.mutable_evaluations()->rend());
         *events.emplace_back().mutable_evaluation() = summary;
+        added = true;
         return absl::OkStatus();
       });
-  if (!run.ok()) PROLONG_LOG(ERROR) << "run " << run_id << ": " << run.status().message();
+  if (!run.ok() && run.status().code() != absl::StatusCode::kAlreadyExists) {
+    PROLONG_LOG(ERROR) << "run " << run_id << ": " << run.status().message();
+  }
+  if (added && !summary.failure().empty()) {
+    PROLONG_LOG(WARNING) << "run " << run_id << ": evaluating " << summary.stage() << " step "
+                         << summary.step()
+                         << (ProtocolOf(summary) == v1::EVALUATION_PROTOCOL_AFTER_SFT ? " after SFT"
+                                                                                      : "")
+                         << " failed: " << summary.failure();
+  }
 }
 
 absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSpec& spec,
@@ -285,14 +403,17 @@ void SchedulerService::State::RefreshMetrics() {
         series.Set(metrics.mfu, labels, run.latest_metrics().mfu());
       }
     }
-    // Each stage's newest scores (evaluations are newest first).
-    std::set<std::pair<std::string, std::string>> scored;
+    // Each stage's newest scores per protocol (evaluations are newest first).
+    std::set<std::map<std::string, std::string>> scored;
     for (const v1::EvaluationSummary& evaluation : run.evaluations()) {
+      const std::string protocol =
+          ProtocolOf(evaluation) == v1::EVALUATION_PROTOCOL_AFTER_SFT ? "after_sft" : "raw";
       for (const auto& [category, score] : evaluation.category_scores()) {
-        if (!scored.insert({evaluation.stage(), category}).second) continue;
-        series.Set(metrics.evaluation_score,
-                   {{"run", run.run_id()}, {"stage", evaluation.stage()}, {"category", category}},
-                   score);
+        std::map<std::string, std::string> labels = {{"run", run.run_id()},
+                                                     {"stage", evaluation.stage()},
+                                                     {"category", category},
+                                                     {"protocol", protocol}};
+        if (scored.insert(labels).second) series.Set(metrics.evaluation_score, labels, score);
       }
     }
     // Only a running gang's ranks have heartbeats to age.
@@ -364,17 +485,25 @@ absl::StatusOr<std::unique_ptr<SchedulerService>> SchedulerService::Create(
 
 void SchedulerService::Start(const std::string& address) {
   State& s = *state_;
+  const std::vector<v1::Run> stored = s.runs->List();
+  std::vector<v1::Run> recovered;
   {
     absl::MutexLock lock(&s.mu);
     s.address = address;
     s.started = true;
-    for (const v1::Run& run : s.runs->List()) {
+    for (const v1::Run& run : stored) {
       if (IsTerminal(run.state())) continue;
+      if (s.CancelledWithParent(run)) continue;
       PROLONG_LOG(INFO) << "recovering run " << run.run_id() << " ("
                         << v1::RunState_Name(run.state()) << ", attempt " << run.attempt() << ")";
-      s.EvaluateCheckpoints(run);
       s.Drive(run);
+      recovered.push_back(run);
     }
+  }
+  for (const v1::Run& run : recovered) s.EvaluateCheckpoints(run);
+  // Side jobs that ended while no scheduler handed their evaluation on.
+  for (const v1::Run& run : stored) {
+    if (IsTerminal(run.state())) s.SideJobEnded(run);
   }
   s.metrics_thread = std::thread([&s] {
     do {
@@ -470,6 +599,7 @@ grpc::Status SchedulerService::CancelRun(grpc::ServerContext* context,
     }
     if (!run.ok()) return Error(run.status());
     state_->evaluations->Forget(request->run_id());
+    state_->CancelSideJobs(request->run_id());
   }
   *response = *std::move(run);
   return grpc::Status::OK;

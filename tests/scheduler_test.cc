@@ -55,9 +55,10 @@ using testing::Subprocess;
 constexpr int64_t kStage1Steps = 6;
 constexpr int64_t kStage2Steps = 4;
 
-constexpr char kConfig[] = R"({"model_type": "llama", "vocab_size": 256, "hidden_size": 32,
+// testing::kTinyModelYaml's model.
+constexpr char kConfig[] = R"({"model_type": "llama", "vocab_size": 260, "hidden_size": 32,
   "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-  "num_key_value_heads": 2, "max_position_embeddings": 256, "bos_token_id": 1,
+  "num_key_value_heads": 2, "max_position_embeddings": 2048, "bos_token_id": 1,
   "eos_token_id": 2})";
 
 constexpr char kMixture[] = R"(
@@ -244,22 +245,24 @@ bool WaitFor(const ServiceProcess& scheduler, const std::string& run_id, const s
 }
 
 // Waits until the stage's checkpoint directory holds a checkpoint of at least `step`.
-bool WaitForCheckpoint(const std::string& stage_dir, int64_t step, absl::Duration timeout) {
+bool WaitForCheckpoint(const std::string& stage_dir, int64_t step, absl::Duration timeout,
+                       absl::Duration poll = absl::Milliseconds(50)) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     auto listed = checkpoint::ListCheckpoints(stage_dir);
     if (listed.ok() && !listed->empty() && listed->back().step >= step) return true;
-    absl::SleepFor(absl::Milliseconds(50));
+    absl::SleepFor(poll);
   }
   return false;
 }
 
-// The pids of the workers of `attempt`, from the scheduler's log of their registrations, in rank
-// order (ranks register in any order).
-std::vector<pid_t> WorkerPids(const Subprocess& scheduler, int64_t attempt) {
+// The pids of the workers of `attempt` (of `run_id`, else of any run), from the scheduler's log
+// of their registrations, in rank order (ranks register in any order).
+std::vector<pid_t> WorkerPids(const Subprocess& scheduler, int64_t attempt,
+                              const std::string& run_id = R"(\S+)") {
   std::map<int, pid_t> by_rank;
   const std::regex pattern(
-      absl::StrCat(R"(worker \S+/)", attempt, R"(/(\d+) registered \(.*, pid (\d+)\))"));
+      absl::StrCat(R"(worker )", run_id, "/", attempt, R"(/(\d+) registered \(.*, pid (\d+)\))"));
   const std::string log = scheduler.Stderr();
   for (std::sregex_iterator it(log.begin(), log.end(), pattern), end; it != end; ++it) {
     by_rank[std::stoi((*it)[1].str())] = std::stoi((*it)[2].str());
@@ -384,9 +387,9 @@ evaluation:
   auto metrics = HttpGet(scheduler.metrics_address, "/metrics");
   ASSERT_OK(metrics);
   EXPECT_TRUE(std::regex_search(
-      *metrics,
-      std::regex(absl::StrCat(R"(prolong_scheduler_evaluation_score\{category="recall",run=")",
-                              run_id, R"(",stage="short"\} \d)"))))
+      *metrics, std::regex(absl::StrCat(
+                    R"(prolong_scheduler_evaluation_score\{category="recall",protocol="raw",run=")",
+                    run_id, R"(",stage="short"\} \d)"))))
       << *metrics;
 }
 
@@ -637,6 +640,184 @@ TEST(SchedulerTest, ADryRunPrintsThePlansAndTheTime) {
       std::regex_search(result.stdout_text, std::regex(R"(\n  books +768 tokens +50\.00%)")))
       << result.stdout_text;
   EXPECT_EQ(Ctl(scheduler, {"list"}).stdout_text.find("two-stage"), std::string::npos);
+}
+
+// A byte-level tokenizer the evaluator prompts the tiny model with: the 256 byte tokens, then
+// Llama 3's special tokens within testing::kTinyModelYaml's vocabulary.
+std::string WriteTokenizer(const std::string& dir) {
+  std::ofstream(dir + "/bytes.tiktoken", std::ios::binary) << tokenizer::ByteRankFile({});
+  return WriteFile(dir, "tokenizer.json", R"({"type": "tiktoken", "ranks": "bytes.tiktoken",
+    "preset": "llama3", "special_tokens": {"<|begin_of_text|>": 256, "<|end_of_text|>": 257,
+    "<|eot_id|>": 258}, "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"})");
+}
+
+// The short SFT the policy applies: 16 steps of 64 tokens on the web domain, sft-packed.
+constexpr char kSftStage[] = R"({name: sft, seq_len: 64, batch_tokens: 256, total_tokens: 4096,
+      schedule: {peak_lr: 0.005, warmup_fraction: 0.25, shape: cosine, min_lr_ratio: 0.1},
+      mixture: [{domain: web, proportion: 1, packing: sft}]})";
+
+// The two-stage run, each stage's last checkpoint evaluated raw and after the short SFT.
+std::string AfterSftSpec(const std::string& checkpoint_dir, const std::string& tokenizer) {
+  return absl::StrReplaceAll(
+      Spec(checkpoint_dir,
+           absl::StrCat(R"(evaluation:
+  on_checkpoint: true
+  raw_checkpoints: {stage_ends: true}
+  spec:
+    tasks: [{name: json_kv, input_lengths: [1024], num_examples: 2, chat_template: off}]
+    max_new_tokens: 16
+  after_sft:
+    checkpoints: {stage_ends: true}
+    stage: )",
+                        kSftStage, "\n"),
+           "sft-policy"),
+      {{"  precision: fp32\n",
+        absl::StrCat("  precision: fp32\n  tokenizer: {path: ", tokenizer, "}\n")}});
+}
+
+// The side job the scheduler submitted for `stage` at `step` of `run_id`, from its log.
+std::string WaitForSideJob(const Subprocess& scheduler, const std::string& run_id,
+                           const std::string& stage, int64_t step) {
+  const std::regex pattern(
+      absl::StrCat("run ", run_id, R"(: side job (\S+) fine-tunes )", stage, " step ", step, " "));
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < deadline) {
+    const std::string log = scheduler.Stderr();
+    std::smatch match;
+    if (std::regex_search(log, match, pattern)) return match[1].str();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return "";
+}
+
+v1::Run GetRun(const ServiceProcess& scheduler, const std::string& run_id) {
+  auto stub = v1::Scheduler::NewStub(
+      grpc::CreateChannel(scheduler.address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::GetRunRequest request;
+  request.set_run_id(run_id);
+  v1::Run run;
+  const grpc::Status status = stub->GetRun(&context, request, &run);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return run;
+}
+
+// The newest checkpoint's weights in a stage directory.
+std::string LastWeights(const std::string& stage_dir) {
+  auto listed = checkpoint::ListCheckpoints(stage_dir);
+  EXPECT_OK(listed);
+  if (!listed.ok() || listed->empty()) return "";
+  return Bytes(listed->back().path + "/model/model.safetensors");
+}
+
+TEST(SchedulerTest, EachStagesLastCheckpointIsScoredRawAndAfterASideJobsSft) {
+  const std::string dir = testing::MakeTempDir();
+  const std::string tokenizer = WriteTokenizer(dir);
+  auto evaluator =
+      testing::StartService({testing::kEvaluatorBinary, "--store=" + dir + "/results",
+                             "--device=cpu", "--address=127.0.0.1:0", "--metrics-address=off"});
+  ASSERT_OK(evaluator);
+  ServiceProcess scheduler =
+      StartScheduler(dir + "/scheduler", {"--evaluator=" + evaluator->address});
+  const std::string checkpoints = dir + "/checkpoints";
+  const std::string run_id =
+      Submit(scheduler, WriteFile(dir, "run.yaml", AfterSftSpec(checkpoints, tokenizer)));
+
+  // Stage 1's side job waits for the run's gang to train both stages, then runs on its
+  // resources; one of its workers is killed as soon as it has written its first checkpoint.
+  const std::string side_job = WaitForSideJob(*scheduler.process, run_id, "short", 6);
+  ASSERT_FALSE(side_job.empty()) << scheduler.process->Stderr();
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (WorkerPids(*scheduler.process, 1, side_job).size() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const std::vector<pid_t> pids = WorkerPids(*scheduler.process, 1, side_job);
+  ASSERT_EQ(pids.size(), 2u) << scheduler.process->Stderr();
+  EXPECT_TRUE(GetRun(scheduler, run_id).trained()) << "the side job did not wait for the run";
+  const std::string sft_dir = checkpoints + "/after-sft/short-step-6/sft";
+  // Its steps take milliseconds.
+  ASSERT_TRUE(
+      WaitForCheckpoint(sft_dir, kStage1Steps + 2, absl::Seconds(60), absl::Milliseconds(1)));
+  ASSERT_EQ(kill(pids[1], SIGKILL), 0);
+
+  // The run ends once both side jobs have, with two scores of each stage's last checkpoint.
+  const testing::RunResult watched = Ctl(scheduler, {"watch", run_id}, absl::Seconds(600));
+  ASSERT_EQ(watched.exit_code, 0) << watched.stdout_text << scheduler.process->Stderr();
+  const v1::Run run = GetRun(scheduler, run_id);
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  EXPECT_EQ(run.restarts(), 0);
+  std::map<std::pair<std::string, v1::EvaluationProtocol>, v1::EvaluationSummary> scored;
+  for (const v1::EvaluationSummary& evaluation : run.evaluations()) {
+    EXPECT_EQ(evaluation.failure(), "") << evaluation.ShortDebugString();
+    EXPECT_TRUE(evaluation.category_scores().contains("recall")) << evaluation.ShortDebugString();
+    scored[{absl::StrCat(evaluation.stage(), "@", evaluation.step()), evaluation.protocol()}] =
+        evaluation;
+  }
+  EXPECT_EQ(run.evaluations_size(), 4);
+  for (const std::string checkpoint : {"short@6", "long@4"}) {
+    EXPECT_TRUE(scored.count({checkpoint, v1::EVALUATION_PROTOCOL_RAW})) << checkpoint;
+    EXPECT_TRUE(scored.count({checkpoint, v1::EVALUATION_PROTOCOL_AFTER_SFT})) << checkpoint;
+  }
+  const v1::EvaluationSummary& short_after_sft =
+      scored[{"short@6", v1::EVALUATION_PROTOCOL_AFTER_SFT}];
+  EXPECT_EQ(short_after_sft.side_job_run_id(), side_job);
+  EXPECT_TRUE(std::regex_search(watched.stdout_text,
+                                std::regex(R"(evaluation long step 4 after SFT: recall \d)")))
+      << watched.stdout_text;
+  // Both protocols' scores in /metrics, once it is refreshed (every second).
+  for (const std::string protocol : {"raw", "after_sft"}) {
+    const std::regex series(
+        absl::StrCat(R"(prolong_scheduler_evaluation_score\{category="recall",protocol=")",
+                     protocol, R"(",run=")", run_id, R"(",stage="long"\} \d)"));
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    absl::StatusOr<std::string> metrics;
+    do {
+      metrics = HttpGet(scheduler.metrics_address, "/metrics");
+      ASSERT_OK(metrics);
+    } while (!std::regex_search(*metrics, series) && absl::Now() < deadline);
+    EXPECT_TRUE(std::regex_search(*metrics, series)) << *metrics;
+  }
+
+  // The killed side job restarted from its checkpoint; the run's own weights are those of the
+  // same run without the policy.
+  const v1::Run side = GetRun(scheduler, side_job);
+  EXPECT_EQ(side.state(), v1::RUN_STATE_SUCCEEDED) << side.message();
+  EXPECT_EQ(side.restarts(), 1);
+  EXPECT_EQ(side.side_job_of().run_id(), run_id);
+  ExpectReferenceBytes(checkpoints);
+
+  // The SFT'd weights are those of `prolongctl train --local` with the same stage from the same
+  // checkpoint.
+  const std::string stage = WriteFile(dir, "sft.yaml", kSftStage);
+  auto trained = testing::Run(
+      {testing::kProlongctlBinary, "train", "--local", "--nproc=2", "--stage=" + stage,
+       "--init-checkpoint=" + StepDir(checkpoints + "/short", kStage1Steps),
+       "--checkpoint-dir=" + dir + "/by-hand", "--datamixer=" + Shared().datamixer.address,
+       "--seed=3", "--checkpoint-every=2", "--deterministic", "--precision=fp32"},
+      absl::Seconds(300));
+  ASSERT_OK(trained);
+  ASSERT_EQ(trained->exit_code, 0) << trained->stderr_text;
+  const std::string by_hand = LastWeights(dir + "/by-hand");
+  EXPECT_FALSE(by_hand.empty());
+  EXPECT_TRUE(LastWeights(sft_dir) == by_hand)
+      << "the side job's weights differ from prolongctl train --local's";
+}
+
+TEST(SchedulerTest, SideJobsAreCancelledWithTheirRun) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  const std::string run_id =
+      Submit(scheduler,
+             WriteFile(dir, "run.yaml", AfterSftSpec(dir + "/checkpoints", WriteTokenizer(dir))));
+  // Stage 1's side job is submitted with its last checkpoint and queued behind the run.
+  const std::string side_job = WaitForSideJob(*scheduler.process, run_id, "short", 6);
+  ASSERT_FALSE(side_job.empty()) << scheduler.process->Stderr();
+  EXPECT_EQ(GetRun(scheduler, side_job).state(), v1::RUN_STATE_PENDING);
+  EXPECT_EQ(Ctl(scheduler, {"cancel", run_id}).exit_code, 0);
+  const v1::Run side = GetRun(scheduler, side_job);
+  EXPECT_EQ(side.state(), v1::RUN_STATE_CANCELLED);
+  EXPECT_EQ(side.message(), "cancelled with run " + run_id);
 }
 
 TEST(SchedulerTest, ACancelledRunStopsItsWorkers) {

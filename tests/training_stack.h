@@ -24,10 +24,12 @@ inline constexpr char kTrainerBinary[] = "services/trainer/trainer";
 inline constexpr int kLearnableVocab = 256;
 
 // A RunSpec's `model:` block (YAML) for a tiny Llama over the corpus: hidden 32, 2 layers, 4
-// heads, 2 kv heads, vocabulary kLearnableVocab, float32.
+// heads, 2 kv heads, float32, vocabulary 260 (the corpus's kLearnableVocab ids, then room for
+// the special tokens of a byte-level tokenizer the evaluator can prompt it with) and 2048
+// positions (the evaluator's prompts are longer than the training sequences).
 inline constexpr char kTinyModelYaml[] = R"(model:
-  config: {vocab_size: 256, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
-           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256,
+  config: {vocab_size: 260, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+           num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 2048,
            bos_token_id: 1, eos_token_ids: [2]}
   precision: fp32
 )";

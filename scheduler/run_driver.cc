@@ -119,6 +119,13 @@ bool RunDriver::Step() {
             PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << started.message()
                                  << "; retrying every 2s";
             last_wait_reason_ = std::string(started.message());
+            // What `run get` says a pending run waits for.
+            if (run->state() == v1::RUN_STATE_PENDING) {
+              (void)runs_.Update(run_id_, [&](v1::Run& r, auto&) {
+                r.set_message(absl::StrCat("waiting: ", last_wait_reason_));
+                return absl::OkStatus();
+              });
+            }
           }
           restart_at_ = now + absl::Seconds(2);
         }

@@ -126,7 +126,9 @@ struct SchedulerService::State {
   State(SchedulerServiceOptions options, std::unique_ptr<Runs> runs, prometheus::Registry& registry)
       : options(std::move(options)), runs(std::move(runs)), metrics(registry) {}
 
-  absl::StatusOr<v1::StagePlan> PlanStage(const v1::RunSpec& spec, int stage_index);
+  // `field` names the stage in errors; empty: stages[stage_index].
+  absl::StatusOr<v1::StagePlan> PlanStage(const v1::RunSpec& spec, int stage_index,
+                                          const std::string& field = "");
   void Drive(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RefreshMetrics();
   DriverOptions Driving();
@@ -329,7 +331,8 @@ void SchedulerService::State::AddEvaluation(const std::string& run_id,
 }
 
 absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSpec& spec,
-                                                                 int stage_index) {
+                                                                 int stage_index,
+                                                                 const std::string& field) {
   const std::string address = spec.data().datamixer_address().empty()
                                   ? options.datamixer_address
                                   : spec.data().datamixer_address();
@@ -352,7 +355,9 @@ absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSp
   AddCredentials(context, options.outgoing);
   const absl::Status status = FromGrpcStatus(stub->PlanStage(&context, request, &plan));
   if (!status.ok()) {
-    return Annotate(status, absl::StrCat("stages[", stage_index, "]: datamixer ", address));
+    return Annotate(status,
+                    absl::StrCat(field.empty() ? absl::StrCat("stages[", stage_index, "]") : field,
+                                 ": datamixer ", address));
   }
   return plan;
 }
@@ -533,6 +538,15 @@ grpc::Status SchedulerService::SubmitRun(grpc::ServerContext* context,
       absl::StatusOr<v1::StagePlan> plan = s.PlanStage(request->spec(), k);
       if (!plan.ok()) return Error(plan.status());
       *response->add_stage_plans() = *std::move(plan);
+    }
+    if (request->spec().evaluation().has_after_sft()) {
+      // The side jobs' stage, as the first of them would plan it.
+      v1::Checkpoint first;
+      first.set_stage(request->spec().stages(0).name());
+      first.set_path(request->spec().checkpoint().directory());
+      absl::StatusOr<v1::StagePlan> plan =
+          s.PlanStage(SideJobSpec(request->spec(), first), 0, "evaluation.after_sft.stage");
+      if (!plan.ok()) return Error(plan.status());
     }
     response->set_stage_steps(response->stage_plans(0).steps());
     return grpc::Status::OK;

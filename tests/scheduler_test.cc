@@ -127,8 +127,10 @@ std::string StepDir(const std::string& checkpoint_dir, int64_t step) {
 struct Fixture {
   std::string dir;
   ServiceProcess datamixer;
+  std::string reference_dir;
   std::string reference_model;
   std::string reference_optimizer;
+  std::string reference_sft_model;
 };
 
 Fixture& Shared() {
@@ -184,6 +186,7 @@ void TrainReference() {
   ASSERT_OK(result);
   ASSERT_EQ(result->exit_code, 0) << result->stderr_text;
   const std::string last = StepDir(dir + "/long", kStage1Steps + kStage2Steps);
+  f.reference_dir = dir;
   f.reference_model = Bytes(last + "/model/model.safetensors");
   f.reference_optimizer = Bytes(last + "/optimizer.safetensors");
 }
@@ -289,6 +292,97 @@ void ExpectReferenceBytes(const std::string& checkpoint_dir) {
       << "the final weights differ from prolongctl train --local's";
   EXPECT_TRUE(Bytes(last + "/optimizer.safetensors") == Shared().reference_optimizer)
       << "the final AdamW state differs from prolongctl train --local's";
+}
+
+// A byte-level tokenizer the evaluator prompts the tiny model with: the 256 byte tokens, then
+// Llama 3's special tokens within testing::kTinyModelYaml's vocabulary.
+std::string WriteTokenizer(const std::string& dir) {
+  std::ofstream(dir + "/bytes.tiktoken", std::ios::binary) << tokenizer::ByteRankFile({});
+  return WriteFile(dir, "tokenizer.json", R"({"type": "tiktoken", "ranks": "bytes.tiktoken",
+    "preset": "llama3", "special_tokens": {"<|begin_of_text|>": 256, "<|end_of_text|>": 257,
+    "<|eot_id|>": 258}, "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"})");
+}
+
+// The short SFT the policy applies: 16 steps of 64 tokens on the web domain, sft-packed.
+constexpr char kSftStage[] = R"({name: sft, seq_len: 64, batch_tokens: 256, total_tokens: 4096,
+      schedule: {peak_lr: 0.005, warmup_fraction: 0.25, shape: cosine, min_lr_ratio: 0.1},
+      mixture: [{domain: web, proportion: 1, packing: sft}]})";
+
+// The two-stage run, each stage's last checkpoint evaluated raw and after the short SFT.
+std::string AfterSftSpec(const std::string& checkpoint_dir, const std::string& tokenizer) {
+  return absl::StrReplaceAll(
+      Spec(checkpoint_dir,
+           absl::StrCat(R"(evaluation:
+  on_checkpoint: true
+  raw_checkpoints: {stage_ends: true}
+  spec:
+    tasks: [{name: json_kv, input_lengths: [1024], num_examples: 2, chat_template: off}]
+    max_new_tokens: 16
+  after_sft:
+    checkpoints: {stage_ends: true}
+    stage: )",
+                        kSftStage, "\n"),
+           "sft-policy"),
+      {{"  precision: fp32\n",
+        absl::StrCat("  precision: fp32\n  tokenizer: {path: ", tokenizer, "}\n")}});
+}
+
+// The side job the scheduler submitted for `stage` at `step` of `run_id`, from its log.
+std::string WaitForSideJob(const Subprocess& scheduler, const std::string& run_id,
+                           const std::string& stage, int64_t step) {
+  const std::regex pattern(
+      absl::StrCat("run ", run_id, R"(: side job (\S+) fine-tunes )", stage, " step ", step, " "));
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < deadline) {
+    const std::string log = scheduler.Stderr();
+    std::smatch match;
+    if (std::regex_search(log, match, pattern)) return match[1].str();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return "";
+}
+
+v1::Run GetRun(const ServiceProcess& scheduler, const std::string& run_id) {
+  auto stub = v1::Scheduler::NewStub(
+      grpc::CreateChannel(scheduler.address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  v1::GetRunRequest request;
+  request.set_run_id(run_id);
+  v1::Run run;
+  const grpc::Status status = stub->GetRun(&context, request, &run);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return run;
+}
+
+// The newest checkpoint's weights in a stage directory.
+std::string LastWeights(const std::string& stage_dir) {
+  auto listed = checkpoint::ListCheckpoints(stage_dir);
+  EXPECT_OK(listed);
+  if (!listed.ok() || listed->empty()) return "";
+  return Bytes(listed->back().path + "/model/model.safetensors");
+}
+
+// The short SFT with `prolongctl train --local` from stage 1's last checkpoint by hand: the
+// weights a side job of that checkpoint must end with.
+const std::string& SftReference() {
+  Fixture& f = Shared();
+  TrainReference();
+  if (!f.reference_sft_model.empty()) return f.reference_sft_model;
+  const std::string stage = WriteFile(f.reference_dir, "sft.yaml", kSftStage);
+  auto trained = testing::Run(
+      {testing::kProlongctlBinary, "train", "--local", "--nproc=2", "--stage=" + stage,
+       "--init-checkpoint=" + StepDir(f.reference_dir + "/short", kStage1Steps),
+       "--checkpoint-dir=" + f.reference_dir + "/sft", "--datamixer=" + f.datamixer.address,
+       "--seed=3", "--checkpoint-every=2", "--deterministic", "--precision=fp32"},
+      absl::Seconds(300));
+  EXPECT_OK(trained);
+  if (trained.ok()) {
+    EXPECT_EQ(trained->exit_code, 0) << trained->stderr_text;
+  }
+  f.reference_sft_model = LastWeights(f.reference_dir + "/sft");
+  EXPECT_FALSE(f.reference_sft_model.empty());
+  return f.reference_sft_model;
 }
 
 TEST(SchedulerTest, ATwoStageRunEqualsTheStagesTrainedByHand) {
@@ -642,75 +736,6 @@ TEST(SchedulerTest, ADryRunPrintsThePlansAndTheTime) {
   EXPECT_EQ(Ctl(scheduler, {"list"}).stdout_text.find("two-stage"), std::string::npos);
 }
 
-// A byte-level tokenizer the evaluator prompts the tiny model with: the 256 byte tokens, then
-// Llama 3's special tokens within testing::kTinyModelYaml's vocabulary.
-std::string WriteTokenizer(const std::string& dir) {
-  std::ofstream(dir + "/bytes.tiktoken", std::ios::binary) << tokenizer::ByteRankFile({});
-  return WriteFile(dir, "tokenizer.json", R"({"type": "tiktoken", "ranks": "bytes.tiktoken",
-    "preset": "llama3", "special_tokens": {"<|begin_of_text|>": 256, "<|end_of_text|>": 257,
-    "<|eot_id|>": 258}, "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"})");
-}
-
-// The short SFT the policy applies: 16 steps of 64 tokens on the web domain, sft-packed.
-constexpr char kSftStage[] = R"({name: sft, seq_len: 64, batch_tokens: 256, total_tokens: 4096,
-      schedule: {peak_lr: 0.005, warmup_fraction: 0.25, shape: cosine, min_lr_ratio: 0.1},
-      mixture: [{domain: web, proportion: 1, packing: sft}]})";
-
-// The two-stage run, each stage's last checkpoint evaluated raw and after the short SFT.
-std::string AfterSftSpec(const std::string& checkpoint_dir, const std::string& tokenizer) {
-  return absl::StrReplaceAll(
-      Spec(checkpoint_dir,
-           absl::StrCat(R"(evaluation:
-  on_checkpoint: true
-  raw_checkpoints: {stage_ends: true}
-  spec:
-    tasks: [{name: json_kv, input_lengths: [1024], num_examples: 2, chat_template: off}]
-    max_new_tokens: 16
-  after_sft:
-    checkpoints: {stage_ends: true}
-    stage: )",
-                        kSftStage, "\n"),
-           "sft-policy"),
-      {{"  precision: fp32\n",
-        absl::StrCat("  precision: fp32\n  tokenizer: {path: ", tokenizer, "}\n")}});
-}
-
-// The side job the scheduler submitted for `stage` at `step` of `run_id`, from its log.
-std::string WaitForSideJob(const Subprocess& scheduler, const std::string& run_id,
-                           const std::string& stage, int64_t step) {
-  const std::regex pattern(
-      absl::StrCat("run ", run_id, R"(: side job (\S+) fine-tunes )", stage, " step ", step, " "));
-  const absl::Time deadline = absl::Now() + absl::Seconds(120);
-  while (absl::Now() < deadline) {
-    const std::string log = scheduler.Stderr();
-    std::smatch match;
-    if (std::regex_search(log, match, pattern)) return match[1].str();
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return "";
-}
-
-v1::Run GetRun(const ServiceProcess& scheduler, const std::string& run_id) {
-  auto stub = v1::Scheduler::NewStub(
-      grpc::CreateChannel(scheduler.address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  v1::GetRunRequest request;
-  request.set_run_id(run_id);
-  v1::Run run;
-  const grpc::Status status = stub->GetRun(&context, request, &run);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return run;
-}
-
-// The newest checkpoint's weights in a stage directory.
-std::string LastWeights(const std::string& stage_dir) {
-  auto listed = checkpoint::ListCheckpoints(stage_dir);
-  EXPECT_OK(listed);
-  if (!listed.ok() || listed->empty()) return "";
-  return Bytes(listed->back().path + "/model/model.safetensors");
-}
-
 TEST(SchedulerTest, EachStagesLastCheckpointIsScoredRawAndAfterASideJobsSft) {
   const std::string dir = testing::MakeTempDir();
   const std::string tokenizer = WriteTokenizer(dir);
@@ -787,33 +812,99 @@ TEST(SchedulerTest, EachStagesLastCheckpointIsScoredRawAndAfterASideJobsSft) {
   EXPECT_EQ(side.side_job_of().run_id(), run_id);
   ExpectReferenceBytes(checkpoints);
 
+  // `run get` puts both scores side by side; `eval compare` reads either through the scheduler.
+  const testing::RunResult got = Ctl(scheduler, {"get", run_id});
+  EXPECT_TRUE(absl::StrContains(got.stdout_text, "recall (raw)  recall (after SFT)"))
+      << got.stdout_text;
+  auto compared = testing::Run({testing::kProlongctlBinary, "eval", "compare", run_id + ":long:4",
+                                run_id + ":long:4:after-sft", "--scheduler=" + scheduler.address,
+                                "--evaluator=" + evaluator->address},
+                               absl::Seconds(60));
+  ASSERT_OK(compared);
+  EXPECT_EQ(compared->exit_code, 0) << compared->stderr_text;
+  EXPECT_TRUE(absl::StrContains(compared->stdout_text, "long step 4 after SFT, evaluation "))
+      << compared->stdout_text;
+
   // The SFT'd weights are those of `prolongctl train --local` with the same stage from the same
   // checkpoint.
-  const std::string stage = WriteFile(dir, "sft.yaml", kSftStage);
-  auto trained = testing::Run(
-      {testing::kProlongctlBinary, "train", "--local", "--nproc=2", "--stage=" + stage,
-       "--init-checkpoint=" + StepDir(checkpoints + "/short", kStage1Steps),
-       "--checkpoint-dir=" + dir + "/by-hand", "--datamixer=" + Shared().datamixer.address,
-       "--seed=3", "--checkpoint-every=2", "--deterministic", "--precision=fp32"},
-      absl::Seconds(300));
-  ASSERT_OK(trained);
-  ASSERT_EQ(trained->exit_code, 0) << trained->stderr_text;
-  const std::string by_hand = LastWeights(dir + "/by-hand");
-  EXPECT_FALSE(by_hand.empty());
-  EXPECT_TRUE(LastWeights(sft_dir) == by_hand)
+  EXPECT_TRUE(LastWeights(sft_dir) == SftReference())
       << "the side job's weights differ from prolongctl train --local's";
+}
+
+TEST(SchedulerTest, ARestartedSchedulerResumesItsSideJobs) {
+  const std::string dir = testing::MakeTempDir();
+  const std::string tokenizer = WriteTokenizer(dir);
+  auto evaluator =
+      testing::StartService({testing::kEvaluatorBinary, "--store=" + dir + "/results",
+                             "--device=cpu", "--address=127.0.0.1:0", "--metrics-address=off"});
+  ASSERT_OK(evaluator);
+  const std::vector<std::string> flags = {"--evaluator=" + evaluator->address};
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler", flags);
+  const std::string checkpoints = dir + "/checkpoints";
+  const std::string run_id =
+      Submit(scheduler, WriteFile(dir, "run.yaml", AfterSftSpec(checkpoints, tokenizer)));
+  // The scheduler is killed once stage 1's side job has written its first checkpoint; its
+  // workers die with it.
+  const std::string side_job = WaitForSideJob(*scheduler.process, run_id, "short", 6);
+  ASSERT_FALSE(side_job.empty()) << scheduler.process->Stderr();
+  const std::string sft_dir = checkpoints + "/after-sft/short-step-6/sft";
+  ASSERT_TRUE(
+      WaitForCheckpoint(sft_dir, kStage1Steps + 2, absl::Seconds(120), absl::Milliseconds(1)));
+  scheduler.process->Signal(SIGKILL);
+  ASSERT_OK(scheduler.process->Wait(absl::Seconds(10)).status());
+
+  ServiceProcess restarted = StartScheduler(dir + "/scheduler", flags);
+  const testing::RunResult watched = Ctl(restarted, {"watch", run_id}, absl::Seconds(600));
+  ASSERT_EQ(watched.exit_code, 0) << watched.stdout_text << restarted.process->Stderr();
+  const v1::Run run = GetRun(restarted, run_id);
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED) << run.message();
+  int after_sft = 0;
+  for (const v1::EvaluationSummary& evaluation : run.evaluations()) {
+    EXPECT_EQ(evaluation.failure(), "") << evaluation.ShortDebugString();
+    after_sft += evaluation.protocol() == v1::EVALUATION_PROTOCOL_AFTER_SFT;
+  }
+  EXPECT_EQ(after_sft, 2);
+  // One side job per checkpoint, also across the restart.
+  const std::vector<std::string> listed =
+      absl::StrSplit(Ctl(restarted, {"list"}).stdout_text, "side job of");
+  EXPECT_EQ(listed.size(), 3u);
+  const v1::Run side = GetRun(restarted, side_job);
+  EXPECT_EQ(side.state(), v1::RUN_STATE_SUCCEEDED) << side.message();
+  EXPECT_EQ(side.restarts(), 0);  // not a fault of the side job
+  EXPECT_TRUE(LastWeights(sft_dir) == SftReference())
+      << "the resumed side job's weights differ from prolongctl train --local's";
+  ExpectReferenceBytes(checkpoints);
 }
 
 TEST(SchedulerTest, SideJobsAreCancelledWithTheirRun) {
   const std::string dir = testing::MakeTempDir();
   ServiceProcess scheduler = StartScheduler(dir + "/scheduler");
+  // A dry run plans the side jobs' stage too: the store has no chat domain.
+  const testing::RunResult dry = Ctl(
+      scheduler, {"submit",
+                  WriteFile(dir, "chat.yaml",
+                            absl::StrReplaceAll(AfterSftSpec(dir + "/checkpoints", "/tokenizer"),
+                                                {{"{domain: web, proportion: 1, packing: sft}",
+                                                  "{domain: chat, proportion: 1, packing: sft}"}})),
+                  "--dry-run"});
+  EXPECT_EQ(dry.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(dry.stderr_text, "evaluation.after_sft.stage: datamixer "))
+      << dry.stderr_text;
   const std::string run_id =
       Submit(scheduler,
              WriteFile(dir, "run.yaml", AfterSftSpec(dir + "/checkpoints", WriteTokenizer(dir))));
   // Stage 1's side job is submitted with its last checkpoint and queued behind the run.
   const std::string side_job = WaitForSideJob(*scheduler.process, run_id, "short", 6);
   ASSERT_FALSE(side_job.empty()) << scheduler.process->Stderr();
-  EXPECT_EQ(GetRun(scheduler, side_job).state(), v1::RUN_STATE_PENDING);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  v1::Run queued = GetRun(scheduler, side_job);
+  while (!absl::StartsWith(queued.message(), "waiting: ") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    queued = GetRun(scheduler, side_job);
+  }
+  EXPECT_EQ(queued.state(), v1::RUN_STATE_PENDING);
+  EXPECT_TRUE(absl::StartsWith(queued.message(), "waiting: queued behind run " + run_id + ": "))
+      << queued.message();
   EXPECT_EQ(Ctl(scheduler, {"cancel", run_id}).exit_code, 0);
   const v1::Run side = GetRun(scheduler, side_job);
   EXPECT_EQ(side.state(), v1::RUN_STATE_CANCELLED);

@@ -188,6 +188,15 @@ TEST_F(ProlongctlEvalTest, ComparesEvaluationsOfTheEvaluatorServiceById) {
   const testing::RunResult itself = Eval({"compare", id, id, with_evaluator});
   ASSERT_EQ(itself.exit_code, 0) << itself.stderr_text;
   EXPECT_THAT(itself.stdout_text, HasSubstr("B is evaluation " + id + "\n"));
+  // `eval show` prints one of them, as a table or as JSON with every task and length.
+  const testing::RunResult shown = Eval({"show", id, with_evaluator});
+  ASSERT_EQ(shown.exit_code, 0) << shown.stderr_text;
+  EXPECT_THAT(shown.stdout_text, HasSubstr("evaluation " + id + "\n"));
+  EXPECT_THAT(shown.stdout_text, HasSubstr("json_kv"));
+  const testing::RunResult shown_json = Eval({"show", id, with_evaluator, "--json"});
+  ASSERT_EQ(shown_json.exit_code, 0) << shown_json.stderr_text;
+  EXPECT_THAT(shown_json.stdout_text, ContainsRegex("\"input_length\": \"?1024"));
+  EXPECT_EQ(Eval({"show", "ev-0000", with_evaluator}).exit_code, 1);
 
   // An id the service does not hold; an id, or a run's checkpoint, without the services'
   // flags; an evaluator that cannot be reached (exit code 2).

@@ -10,14 +10,12 @@ struct ChatIds {
 };
 
 absl::StatusOr<ChatIds> FindChatIds(const Tokenizer& tokenizer) {
-  const char* names[] = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                         "<|eot_id|>"};
   uint32_t ids[4];
   for (int i = 0; i < 4; ++i) {
-    std::optional<uint32_t> id = tokenizer.SpecialTokenId(names[i]);
+    std::optional<uint32_t> id = tokenizer.SpecialTokenId(kChatTokens[i]);
     if (!id.has_value()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "the chat format needs Llama 3's chat tokens; this tokenizer has no ", names[i]));
+          "the chat format needs Llama 3's chat tokens; this tokenizer has no ", kChatTokens[i]));
     }
     ids[i] = *id;
   }

@@ -29,6 +29,10 @@ struct ChatTokens {
   std::string loss_mask;  // One byte (0 or 1) per token.
 };
 
+// Llama 3's chat tokens, as the format above uses them.
+inline constexpr const char* kChatTokens[] = {"<|begin_of_text|>", "<|start_header_id|>",
+                                              "<|end_header_id|>", "<|eot_id|>"};
+
 // FAILED_PRECONDITION naming the first of Llama 3's chat tokens the tokenizer lacks.
 absl::Status CheckChatTokens(const Tokenizer& tokenizer);
 

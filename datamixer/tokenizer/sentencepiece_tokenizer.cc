@@ -133,11 +133,20 @@ absl::Status TrainSentencePiece(const SentencePieceTraining& training) {
   if (training.model_prefix.find(' ') != std::string::npos) {
     return absl::InvalidArgumentError("out: the prefix has a space");
   }
-  const std::string args = absl::StrCat(
+  for (const std::string& token : training.special_tokens) {
+    if (token.empty() || token.find_first_of(", ") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("special tokens: '", token, "' is empty or has a comma or space"));
+    }
+  }
+  std::string args = absl::StrCat(
       "--input=", absl::StrJoin(training.inputs, ","), " --model_prefix=", training.model_prefix,
       " --vocab_size=", training.vocab_size, " --model_type=", training.model_type,
       " --byte_fallback=true --character_coverage=1.0 --minloglevel=1",
       " --input_sentence_size=2000000 --shuffle_input_sentence=true");
+  if (!training.special_tokens.empty()) {
+    absl::StrAppend(&args, " --control_symbols=", absl::StrJoin(training.special_tokens, ","));
+  }
   if (std::string error = internal::TrainSentencePieceModel(args); !error.empty()) {
     return absl::InvalidArgumentError(error);
   }

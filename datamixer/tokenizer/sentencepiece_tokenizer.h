@@ -46,6 +46,9 @@ struct SentencePieceTraining {
   int vocab_size = 8000;
   std::string model_prefix;        // Writes PREFIX.model and PREFIX.vocab.
   std::string model_type = "bpe";  // bpe or unigram.
+  // Control symbols besides <s> and </s>, e.g. Llama 3's chat tokens (chat_template.h): never
+  // produced from plain text, written as themselves in EncodeWithSpecialTokens' input.
+  std::vector<std::string> special_tokens;
 };
 
 // Trains a model with byte fallback (no input is ever unknown) and full character coverage.

@@ -1,10 +1,13 @@
 #include "datamixer/tokenizer/sentencepiece_tokenizer.h"
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_matchers.h"
+#include "datamixer/tokenizer/chat_template.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 
@@ -82,6 +85,33 @@ TEST_F(SentencePieceTest, ControlSymbolsOnlyWhenAsked) {
   ASSERT_GE(special.size(), 3u);
   EXPECT_EQ(special.front(), *bos);
   EXPECT_EQ(special.back(), *eos);
+}
+
+TEST_F(SentencePieceTest, SpecialTokensMakeAModelForTheChatFormat) {
+  const std::string dir = prolong::testing::MakeTempDir();
+  std::ofstream(dir + "/corpus.txt") << "user asks\nassistant answers\nthe eot id is a token\n";
+  SentencePieceTraining training;
+  training.inputs = {dir + "/corpus.txt"};
+  training.vocab_size = 300;
+  training.model_prefix = dir + "/chat";
+  training.special_tokens.assign(std::begin(kChatTokens), std::end(kChatTokens));
+  ASSERT_OK(TrainSentencePiece(training));
+  auto tokenizer = SentencePieceTokenizer::Load(dir + "/chat.model");
+  ASSERT_OK(tokenizer);
+  ASSERT_OK(CheckChatTokens(**tokenizer));
+  const std::optional<uint32_t> eot = (*tokenizer)->SpecialTokenId("<|eot_id|>");
+  ASSERT_TRUE(eot.has_value());
+  // Plain text never becomes the token; text written with special tokens does.
+  const std::vector<uint32_t> plain = (*tokenizer)->Encode("hi<|eot_id|>");
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), *eot), 0);
+  EXPECT_EQ((*tokenizer)->EncodeWithSpecialTokens("hi<|eot_id|>").back(), *eot);
+  auto chat = EncodeChat(**tokenizer, {{"user", "hi"}, {"assistant", "hello"}});
+  ASSERT_OK(chat);
+  EXPECT_EQ(chat->tokens.back(), *eot);
+  EXPECT_EQ(chat->loss_mask.back(), 1);
+
+  training.special_tokens = {"a,b"};
+  EXPECT_THAT(TrainSentencePiece(training), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(SentencePieceTest, ErrorsNameTheProblem) {

@@ -248,14 +248,17 @@ absl::StatusOr<Operand> ResolveOperand(Services& services, const std::string& op
   return absl::InternalError("unreachable");
 }
 
-int RunCompare(const CompareFlags& flags) {
+// The operands' evaluations, or the exit code after printing why not (as `command`).
+absl::StatusOr<std::vector<Operand>> ResolveOperands(const CompareFlags& flags,
+                                                     const std::string& command, int* exit_code) {
   Services services;
   services.flags = &flags;
   if (!flags.scheduler.empty() || !flags.evaluator.empty()) {
     absl::StatusOr<ClientSecurity> security = LoadClientSecurity(flags.security_files);
     if (!security.ok()) {
-      std::cerr << "prolongctl eval compare: " << security.status().message() << std::endl;
-      return 1;
+      std::cerr << "prolongctl " << command << ": " << security.status().message() << std::endl;
+      *exit_code = 1;
+      return security.status();
     }
     services.security = *std::move(security);
   }
@@ -269,11 +272,35 @@ int RunCompare(const CompareFlags& flags) {
   for (const std::string& operand : flags.operands) {
     absl::StatusOr<Operand> resolved = ResolveOperand(services, operand);
     if (!resolved.ok()) {
-      std::cerr << "prolongctl eval compare: " << resolved.status().message() << std::endl;
-      return resolved.status().code() == absl::StatusCode::kUnavailable ? 2 : 1;
+      std::cerr << "prolongctl " << command << ": " << resolved.status().message() << std::endl;
+      *exit_code = resolved.status().code() == absl::StatusCode::kUnavailable ? 2 : 1;
+      return resolved.status();
     }
     operands.push_back(*std::move(resolved));
   }
+  return operands;
+}
+
+int RunShow(const CompareFlags& flags, bool json) {
+  int exit_code = 0;
+  absl::StatusOr<std::vector<Operand>> operands = ResolveOperands(flags, "eval show", &exit_code);
+  if (!operands.ok()) return exit_code;
+  const Operand& shown = operands->front();
+  if (json) {
+    std::cout << evaluator::EvaluationJson(shown.evaluation) << std::endl;
+    return 0;
+  }
+  if (!shown.described.empty()) std::cout << shown.described << "\n";
+  std::cout << evaluator::FormatScores(shown.evaluation) << std::flush;
+  return 0;
+}
+
+int RunCompare(const CompareFlags& flags) {
+  int exit_code = 0;
+  absl::StatusOr<std::vector<Operand>> resolved =
+      ResolveOperands(flags, "eval compare", &exit_code);
+  if (!resolved.ok()) return exit_code;
+  const std::vector<Operand>& operands = *resolved;
   const char* const names[] = {"A", "B"};
   for (size_t i = 0; i < operands.size(); ++i) {
     if (!operands[i].described.empty()) {
@@ -320,6 +347,24 @@ void AddEvalCommand(CLI::App& app, int* exit_code) {
   AddClientSecurityFlags(*compare, compare_flags->security_files, "", /*with_token=*/true,
                          /*from_environment=*/true);
   compare->callback([compare_flags, exit_code] { *exit_code = RunCompare(*compare_flags); });
+
+  auto show_flags = std::make_shared<CompareFlags>();
+  auto show_json = std::make_shared<bool>(false);
+  CLI::App* show = eval->add_subcommand(
+      "show",
+      "One evaluation's scores by task and input length: an evaluation.json file or `eval run "
+      "--out` directory, an evaluation id (with --evaluator), or a run's evaluated checkpoint "
+      "RUN_ID:STAGE:STEP[:raw|:after-sft] (with --scheduler and --evaluator)");
+  show->add_option("evaluation", show_flags->operands, "The evaluation")->required()->expected(1);
+  show->add_option("--evaluator", show_flags->evaluator,
+                   "host:port of the evaluator service, for evaluation ids and checkpoints");
+  show->add_option("--scheduler", show_flags->scheduler,
+                   "host:port of the scheduler, for RUN_ID:STAGE:STEP checkpoints");
+  show->add_flag("--json", *show_json, "Print the evaluation as JSON");
+  AddClientSecurityFlags(*show, show_flags->security_files, "", /*with_token=*/true,
+                         /*from_environment=*/true);
+  show->callback(
+      [show_flags, show_json, exit_code] { *exit_code = RunShow(*show_flags, *show_json); });
 }
 
 }  // namespace prolong::ctl

@@ -1,5 +1,6 @@
 #include "services/prolongctl/tokenizer_command.h"
 
+#include <algorithm>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "datamixer/tokenizer/chat_template.h"
 #include "datamixer/tokenizer/load.h"
 #include "datamixer/tokenizer/sentencepiece_tokenizer.h"
 
@@ -111,7 +113,20 @@ void AddTokenizerCommand(CLI::App& app, int* exit_code) {
   train->add_option("--out", training->model_prefix, "Writes OUT.model and OUT.vocab")->required();
   train->add_option("--model-type", training->model_type, "bpe or unigram")
       ->check(CLI::IsMember({"bpe", "unigram"}));
+  train
+      ->add_option("--special-tokens", training->special_tokens,
+                   "Control symbols besides <s> and </s>, comma-separated; llama3-chat: Llama "
+                   "3's chat tokens, which `data ingest --format chat` needs")
+      ->delimiter(',');
+
   train->callback([training, exit_code] {
+    std::vector<std::string>& special = training->special_tokens;
+    const auto chat = std::find(special.begin(), special.end(), "llama3-chat");
+    if (chat != special.end()) {
+      special.erase(chat);
+      special.insert(special.end(), std::begin(tokenizer::kChatTokens),
+                     std::end(tokenizer::kChatTokens));
+    }
     const absl::Status status = tokenizer::TrainSentencePiece(*training);
     if (!status.ok()) {
       *exit_code = Fail(status);

@@ -172,8 +172,9 @@ int Up(const UpFlags& flags) {
     gang.Signal(SIGTERM);
   } else {
     std::cout << "stack up under " << home
-              << ": `prolongctl run submit SPEC --scheduler=" << services[2].address
-              << "`, then `prolongctl run watch ID`; Ctrl-C stops it" << std::endl;
+              << ": `prolongctl run --scheduler=" << services[2].address
+              << " submit SPEC`, then `prolongctl run --scheduler=" << services[2].address
+              << " watch ID`; Ctrl-C stops it" << std::endl;
   }
 
   int exit_code = 0;

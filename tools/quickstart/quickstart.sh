@@ -48,7 +48,6 @@ mkdir -p "$demo"
 started=$SECONDS
 step() { printf '\n[%s, %ds] %s\n' "$1" $((SECONDS - started)) "$2"; }
 
-# Stage sizes: tokens per stage (batches of 8 x 1K or 4 x 4K tokens).
 # Stage sizes in tokens (batches of 2 x 1K or 1 x 4K tokens: a model this small learns from
 # the number of updates more than from their size), and examples per task and length.
 if [[ $short == 1 ]]; then

@@ -8,19 +8,15 @@
 // Panels that legitimately return nothing on a CPU are listed in EmptyHere() with the reason; each
 // is still sent to Prometheus, must be answered with status "success", and must stay empty.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
-#include <memory>
 #include <optional>
 #include <regex>
 #include <set>
@@ -31,17 +27,16 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/file.h"
-#include "common/http_get.h"
 #include "common/status_matchers.h"
 #include "datamixer/tokenizer/test_ranks.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/prometheus_server.h"
 #include "tests/subprocess.h"
 #include "tests/training_stack.h"
 #include "yaml-cpp/yaml.h"
@@ -49,10 +44,11 @@
 namespace prolong {
 namespace {
 
+using testing::Eventually;
+using testing::kPrometheusBinary;
+using testing::Prometheus;
 using testing::ServiceProcess;
-using testing::Subprocess;
 
-constexpr char kPrometheus[] = "/usr/bin/prometheus";
 constexpr char kDashboard[] = "deploy/grafana/prolong.json";
 constexpr char kDatasources[] = "deploy/grafana/provisioning/datasources/prometheus.yml";
 constexpr char kDashboardProviders[] = "deploy/grafana/provisioning/dashboards/prolong.yml";
@@ -67,9 +63,10 @@ const std::map<std::string, std::string>& EmptyHere() {
   return *kEmptyHere;
 }
 
-// The test's Prometheus scrapes every second. Grafana sets $__rate_interval to at least four
-// scrape intervals of the datasource (its timeInterval), so that a rate always spans two samples.
-constexpr int kScrapeSeconds = 1;
+// Grafana sets $__rate_interval to at least four scrape intervals of the datasource (its
+// timeInterval), so that a rate always spans two samples; the test's Prometheus scrapes every
+// testing::kScrapeSeconds.
+static_assert(testing::kScrapeSeconds == 1, "kRateInterval is four scrape intervals");
 constexpr char kRateInterval[] = "4s";
 
 // 80 steps of 64 sequences of 128 tokens on two workers: about ten seconds of training on two
@@ -130,16 +127,6 @@ struct TempDir {
 };
 
 std::string Absolute(const std::string& path) { return std::filesystem::absolute(path).string(); }
-
-// Polls `done` until it holds or `timeout` passes; says whether it held.
-bool Eventually(absl::Duration timeout, const std::function<bool()>& done) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    if (done()) return true;
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The dashboard as Grafana reads it.
@@ -339,112 +326,7 @@ TEST(GrafanaDashboardTest, TheDashboardIsAGrafanaDashboardOverTheProvisionedProm
 }
 
 // ---------------------------------------------------------------------------------------------
-// A real Prometheus.
-
-// A loopback port nothing listens on at the moment of asking.
-absl::StatusOr<int> FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-                     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  close(fd);
-  if (!bound) return absl::InternalError("bind 127.0.0.1:0");
-  return ntohs(address.sin_port);
-}
-
-std::string QueryEscape(const std::string& text) {
-  std::string escaped;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      escaped += static_cast<char>(c);
-    } else {
-      escaped += absl::StrFormat("%%%02X", c);
-    }
-  }
-  return escaped;
-}
-
-struct Prometheus {
-  std::unique_ptr<Subprocess> process;
-  std::string address;
-
-  // The series an instant query returns now, as Prometheus' JSON; an error unless it answers
-  // with status "success".
-  absl::StatusOr<nlohmann::json> Query(const std::string& promql) const {
-    return Api("/api/v1/query?query=" + QueryEscape(promql));
-  }
-
-  // What Grafana's label_values(METRIC, LABEL) lists.
-  absl::StatusOr<std::vector<std::string>> LabelValues(const LabelValuesQuery& query) const {
-    absl::StatusOr<nlohmann::json> values = Api(absl::StrCat(
-        "/api/v1/label/", query.label, "/values?match%5B%5D=", QueryEscape(query.metric)));
-    if (!values.ok()) return values.status();
-    std::vector<std::string> out;
-    for (const nlohmann::json& value : *values) out.push_back(value.get<std::string>());
-    return out;
-  }
-
- private:
-  absl::StatusOr<nlohmann::json> Api(const std::string& path) const {
-    absl::StatusOr<std::string> body = HttpGet(address, path, absl::Seconds(10));
-    if (!body.ok()) return body.status();
-    nlohmann::json reply = nlohmann::json::parse(*body, nullptr, /*allow_exceptions=*/false);
-    if (reply.is_discarded() || reply.value("status", "") != "success") {
-      return absl::InternalError(absl::StrCat(path, ": ", *body));
-    }
-    nlohmann::json& data = reply["data"];
-    if (data.is_object() && data.contains("result")) return data["result"];
-    return data;
-  }
-};
-
-// Starts Prometheus with `config` on a free loopback port and waits until it is ready.
-absl::StatusOr<Prometheus> StartPrometheus(const std::string& config, const std::string& dir) {
-  absl::Status last = absl::UnknownError("not started");
-  // Another process may take the port between asking and binding: then once more.
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    absl::StatusOr<int> port = FreePort();
-    if (!port.ok()) return port.status();
-    Prometheus prometheus;
-    prometheus.address = absl::StrCat("127.0.0.1:", *port);
-    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(
-        {kPrometheus, "--config.file=" + config, "--web.listen-address=" + prometheus.address,
-         absl::StrCat("--storage.tsdb.path=", dir, "/tsdb-", attempt), "--log.level=warn"});
-    if (!process.ok()) return process.status();
-    prometheus.process = *std::move(process);
-    bool exited = false;
-    const bool ready = Eventually(kPatience, [&] {
-      exited = prometheus.process->Wait(absl::ZeroDuration()).ok();
-      return exited || HttpGet(prometheus.address, "/-/ready").ok();
-    });
-    if (ready && !exited) return prometheus;
-    last = absl::UnavailableError(absl::StrCat("prometheus on ", prometheus.address,
-                                               exited ? " exited" : " never became ready",
-                                               "; stderr: ", prometheus.process->Stderr()));
-  }
-  return last;
-}
-
-// deploy/prometheus/prometheus.yml's jobs, at the services' test addresses, every second.
-std::string PrometheusConfig(const std::map<std::string, std::string>& targets_by_job) {
-  std::string config = absl::StrFormat(R"(global:
-  scrape_interval: %ds
-  scrape_timeout: %ds
-  evaluation_interval: %ds
-scrape_configs:
-)",
-                                       kScrapeSeconds, kScrapeSeconds, kScrapeSeconds);
-  for (const auto& [job, target] : targets_by_job) {
-    absl::StrAppend(&config, "  - job_name: ", job, "\n    static_configs:\n      - targets: [\"",
-                    target, "\"]\n");
-  }
-  return config;
-}
+// The dashboard's queries, sent to a real Prometheus.
 
 testing::RunResult Ctl(const ServiceProcess& scheduler, std::vector<std::string> args,
                        absl::Duration timeout = kPatience) {
@@ -472,9 +354,9 @@ std::string Substitute(std::string expr, const std::map<std::string, std::string
 }
 
 TEST(GrafanaDashboardTest, EveryPanelsQueryReturnsDataFromAPrometheusScrapingARealRun) {
-  if (access(kPrometheus, X_OK) != 0) {
-    GTEST_SKIP() << kPrometheus << " is not installed (Debian's prometheus package): this test "
-                 << "needs a real Prometheus to scrape the services";
+  if (access(kPrometheusBinary, X_OK) != 0) {
+    GTEST_SKIP() << kPrometheusBinary << " is not installed (Debian's prometheus package): "
+                 << "this test needs a real Prometheus to scrape the services";
   }
   absl::StatusOr<nlohmann::json> dashboard = ReadJson(kDashboard);
   ASSERT_OK(dashboard);
@@ -508,15 +390,16 @@ TEST(GrafanaDashboardTest, EveryPanelsQueryReturnsDataFromAPrometheusScrapingARe
       {"prolong-datamixer", datamixer->metrics_address},
       {"prolong-evaluator", evaluator->metrics_address}};
   for (const auto& [job, target] : jobs) ASSERT_FALSE(target.empty()) << job << ": no /metrics";
-  std::ofstream(dir.path + "/prometheus.yml") << PrometheusConfig(jobs);
-  absl::StatusOr<Prometheus> prometheus = StartPrometheus(dir.path + "/prometheus.yml", dir.path);
+  std::ofstream(dir.path + "/prometheus.yml") << testing::PrometheusConfig(jobs);
+  absl::StatusOr<Prometheus> prometheus =
+      testing::StartPrometheus(dir.path + "/prometheus.yml", dir.path, kPatience);
   ASSERT_OK(prometheus);
   ASSERT_TRUE(Eventually(kPatience,
                          [&] {
                            absl::StatusOr<nlohmann::json> up = prometheus->Query("up == 1");
                            return up.ok() && up->size() == jobs.size();
                          }))
-      << "Prometheus never scraped all of " << PrometheusConfig(jobs) << ": "
+      << "Prometheus never scraped all of " << testing::PrometheusConfig(jobs) << ": "
       << prometheus->process->Stderr();
 
   std::ofstream(dir.path + "/run.yaml") << Spec(dir.path + "/checkpoints", tokenizer);
@@ -534,13 +417,14 @@ TEST(GrafanaDashboardTest, EveryPanelsQueryReturnsDataFromAPrometheusScrapingARe
     const std::optional<LabelValuesQuery> query = ParseLabelValues(VariableQuery(variable));
     ASSERT_TRUE(query.has_value()) << "$" << name << ": " << variable.dump();
     std::vector<std::string> offered;
-    ASSERT_TRUE(
-        Eventually(kPatience,
-                   [&] {
-                     offered = prometheus->LabelValues(*query).value_or(std::vector<std::string>());
-                     return name == "run" ? std::count(offered.begin(), offered.end(), run_id) > 0
-                                          : !offered.empty();
-                   }))
+    ASSERT_TRUE(Eventually(kPatience,
+                           [&] {
+                             offered = prometheus->LabelValues(query->metric, query->label)
+                                           .value_or(std::vector<std::string>());
+                             return name == "run"
+                                        ? std::count(offered.begin(), offered.end(), run_id) > 0
+                                        : !offered.empty();
+                           }))
         << "$" << name << " offers [" << absl::StrJoin(offered, ", ") << "]";
     values[name] = name == "run" ? run_id : offered.front();
   }

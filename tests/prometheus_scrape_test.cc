@@ -10,18 +10,13 @@
 //     to Prometheus by file-based service discovery) is scraped: prolong_trainer_step rises;
 //   - prolong_scheduler_runs{state="SUCCEEDED"} is 1, and {state="RUNNING"} 0, after the end.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <memory>
 #include <regex>
 #include <set>
 #include <string>
@@ -30,25 +25,24 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "absl/time/clock.h"
-#include "common/http_get.h"
+#include "absl/time/time.h"
 #include "common/status_matchers.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/prometheus_server.h"
 #include "tests/subprocess.h"
 #include "tests/training_stack.h"
 
 namespace prolong {
 namespace {
 
+using testing::Eventually;
+using testing::kPrometheusBinary;
+using testing::Prometheus;
 using testing::ServiceProcess;
-using testing::Subprocess;
-
-constexpr char kPrometheus[] = "/usr/bin/prometheus";
 
 // 150 steps of 64 sequences of 128 tokens: over 20 s of training on two idle cores, which
 // outlasts several one-second scrapes and the discovery of rank 0's target with its first
@@ -101,143 +95,6 @@ std::string WriteFile(const std::string& path, const std::string& text) {
 
 std::string Absolute(const std::string& path) { return std::filesystem::absolute(path).string(); }
 
-// Every second: the scheduler at `scheduler_target`, and the workers listed in `trainers_file`.
-std::string PrometheusConfig(const std::string& scheduler_target,
-                             const std::string& trainers_file) {
-  return absl::StrCat(R"(global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: prolong-scheduler
-    static_configs:
-      - targets: [")",
-                      scheduler_target, R"("]
-  - job_name: prolong-trainer
-    file_sd_configs:
-      - files: [")",
-                      trainers_file, R"("]
-        refresh_interval: 1s
-)");
-}
-
-// A loopback port nothing listens on at the moment of asking.
-absl::StatusOr<int> FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-                     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  close(fd);
-  if (!bound) return absl::InternalError("bind 127.0.0.1:0");
-  return ntohs(address.sin_port);
-}
-
-// Polls `done` until it holds or `timeout` passes; says whether it held.
-bool Eventually(absl::Duration timeout, const std::function<bool()>& done) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    if (done()) return true;
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-}
-
-std::string QueryEscape(const std::string& text) {
-  std::string escaped;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      escaped += static_cast<char>(c);
-    } else {
-      escaped += absl::StrFormat("%%%02X", c);
-    }
-  }
-  return escaped;
-}
-
-struct Prometheus {
-  std::unique_ptr<Subprocess> process;
-  std::string address;
-
-  // The series an instant query returns now: each one's labels and value.
-  struct Sample {
-    nlohmann::json labels;
-    double value = 0;
-  };
-  absl::StatusOr<std::vector<Sample>> Query(const std::string& promql) const {
-    absl::StatusOr<std::string> body =
-        HttpGet(address, "/api/v1/query?query=" + QueryEscape(promql), absl::Seconds(10));
-    if (!body.ok()) return body.status();
-    const nlohmann::json reply = nlohmann::json::parse(*body, nullptr, /*allow_exceptions=*/false);
-    if (reply.is_discarded() || reply.value("status", "") != "success") {
-      return absl::InternalError(absl::StrCat(promql, ": ", *body));
-    }
-    std::vector<Sample> samples;
-    for (const nlohmann::json& series : reply["data"]["result"]) {
-      Sample sample;
-      sample.labels = series["metric"];
-      const std::string text = series["value"][1].get<std::string>();
-      if (!absl::SimpleAtod(text, &sample.value)) {
-        return absl::InternalError(absl::StrCat(promql, ": value ", text));
-      }
-      samples.push_back(std::move(sample));
-    }
-    return samples;
-  }
-
-  // The value of the query's one series; NOT_FOUND while it has none.
-  absl::StatusOr<double> Value(const std::string& promql) const {
-    absl::StatusOr<std::vector<Sample>> samples = Query(promql);
-    if (!samples.ok()) return samples.status();
-    if (samples->empty()) return absl::NotFoundError(absl::StrCat(promql, ": no series"));
-    if (samples->size() > 1) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(promql, ": ", samples->size(), " series, not one"));
-    }
-    return samples->front().value;
-  }
-
-  // The metric's type as Prometheus learned it from a scrape ("gauge", "counter", ...).
-  std::string Type(const std::string& metric) const {
-    absl::StatusOr<std::string> body = HttpGet(address, "/api/v1/metadata?metric=" + metric);
-    if (!body.ok()) return body.status().ToString();
-    const nlohmann::json reply = nlohmann::json::parse(*body, nullptr, false);
-    if (reply.is_discarded() || !reply["data"].contains(metric)) return "(unknown)";
-    return reply["data"][metric][0].value("type", "(none)");
-  }
-};
-
-// Starts Prometheus with `config` on a free loopback port and waits until it is ready.
-absl::StatusOr<Prometheus> StartPrometheus(const std::string& config, const std::string& dir) {
-  absl::Status last = absl::UnknownError("not started");
-  // Another process may take the port between asking and binding: then once more.
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    absl::StatusOr<int> port = FreePort();
-    if (!port.ok()) return port.status();
-    Prometheus prometheus;
-    prometheus.address = absl::StrCat("127.0.0.1:", *port);
-    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(
-        {kPrometheus, "--config.file=" + config, "--web.listen-address=" + prometheus.address,
-         absl::StrCat("--storage.tsdb.path=", dir, "/tsdb-", attempt), "--log.level=warn"});
-    if (!process.ok()) return process.status();
-    prometheus.process = *std::move(process);
-    bool exited = false;
-    const bool ready = Eventually(kPatience, [&] {
-      exited = prometheus.process->Wait(absl::ZeroDuration()).ok();
-      return exited || HttpGet(prometheus.address, "/-/ready").ok();
-    });
-    if (ready && !exited) return prometheus;
-    last = absl::UnavailableError(absl::StrCat("prometheus on ", prometheus.address,
-                                               exited ? " exited" : " never became ready",
-                                               "; stderr: ", prometheus.process->Stderr()));
-  }
-  return last;
-}
-
 testing::RunResult Ctl(const ServiceProcess& scheduler, std::vector<std::string> args,
                        absl::Duration timeout = kPatience) {
   args.insert(args.begin(),
@@ -259,9 +116,9 @@ nlohmann::json GetRun(const ServiceProcess& scheduler, const std::string& run_id
 bool Near(double a, double b) { return std::abs(a - b) <= 1e-12 * std::max(1.0, std::abs(b)); }
 
 TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWorker) {
-  if (access(kPrometheus, X_OK) != 0) {
-    GTEST_SKIP() << kPrometheus << " is not installed (Debian's prometheus package): this test "
-                 << "needs a real Prometheus to scrape the services";
+  if (access(kPrometheusBinary, X_OK) != 0) {
+    GTEST_SKIP() << kPrometheusBinary << " is not installed (Debian's prometheus package): "
+                 << "this test needs a real Prometheus to scrape the services";
   }
   const TempDir dir;
   ASSERT_OK(testing::WriteLearnableCorpus(dir.path + "/store"));
@@ -282,9 +139,11 @@ TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWor
   // The scheduler by a static target; workers, whose ports are known only once they run, by a
   // file of targets, as a launcher would write it.
   const std::string trainers = WriteFile(dir.path + "/trainers.json", "[]");
-  const std::string config = WriteFile(dir.path + "/prometheus.yml",
-                                       PrometheusConfig(scheduler.metrics_address, trainers));
-  absl::StatusOr<Prometheus> prometheus = StartPrometheus(config, dir.path);
+  const std::string config =
+      WriteFile(dir.path + "/prometheus.yml",
+                testing::PrometheusConfig({{"prolong-scheduler", scheduler.metrics_address}},
+                                          {{"prolong-trainer", trainers}}));
+  absl::StatusOr<Prometheus> prometheus = testing::StartPrometheus(config, dir.path, kPatience);
   ASSERT_OK(prometheus);
   ASSERT_TRUE(Eventually(
       kPatience,
@@ -342,13 +201,13 @@ TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWor
   }
   // A CPU has no known peak, so no MFU is reported rather than a 0 that reads as measured.
   absl::StatusOr<std::vector<Prometheus::Sample>> mfu =
-      prometheus->Query("prolong_scheduler_run_mfu" + run);
+      prometheus->Samples("prolong_scheduler_run_mfu" + run);
   ASSERT_OK(mfu);
   EXPECT_TRUE(mfu->empty());
   EXPECT_EQ(prometheus->Value("prolong_scheduler_run_stage_steps" + run).value_or(-1), kSteps);
   EXPECT_EQ(prometheus->Value("prolong_scheduler_run_restarts" + run).value_or(-1), 0);
   absl::StatusOr<std::vector<Prometheus::Sample>> ages =
-      prometheus->Query("prolong_scheduler_heartbeat_age_seconds" + run);
+      prometheus->Samples("prolong_scheduler_heartbeat_age_seconds" + run);
   ASSERT_OK(ages);
   std::set<std::string> ranks;
   for (const Prometheus::Sample& age : *ages) {
@@ -428,7 +287,7 @@ TEST(PrometheusScrapeTest, PrometheusReadsARunsTrainingFromTheSchedulerAndItsWor
   // The gang is gone: its ranks' heartbeat ages leave rather than freeze at a healthy value.
   EXPECT_TRUE(Eventually(kPatience, [&] {
     absl::StatusOr<std::vector<Prometheus::Sample>> left =
-        prometheus->Query("prolong_scheduler_heartbeat_age_seconds" + run);
+        prometheus->Samples("prolong_scheduler_heartbeat_age_seconds" + run);
     return left.ok() && left->empty();
   })) << "heartbeat ages of the ended run are still exported";
 }

@@ -180,6 +180,8 @@ bool RunDriver::Step() {
   }
   if (status.state == GangState::kSucceeded) {
     gang_.reset();
+    // Its last checkpoint is evaluated, also when the report of it was lost.
+    RecordUnreportedCheckpoints(*run);
     const int stages = run->spec().stages_size();
     const int next = run->stage_index() + 1;
     if (next == stages) {

@@ -191,6 +191,12 @@ void TrainReference() {
   f.reference_optimizer = Bytes(last + "/optimizer.safetensors");
 }
 
+// An evaluator on CPU with its results under `dir`.
+absl::StatusOr<ServiceProcess> StartEvaluator(const std::string& dir) {
+  return testing::StartService({testing::kEvaluatorBinary, "--store=" + dir + "/results",
+                                "--device=cpu", "--address=127.0.0.1:0", "--metrics-address=off"});
+}
+
 ServiceProcess StartScheduler(const std::string& state_dir,
                               const std::vector<std::string>& extra = {},
                               const std::string& address = "127.0.0.1:0") {
@@ -437,9 +443,7 @@ TEST(SchedulerTest, EveryCheckpointIsEvaluatedAndTheRunShowsTheScores) {
   const std::string dir = testing::MakeTempDir();
   std::ofstream(dir + "/tiny.tiktoken", std::ios::binary)
       << tokenizer::ByteRankFile({"ab", "e ", "th"});
-  auto evaluator =
-      testing::StartService({testing::kEvaluatorBinary, "--store=" + dir + "/results",
-                             "--device=cpu", "--address=127.0.0.1:0", "--metrics-address=off"});
+  auto evaluator = StartEvaluator(dir);
   ASSERT_OK(evaluator);
   ServiceProcess scheduler =
       StartScheduler(dir + "/scheduler", {"--evaluator=" + evaluator->address});
@@ -739,9 +743,7 @@ TEST(SchedulerTest, ADryRunPrintsThePlansAndTheTime) {
 TEST(SchedulerTest, EachStagesLastCheckpointIsScoredRawAndAfterASideJobsSft) {
   const std::string dir = testing::MakeTempDir();
   const std::string tokenizer = WriteTokenizer(dir);
-  auto evaluator =
-      testing::StartService({testing::kEvaluatorBinary, "--store=" + dir + "/results",
-                             "--device=cpu", "--address=127.0.0.1:0", "--metrics-address=off"});
+  auto evaluator = StartEvaluator(dir);
   ASSERT_OK(evaluator);
   ServiceProcess scheduler =
       StartScheduler(dir + "/scheduler", {"--evaluator=" + evaluator->address});
@@ -834,9 +836,7 @@ TEST(SchedulerTest, EachStagesLastCheckpointIsScoredRawAndAfterASideJobsSft) {
 TEST(SchedulerTest, ARestartedSchedulerResumesItsSideJobs) {
   const std::string dir = testing::MakeTempDir();
   const std::string tokenizer = WriteTokenizer(dir);
-  auto evaluator =
-      testing::StartService({testing::kEvaluatorBinary, "--store=" + dir + "/results",
-                             "--device=cpu", "--address=127.0.0.1:0", "--metrics-address=off"});
+  auto evaluator = StartEvaluator(dir);
   ASSERT_OK(evaluator);
   const std::vector<std::string> flags = {"--evaluator=" + evaluator->address};
   ServiceProcess scheduler = StartScheduler(dir + "/scheduler", flags);

@@ -1,4 +1,5 @@
-// `prolongctl data ingest` and `data stats` end to end, as separate processes on one store.
+// `prolongctl data ingest`, `data stats` and `data verify` end to end, as separate processes on
+// one store.
 
 #include <cstdio>
 #include <fstream>
@@ -70,6 +71,15 @@ TEST_F(ProlongctlDataTest, IngestTwiceThenStats) {
                                 "\"min_document_tokens\": 6, \"max_document_tokens\": 27"))
       << stats.stdout_text;
   EXPECT_TRUE(absl::StrContains(stats.stdout_text, "\"fingerprint\": \""));
+
+  // Every document reads back as its id says (damage: datamixer/store/verify_test).
+  testing::RunResult verified = Run({"data", "verify", "--store", dir_ + "/store"});
+  ASSERT_EQ(verified.exit_code, 0) << verified.stderr_text;
+  EXPECT_EQ(verified.stdout_text, "verified 2 documents (33 tokens): every one matches its id\n");
+  testing::RunResult missing = Run({"data", "verify", "--store", dir_ + "/none"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.stderr_text,
+            "prolongctl data verify: " + dir_ + "/none: not a store (no MANIFEST)\n");
 }
 
 TEST_F(ProlongctlDataTest, ErrorsAreOneClearLine) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/proto_file.h"
 #include "common/status_macros.h"
 #include "datamixer/ingest/ingester.h"
@@ -24,6 +25,7 @@
 #include "datamixer/store/shard.h"
 #include "datamixer/store/stats.h"
 #include "datamixer/store/store.h"
+#include "datamixer/store/verify.h"
 #include "datamixer/tokenizer/load.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -98,6 +100,38 @@ int RunIngest(IngestFlags& flags) {
   }
   std::cout << std::flush;
   return 0;
+}
+
+// Every document read back and checked against its id; exit 1 if any is bad.
+int RunVerify(const std::string& store_dir, const std::string& domain) {
+  absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::OpenForReading(store_dir);
+  if (!store.ok()) return Fail("verify", store.status());
+  const bool tty = isatty(STDERR_FILENO);
+  absl::Time shown = absl::Now();
+  size_t printed = 0;
+  absl::StatusOr<store::VerifyReport> report =
+      store::VerifyDocuments((*store)->shard(), domain, [&](const store::VerifyReport& so_far) {
+        // Bad documents as they are found; the count every 2 s on a terminal.
+        for (; printed < so_far.bad.size(); ++printed) {
+          const store::BadDocument& bad = so_far.bad[printed];
+          std::cout << "BAD " << bad.domain << "/" << store::HexId(bad.id) << " (" << bad.source
+                    << "): " << bad.problem << std::endl;
+        }
+        if (tty && absl::Now() - shown > absl::Seconds(2)) {
+          shown = absl::Now();
+          std::cerr << "\rverified " << so_far.documents << " documents" << std::flush;
+        }
+      });
+  if (tty) std::cerr << "\r" << std::flush;
+  if (!report.ok()) return Fail("verify", report.status());
+  if (report->bad.empty()) {
+    std::cout << "verified " << report->documents << " documents (" << report->tokens
+              << " tokens): every one matches its id" << std::endl;
+    return 0;
+  }
+  std::cout << report->bad.size() << " of " << report->documents
+            << " documents are bad (listed above); the others match their ids" << std::endl;
+  return 1;
 }
 
 int RunStats(const std::string& store_dir, bool json) {
@@ -323,6 +357,18 @@ void AddDataCommand(CLI::App& app, int* exit_code) {
   stats->add_option("--store", *store_dir, "Store directory")->required();
   stats->add_flag("--json", *json, "Print JSON");
   stats->callback([store_dir, json, exit_code] { *exit_code = RunStats(*store_dir, *json); });
+
+  auto verify_store = std::make_shared<std::string>();
+  auto verify_domain = std::make_shared<std::string>();
+  CLI::App* verify = data->add_subcommand(
+      "verify",
+      "Read every document back and check it against its id (SHA-256 of its tokens and loss "
+      "mask) and its indexed length; list the bad ones and exit 1 if there are any");
+  verify->add_option("--store", *verify_store, "Store directory")->required();
+  verify->add_option("--domain", *verify_domain, "Only this domain (default: all)");
+  verify->callback([verify_store, verify_domain, exit_code] {
+    *exit_code = RunVerify(*verify_store, *verify_domain);
+  });
 
   auto plan_flags = std::make_shared<PlanFlags>();
   CLI::App* plan = data->add_subcommand(

@@ -264,14 +264,9 @@ absl::Status SchedulerService::State::MayStart(const v1::Run& run) const {
 }
 
 void SchedulerService::State::SideJobEnded(const v1::Run& side_job) {
-  if (!side_job.has_side_job_of()) return;
-  const v1::EvaluationSummary summary = AfterSftSummary(side_job);
-  if (summary.failure().empty()) {
-    PROLONG_LOG(INFO) << "run " << side_job.side_job_of().run_id() << ": " << summary.stage()
-                      << " step " << summary.step() << " evaluated after SFT by "
-                      << side_job.run_id();
+  if (side_job.has_side_job_of()) {
+    AddEvaluation(side_job.side_job_of().run_id(), AfterSftSummary(side_job));
   }
-  AddEvaluation(side_job.side_job_of().run_id(), summary);
 }
 
 void SchedulerService::State::CancelSideJobs(const std::string& run_id) {
@@ -321,12 +316,15 @@ void SchedulerService::State::AddEvaluation(const std::string& run_id,
   if (!run.ok() && run.status().code() != absl::StatusCode::kAlreadyExists) {
     PROLONG_LOG(ERROR) << "run " << run_id << ": " << run.status().message();
   }
-  if (added && !summary.failure().empty()) {
+  if (!run.ok() || !added) return;  // a side job seen ended again (a restart) is logged once
+  const char* protocol =
+      ProtocolOf(summary) == v1::EVALUATION_PROTOCOL_AFTER_SFT ? " after SFT" : "";
+  if (!summary.failure().empty()) {
     PROLONG_LOG(WARNING) << "run " << run_id << ": evaluating " << summary.stage() << " step "
-                         << summary.step()
-                         << (ProtocolOf(summary) == v1::EVALUATION_PROTOCOL_AFTER_SFT ? " after SFT"
-                                                                                      : "")
-                         << " failed: " << summary.failure();
+                         << summary.step() << protocol << " failed: " << summary.failure();
+  } else if (!summary.side_job_run_id().empty()) {
+    PROLONG_LOG(INFO) << "run " << run_id << ": " << summary.stage() << " step " << summary.step()
+                      << " evaluated" << protocol << " by " << summary.side_job_run_id();
   }
 }
 

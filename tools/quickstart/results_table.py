@@ -54,7 +54,7 @@ def main():
     plans = field(run, "stage_plans")
     checkpoints = field(run, "checkpoints") or []
 
-    rows = []  # (stage name, seq_len, {column: value})
+    rows = []  # (stage name, seq_len, {column: value}, [(begin, loss, tokens) per bucket])
     columns = []
     for stage, plan in zip(stages, plans):
         name, steps = stage["name"], int(plan["steps"])
@@ -76,12 +76,9 @@ def main():
                 column = f"loss {short_length(bucket['begin'] // args.bucket * args.bucket)}-" \
                          f"{short_length(bucket['end'])}"
                 values[column] = bucket["mean_loss"]
-                values.setdefault("_loss", []).append(
-                    (bucket["begin"], bucket["end"], bucket["mean_loss"], bucket["tokens"]))
-        for column in values:
-            if column not in columns and not column.startswith("_"):
-                columns.append(column)
-        rows.append((name, int(stage["seq_len"]), values))
+        buckets = [(b["begin"], b["mean_loss"], b["tokens"]) for b in loss["buckets"]]
+        columns += [column for column in values if column not in columns]
+        rows.append((name, int(stage["seq_len"]), values, buckets))
 
     scores = [c for c in columns if not c.startswith("loss")]
     losses = [c for c in columns if c.startswith("loss")]
@@ -90,7 +87,7 @@ def main():
     header = ["stage"] + scores + losses
     widths = [max(12, len(h)) for h in header]
     print("  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths))))
-    for name, _, values in rows:
+    for name, _, values, _ in rows:
         cells = [name] + [f"{values[c]:.1f}" if c in values else "-" for c in scores] + \
                 [f"{values[c]:.3f}" if c in values else "-" for c in losses]
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
@@ -100,14 +97,14 @@ def main():
         stage1, stage2 = rows[0], rows[1]
         boundary = stage1[1]
 
-        def mean_loss(values, beyond):
-            buckets = [(loss, tokens) for begin, end, loss, tokens in values["_loss"]
-                       if (begin >= boundary) == beyond]
-            total = sum(tokens for _, tokens in buckets)
-            return sum(loss * tokens for loss, tokens in buckets) / total if total else None
+        def mean_loss(buckets, beyond):
+            chosen = [(loss, tokens) for begin, loss, tokens in buckets
+                      if (begin >= boundary) == beyond]
+            total = sum(tokens for _, tokens in chosen)
+            return sum(loss * tokens for loss, tokens in chosen) / total if total else None
 
-        before, after = mean_loss(stage1[2], True), mean_loss(stage2[2], True)
-        within_before, within_after = mean_loss(stage1[2], False), mean_loss(stage2[2], False)
+        before, after = mean_loss(stage1[3], True), mean_loss(stage2[3], True)
+        within_before, within_after = mean_loss(stage1[3], False), mean_loss(stage2[3], False)
         if before is None or after is None:
             sys.exit("results_table.py: no positions beyond stage 1's length were measured")
         verdict = "fell" if after < before else "did not fall"

@@ -29,10 +29,13 @@
 #include "gtest/gtest.h"
 #include "prolong/v1/datamixer.grpc.pb.h"
 #include "tests/subprocess.h"
+#include "trainer/worker/data_client.h"
 
 namespace prolong {
 namespace {
 
+using ::testing::HasSubstr;
+using testing::StatusIs;
 using testing::Subprocess;
 
 constexpr char kDatamixer[] = "services/datamixer/datamixer";
@@ -44,8 +47,10 @@ struct Datamixer {
   std::unique_ptr<v1::DataMixer::Stub> stub;
 };
 
-Datamixer StartDatamixer(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {kDatamixer, "--address=127.0.0.1:0",
+// On a free port, unless `address` names one.
+Datamixer StartDatamixer(const std::vector<std::string>& args,
+                         const std::string& address = "127.0.0.1:0") {
+  std::vector<std::string> argv = {kDatamixer, "--address=" + address,
                                    "--metrics-address=127.0.0.1:0"};
   argv.insert(argv.end(), args.begin(), args.end());
   Datamixer datamixer;
@@ -214,6 +219,76 @@ TEST_F(DatamixerServiceTest, AStreamResumedAfterTheDatamixerWasKilledContinuesBi
   for (size_t step = 0; step < expected.size(); ++step) {
     ASSERT_EQ(received[step], expected[step]) << "step " << step;
   }
+}
+
+// A trainer's stream (worker::DataClient) outlives its datamixer: killed twice mid-stream and
+// started again on the same address, it is planned again and resumed by the client itself,
+// and the rank receives every step once, as the uninterrupted stream would have.
+TEST_F(DatamixerServiceTest, ATrainersStreamResumesByItselfAcrossDatamixerRestarts) {
+  const v1::StageSpec stage = serve::testing::TestStage(64, 4, 30);
+  const std::vector<std::string> expected = Expected(stage, 8, {1, 2, 0, 2});
+  Datamixer datamixer = StartDatamixer({"--store=" + corpus_.store_dir});
+  ASSERT_NE(datamixer.stub, nullptr);
+  const std::string address = datamixer.address;
+
+  worker::DataClient client(address, absl::Seconds(60));
+  absl::StatusOr<v1::StagePlan> plan = client.PlanStage(stage, 8);
+  ASSERT_OK(plan);
+  v1::RankSpec rank;
+  rank.set_dp_rank(1);
+  rank.set_dp_size(2);
+  rank.set_cp_rank(0);
+  rank.set_cp_size(2);
+  std::unique_ptr<worker::BatchStream> stream =
+      client.StreamBatches(stage, 8, *plan, rank, /*start_step=*/0, /*read_ahead=*/1);
+  std::vector<std::string> received;
+  for (int64_t step = 0; step < plan->steps(); ++step) {
+    if (step == 5 || step == 17) {
+      datamixer.process->Signal(SIGKILL);
+      ASSERT_OK(datamixer.process->Wait(absl::Seconds(30)));
+      datamixer = StartDatamixer({"--store=" + corpus_.store_dir}, address);
+      ASSERT_EQ(datamixer.address, address);
+    }
+    absl::StatusOr<v1::Batch> batch = stream->Next();
+    ASSERT_OK(batch) << "step " << step;
+    ASSERT_EQ(batch->step(), step);
+    received.push_back(batch->SerializeAsString());
+  }
+  EXPECT_THAT(stream->Next(), StatusIs(absl::StatusCode::kOutOfRange));
+  EXPECT_EQ(received, expected);
+  EXPECT_GE(stream->reconnects(), 2);
+}
+
+// A datamixer that hangs (stopped, its socket still open) is noticed: the trainer's Next fails
+// with UNAVAILABLE naming the datamixer once it has waited for the timeout and the datamixer
+// stayed unreachable for the timeout again, rather than never.
+TEST_F(DatamixerServiceTest, AHungDatamixerIsNoticedWithinTheTimeout) {
+  const v1::StageSpec stage = serve::testing::TestStage(64, 4, 30);
+  Datamixer datamixer = StartDatamixer({"--store=" + corpus_.store_dir});
+  ASSERT_NE(datamixer.stub, nullptr);
+  const absl::Duration timeout = absl::Seconds(2);
+  worker::DataClient client(datamixer.address, timeout);
+  absl::StatusOr<v1::StagePlan> plan = client.PlanStage(stage, 8);
+  ASSERT_OK(plan);
+  v1::RankSpec rank;
+  rank.set_dp_size(1);
+  rank.set_cp_size(1);
+  std::unique_ptr<worker::BatchStream> stream =
+      client.StreamBatches(stage, 8, *plan, rank, /*start_step=*/0, /*read_ahead=*/1);
+  ASSERT_OK(stream->Next());
+  datamixer.process->Signal(SIGSTOP);
+  const absl::Time stopped = absl::Now();
+  // What the stopped datamixer had already sent still arrives, in order; then the error.
+  int64_t steps = 1;
+  absl::StatusOr<v1::Batch> batch = stream->Next();
+  for (; batch.ok(); batch = stream->Next()) ASSERT_EQ(batch->step(), steps++);
+  const absl::Status status = batch.status();
+  const absl::Duration noticed = absl::Now() - stopped;
+  datamixer.process->Signal(SIGCONT);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable,
+                               HasSubstr("datamixer " + datamixer.address + ": gone for 2s")));
+  EXPECT_LT(steps, plan->steps());
+  EXPECT_LT(noticed, 4 * timeout + absl::Seconds(2));
 }
 
 TEST_F(DatamixerServiceTest, ASlowClientHoldsItsProducerBack) {

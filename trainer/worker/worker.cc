@@ -530,8 +530,8 @@ absl::StatusOr<Outcome> Worker::State::Train(DataClient& data, int64_t start_ste
   rank.set_cp_rank(distributed ? groups.cp_rank : 0);
   rank.set_cp_size(options.cp_size);
   rank.set_micro_batch_sequences(options.micro_batch_sequences);
-  std::unique_ptr<BatchStream> stream =
-      data.StreamBatches(plan.plan_id(), rank, start_step, options.read_ahead_batches);
+  std::unique_ptr<BatchStream> stream = data.StreamBatches(files.stage, options.seed, plan, rank,
+                                                           start_step, options.read_ahead_batches);
 
   absl::Time last = absl::Now();
   for (int64_t step = start_step; step < steps; ++step) {

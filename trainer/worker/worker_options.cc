@@ -176,7 +176,8 @@ void AddJobFlags(CLI::App& app, WorkerOptions& options) {
       ->group(group)
       ->check(CLI::PositiveNumber);
   app.add_option("--datamixer-timeout-seconds", options.datamixer_timeout_seconds,
-                 "How long to wait for the datamixer to answer")
+                 "How long to wait for the datamixer to answer, and to come back when "
+                 "a stream breaks or stalls")
       ->group(group)
       ->check(CLI::PositiveNumber);
   app.add_option("--peak-tflops", options.peak_tflops,

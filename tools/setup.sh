@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs every Debian package prolong needs to build, test and run. Idempotent: when all
-# packages are present it only checks them and returns in seconds.
+# Installs every Debian package prolong needs to build, test and run; with --fuzz also clang
+# and libFuzzer for fuzz/run.sh. Idempotent: when all packages are present it only checks them
+# and returns in seconds.
 set -euo pipefail
 
 packages=(
@@ -22,7 +23,10 @@ packages=(
   python3-torch python3-numpy
   # The Slurm launcher's tests start a real one-node cluster (slurmctld, slurmd, munged).
   slurm-wlm munge
+  # The sanitizer test sets (tools/sanitizers.sh): gcc's runtimes.
+  libasan8 libubsan1 libtsan2
 )
+[ "${1:-}" != "--fuzz" ] || packages+=(clang-14 libclang-rt-14-dev)
 # Node.js runs the reference tokenizer (npm's tiktoken) in parity tests and benchmarks. The
 # machines may carry a Node.js of their own with npm inside; only without one take Debian's.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Counts the test cases of a `bazel test` run and prints "N passed, N failed, N skipped".
+"""Counts the test cases of `bazel test` runs and prints "N passed, N failed, N skipped".
+
+Usage: test_summary.py EVENTS TESTLOGS [EVENTS TESTLOGS]... (one pair per run: the default
+build's and each sanitizer build's, which have testlogs of their own).
 
 Reads the run's build event file (which targets were tested and how they ended) and each
 target's JUnit test.xml (its individual cases), so a cached or stale result of a target that
@@ -43,8 +46,8 @@ def count_cases(xml_path):
     return passed, failed, skipped
 
 
-def main():
-    events_path, testlogs = sys.argv[1], sys.argv[2]
+def count_run(events_path, testlogs):
+    """Returns (passed, failed, skipped) test cases of one run."""
     passed = failed = skipped = 0
     for label, status in sorted(target_results(events_path).items()):
         package, _, name = label.lstrip("/").partition(":")
@@ -58,6 +61,17 @@ def main():
         else:
             failed += 1
             print(f"{label}: {status}", file=sys.stderr)
+    return passed, failed, skipped
+
+
+def main():
+    args = sys.argv[1:]
+    if not args or len(args) % 2:
+        sys.exit("usage: test_summary.py EVENTS TESTLOGS [EVENTS TESTLOGS]...")
+    passed = failed = skipped = 0
+    for events_path, testlogs in zip(args[::2], args[1::2]):
+        p, f, s = count_run(events_path, testlogs)
+        passed, failed, skipped = passed + p, failed + f, skipped + s
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 0 if failed == 0 and passed > 0 else 1
 

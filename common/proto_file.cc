@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/stubs/common.h"
 #include "google/protobuf/text_format.h"
 
 namespace prolong {
@@ -26,6 +27,18 @@ using google::protobuf::EnumValueDescriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
+using google::protobuf::TextFormat;
+
+// A string field holds UTF-8 (bytes fields hold anything): protobuf refuses to parse a message
+// with another string, so a spec holding one would read here and fail at the server it is sent
+// to. protobuf's own check, so that the two agree.
+bool IsStringFieldText(const FieldDescriptor* field, absl::string_view text) {
+  return field->type() != FieldDescriptor::TYPE_STRING ||
+         google::protobuf::internal::IsStructurallyValidUTF8(text.data(),
+                                                             static_cast<int>(text.size()));
+}
+
+constexpr absl::string_view kNotUtf8 = "not valid UTF-8 (a string field holds text)";
 
 class YamlReader {
  public:
@@ -175,6 +188,7 @@ class YamlReader {
         return absl::OkStatus();
       }
       case FieldDescriptor::CPPTYPE_STRING:
+        if (!IsStringFieldText(field, text)) return Error(node, path, kNotUtf8);
         repeated ? reflection->AddString(message, field, text)
                  : reflection->SetString(message, field, text);
         return absl::OkStatus();
@@ -234,6 +248,45 @@ class TextFormatErrors : public google::protobuf::io::ErrorCollector {
   std::string first_;
 };
 
+// The first string field of `message` that is not UTF-8, as "LINE: PATH: ..." (LINE from
+// `locations`, where the text-format parser recorded it), or "" when there is none.
+std::string FindNonUtf8String(const Message& message, const TextFormat::ParseInfoTree* locations,
+                              const std::string& path) {
+  const Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const bool is_message = field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+    if (!is_message && field->cpp_type() != FieldDescriptor::CPPTYPE_STRING) continue;
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const int index = field->is_repeated() ? i : -1;
+      const std::string field_path =
+          absl::StrCat(path, path.empty() ? "" : ".", field->name(),
+                       field->is_repeated() ? absl::StrCat("[", i, "]") : "");
+      if (is_message) {
+        const Message& child = field->is_repeated()
+                                   ? reflection->GetRepeatedMessage(message, field, i)
+                                   : reflection->GetMessage(message, field);
+        std::string found = FindNonUtf8String(
+            child, locations == nullptr ? nullptr : locations->GetTreeForNested(field, index),
+            field_path);
+        if (!found.empty()) return found;
+        continue;
+      }
+      std::string scratch;
+      const std::string& text =
+          field->is_repeated() ? reflection->GetRepeatedStringReference(message, field, i, &scratch)
+                               : reflection->GetStringReference(message, field, &scratch);
+      if (IsStringFieldText(field, text)) continue;
+      const int line = locations == nullptr ? -1 : locations->GetLocation(field, index).line;
+      return absl::StrCat(line >= 0 ? absl::StrCat(line + 1, ": ") : "", field_path, ": ",
+                          kNotUtf8);
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 absl::Status ParseYamlProto(absl::string_view yaml, absl::string_view name, Message* message) {
@@ -255,11 +308,17 @@ absl::Status ParseYamlProto(absl::string_view yaml, absl::string_view name, Mess
 absl::Status ReadProtoFile(const std::string& path, Message* message) {
   ASSIGN_OR_RETURN(const std::string content, ReadFile(path));
   if (!IsTextFormat(path)) return ParseYamlProto(content, path, message);
-  google::protobuf::TextFormat::Parser parser;
+  TextFormat::Parser parser;
   TextFormatErrors errors;
   parser.RecordErrorsTo(&errors);
+  TextFormat::ParseInfoTree locations;
+  parser.WriteLocationsTo(&locations);
   if (!parser.ParseFromString(content, message)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ":", errors.first()));
+  }
+  // The parser takes any bytes into a string field ("\377").
+  if (std::string found = FindNonUtf8String(*message, &locations, ""); !found.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", found));
   }
   return absl::OkStatus();
 }

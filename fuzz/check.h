@@ -8,13 +8,13 @@
 #include <cstdlib>
 #include <string>
 
-#define FUZZ_CHECK(condition, message)                                                     \
-  do {                                                                                     \
-    if (!(condition)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK(%s) failed: %s\n", __FILE__, __LINE__,       \
-                   #condition, std::string(message).c_str());                              \
-      std::abort();                                                                        \
-    }                                                                                      \
+#define FUZZ_CHECK(condition, message)                                                           \
+  do {                                                                                           \
+    if (!(condition)) {                                                                          \
+      std::fprintf(stderr, "%s:%d: FUZZ_CHECK(%s) failed: %s\n", __FILE__, __LINE__, #condition, \
+                   std::string(message).c_str());                                                \
+      std::abort();                                                                              \
+    }                                                                                            \
   } while (0)
 
 #endif  // PROLONG_FUZZ_CHECK_H_

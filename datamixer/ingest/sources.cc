@@ -152,7 +152,9 @@ absl::Status ReadRepo(const std::string& root, const std::function<bool(RawDocum
     *bytes_read += static_cast<int64_t>(body.size());
     const bool binary = absl::string_view(body).substr(0, 8192).find('\0') != std::string::npos;
     if (binary || body.empty() || tokenizer::FindInvalidUtf8(body) != body.size()) continue;
-    absl::StrAppend(&text, "# File: ", file, "\n", body, body.back() == '\n' ? "" : "\n");
+    // File names are bytes; the document is text.
+    absl::StrAppend(&text, "# File: ", tokenizer::ReplaceInvalidUtf8(file), "\n", body,
+                    body.back() == '\n' ? "" : "\n");
   }
   if (text.empty()) {
     *go_on = problem(Problem{root, "no text files"});

@@ -3,7 +3,8 @@
 //   jsonl  one document per line, its text in a string field ("text" by default)
 //   chat   one conversation per line: {"messages": [{"role": ..., "content": ...}, ...]}
 //   repo   one document per repository directory (ProLong's code-repository documents): its
-//          files in bytewise path order, each after a line "# File: <relative path>". Skipped:
+//          files in bytewise path order, each after a line "# File: <relative path>" (the
+//          path's bytes that are not UTF-8 written as U+FFFD). Skipped:
 //          hidden files and directories (.git ...), vendored trees (node_modules, vendor,
 //          third_party, site-packages, __pycache__), files over 1 MiB, and binaries (a NUL byte
 //          in the first 8 KiB, or invalid UTF-8).

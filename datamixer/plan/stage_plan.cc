@@ -1,6 +1,7 @@
 #include "datamixer/plan/stage_plan.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -125,7 +126,15 @@ absl::StatusOr<std::shared_ptr<const StagePlan>> StagePlan::Build(
   plan->stage_ = stage;
   plan->seed_ = seed;
   plan->sequences_per_batch_ = stage.batch_tokens() / seq_len;
-  plan->steps_ = (stage.total_tokens() + stage.batch_tokens() - 1) / stage.batch_tokens();
+  // Rounded up without total_tokens + batch_tokens - 1, which overflows for the largest totals.
+  plan->steps_ = stage.total_tokens() / stage.batch_tokens() +
+                 (stage.total_tokens() % stage.batch_tokens() != 0 ? 1 : 0);
+  // Every token count below (a domain's tokens, a shortfall) is at most steps x batch_tokens.
+  if (plan->steps_ > std::numeric_limits<int64_t>::max() / stage.batch_tokens()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stage.total_tokens: ", stage.total_tokens(), " rounds up to ", plan->steps_,
+                     " batches of ", stage.batch_tokens(), " tokens, more than 2^63 - 1 tokens"));
+  }
   if (plan->steps_ > kMaxSequences / plan->sequences_per_batch_) {
     return absl::InvalidArgumentError(absl::StrCat(
         "stage.total_tokens: ", plan->steps_, " batches of ", plan->sequences_per_batch_,

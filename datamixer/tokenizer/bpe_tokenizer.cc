@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -111,6 +112,10 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(const BpeSpec
       return absl::InvalidArgumentError(absl::StrCat(
           "rank file line ", line_number, ": want 'base64 rank', got '", line.substr(0, 80), "'"));
     }
+    if (rank >= kMaxVocabSize) {
+      return absl::InvalidArgumentError(absl::StrCat("rank file line ", line_number, ": rank ",
+                                                     rank, " is not below ", kMaxVocabSize));
+    }
     if (!tokenizer->ranks_.emplace(std::move(bytes), rank).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("rank file line ", line_number, ": token listed twice"));
@@ -124,7 +129,13 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(const BpeSpec
           absl::StrCat("rank file has no token for the single byte ", byte));
     }
   }
-  for (const auto& [token, id] : spec.special_tokens) max_id = std::max(max_id, id);
+  for (const auto& [token, id] : spec.special_tokens) {
+    if (id >= kMaxVocabSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("special token '", token, "': id ", id, " is not below ", kMaxVocabSize));
+    }
+    max_id = std::max(max_id, id);
+  }
   tokenizer->decoder_.resize(size_t{max_id} + 1);
   for (const auto& [bytes, rank] : tokenizer->ranks_) {
     if (!tokenizer->decoder_[rank].empty()) {
@@ -154,7 +165,10 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(const BpeSpec
               [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
     std::string alternation;
     for (const std::string& token : specials) {
-      absl::StrAppend(&alternation, alternation.empty() ? "" : "|", "\\Q", token, "\\E");
+      // Quoted between \Q and \E; an \E inside the token would end the quote early (and let
+      // the rest act as pattern syntax), so it is written as \E, an escaped \, E, \Q.
+      absl::StrAppend(&alternation, alternation.empty() ? "" : "|", "\\Q",
+                      absl::StrReplaceAll(token, {{"\\E", "\\E\\\\E\\Q"}}), "\\E");
     }
     auto special = Compile(alternation, "special tokens");
     if (!special.ok()) return special.status();

@@ -26,8 +26,14 @@ struct BpeSpec {
 
 class BpeTokenizer : public Tokenizer {
  public:
+  // Every id (rank or special token) is below this: far above any real vocabulary (the largest
+  // have about 256K ids), and low enough that the id -> bytes table, whose size is the largest
+  // id's, stays small however sparse the ids are.
+  static constexpr uint32_t kMaxVocabSize = 1 << 21;
+
   // INVALID_ARGUMENT for a malformed rank line (with its line number), a pattern PCRE2 rejects
-  // (with the offset), a missing single-byte token, or special tokens that collide.
+  // (with the offset), a missing single-byte token, special tokens that collide, or an id of
+  // kMaxVocabSize or more.
   static absl::StatusOr<std::unique_ptr<BpeTokenizer>> Create(const BpeSpec& spec);
   ~BpeTokenizer() override;
 

@@ -105,6 +105,32 @@ TEST(BpeTokenizerTest, BadSpecsAreRejectedWithTheReason) {
   spec.bos_token = "<|bos|>";
   EXPECT_EQ(BpeTokenizer::Create(spec).status().message(),
             "bos/eos token '<|bos|>' is not a special token");
+  spec.bos_token.clear();
+
+  // Ids that would size the id -> bytes table at gigabytes.
+  spec.special_tokens = {{"<|x|>", 4294967295u}};
+  EXPECT_EQ(BpeTokenizer::Create(spec).status().message(),
+            "special token '<|x|>': id 4294967295 is not below 2097152");
+  spec.special_tokens.clear();
+  spec.ranks = ByteRankFile({}) + "eHl6 2097152\n";
+  EXPECT_EQ(BpeTokenizer::Create(spec).status().message(),
+            "rank file line 257: rank 2097152 is not below 2097152");
+  spec.ranks = ByteRankFile({}) + "eHl6 2097151\n";
+  EXPECT_OK(BpeTokenizer::Create(spec));
+}
+
+TEST(BpeTokenizerTest, SpecialTokensMayContainPatternSyntax) {
+  BpeSpec spec;
+  spec.ranks = ByteRankFile({});
+  spec.pattern = kCl100kPattern;
+  // \E would end the \Q quote around each token early, and "|" after it match the empty string.
+  spec.special_tokens = {{"a\\E|", 300}, {"\\E", 301}, {"(.*)\\", 302}};
+  absl::StatusOr<std::unique_ptr<BpeTokenizer>> tokenizer = BpeTokenizer::Create(spec);
+  ASSERT_OK(tokenizer);
+  const std::string text = "xa\\E|y\\E(.*)\\z";
+  EXPECT_EQ((*tokenizer)->EncodeWithSpecialTokens(text),
+            (std::vector<uint32_t>{'x', 300, 'y', 301, 302, 'z'}));
+  EXPECT_EQ((*tokenizer)->EncodeWithSpecialTokens("plain"), (*tokenizer)->Encode("plain"));
 }
 
 TEST(BpeTokenizerTest, FingerprintChangesWithAnythingThatChangesIds) {

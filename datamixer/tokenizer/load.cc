@@ -73,7 +73,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadDescription(const std::string& pa
   if (ranks.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": ranks: missing"));
   ASSIGN_OR_RETURN(std::string preset_name, field("preset"));
   if (!preset_name.empty()) {
-    ASSIGN_OR_RETURN(preset, ParsePreset(preset_name));
+    absl::StatusOr<Preset> named = ParsePreset(preset_name);
+    if (!named.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", named.status().message()));
+    }
+    preset = *named;
   }
   BpeSpec spec;
   ASSIGN_OR_RETURN(spec.pattern, field("pattern"));
@@ -85,11 +89,17 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadDescription(const std::string& pa
           absl::StrCat(path, ": special_tokens: must map token to id"));
     }
     for (const auto& entry : specials) {
+      // Checked first: a key that is a list, a map or null cannot be named in the error either.
+      if (!entry.first.IsScalar()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": special_tokens: every token must be a string"));
+      }
+      const std::string token = entry.first.as<std::string>();
       try {
-        spec.special_tokens[entry.first.as<std::string>()] = entry.second.as<uint32_t>();
+        spec.special_tokens[token] = entry.second.as<uint32_t>();
       } catch (const YAML::Exception&) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": special_tokens: '", entry.first.as<std::string>(), "' needs an integer id"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": special_tokens: '", token, "' needs an integer id"));
       }
     }
   }

@@ -88,6 +88,20 @@ TEST_F(LoadTest, ErrorsNameTheFileAndField) {
         "special_tokens: {a: notanumber}\n");
   EXPECT_TRUE(absl::StrContains(LoadTokenizer(dir_ + "/badid.yaml").status().message(),
                                 "special_tokens: 'a' needs an integer id"));
+  // A key that is no string is refused as such: naming it in the error would throw again.
+  for (const char* key : {"[a, b]", "{a: b}", "~"}) {
+    Write("badkey.yaml", absl::StrCat("type: tiktoken\nranks: tiny.tiktoken\npreset: llama3\n"
+                                      "special_tokens:\n  ? ",
+                                      key, "\n  : 300\n"));
+    EXPECT_THAT(LoadTokenizer(dir_ + "/badkey.yaml"),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("badkey.yaml: special_tokens: every token must be a string")))
+        << key;
+  }
+  Write("badpreset.json", R"({"type": "tiktoken", "ranks": "tiny.tiktoken", "preset": "gpt9"})");
+  EXPECT_THAT(LoadTokenizer(dir_ + "/badpreset.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("badpreset.json: preset: unknown 'gpt9'")));
   Write("broken.json", "{\"type\": ");
   EXPECT_THAT(LoadTokenizer(dir_ + "/broken.json"), StatusIs(absl::StatusCode::kInvalidArgument));
   Write("badline.tiktoken", "YWI= x\n");

@@ -120,6 +120,14 @@ TEST_F(SentencePieceTest, ErrorsNameTheProblem) {
   const std::string bogus = prolong::testing::MakeTempDir() + "/bogus.model";
   std::ofstream(bogus) << "not a model";
   EXPECT_THAT(SentencePieceTokenizer::Load(bogus), StatusIs(absl::StatusCode::kInvalidArgument));
+  // A unigram model whose second piece is one NUL byte: libsentencepiece throws on it.
+  const std::string nul_piece = prolong::testing::MakeTempDir() + "/nul_piece.model";
+  std::ofstream(nul_piece, std::ios::binary) << std::string(
+      "\x0a\x0e\x0a\x05<unk>\x15\x00\x00\x00\x00\x18\x02"
+      "\x0a\x0a\x0a\x01\x00\x15\x00\x00\x80\xbf\x18\x01",
+      28);
+  EXPECT_THAT(SentencePieceTokenizer::Load(nul_piece),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   auto tokenizer = SentencePieceTokenizer::Load(*model_path_);
   ASSERT_OK(tokenizer);
   EXPECT_EQ((*tokenizer)->Decode({1, 100000}).status().message(),

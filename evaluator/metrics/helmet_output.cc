@@ -81,13 +81,22 @@ absl::StatusOr<MetricColumns> ReadColumns(const Json& object) {
   return columns;
 }
 
-// The column of a per-example length field when every example has it as a number.
+// A token count as HELMET writes one: a whole number from 0 below MetricJson's integer bound.
+// Anything larger could make a column's mean infinite, which JSON cannot hold (nlohmann writes
+// null), and the rescored file would not read back.
+bool IsTokenCount(const Json& value) {
+  if (!value.is_number()) return false;
+  const double number = value.get<double>();
+  return number >= 0 && number < 9e15 && number == std::floor(number);
+}
+
+// The column of a per-example length field when every example has it as a token count.
 std::optional<std::vector<double>> LengthColumn(const std::vector<Json>& data,
                                                 const std::string& field) {
   std::vector<double> column;
   for (const Json& example : data) {
     auto it = example.find(field);
-    if (it == example.end() || !it->is_number()) return std::nullopt;
+    if (it == example.end() || !IsTokenCount(*it)) return std::nullopt;
     column.push_back(it->get<double>());
   }
   return column;
@@ -97,7 +106,7 @@ absl::StatusOr<HelmetOutput> ParseOutputFile(const std::string& path, const std:
   Json root;
   try {
     root = Json::parse(text);
-  } catch (const Json::parse_error& error) {
+  } catch (const Json::exception& error) {  // parse_error, or out_of_range for 1e400
     // nlohmann's message starts with "[json.exception.parse_error.101] ".
     absl::string_view message = error.what();
     if (const size_t end = message.find("] "); end != absl::string_view::npos) {
@@ -171,7 +180,7 @@ absl::StatusOr<HelmetOutput> ScoreOutputs(const DatasetSpec& dataset, std::vecto
     for (const auto& [name, value] : score->metrics) {
       example[name] = MetricJson(name, value);
       auto column = std::find_if(output.metrics.begin(), output.metrics.end(),
-                                 [&](const auto& entry) { return entry.first == name; });
+                                 [&name = name](const auto& entry) { return entry.first == name; });
       if (column == output.metrics.end()) {
         output.metrics.emplace_back(name, std::vector<double>());
         column = std::prev(output.metrics.end());

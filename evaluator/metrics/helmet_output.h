@@ -32,7 +32,8 @@ struct HelmetOutput {
 // Scores every example of `data` for `dataset` (ScoreExample, re-rank cutoffs from the first
 // example as HELMET takes them), stores each example's metrics and "parsed_output" in it, and
 // fills metrics and averaged_metrics the way eval.py does: the post_process metrics in their
-// order, then input_len and output_len when every example has them. INVALID_ARGUMENT naming
+// order, then input_len and output_len when every example has them as token counts (whole
+// numbers from 0; a file with another is averaged without the column). INVALID_ARGUMENT naming
 // "data[i]" for a bad example, or for no examples.
 absl::StatusOr<HelmetOutput> ScoreOutputs(const DatasetSpec& dataset, std::vector<Json> data);
 

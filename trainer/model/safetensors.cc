@@ -88,8 +88,12 @@ absl::Status CheckTensor(const NamedTensor& t) {
         absl::StrCat("tensor \"", t.name, "\": invalid shape ", ShapeString(t.tensor.shape)));
   }
   const int64_t size = DTypeSize(t.tensor.dtype);
-  if (elements > std::numeric_limits<int64_t>::max() / size ||
-      static_cast<int64_t>(t.tensor.data.size()) != elements * size) {
+  // Checked first, so that the message below never multiplies past int64.
+  if (elements > std::numeric_limits<int64_t>::max() / size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor \"", t.name, "\": shape ", ShapeString(t.tensor.shape), " overflows"));
+  }
+  if (static_cast<int64_t>(t.tensor.data.size()) != elements * size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tensor \"", t.name, "\": ", t.tensor.data.size(), " bytes of data, but ",
         DTypeName(t.tensor.dtype), " ", ShapeString(t.tensor.shape), " needs ", elements * size));
@@ -284,7 +288,8 @@ SafetensorsFile::~SafetensorsFile() {
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
   auto file = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
   file->path_ = path;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO named by mistake is refused below instead of blocking open().
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   }
@@ -293,6 +298,11 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
     const int error = errno;
     close(fd);
     return absl::FailedPreconditionError(absl::StrCat(path, ": ", std::strerror(error)));
+  }
+  // A directory or a device opens but does not map (or maps something else): not a file.
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
   }
   absl::string_view bytes;
   if (st.st_size > 0) {
@@ -360,7 +370,11 @@ absl::Status SafetensorsFile::Parse(absl::string_view bytes) {
     int64_t end;
   };
   std::vector<Entry> entries;
-  for (const auto& [name, value] : json.items()) {
+  for (const auto& item : json.items()) {
+    // Named variables, not a structured binding: a lambda below captures the name, which
+    // C++17 allows of variables only (clang refuses a binding).
+    const std::string& name = item.key();
+    const Json& value = item.value();
     if (name == "__metadata__") {
       if (!value.is_object()) return error("__metadata__ is not an object");
       for (const auto& [key, text] : value.items()) {
@@ -369,6 +383,8 @@ absl::Status SafetensorsFile::Parse(absl::string_view bytes) {
       }
       continue;
     }
+    // As Serialize refuses it: a file read must be one that can be written back.
+    if (name.empty()) return error("a tensor has an empty name");
     auto tensor_error = [&](auto&&... parts) { return error("tensor \"", name, "\": ", parts...); };
     if (!value.is_object()) return tensor_error("entry is not an object");
     TensorView view;
@@ -484,6 +500,11 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     if (escapes) {
       return error("weight_map \"", name, "\": file \"", file_name,
                    "\" is not inside the checkpoint directory");
+    }
+    // open() would stop at the NUL and read another file than the one named.
+    if (file_name.find('\0') != std::string::npos) {
+      return error("weight_map \"", name, "\": file \"", absl::CHexEscape(file_name),
+                   "\" holds a NUL byte");
     }
     names_by_file[file_name].push_back(name);
   }

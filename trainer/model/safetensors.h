@@ -71,7 +71,9 @@ absl::Status WriteFile(const std::string& path, const std::vector<NamedTensor>& 
 class SafetensorsFile {
  public:
   // Maps and validates the file. NOT_FOUND if it cannot be opened; INVALID_ARGUMENT "PATH: ..."
-  // naming the problem (and the tensor, if one is at fault) for a malformed file.
+  // naming the problem (and the tensor, if one is at fault) for a malformed file (an empty
+  // tensor name included: Serialize could not write it back) or for a path that is not a
+  // regular file (a directory, a FIFO).
   static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
   // Validates bytes already in memory; `name` stands for the path in messages.
   static absl::StatusOr<std::unique_ptr<SafetensorsFile>> FromBytes(std::string bytes,
@@ -112,8 +114,9 @@ class Checkpoint {
   // `path` is a .safetensors file, an index JSON, or a directory holding
   // model.safetensors.index.json (preferred) or model.safetensors. For an index, every file it
   // names is opened; a tensor the weight_map places in a file that lacks it, a tensor a shard
-  // holds that the weight_map does not place there, or a file outside the directory is
-  // INVALID_ARGUMENT naming the tensor and the file.
+  // holds that the weight_map does not place there, or a file outside the directory (or with a
+  // NUL byte in its name, which open() would cut short) is INVALID_ARGUMENT naming the tensor and
+  // the file.
   static absl::StatusOr<std::unique_ptr<Checkpoint>> Open(const std::string& path);
 
   const std::string& path() const { return path_; }

@@ -195,6 +195,10 @@ TEST_F(SafetensorsTest, CorruptFilesNameTheProblem) {
   expect_error(HandMade(R"({"__metadata__":{"format":1}})", ""),
                {"__metadata__ \"format\" is not a string"});
   expect_error(LengthPrefix(uint64_t{1} << 40) + "{}", {"exceeds the limit"});
+  // What Serialize would refuse to write back.
+  expect_error(
+      HandMade(R"({"":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", Bytes<float>({1, 2})),
+      {"a tensor has an empty name"});
 }
 
 TEST_F(SafetensorsTest, WriterRejectsInconsistentTensors) {
@@ -204,6 +208,8 @@ TEST_F(SafetensorsTest, WriterRejectsInconsistentTensors) {
   };
   EXPECT_THAT(error({{"w", {DType::kF32, {3}, eight}}}),
               HasSubstr("tensor \"w\": 8 bytes of data, but F32 [3] needs 12"));
+  EXPECT_THAT(error({{"w", {DType::kF32, {int64_t{1} << 62}, eight}}}),
+              HasSubstr("tensor \"w\": shape [4611686018427387904] overflows"));
   EXPECT_THAT(error({{"w", {DType::kF32, {2}, eight}}, {"w", {DType::kF32, {2}, eight}}}),
               HasSubstr("tensor \"w\" appears twice"));
   EXPECT_THAT(error({{"__metadata__", {DType::kF32, {2}, eight}}}), HasSubstr("reserved"));
@@ -220,6 +226,9 @@ TEST_F(SafetensorsTest, OpenReportsMissingFiles) {
   const absl::Status status = SafetensorsFile::Open(Path("nope.safetensors")).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope.safetensors")));
   EXPECT_THAT(Checkpoint::Open(dir_), StatusIs(absl::StatusCode::kNotFound));
+  // A directory opens, but is no file to map.
+  EXPECT_THAT(SafetensorsFile::Open(dir_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
 }
 
 TEST_F(SafetensorsTest, ShardedWriteReadsBackEqual) {
@@ -303,6 +312,11 @@ TEST_F(SafetensorsTest, InconsistentIndexIsAnError) {
               HasSubstr("a.safetensors holds tensor \"y\", which the weight_map does not place"));
   status = open_with(R"({"x": "../a.safetensors"})");
   EXPECT_THAT(std::string(status.message()), HasSubstr("is not inside the checkpoint directory"));
+  status = open_with(R"({"x": "a.safetensors\u0000.bak", "y": "a.safetensors"})");
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("holds a NUL byte")));
+  status = open_with(R"({"x": ".", "y": "a.safetensors"})");
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
   status = open_with(R"({"x": "b.safetensors"})");
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound, HasSubstr("b.safetensors")));
 }

@@ -5,14 +5,22 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <exception>
+
 namespace prolong::tokenizer::internal {
 namespace {
 
 class Model : public SentencePieceModel {
  public:
   std::string Load(const std::string& path) override {
-    const auto status = processor_.Load(path);
-    return status.ok() ? "" : status.ToString();
+    // Some malformed models make the library throw rather than return a status (its trie
+    // builder throws on a piece that is a NUL byte): uncaught, that would end the process.
+    try {
+      const auto status = processor_.Load(path);
+      return status.ok() ? "" : status.ToString();
+    } catch (const std::exception& e) {
+      return std::string("malformed model: ") + e.what();
+    }
   }
 
   std::vector<int> Encode(const std::string& text) const override {

@@ -92,7 +92,11 @@ absl::StatusOr<std::vector<Record>> LoadRag(const LoaderContext& context, LoadRe
   std::vector<size_t> chosen(data.size());
   for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = i;
   if (context.max_samples > 0) {
-    ASSIGN_OR_RETURN(chosen, SampleByKey(keys, context.seed, context.max_samples));
+    absl::StatusOr<std::vector<size_t>> sampled =
+        SampleByKey(keys, context.seed, context.max_samples);
+    // The keys are the whole file's: name it.
+    if (!sampled.ok()) return Annotate(sampled.status(), context.test_path);
+    chosen = *std::move(sampled);
   }
 
   std::vector<std::string> demo_keys;

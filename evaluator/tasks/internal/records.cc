@@ -79,7 +79,7 @@ absl::Status ReadRecords(const std::string& path, const ReadOptions& options, Lo
     Json record;
     try {
       record = Json::parse(line);
-    } catch (const Json::parse_error& e) {
+    } catch (const Json::exception& e) {  // parse_error, or out_of_range for 1e400
       absl::Status status =
           Malformed(absl::InvalidArgumentError(absl::StrCat("not valid JSON (", e.what(), ")")),
                     where, options.strict, report);

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -20,27 +21,59 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents.str();
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
-  const std::string temporary = path + ".tmp";
-  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(temporary, ": ", std::strerror(errno)));
+absl::StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path) {
+  std::unique_ptr<AtomicFile> file(new AtomicFile(path));
+  file->fd_ = open(file->temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (file->fd_ < 0) return file->Error("cannot create");
+  return file;
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) close(fd_);
+  if (!committed_) unlink(temporary_.c_str());
+}
+
+absl::Status AtomicFile::Append(absl::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = write(fd_, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    // A write cut short (the disk filled) is followed by one that fails with the reason.
+    if (n < 0) return Error("cannot write");
+    bytes.remove_prefix(n);
   }
-  const bool written =
-      write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()) &&
-      fsync(fd) == 0;
-  close(fd);
-  if (!written || rename(temporary.c_str(), path.c_str()) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": cannot write: ", std::strerror(errno)));
-  }
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  if (const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFile::Commit() {
+  if (fsync(fd_) != 0) return Error("cannot sync");
+  const int fd = fd_;
+  fd_ = -1;
+  if (close(fd) != 0) return Error("cannot close");
+  if (rename(temporary_.c_str(), path_.c_str()) != 0) return Error("cannot rename");
+  committed_ = true;
+  const std::string dir = std::filesystem::path(path_).parent_path().string();
+  if (const int dir_fd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      dir_fd >= 0) {
     fsync(dir_fd);
     close(dir_fd);
   }
   return absl::OkStatus();
+}
+
+absl::Status AtomicFile::Error(absl::string_view what) const {
+  const int error = errno;
+  const std::string message = absl::StrCat(path_, ": ", what, ": ", std::strerror(error));
+  if (error == ENOSPC || error == EDQUOT || error == EFBIG) {
+    return absl::ResourceExhaustedError(message);
+  }
+  return absl::FailedPreconditionError(message);
+}
+
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
+  absl::StatusOr<std::unique_ptr<AtomicFile>> file = AtomicFile::Create(path);
+  if (!file.ok()) return file.status();
+  if (absl::Status appended = (*file)->Append(contents); !appended.ok()) return appended;
+  return (*file)->Commit();
 }
 
 }  // namespace prolong

@@ -1,5 +1,8 @@
 #include "trainer/checkpoint/training_checkpoint.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -467,6 +470,48 @@ TEST(TrainingCheckpointTest, ResumeSkipsCorruptWeightsAndRetentionKeepsK) {
 
   EXPECT_THAT(ResumeLatest(prolong::testing::MakeTempDir(), *fresh.model, *fresh.optimizer, &state),
               StatusIs(absl::StatusCode::kNotFound));
+}
+
+// A disk that fills during a save (the file-size limit here; ENOSPC or a quota alike): the save
+// fails with RESOURCE_EXHAUSTED naming the file, leaves no partial checkpoint behind, the
+// previous checkpoint stays the newest valid one, a resume takes it, and a later save works.
+TEST(TrainingCheckpointTest, ADiskFullDuringASaveKeepsThePreviousCheckpointNewest) {
+  torch::manual_seed(1);
+  Trained trained = Train(1);
+  const std::string dir = prolong::testing::MakeTempDir();
+  ASSERT_OK(Save(dir, trained, 1));
+  TrainStep(*trained.model, *trained.optimizer);
+
+  struct rlimit limit;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &limit), 0);
+  const struct rlimit full = {4096, limit.rlim_max};
+  void (*handler)(int) = signal(SIGXFSZ, SIG_IGN);  // EFBIG rather than a signal
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &full), 0);
+  const absl::StatusOr<std::string> saved = Save(dir, trained, 2);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limit), 0);
+  signal(SIGXFSZ, handler);
+
+  EXPECT_THAT(saved, StatusIs(absl::StatusCode::kResourceExhausted,
+                              AllOf(HasSubstr(".safetensors: cannot write: File too large"),
+                                    HasSubstr(dir + "/"))));
+  std::vector<std::string> entries;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    entries.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(entries, std::vector<std::string>{"step-00000001"}) << "nothing partial is left";
+  absl::StatusOr<CheckpointRef> newest = FindLatestValid(dir);
+  ASSERT_OK(newest);
+  EXPECT_EQ(newest->step, 1);
+
+  Trained fresh = Train(0, false, 77);
+  TrainerState state;
+  absl::StatusOr<CheckpointRef> resumed = ResumeLatest(dir, *fresh.model, *fresh.optimizer, &state);
+  ASSERT_OK(resumed);
+  EXPECT_EQ(state.step, 1);
+  ASSERT_OK(Save(dir, trained, 2));
+  newest = FindLatestValid(dir);
+  ASSERT_OK(newest);
+  EXPECT_EQ(newest->step, 2);
 }
 
 }  // namespace

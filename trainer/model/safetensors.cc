@@ -153,62 +153,6 @@ absl::StatusOr<Prepared> Prepare(const std::vector<NamedTensor>& tensors,
   return prepared;
 }
 
-// PATH.tmp, written and then renamed over PATH; removed if not committed.
-class AtomicFile {
- public:
-  static absl::StatusOr<std::unique_ptr<AtomicFile>> Create(const std::string& path) {
-    auto file = std::unique_ptr<AtomicFile>(new AtomicFile(path));
-    file->fd_ = open(file->temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (file->fd_ < 0) return file->Error("cannot create");
-    return file;
-  }
-
-  ~AtomicFile() {
-    if (fd_ >= 0) close(fd_);
-    if (!committed_) unlink(temporary_.c_str());
-  }
-
-  absl::Status Append(absl::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = write(fd_, bytes.data(), bytes.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Error("cannot write");
-      bytes.remove_prefix(n);
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status Commit() {
-    if (fsync(fd_) != 0) return Error("cannot sync");
-    const int fd = fd_;
-    fd_ = -1;
-    if (close(fd) != 0) return Error("cannot close");
-    if (rename(temporary_.c_str(), path_.c_str()) != 0) return Error("cannot rename");
-    committed_ = true;
-    const std::string dir = std::filesystem::path(path_).parent_path().string();
-    if (const int dir_fd =
-            open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        dir_fd >= 0) {
-      fsync(dir_fd);
-      close(dir_fd);
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  explicit AtomicFile(const std::string& path) : path_(path), temporary_(path + ".tmp") {}
-
-  absl::Status Error(absl::string_view what) const {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path_, ": ", what, ": ", std::strerror(errno)));
-  }
-
-  std::string path_;
-  std::string temporary_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 absl::StatusOr<int64_t> NonNegativeInteger(const Json& value) {
   if (!value.is_number_unsigned()) return absl::InvalidArgumentError("");
   const uint64_t v = value.get<uint64_t>();

@@ -35,6 +35,18 @@ absl::StatusOr<Code> Compile(absl::string_view pattern, absl::string_view what) 
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": at offset ", offset, ": ", reinterpret_cast<const char*>(message)));
   }
+  // A pattern that sets its own match, depth or heap limit ((*LIMIT_MATCH=1)...) can fail a
+  // match halfway through a document, and Encode has no way to say so: refused here.
+  for (const uint32_t limit :
+       {PCRE2_INFO_MATCHLIMIT, PCRE2_INFO_DEPTHLIMIT, PCRE2_INFO_HEAPLIMIT}) {
+    uint32_t value = 0;
+    if (pcre2_pattern_info(code.get(), limit, &value) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what,
+                       ": sets its own (*LIMIT_...) match limit, which could fail a match "
+                       "in the middle of a document; remove it"));
+    }
+  }
   // Without JIT (unsupported CPU) pcre2_match interprets: slower, same results.
   pcre2_jit_compile(code.get(), PCRE2_JIT_COMPLETE);
   return code;

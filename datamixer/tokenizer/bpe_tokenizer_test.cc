@@ -97,6 +97,12 @@ TEST(BpeTokenizerTest, BadSpecsAreRejectedWithTheReason) {
   EXPECT_THAT(BpeTokenizer::Create(spec),
               StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("pattern: at offset")));
 
+  // Its own match limit would fail a match mid-document, where Encode cannot say so.
+  spec.pattern = "(*LIMIT_MATCH=1)(?:\\w+)+!|\\s+|.";
+  EXPECT_THAT(BpeTokenizer::Create(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       StartsWith("pattern: sets its own (*LIMIT_...) match limit")));
+
   spec.pattern = kCl100kPattern;
   spec.special_tokens = {{"<|x|>", 65}};  // The id of "A".
   EXPECT_FALSE(BpeTokenizer::Create(spec).ok());

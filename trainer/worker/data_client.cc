@@ -120,10 +120,11 @@ absl::Status BatchStream::Reconnect(const v1::StageSpec& stage, uint64_t seed,
   grpc::ClientContext context;
   context.set_deadline(Deadline(deadline));
   absl::StatusOr<v1::StagePlan> plan;
-  WithCall(context, [&] {
+  const grpc::Status called = WithCall(context, [&] {
     plan = client_->Plan(stage, seed, context);
     return grpc::Status::OK;
   });
+  if (!called.ok()) return absl::OkStatus();  // The stream is closing: Read sees it next.
   // Unreachable still, or cancelled: the next call says so, and the deadline decides.
   if (!plan.ok() && (plan.status().code() == absl::StatusCode::kUnavailable ||
                      plan.status().code() == absl::StatusCode::kCancelled)) {

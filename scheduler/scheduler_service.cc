@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/call_slots.h"
 #include "common/file.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
@@ -124,7 +125,10 @@ class RefreshedSeries {
 
 struct SchedulerService::State {
   State(SchedulerServiceOptions options, std::unique_ptr<Runs> runs, prometheus::Registry& registry)
-      : options(std::move(options)), runs(std::move(runs)), metrics(registry) {}
+      : options(std::move(options)),
+        runs(std::move(runs)),
+        metrics(registry),
+        watches(this->options.max_watches, "WatchRun and StreamLogs streams (--max-watches)") {}
 
   // `field` names the stage in errors; empty: stages[stage_index].
   absl::StatusOr<v1::StagePlan> PlanStage(const v1::RunSpec& spec, int stage_index,
@@ -157,6 +161,7 @@ struct SchedulerService::State {
   const SchedulerServiceOptions options;
   std::unique_ptr<Runs> runs;
   Metrics metrics;
+  CallSlots watches;           // WatchRun and StreamLogs
   RefreshedSeries series;      // the metrics thread's
   std::string worker_targets;  // as last written
   std::unique_ptr<EvaluationHandoff> evaluations;
@@ -620,6 +625,8 @@ grpc::Status SchedulerService::CancelRun(grpc::ServerContext* context,
 grpc::Status SchedulerService::WatchRun(grpc::ServerContext* context,
                                         const v1::WatchRunRequest* request,
                                         grpc::ServerWriter<v1::RunEvent>* writer) {
+  absl::StatusOr<CallSlots::Slot> slot = state_->watches.Take();
+  if (!slot.ok()) return Error(slot.status());
   int64_t after = request->after_sequence();
   while (!context->IsCancelled()) {
     bool ended = false;
@@ -638,6 +645,8 @@ grpc::Status SchedulerService::WatchRun(grpc::ServerContext* context,
 grpc::Status SchedulerService::StreamLogs(grpc::ServerContext* context,
                                           const v1::StreamLogsRequest* request,
                                           grpc::ServerWriter<v1::LogLines>* writer) {
+  absl::StatusOr<CallSlots::Slot> slot = state_->watches.Take();
+  if (!slot.ok()) return Error(slot.status());
   absl::StatusOr<v1::Run> run = state_->runs->Get(request->run_id());
   if (!run.ok()) return Error(run.status());
   const int64_t attempt = request->attempt() == 0 ? run->attempt() : request->attempt();

@@ -37,6 +37,9 @@ struct SchedulerServiceOptions {
   absl::Duration restart_backoff = absl::Seconds(1);
   // Set for Slurm's commands and, through sbatch, the workers (e.g. SLURM_CONF).
   std::map<std::string, std::string> slurm_env;
+  // WatchRun and StreamLogs calls served at once; beyond, RESOURCE_EXHAUSTED. Each holds a
+  // thread for as long as its client watches.
+  int max_watches = 256;
   // SubmitRun and CancelRun need "authorization: Bearer <auth_token>"; empty: no token asked.
   std::string auth_token;
   // How the scheduler calls the datamixer and the evaluator.

@@ -291,6 +291,51 @@ TEST_F(DatamixerServiceTest, AHungDatamixerIsNoticedWithinTheTimeout) {
   EXPECT_LT(noticed, 4 * timeout + absl::Seconds(2));
 }
 
+// Streams beyond --max-streams are refused with RESOURCE_EXHAUSTED naming the limit, and a
+// trainer's stream refused so waits, backing off, until a slot is free, then gets every step.
+TEST_F(DatamixerServiceTest, StreamsBeyondTheLimitAreRefusedAndTrainersWaitForASlot) {
+  Datamixer datamixer = StartDatamixer({"--store=" + corpus_.store_dir, "--max-streams=1"});
+  ASSERT_NE(datamixer.stub, nullptr);
+  const v1::StageSpec stage = serve::testing::TestStage(64, 4, 12);
+  const v1::StagePlan plan = Plan(*datamixer.stub, stage, 3);
+  v1::StreamBatchesRequest request;
+  request.set_plan_id(plan.plan_id());
+  request.mutable_rank()->set_dp_size(1);
+  request.mutable_rank()->set_cp_size(1);
+
+  auto held_context = std::make_unique<grpc::ClientContext>();
+  auto held = datamixer.stub->StreamBatches(held_context.get(), request);
+  v1::Batch batch;
+  ASSERT_TRUE(held->Read(&batch));  // the one slot is taken
+  {
+    grpc::ClientContext context;
+    auto refused = datamixer.stub->StreamBatches(&context, request);
+    while (refused->Read(&batch)) {
+    }
+    const grpc::Status status = refused->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(status.error_message(),
+              "already 1 StreamBatches streams (--max-streams) open, the most this server holds; "
+              "retry later");
+  }
+
+  worker::DataClient client(datamixer.address, absl::Seconds(60));
+  std::unique_ptr<worker::BatchStream> stream =
+      client.StreamBatches(stage, 3, plan, request.rank(), /*start_step=*/0, /*read_ahead=*/1);
+  std::thread release([&] {
+    absl::SleepFor(absl::Milliseconds(500));
+    held_context->TryCancel();
+    held->Finish();
+  });
+  for (int64_t step = 0; step < plan.steps(); ++step) {
+    absl::StatusOr<v1::Batch> next = stream->Next();
+    ASSERT_OK(next) << "step " << step;
+    EXPECT_EQ(next->step(), step);
+  }
+  release.join();
+  EXPECT_GE(stream->reconnects(), 1);
+}
+
 TEST_F(DatamixerServiceTest, ASlowClientHoldsItsProducerBack) {
   Datamixer datamixer = StartDatamixer({"--store=" + corpus_.store_dir, "--prefetch-batches=3"});
   ASSERT_NE(datamixer.stub, nullptr);

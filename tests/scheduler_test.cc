@@ -663,6 +663,67 @@ TEST(SchedulerTest, ARunThroughSlurmEqualsTheLocalOneAndOutlivesItsScheduler) {
   ExpectReferenceBytes(dir + "/checkpoints");
 }
 
+// Watch streams beyond --max-watches and requests over the scheduler's 4 MB are refused with
+// RESOURCE_EXHAUSTED, and a slot freed serves the next watcher. The run waits all along: its
+// datamixer is not there.
+TEST(SchedulerTest, WatchesBeyondTheLimitAndOversizedRequestsAreRefused) {
+  const std::string dir = testing::MakeTempDir();
+  ServiceProcess scheduler = StartScheduler(dir + "/scheduler", {"--max-watches=1"});
+  const std::string run_id = Submit(
+      scheduler, WriteFile(dir, "run.yaml",
+                           Spec(dir + "/checkpoints", "data: {datamixer_address: 127.0.0.1:1}\n")));
+  auto stub = v1::Scheduler::NewStub(
+      grpc::CreateChannel(scheduler.address, grpc::InsecureChannelCredentials()));
+  v1::WatchRunRequest watch;
+  watch.set_run_id(run_id);
+  auto held_context = std::make_unique<grpc::ClientContext>();
+  auto held = stub->WatchRun(held_context.get(), watch);
+  v1::RunEvent event;
+  ASSERT_TRUE(held->Read(&event));
+  {
+    grpc::ClientContext context;
+    auto refused = stub->WatchRun(&context, watch);
+    EXPECT_FALSE(refused->Read(&event));
+    const grpc::Status status = refused->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(status.error_message(),
+              "already 1 WatchRun and StreamLogs streams (--max-watches) open, the most this "
+              "server holds; retry later");
+  }
+  {
+    grpc::ClientContext context;
+    v1::StreamLogsRequest logs;
+    logs.set_run_id(run_id);
+    auto refused = stub->StreamLogs(&context, logs);
+    v1::LogLines lines;
+    EXPECT_FALSE(refused->Read(&lines));
+    EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  held_context->TryCancel();
+  held->Finish();
+  // The server frees the slot when it sees the cancel (within its 1 s poll); a client retries.
+  bool served = false;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       !served && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(100))) {
+    grpc::ClientContext context;
+    auto next = stub->WatchRun(&context, watch);
+    served = next->Read(&event);
+    context.TryCancel();
+    next->Finish();
+  }
+  EXPECT_TRUE(served) << "the freed slot serves the next watcher";
+  {
+    grpc::ClientContext context;
+    v1::SubmitRunRequest huge;
+    huge.mutable_spec()->set_name(std::string(5 << 20, 'a'));
+    v1::Run run;
+    const grpc::Status status = stub->SubmitRun(&context, huge, &run);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  }
+  EXPECT_EQ(RunField(scheduler, run_id, "state"), "RUN_STATE_PENDING");
+  EXPECT_EQ(Ctl(scheduler, {"cancel", run_id}).exit_code, 0);
+}
+
 TEST(SchedulerTest, AUserErrorFailsTheRunWithoutARetry) {
   const std::string dir = testing::MakeTempDir();
   ServiceProcess scheduler = StartScheduler(dir + "/scheduler");

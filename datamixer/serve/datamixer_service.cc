@@ -167,14 +167,17 @@ struct DataMixerService::PlanEntry {
 };
 
 DataMixerService::DataMixerService(const DataMixerOptions& options, prometheus::Registry& registry)
-    : options_(options), metrics_(std::make_unique<Metrics>(registry)) {}
+    : options_(options),
+      streams_(options.max_streams, "StreamBatches streams (--max-streams)"),
+      metrics_(std::make_unique<Metrics>(registry)) {}
 
 DataMixerService::~DataMixerService() = default;
 
 absl::StatusOr<std::unique_ptr<DataMixerService>> DataMixerService::Create(
     const DataMixerOptions& options, prometheus::Registry& registry) {
-  if (options.prefetch_batches < 1 || options.max_plans < 1) {
-    return absl::InvalidArgumentError("prefetch_batches and max_plans must be at least 1");
+  if (options.prefetch_batches < 1 || options.max_plans < 1 || options.max_streams < 1) {
+    return absl::InvalidArgumentError(
+        "prefetch_batches, max_plans and max_streams must be at least 1");
   }
   std::unique_ptr<DataMixerService> service(new DataMixerService(options, registry));
   if (options.tokenizer != nullptr) {
@@ -336,6 +339,8 @@ grpc::Status DataMixerService::StreamBatches(grpc::ServerContext* context,
                                         "] or 0 for the end, got ", request->end_step()));
   }
 
+  absl::StatusOr<CallSlots::Slot> slot = streams_.Take();
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   metrics_->active_streams.Increment();
   BoundedQueue<absl::StatusOr<BuiltBatch>> queue(options_.prefetch_batches);
   std::thread producer([&] {

@@ -27,6 +27,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/call_slots.h"
 #include "datamixer/plan/data_index.h"
 #include "datamixer/serve/batch_builder.h"
 #include "datamixer/store/store.h"
@@ -45,6 +46,9 @@ struct DataMixerOptions {
   int prefetch_batches = 4;
   // Plans kept at once.
   int max_plans = 64;
+  // StreamBatches calls served at once (one per trainer rank); beyond, RESOURCE_EXHAUSTED, which
+  // trainers retry. Each holds a thread and up to prefetch_batches + 1 batches.
+  int max_streams = 512;
   // Ingest needs "authorization: Bearer <auth_token>" (common/security.h); empty: no token.
   std::string auth_token;
 };
@@ -82,6 +86,7 @@ class DataMixerService final : public v1::DataMixer::Service {
                             v1::IngestSummary* summary);
 
   const DataMixerOptions options_;
+  CallSlots streams_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Metrics> metrics_;
   // Ingests run one at a time: each reloads the index and fingerprint when it is done.

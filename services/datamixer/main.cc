@@ -34,6 +34,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-plans", mixer.max_plans, "Plans kept at once (least recently used go)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--max-streams", mixer.max_streams,
+                 "StreamBatches calls served at once (one per trainer rank); beyond, "
+                 "RESOURCE_EXHAUSTED, which trainers retry")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   prolong::AddAuthTokenFlag(app, mixer.auth_token);
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   options.component = "evaluator";
   options.address = "127.0.0.1:7420";
   options.metrics_address = "127.0.0.1:7421";
+  // Evaluation requests are kilobytes; a request of megabytes is a mistake or abuse.
+  options.max_receive_message_bytes = 4 << 20;
   prolong::evaluator::EvaluatorServiceOptions evaluator;
   evaluator.store_dir = prolong::ProlongHome() + "/eval-results";
   CLI::App app(

@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   options.component = "scheduler";
   options.address = "127.0.0.1:7400";
   options.metrics_address = "127.0.0.1:7401";
+  // Run specs and worker reports are kilobytes; a request of megabytes is a mistake or abuse.
+  options.max_receive_message_bytes = 4 << 20;
   prolong::scheduler::SchedulerServiceOptions scheduler;
   scheduler.state_dir = prolong::ProlongHome() + "/scheduler";
   scheduler.datamixer_address = "127.0.0.1:7410";
@@ -73,6 +75,10 @@ int main(int argc, char** argv) {
   app.add_option("--restart-backoff-ms", restart_backoff_ms,
                  "Wait before a gang's first restart; doubled for each further one, to a minute")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-watches", scheduler.max_watches,
+                 "WatchRun and StreamLogs calls served at once; beyond, RESOURCE_EXHAUSTED")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   prolong::AddAuthTokenFlag(app, scheduler.auth_token);
   prolong::ClientSecurityFiles outgoing;

@@ -24,11 +24,13 @@ constexpr int kMaxMessageBytes = 1 << 30;
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
 
-// How a call ends when its datamixer died, restarted (and lost its plans) or was cancelled for
-// stalling: worth planning again and resuming. Anything else is the datamixer's answer.
+// How a call ends when its datamixer died, restarted (and lost its plans), was cancelled for
+// stalling or serves all the streams it may: worth planning again and resuming. Anything else
+// is the datamixer's answer.
 bool BrokeOff(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::NOT_FOUND || code == grpc::StatusCode::CANCELLED;
+         code == grpc::StatusCode::NOT_FOUND || code == grpc::StatusCode::CANCELLED ||
+         code == grpc::StatusCode::RESOURCE_EXHAUSTED;
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
 // Every Evaluator method's request, as the scheduler or an operator's client could send it,
 // through a real evaluator (its own result store) with a tiny Llama checkpoint and a byte-level
-// tokenizer under /tmp/prolong-fuzz-evaluator (the seeds name it; removed at exit), so that a
-// request naming them is queued and really evaluated on its worker thread while later inputs
-// arrive. Its queue holds 4, so that the fuzzer also meets RESOURCE_EXHAUSTED. Asserts
-// rpc_call.h's promise: a well-formed request gets OK or an error a client can act on.
+// tokenizer in the process's scratch directory (the seeds name it /prolong-fuzz-root: rpc_call.h's
+// RelocatePaths), so that a request naming them is queued and really evaluated on its worker
+// thread while later inputs arrive. Its queue holds 4, so that the fuzzer also meets
+// RESOURCE_EXHAUSTED. Asserts rpc_call.h's promise: a well-formed request gets OK or an error a
+// client can act on.
 #include <cstdint>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -23,13 +23,11 @@
 
 namespace {
 
-constexpr char kFiles[] = "/tmp/prolong-fuzz-evaluator";
-
 std::shared_ptr<grpc::Channel> StartEvaluator() {
-  prolong::fuzz::FixedScratchDir(kFiles);
-  const std::string files = kFiles;
+  const std::string files = prolong::fuzz::EmptyScratchDir("files");
+  prolong::fuzz::RelocatePaths("/prolong-fuzz-root", files);
   { std::ofstream(files + "/tiny.tiktoken") << prolong::tokenizer::ByteRankFile({"ab", "e "}); }
-  if (!std::filesystem::exists(files + "/model/config.json")) {
+  {
     prolong::model::LlamaConfig config = prolong::model::testing::TinyLlamaConfig();
     config.vocab_size = 128256;  // Llama 3's, which the preset's special tokens need
     config.max_position_embeddings = 2048;

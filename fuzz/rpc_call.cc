@@ -39,6 +39,64 @@ std::vector<std::string> Requests(const MethodDescriptor& method, const std::str
   return requests;
 }
 
+struct Relocation {
+  std::string placeholder;
+  std::string root;
+};
+Relocation& PathRelocation() {
+  static auto* relocation = new Relocation;
+  return *relocation;
+}
+
+void Relocate(google::protobuf::Message& message, const Relocation& relocation) {
+  const google::protobuf::Reflection& reflection = *message.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection.ListFields(message, &fields);
+  auto relocated = [&relocation](std::string value) {
+    if (value.rfind(relocation.placeholder, 0) == 0) {
+      value.replace(0, relocation.placeholder.size(), relocation.root);
+    }
+    return value;
+  };
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    using Type = google::protobuf::FieldDescriptor;
+    if (field->type() == Type::TYPE_STRING) {
+      if (!field->is_repeated()) {
+        reflection.SetString(&message, field, relocated(reflection.GetString(message, field)));
+        continue;
+      }
+      for (int i = 0; i < reflection.FieldSize(message, field); ++i) {
+        reflection.SetRepeatedString(&message, field, i,
+                                     relocated(reflection.GetRepeatedString(message, field, i)));
+      }
+    } else if (field->type() == Type::TYPE_MESSAGE) {
+      if (!field->is_repeated()) {
+        Relocate(*reflection.MutableMessage(&message, field), relocation);
+        continue;
+      }
+      for (int i = 0; i < reflection.FieldSize(message, field); ++i) {
+        Relocate(*reflection.MutableRepeatedMessage(&message, field, i), relocation);
+      }
+    }
+  }
+}
+
+// The requests with their paths relocated; one that does not parse goes as it is.
+std::vector<std::string> Relocated(const MethodDescriptor& method,
+                                   std::vector<std::string> requests) {
+  const Relocation& relocation = PathRelocation();
+  if (relocation.placeholder.empty()) return requests;
+  const google::protobuf::Message* prototype =
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(method.input_type());
+  for (std::string& bytes : requests) {
+    std::unique_ptr<google::protobuf::Message> request(prototype->New());
+    if (!request->ParseFromString(bytes)) continue;
+    Relocate(*request, relocation);
+    bytes = request->SerializeAsString();
+  }
+  return requests;
+}
+
 bool RequestsParse(const MethodDescriptor& method, const std::vector<std::string>& requests) {
   const google::protobuf::Message* prototype =
       google::protobuf::MessageFactory::generated_factory()->GetPrototype(method.input_type());
@@ -164,6 +222,10 @@ const Server& ServeUntilExit(std::unique_ptr<grpc::Service> service, const std::
   return *kept->back().server;
 }
 
+void RelocatePaths(const std::string& placeholder, const std::string& root) {
+  PathRelocation() = {placeholder, root};
+}
+
 void FuzzCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
               const uint8_t* data, size_t size) {
   FuzzCall([&channel](const std::string&) { return channel; }, service, data, size);
@@ -176,8 +238,8 @@ void FuzzCall(const ChannelFor& channel_for, const std::string& service, const u
       google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
   FUZZ_CHECK(descriptor != nullptr && descriptor->method_count() > 0, service);
   const MethodDescriptor& method = *descriptor->method(data[0] % descriptor->method_count());
-  const std::vector<std::string> requests =
-      Requests(method, std::string(reinterpret_cast<const char*>(data + 1), size - 1));
+  const std::vector<std::string> requests = Relocated(
+      method, Requests(method, std::string(reinterpret_cast<const char*>(data + 1), size - 1)));
 
   const grpc::Status status = Call(channel_for(method.name()), method, requests);
   if (status.ok() || !RequestsParse(method, requests)) return;

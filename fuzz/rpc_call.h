@@ -23,6 +23,11 @@ std::shared_ptr<grpc::Channel> ChannelTo(const Server& server);
 // leak checking does not count them) and are shut down when the process exits.
 const Server& ServeUntilExit(std::unique_ptr<grpc::Service> service, const std::string& name);
 
+// From now on, request strings that start with `placeholder` start with `root` instead when
+// sent: seeds name files under a placeholder root (a RunSpec's checkpoint directory, an
+// EvaluateRequest's checkpoint), and each process keeps them under its own scratch directory.
+void RelocatePaths(const std::string& placeholder, const std::string& root);
+
 // Calls the method of `service` (its full name, e.g. "prolong.v1.DataMixer") that `data[0]`
 // picks, with `data[1..]` as the request, over `channel`. Checks what every handler promises a
 // client: a request that parses as the method's request type is answered with OK or a status a

@@ -3,8 +3,9 @@
 // over a store of books, web pages and chats (datamixer/serve/test_corpus.h). Its trainer
 // binary is /bin/false, so a run that passes every check plans its stage, launches a gang
 // whose workers exit at once and fails, rather than training for minutes per input. Spec paths
-// must lie under /tmp/prolong-fuzz-scheduler (the seeds name it; removed at exit). Asserts
-// rpc_call.h's promise: a well-formed request gets OK or an error a client can act on.
+// must lie under the process's scratch directory, which the seeds name /prolong-fuzz-root
+// (rpc_call.h's RelocatePaths). Asserts rpc_call.h's promise: a well-formed request gets OK or
+// an error a client can act on.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,8 +22,6 @@
 
 namespace {
 
-constexpr char kPathRoot[] = "/tmp/prolong-fuzz-scheduler";
-
 std::shared_ptr<grpc::Channel> StartScheduler() {
   const std::string dir = prolong::fuzz::EmptyScratchDir("scheduler");
   static auto* registry = new prometheus::Registry;
@@ -34,13 +33,14 @@ std::shared_ptr<grpc::Channel> StartScheduler() {
   const prolong::Server& datamixer_server = prolong::fuzz::ServeUntilExit(
       std::move(*datamixer), prolong::v1::DataMixer::service_full_name());
 
-  prolong::fuzz::FixedScratchDir(kPathRoot);
+  const std::string root = prolong::fuzz::EmptyScratchDir("allowed");
+  prolong::fuzz::RelocatePaths("/prolong-fuzz-root", root);
   prolong::scheduler::SchedulerServiceOptions options;
   options.state_dir = dir + "/scheduler";
   options.trainer_binary = "/bin/false";
   options.datamixer_address = datamixer_server.address();
   options.evaluator_address = "127.0.0.1:1";  // none: evaluations wait, as they would
-  options.path_roots = {kPathRoot};
+  options.path_roots = {root};
   options.heartbeat_interval = absl::Milliseconds(200);
   options.restart_backoff = absl::Milliseconds(10);
   auto scheduler = prolong::scheduler::SchedulerService::Create(options, *registry);

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <system_error>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -55,23 +54,6 @@ std::string EmptyScratchDir(absl::string_view name) {
   if (error || !std::filesystem::create_directory(path, error) || error) {
     Fail(absl::StrCat("cannot make ", path, ": ", error.message()));
   }
-  return path;
-}
-
-std::string FixedScratchDir(const std::string& path) {
-  static auto* const made = new std::vector<std::string>;
-  std::error_code error;
-  std::filesystem::create_directories(path, error);
-  if (error) Fail(absl::StrCat("cannot make ", path, ": ", error.message()));
-  if (made->empty()) {
-    std::atexit([] {
-      for (const std::string& dir : *made) {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-      }
-    });
-  }
-  made->push_back(path);
   return path;
 }
 

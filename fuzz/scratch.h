@@ -21,11 +21,6 @@ std::string WriteScratchFile(absl::string_view name, absl::string_view contents)
 // ScratchDir()/name as a fresh, empty directory (its old contents removed); returns its path.
 std::string EmptyScratchDir(absl::string_view name);
 
-// A directory at a fixed absolute path, for targets whose seeds must name absolute paths (a
-// RunSpec's checkpoint directory, an EvaluateRequest's checkpoint): made now if absent and
-// removed, with what is in it, when the process exits.
-std::string FixedScratchDir(const std::string& path);
-
 }  // namespace prolong::fuzz
 
 #endif  // PROLONG_FUZZ_SCRATCH_H_

@@ -11,6 +11,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "openssl/crypto.h"
 
 namespace prolong::fuzz {
 namespace {
@@ -205,8 +206,11 @@ const Server& ServeUntilExit(std::unique_ptr<grpc::Service> service, const std::
   };
   static auto* kept = new std::vector<Kept>;
   // At exit, before the libraries' own statics go (LibTorch's operator registry...): a service
-  // still working on another thread (an evaluation) would find them destroyed.
+  // still working on another thread (an evaluation) would find them destroyed. OpenSSL
+  // registers its cleanup when first used; initialized now, it runs after this (exit handlers
+  // run in reverse), so a checkpoint still being hashed never finds it gone.
   static const bool registered = [] {
+    OPENSSL_init_crypto(OPENSSL_INIT_ADD_ALL_CIPHERS | OPENSSL_INIT_ADD_ALL_DIGESTS, nullptr);
     std::atexit([] {
       for (auto it = kept->rbegin(); it != kept->rend(); ++it) {
         it->server->Shutdown();

@@ -221,15 +221,23 @@ TEST_F(DatamixerServiceTest, AStreamResumedAfterTheDatamixerWasKilledContinuesBi
   }
 }
 
-// A trainer's stream (worker::DataClient) outlives its datamixer: killed twice mid-stream and
-// started again on the same address, it is planned again and resumed by the client itself,
-// and the rank receives every step once, as the uninterrupted stream would have.
+// A trainer's stream (worker::DataClient) outlives its datamixer: killed before the stream
+// starts (so the stream must plan again on a datamixer that has lost every plan) and again
+// mid-stream, and started again on the same address each time, it is resumed by the client
+// itself, and the rank receives every step once, as the uninterrupted stream would have.
+// (Whether the mid-stream kill breaks the call depends on how much gRPC had buffered.)
 TEST_F(DatamixerServiceTest, ATrainersStreamResumesByItselfAcrossDatamixerRestarts) {
   const v1::StageSpec stage = serve::testing::TestStage(64, 4, 30);
   const std::vector<std::string> expected = Expected(stage, 8, {1, 2, 0, 2});
   Datamixer datamixer = StartDatamixer({"--store=" + corpus_.store_dir});
   ASSERT_NE(datamixer.stub, nullptr);
   const std::string address = datamixer.address;
+  auto restart = [&] {
+    datamixer.process->Signal(SIGKILL);
+    ASSERT_OK(datamixer.process->Wait(absl::Seconds(30)));
+    datamixer = StartDatamixer({"--store=" + corpus_.store_dir}, address);
+    ASSERT_EQ(datamixer.address, address);
+  };
 
   worker::DataClient client(address, absl::Seconds(60));
   absl::StatusOr<v1::StagePlan> plan = client.PlanStage(stage, 8);
@@ -239,16 +247,15 @@ TEST_F(DatamixerServiceTest, ATrainersStreamResumesByItselfAcrossDatamixerRestar
   rank.set_dp_size(2);
   rank.set_cp_rank(0);
   rank.set_cp_size(2);
+  datamixer.process->Signal(SIGKILL);
+  ASSERT_OK(datamixer.process->Wait(absl::Seconds(30)));
   std::unique_ptr<worker::BatchStream> stream =
       client.StreamBatches(stage, 8, *plan, rank, /*start_step=*/0, /*read_ahead=*/1);
+  datamixer = StartDatamixer({"--store=" + corpus_.store_dir}, address);
+  ASSERT_EQ(datamixer.address, address);
   std::vector<std::string> received;
   for (int64_t step = 0; step < plan->steps(); ++step) {
-    if (step == 5 || step == 17) {
-      datamixer.process->Signal(SIGKILL);
-      ASSERT_OK(datamixer.process->Wait(absl::Seconds(30)));
-      datamixer = StartDatamixer({"--store=" + corpus_.store_dir}, address);
-      ASSERT_EQ(datamixer.address, address);
-    }
+    if (step == 17) restart();
     absl::StatusOr<v1::Batch> batch = stream->Next();
     ASSERT_OK(batch) << "step " << step;
     ASSERT_EQ(batch->step(), step);
@@ -256,7 +263,7 @@ TEST_F(DatamixerServiceTest, ATrainersStreamResumesByItselfAcrossDatamixerRestar
   }
   EXPECT_THAT(stream->Next(), StatusIs(absl::StatusCode::kOutOfRange));
   EXPECT_EQ(received, expected);
-  EXPECT_GE(stream->reconnects(), 2);
+  EXPECT_GE(stream->reconnects(), 1);
 }
 
 // A datamixer that hangs (stopped, its socket still open) is noticed: the trainer's Next fails

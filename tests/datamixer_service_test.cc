@@ -310,10 +310,16 @@ TEST_F(DatamixerServiceTest, StreamsBeyondTheLimitAreRefusedAndTrainersWaitForAS
   request.mutable_rank()->set_dp_size(1);
   request.mutable_rank()->set_cp_size(1);
 
+  // The one slot, held by a stream too large (170 MB) for gRPC to buffer: its call stays open.
+  v1::StageSpec large_stage = serve::testing::TestStage(8192, 8, 200);
+  large_stage.set_allow_repetition(true);
+  large_stage.mutable_mixture(0)->set_packing(v1::PACKING_SHORT);  // No book fills 8192 tokens.
+  v1::StreamBatchesRequest large = request;
+  large.set_plan_id(Plan(*datamixer.stub, large_stage, 3).plan_id());
   auto held_context = std::make_unique<grpc::ClientContext>();
-  auto held = datamixer.stub->StreamBatches(held_context.get(), request);
+  auto held = datamixer.stub->StreamBatches(held_context.get(), large);
   v1::Batch batch;
-  ASSERT_TRUE(held->Read(&batch));  // the one slot is taken
+  ASSERT_TRUE(held->Read(&batch));
   {
     grpc::ClientContext context;
     auto refused = datamixer.stub->StreamBatches(&context, request);

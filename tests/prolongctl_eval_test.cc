@@ -244,7 +244,9 @@ TEST_F(ProlongctlEvalTest, ComparesEvaluationsOfTheEvaluatorServiceById) {
 TEST_F(ProlongctlEvalTest, ARunCheckpointTheSchedulerDoesNotHold) {
   absl::StatusOr<testing::ServiceProcess> scheduler =
       testing::StartService({testing::kSchedulerBinary, "--state-dir=" + dir_ + "/scheduler",
-                             "--address=127.0.0.1:0", "--metrics-address=off"});
+                             "--address=127.0.0.1:0", "--metrics-address=off",
+                             // Nothing is trained: any binary that exists will do.
+                             "--trainer-binary=/bin/false"});
   ASSERT_OK(scheduler);
   const testing::RunResult failed =
       Eval({"compare", "--scheduler=" + scheduler->address, "--evaluator=127.0.0.1:1",

@@ -13,10 +13,6 @@
 namespace prolong::worker {
 namespace {
 
-std::chrono::system_clock::time_point Deadline(absl::Time deadline) {
-  return absl::ToChronoTime(deadline);
-}
-
 // Batches are a rank's slice of up to millions of tokens at 5 bytes each.
 constexpr int kMaxMessageBytes = 1 << 30;
 
@@ -44,7 +40,7 @@ DataClient::DataClient(std::string address, absl::Duration timeout, const Client
 
 absl::StatusOr<v1::StagePlan> DataClient::PlanStage(const v1::StageSpec& stage, uint64_t seed) {
   grpc::ClientContext context;
-  context.set_deadline(Deadline(absl::Now() + timeout_));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
   return Plan(stage, seed, context);
 }
 
@@ -120,7 +116,7 @@ absl::Status BatchStream::Reconnect(const v1::StageSpec& stage, uint64_t seed,
     mu_.AwaitWithTimeout(absl::Condition(&closing_), backoff);
   }
   grpc::ClientContext context;
-  context.set_deadline(Deadline(deadline));
+  context.set_deadline(absl::ToChronoTime(deadline));
   absl::StatusOr<v1::StagePlan> plan;
   const grpc::Status called = WithCall(context, [&] {
     plan = client_->Plan(stage, seed, context);

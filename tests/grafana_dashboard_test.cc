@@ -33,7 +33,6 @@
 #include "absl/time/clock.h"
 #include "common/file.h"
 #include "common/status_matchers.h"
-#include "datamixer/tokenizer/test_ranks.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/prometheus_server.h"
@@ -104,16 +103,6 @@ evaluation:
     tasks: [{name: json_kv, input_lengths: [1024], num_examples: 2, chat_template: off}]
     max_new_tokens: 16
 )");
-}
-
-// A byte-level tokenizer the evaluator prompts the tiny model with: the 256 byte tokens, then
-// Llama 3's special tokens within testing::kTinyModelYaml's vocabulary.
-std::string WriteTokenizer(const std::string& dir) {
-  std::ofstream(dir + "/bytes.tiktoken", std::ios::binary) << tokenizer::ByteRankFile({});
-  std::ofstream(dir + "/tokenizer.json") << R"({"type": "tiktoken", "ranks": "bytes.tiktoken",
-    "preset": "llama3", "special_tokens": {"<|begin_of_text|>": 256, "<|end_of_text|>": 257,
-    "<|eot_id|>": 258}, "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"})";
-  return dir + "/tokenizer.json";
 }
 
 // Removes the test's directory once everything started in it is gone (declare it first).
@@ -365,7 +354,7 @@ TEST(GrafanaDashboardTest, EveryPanelsQueryReturnsDataFromAPrometheusScrapingARe
 
   const TempDir dir;
   ASSERT_OK(testing::WriteLearnableCorpus(dir.path + "/store"));
-  const std::string tokenizer = WriteTokenizer(dir.path);
+  const std::string tokenizer = testing::WriteByteTokenizer(dir.path);
   absl::StatusOr<ServiceProcess> datamixer =
       testing::StartService({testing::kDatamixerBinary, "--store=" + dir.path + "/store",
                              "--address=127.0.0.1:0", "--metrics-address=127.0.0.1:0"},

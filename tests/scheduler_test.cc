@@ -42,6 +42,7 @@
 #include "gtest/gtest.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 #include "scheduler/launch/local_slurm.h"
+#include "tests/run_control.h"
 #include "tests/subprocess.h"
 #include "tests/training_stack.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -49,8 +50,17 @@
 namespace prolong {
 namespace {
 
+using testing::Alive;
+using testing::AllGone;
+using testing::Ctl;
+using testing::GetRun;
+using testing::RunField;
 using testing::ServiceProcess;
+using testing::Submit;
 using testing::Subprocess;
+using testing::WaitFor;
+using testing::WaitForCheckpoint;
+using testing::WorkerPids;
 
 constexpr int64_t kStage1Steps = 6;
 constexpr int64_t kStage2Steps = 4;
@@ -214,83 +224,6 @@ ServiceProcess StartScheduler(const std::string& state_dir,
   return scheduler.ok() ? *std::move(scheduler) : ServiceProcess();
 }
 
-testing::RunResult Ctl(const ServiceProcess& scheduler, std::vector<std::string> args,
-                       absl::Duration timeout = absl::Seconds(60)) {
-  args.insert(args.begin(),
-              {testing::kProlongctlBinary, "run", "--scheduler=" + scheduler.address});
-  auto result = testing::Run(args, timeout);
-  EXPECT_OK(result);
-  return result.ok() ? *result : testing::RunResult();
-}
-
-std::string Submit(const ServiceProcess& scheduler, const std::string& spec_path,
-                   const std::vector<std::string>& flags = {}) {
-  std::vector<std::string> args = {"submit", spec_path};
-  args.insert(args.end(), flags.begin(), flags.end());
-  const testing::RunResult result = Ctl(scheduler, args);
-  EXPECT_EQ(result.exit_code, 0) << result.stderr_text;
-  return std::string(absl::StripAsciiWhitespace(result.stdout_text));
-}
-
-// `prolongctl run get --json`'s field, e.g. "state": "RUN_STATE_RUNNING".
-std::string RunField(const ServiceProcess& scheduler, const std::string& run_id,
-                     const std::string& field) {
-  const testing::RunResult result = Ctl(scheduler, {"get", run_id, "--json"});
-  std::smatch match;
-  const std::regex pattern("\"" + field + "\": \"?([^\",\n]*)\"?");
-  if (!std::regex_search(result.stdout_text, match, pattern)) return "";
-  return match[1].str();
-}
-
-// Waits until the run's `field` reads `value`.
-bool WaitFor(const ServiceProcess& scheduler, const std::string& run_id, const std::string& field,
-             const std::string& value, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (RunField(scheduler, run_id, field) == value) return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return false;
-}
-
-// Waits until the stage's checkpoint directory holds a checkpoint of at least `step`.
-bool WaitForCheckpoint(const std::string& stage_dir, int64_t step, absl::Duration timeout,
-                       absl::Duration poll = absl::Milliseconds(50)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    auto listed = checkpoint::ListCheckpoints(stage_dir);
-    if (listed.ok() && !listed->empty() && listed->back().step >= step) return true;
-    absl::SleepFor(poll);
-  }
-  return false;
-}
-
-// The pids of the workers of `attempt` (of `run_id`, else of any run), from the scheduler's log
-// of their registrations, in rank order (ranks register in any order).
-std::vector<pid_t> WorkerPids(const Subprocess& scheduler, int64_t attempt,
-                              const std::string& run_id = R"(\S+)") {
-  std::map<int, pid_t> by_rank;
-  const std::regex pattern(
-      absl::StrCat(R"(worker )", run_id, "/", attempt, R"(/(\d+) registered \(.*, pid (\d+)\))"));
-  const std::string log = scheduler.Stderr();
-  for (std::sregex_iterator it(log.begin(), log.end(), pattern), end; it != end; ++it) {
-    by_rank[std::stoi((*it)[1].str())] = std::stoi((*it)[2].str());
-  }
-  std::vector<pid_t> pids;
-  for (const auto& [rank, pid] : by_rank) pids.push_back(pid);
-  return pids;
-}
-
-bool Alive(pid_t pid) { return kill(pid, 0) == 0; }
-
-// Whether every one of `pids` has ended within 10 s.
-bool AllGone(const std::vector<pid_t>& pids) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  auto any_alive = [&] { return std::any_of(pids.begin(), pids.end(), Alive); };
-  while (any_alive() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
-  return !any_alive();
-}
-
 void ExpectReferenceBytes(const std::string& checkpoint_dir) {
   TrainReference();
   const std::string last = StepDir(checkpoint_dir + "/long", kStage1Steps + kStage2Steps);
@@ -298,15 +231,6 @@ void ExpectReferenceBytes(const std::string& checkpoint_dir) {
       << "the final weights differ from prolongctl train --local's";
   EXPECT_TRUE(Bytes(last + "/optimizer.safetensors") == Shared().reference_optimizer)
       << "the final AdamW state differs from prolongctl train --local's";
-}
-
-// A byte-level tokenizer the evaluator prompts the tiny model with: the 256 byte tokens, then
-// Llama 3's special tokens within testing::kTinyModelYaml's vocabulary.
-std::string WriteTokenizer(const std::string& dir) {
-  std::ofstream(dir + "/bytes.tiktoken", std::ios::binary) << tokenizer::ByteRankFile({});
-  return WriteFile(dir, "tokenizer.json", R"({"type": "tiktoken", "ranks": "bytes.tiktoken",
-    "preset": "llama3", "special_tokens": {"<|begin_of_text|>": 256, "<|end_of_text|>": 257,
-    "<|eot_id|>": 258}, "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"})");
 }
 
 // The short SFT the policy applies: 16 steps of 64 tokens on the web domain, sft-packed.
@@ -346,19 +270,6 @@ std::string WaitForSideJob(const Subprocess& scheduler, const std::string& run_i
     absl::SleepFor(absl::Milliseconds(50));
   }
   return "";
-}
-
-v1::Run GetRun(const ServiceProcess& scheduler, const std::string& run_id) {
-  auto stub = v1::Scheduler::NewStub(
-      grpc::CreateChannel(scheduler.address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  v1::GetRunRequest request;
-  request.set_run_id(run_id);
-  v1::Run run;
-  const grpc::Status status = stub->GetRun(&context, request, &run);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return run;
 }
 
 // The newest checkpoint's weights in a stage directory.
@@ -803,7 +714,7 @@ TEST(SchedulerTest, ADryRunPrintsThePlansAndTheTime) {
 
 TEST(SchedulerTest, EachStagesLastCheckpointIsScoredRawAndAfterASideJobsSft) {
   const std::string dir = testing::MakeTempDir();
-  const std::string tokenizer = WriteTokenizer(dir);
+  const std::string tokenizer = testing::WriteByteTokenizer(dir);
   auto evaluator = StartEvaluator(dir);
   ASSERT_OK(evaluator);
   ServiceProcess scheduler =
@@ -896,7 +807,7 @@ TEST(SchedulerTest, EachStagesLastCheckpointIsScoredRawAndAfterASideJobsSft) {
 
 TEST(SchedulerTest, ARestartedSchedulerResumesItsSideJobs) {
   const std::string dir = testing::MakeTempDir();
-  const std::string tokenizer = WriteTokenizer(dir);
+  const std::string tokenizer = testing::WriteByteTokenizer(dir);
   auto evaluator = StartEvaluator(dir);
   ASSERT_OK(evaluator);
   const std::vector<std::string> flags = {"--evaluator=" + evaluator->address};
@@ -951,9 +862,9 @@ TEST(SchedulerTest, SideJobsAreCancelledWithTheirRun) {
   EXPECT_EQ(dry.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(dry.stderr_text, "evaluation.after_sft.stage: datamixer "))
       << dry.stderr_text;
-  const std::string run_id =
-      Submit(scheduler,
-             WriteFile(dir, "run.yaml", AfterSftSpec(dir + "/checkpoints", WriteTokenizer(dir))));
+  const std::string run_id = Submit(
+      scheduler, WriteFile(dir, "run.yaml",
+                           AfterSftSpec(dir + "/checkpoints", testing::WriteByteTokenizer(dir))));
   // Stage 1's side job is submitted with its last checkpoint and queued behind the run.
   const std::string side_job = WaitForSideJob(*scheduler.process, run_id, "short", 6);
   ASSERT_FALSE(side_job.empty()) << scheduler.process->Stderr();

@@ -1,5 +1,6 @@
 #include "tests/training_stack.h"
 
+#include <fstream>
 #include <random>
 #include <utility>
 
@@ -8,8 +9,17 @@
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "datamixer/store/store.h"
+#include "datamixer/tokenizer/test_ranks.h"
 
 namespace prolong::testing {
+
+std::string WriteByteTokenizer(const std::string& dir) {
+  std::ofstream(dir + "/bytes.tiktoken", std::ios::binary) << tokenizer::ByteRankFile({});
+  std::ofstream(dir + "/tokenizer.json") << R"({"type": "tiktoken", "ranks": "bytes.tiktoken",
+    "preset": "llama3", "special_tokens": {"<|begin_of_text|>": 256, "<|end_of_text|>": 257,
+    "<|eot_id|>": 258}, "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"})";
+  return dir + "/tokenizer.json";
+}
 
 absl::Status WriteLearnableCorpus(const std::string& dir, bool one_more_document) {
   ASSIGN_OR_RETURN(auto store,

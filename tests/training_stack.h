@@ -34,6 +34,11 @@ inline constexpr char kTinyModelYaml[] = R"(model:
   precision: fp32
 )";
 
+// Writes a byte-level tokenizer the evaluator can prompt that model with (the 256 byte tokens,
+// then Llama 3's special tokens within the vocabulary) into `dir`; the description's path, for
+// a RunSpec's `model.tokenizer.path`.
+std::string WriteByteTokenizer(const std::string& dir);
+
 // A store at `dir` with domains "books" (24 documents of 150 to 300 tokens) and "web" (200 of 5
 // to 60), each document an arithmetic progression of ids modulo kLearnableVocab, and with
 // `one_more_document` one more web document (other data, another fingerprint).

@@ -2,6 +2,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/file.h"
 #include "common/status_macros.h"
 #include "datamixer/tokenizer/bpe_tokenizer.h"
@@ -18,12 +20,14 @@ std::string RelativeTo(const std::string& base_file, const std::string& path) {
   return slash == std::string::npos ? path : base_file.substr(0, slash + 1) + path;
 }
 
+// The rank lines, as BpeTokenizer::Create reads them: blank ones (CRLF ones too) are skipped.
 size_t CountRanks(absl::string_view ranks) {
-  size_t lines = 0;
-  for (size_t i = 0; i < ranks.size(); ++i) {
-    if (ranks[i] == '\n' && (i == 0 || ranks[i - 1] != '\n')) ++lines;
+  size_t count = 0;
+  for (absl::string_view line : absl::StrSplit(ranks, '\n')) {
+    absl::ConsumeSuffix(&line, "\r");
+    count += !line.empty();
   }
-  return lines + (!ranks.empty() && ranks.back() != '\n' ? 1 : 0);
+  return count;
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadRanks(const std::string& ranks_path, Preset preset,

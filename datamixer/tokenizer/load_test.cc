@@ -49,6 +49,19 @@ TEST_F(LoadTest, BareRankFileWithPresets) {
   EXPECT_EQ((*cl100k)->eos_id(), 100257u);
 }
 
+// Llama 3's special ids follow the ranks, however the file ends its lines: blank lines, CRLF
+// ones included, are not ranks.
+TEST_F(LoadTest, SpecialIdsFollowTheRanksWhateverTheLineEnds) {
+  std::string crlf;
+  for (const char c : ByteRankFile({"ab"}))
+    crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  Write("crlf.tiktoken", crlf + "\r\n\r\n");
+  auto llama = LoadTokenizer(dir_ + "/crlf.tiktoken", "llama3");
+  ASSERT_OK(llama);
+  EXPECT_EQ((*llama)->SpecialTokenId("<|begin_of_text|>"), 257u);
+  EXPECT_EQ((*llama)->vocab_size(), 257u + 256u);
+}
+
 TEST_F(LoadTest, DescriptionFilesInJsonAndYaml) {
   Write("tok.json", R"({"type": "tiktoken", "ranks": "tiny.tiktoken", "preset": "llama3",
                         "special_tokens": {"<|x|>": 300, "<|y|>": 301}, "eos_token": "<|y|>"})");

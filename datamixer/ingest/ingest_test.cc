@@ -197,6 +197,10 @@ TEST_F(IngestTest, ARepositoryIsOneDocumentOfItsTextFilesInPathOrder) {
   Write("repo/logo.png", std::string("\x89PNG\0\0", 6));
   Write("repo/latin1.txt", "caf\xE9");
   Write("repo/huge.txt", std::string((1 << 20) + 1, 'h'));
+  // Links are not followed: they may point out of the repository.
+  Write("outside.txt", "not the repository's");
+  std::filesystem::create_symlink(dir_ + "/outside.txt", repo + "/linked.txt");
+  std::filesystem::create_directory_symlink(dir_ + "/empty_repo", repo + "/linked_dir");
   std::filesystem::create_directories(dir_ + "/empty_repo/.git");
 
   IngestOptions options;

@@ -114,7 +114,7 @@ bool SkippedDirectory(const std::string& name) {
 }
 
 // The files of a repository that its document takes, by relative path in bytewise order
-// (binaries are recognised only when read).
+// (binaries are recognised only when read); symbolic links are not followed.
 absl::StatusOr<std::vector<std::string>> RepoFiles(const std::string& root) {
   namespace fs = std::filesystem;
   std::error_code error;
@@ -125,6 +125,8 @@ absl::StatusOr<std::vector<std::string>> RepoFiles(const std::string& root) {
   fs::recursive_directory_iterator it(root, fs::directory_options::none, error);
   for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
     const std::string name = it->path().filename().string();
+    // A link may point out of the repository (to any file the datamixer can read) or loop.
+    if (it->is_symlink(error)) continue;
     if (it->is_directory(error)) {
       if (SkippedDirectory(name)) it.disable_recursion_pending();
       continue;

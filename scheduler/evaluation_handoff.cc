@@ -59,6 +59,9 @@ void EvaluationHandoff::Forget(const std::string& run_id) {
 }
 
 v1::Evaluator::Stub& EvaluationHandoff::Stub(const std::string& address) {
+  // Specs may name any number of evaluators over a scheduler's life: the channels kept are
+  // bounded (Advance holds one stub at a time, so dropping the others is safe).
+  if (stubs_.size() >= kMaxChannels && stubs_.count(address) == 0) stubs_.clear();
   std::unique_ptr<v1::Evaluator::Stub>& stub = stubs_[address];
   if (stub == nullptr) {
     stub = v1::Evaluator::NewStub(OpenChannel(address, security_));

@@ -59,6 +59,7 @@ class EvaluationHandoff {
   const OnScored on_scored_;
   mutable absl::Mutex mu_;
   std::vector<Item> items_ ABSL_GUARDED_BY(mu_);
+  static constexpr size_t kMaxChannels = 16;
   std::map<std::string, std::unique_ptr<v1::Evaluator::Stub>> stubs_;  // the loop's own
   absl::Notification stopping_;
   std::thread thread_;

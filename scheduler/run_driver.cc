@@ -349,9 +349,14 @@ void RunDriver::Fault(const v1::Run& run, int rank, const std::string& reason, b
                                  r.set_restarts(restart);
                                  return lost(r, events);
                                });
+    // The backoff doubles with each restart in a row whose gang wrote no checkpoint, and
+    // starts over once one has (as Kubernetes starts a crash loop's backoff over once a
+    // container has run a while): a long run with occasional faults never waits the minute.
+    if (run.checkpoints_size() > checkpoints_at_last_fault_) failures_in_a_row_ = 0;
+    checkpoints_at_last_fault_ = run.checkpoints_size();
     restart_at_ =
-        absl::Now() +
-        std::min(options_.restart_backoff * (1 << std::min(restart - 1, 10)), absl::Minutes(1));
+        absl::Now() + std::min(options_.restart_backoff * (1 << std::min(failures_in_a_row_++, 10)),
+                               absl::Minutes(1));
   }
   if (!changed.ok()) PROLONG_LOG(ERROR) << "run " << run_id_ << ": " << changed.status().message();
 }

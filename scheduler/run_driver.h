@@ -40,7 +40,8 @@ struct DriverOptions {
   std::string datamixer_address;
   int threads_per_worker = 0;
   absl::Duration poll_interval = absl::Milliseconds(50);
-  // Before restart n (from 1): base x 2^(n-1), at most a minute.
+  // Before the n-th restart in a row with no checkpoint written between them (from 1):
+  // base x 2^(n-1), at most a minute.
   absl::Duration restart_backoff = absl::Seconds(1);
   // The run's checkpoint evaluations (and side jobs) not yet ended: a trained run succeeds once
   // they have.
@@ -99,6 +100,9 @@ class RunDriver {
   absl::Time launched_;
   bool trained_ = false;  // the run's `trained`, as last seen
   absl::Time restart_at_;
+  // Restarts since the gang last wrote a checkpoint, and the run's checkpoints at the last one.
+  int failures_in_a_row_ = 0;
+  int checkpoints_at_last_fault_ = 0;
   // Why the last try to start the stage failed (logged when it changes).
   std::string last_wait_reason_;
   absl::Notification stopping_;

@@ -74,12 +74,14 @@ std::string WorkerId(const std::string& run_id, int64_t attempt, int rank) {
   return absl::StrCat(run_id, "/", attempt, "/", rank);
 }
 
-Runs::Runs(std::unique_ptr<RunStore> store) : store_(std::move(store)) {}
+Runs::Runs(std::unique_ptr<RunStore> store, int max_unfinished)
+    : store_(std::move(store)), max_unfinished_(max_unfinished) {}
 
-absl::StatusOr<std::unique_ptr<Runs>> Runs::Open(const std::string& store_dir) {
+absl::StatusOr<std::unique_ptr<Runs>> Runs::Open(const std::string& store_dir,
+                                                 int max_unfinished) {
   ASSIGN_OR_RETURN(std::unique_ptr<RunStore> store, RunStore::Open(store_dir));
   ASSIGN_OR_RETURN(std::vector<v1::Run> loaded, store->LoadRuns());
-  std::unique_ptr<Runs> runs(new Runs(std::move(store)));
+  std::unique_ptr<Runs> runs(new Runs(std::move(store), max_unfinished));
   absl::MutexLock lock(&runs->mu_);
   for (v1::Run& run : loaded) {
     Entry& entry = runs->runs_[run.run_id()];
@@ -133,8 +135,21 @@ absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string&
         }
         return entry->run;
       }
-      creating_requests_.insert(request_id);
     }
+    if (max_unfinished_ > 0 && side_job_of == nullptr) {
+      // Each unfinished run holds a driver thread and, once running, a gang.
+      int64_t unfinished = static_cast<int64_t>(creating_runs_.size());
+      for (const auto& [id, entry] : runs_) {
+        unfinished += !IsTerminal(entry.run.state()) && !entry.run.has_side_job_of();
+      }
+      if (unfinished >= max_unfinished_) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("already ", max_unfinished_,
+                         " unfinished runs (--max-unfinished-runs), the most this scheduler "
+                         "holds; retry once some have ended"));
+      }
+    }
+    if (!request_id.empty()) creating_requests_.insert(request_id);
     std::string run_id;
     do {
       run_id = NewRunId(spec.name());

@@ -47,10 +47,15 @@ struct RankLiveness {
 
 class Runs {
  public:
-  static absl::StatusOr<std::unique_ptr<Runs>> Open(const std::string& store_dir);
+  // `max_unfinished`: Create refuses a new run (not a side job) while this many are unfinished;
+  // 0: no cap.
+  static absl::StatusOr<std::unique_ptr<Runs>> Open(const std::string& store_dir,
+                                                    int max_unfinished = 0);
 
   // A new PENDING run for `spec`, or, for a request id seen before, the run it created
-  // (`created` false). `side_job_of`: the run is a side job of another (Run.side_job_of).
+  // (`created` false). `side_job_of`: the run is a side job of another (Run.side_job_of), which
+  // the cap on unfinished runs lets through (its run was let through). RESOURCE_EXHAUSTED at
+  // the cap.
   absl::StatusOr<v1::Run> Create(const v1::RunSpec& spec, const std::string& request_id,
                                  bool* created, const v1::SideJobOf* side_job_of = nullptr);
   absl::StatusOr<v1::Run> Get(const std::string& run_id) const;
@@ -104,7 +109,7 @@ class Runs {
     int64_t liveness_attempt = 0;
     std::vector<RankLiveness> ranks;
   };
-  explicit Runs(std::unique_ptr<RunStore> store);
+  Runs(std::unique_ptr<RunStore> store, int max_unfinished);
   Entry* Find(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Entry* Find(const std::string& run_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Waits until no change of the entry's run is being written.
@@ -113,6 +118,7 @@ class Runs {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<RunStore> store_;
+  const int max_unfinished_;
   mutable absl::Mutex mu_;
   // Entries are never removed, so pointers to them stay valid.
   std::map<std::string, Entry> runs_ ABSL_GUARDED_BY(mu_);

@@ -61,6 +61,31 @@ void ExpectSequencesFrom(const std::vector<v1::RunEvent>& events, int64_t first)
   }
 }
 
+// At the cap, a new run is refused until one ends; a side job and a retried request still go.
+TEST(RunsTest, NewRunsBeyondTheUnfinishedCapAreRefused) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir(), 2));
+  bool created = false;
+  ASSERT_OK_AND_ASSIGN(v1::Run first, runs->Create(Spec(), "first", &created));
+  ASSERT_OK(runs->Create(Spec(), "", &created));
+  const absl::StatusOr<v1::Run> refused = runs->Create(Spec(), "third", &created);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.status().message(),
+            "already 2 unfinished runs (--max-unfinished-runs), the most this scheduler holds; "
+            "retry once some have ended");
+  EXPECT_FALSE(created);
+  // The same request again is its run, not a new one.
+  ASSERT_OK_AND_ASSIGN(v1::Run again, runs->Create(Spec(), "first", &created));
+  EXPECT_EQ(again.run_id(), first.run_id());
+  v1::SideJobOf parent;
+  parent.set_run_id(first.run_id());
+  ASSERT_OK(runs->Create(Spec(), "", &created, &parent));
+  EXPECT_TRUE(created);
+
+  ASSERT_OK(runs->Transition(first.run_id(), v1::RUN_STATE_CANCELLED, "cancelled"));
+  EXPECT_OK(runs->Create(Spec(), "third", &created));
+  EXPECT_TRUE(created);
+}
+
 TEST(RunsTest, ConcurrentSubmissionsUnderOneRequestIdCreateOneRun) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir()));
   constexpr int kClients = 16;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -175,7 +176,9 @@ struct SchedulerService::State {
     std::unique_ptr<RunDriver> driver;
   };
   std::map<std::string, Driven> drivers ABSL_GUARDED_BY(mu);
-  std::map<std::string, std::unique_ptr<v1::DataMixer::Stub>> datamixers ABSL_GUARDED_BY(mu);
+  // Channels to the datamixers runs name; bounded, as specs may name any number over time.
+  static constexpr size_t kMaxDatamixerChannels = 16;
+  std::map<std::string, std::shared_ptr<v1::DataMixer::Stub>> datamixers ABSL_GUARDED_BY(mu);
 
   absl::Notification stopping;
   std::thread metrics_thread;
@@ -339,14 +342,17 @@ absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSp
   const std::string address = spec.data().datamixer_address().empty()
                                   ? options.datamixer_address
                                   : spec.data().datamixer_address();
-  v1::DataMixer::Stub* stub;
+  std::shared_ptr<v1::DataMixer::Stub> stub;
   {
     absl::MutexLock lock(&mu);
-    std::unique_ptr<v1::DataMixer::Stub>& cached = datamixers[address];
+    if (datamixers.size() >= kMaxDatamixerChannels && datamixers.count(address) == 0) {
+      datamixers.clear();  // calls in flight hold their stubs
+    }
+    std::shared_ptr<v1::DataMixer::Stub>& cached = datamixers[address];
     if (cached == nullptr) {
       cached = v1::DataMixer::NewStub(OpenChannel(address, options.outgoing));
     }
-    stub = cached.get();
+    stub = cached;
   }
   v1::PlanStageRequest request;
   *request.mutable_stage() = TrainerStage(spec, stage_index);
@@ -481,7 +487,8 @@ absl::StatusOr<std::unique_ptr<SchedulerService>> SchedulerService::Create(
     return absl::FailedPreconditionError(
         absl::StrCat("--state-dir: cannot create ", options.state_dir, ": ", error.message()));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<Runs> runs, Runs::Open(options.state_dir + "/state"));
+  ASSIGN_OR_RETURN(std::unique_ptr<Runs> runs,
+                   Runs::Open(options.state_dir + "/state", options.max_unfinished_runs));
   auto state = std::make_unique<State>(options, std::move(runs), registry);
   State* s = state.get();
   state->evaluations = std::make_unique<EvaluationHandoff>(

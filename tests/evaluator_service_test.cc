@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/http_get.h"
 #include "common/status_matchers.h"
 #include "datamixer/tokenizer/test_ranks.h"
@@ -200,6 +201,56 @@ TEST_F(EvaluatorServiceTest, BadRequestsNameTheField) {
   const grpc::Status status = evaluator.stub->GetEvaluation(&context, get, &evaluation);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("ev-none"));
+}
+
+// Evaluations waiting beyond --max-queue and watch streams beyond --max-watches are refused with
+// RESOURCE_EXHAUSTED, and a freed watch slot serves the next watcher.
+TEST_F(EvaluatorServiceTest, QueuedEvaluationsAndWatchesBeyondTheirLimitsAreRefused) {
+  Evaluator evaluator = StartEvaluator(dir_ + "/results", {"--max-queue=1", "--max-watches=1"});
+  // One running (long), one waiting.
+  const std::string running = Evaluate(*evaluator.stub, Request(500, "running")).evaluation_id();
+  Watch(*evaluator.stub, running, [](const v1::EvaluationEvent& event) {
+    return event.state() == v1::EVALUATION_STATE_RUNNING;
+  });
+  Evaluate(*evaluator.stub, Request(2, "waiting"));
+  {
+    grpc::ClientContext context;
+    v1::Evaluation evaluation;
+    const grpc::Status status =
+        evaluator.stub->Evaluate(&context, Request(2, "refused"), &evaluation);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(status.error_message(), "the evaluation queue is full (1 waiting); try later");
+  }
+
+  v1::WatchEvaluationRequest watch;
+  watch.set_evaluation_id(running);
+  auto held_context = std::make_unique<grpc::ClientContext>();
+  auto held = evaluator.stub->WatchEvaluation(held_context.get(), watch);
+  v1::EvaluationEvent event;
+  ASSERT_TRUE(held->Read(&event));
+  {
+    grpc::ClientContext context;
+    auto refused = evaluator.stub->WatchEvaluation(&context, watch);
+    EXPECT_FALSE(refused->Read(&event));
+    const grpc::Status status = refused->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(status.error_message(),
+              "already 1 WatchEvaluation streams (--max-watches) open, the most this server "
+              "holds; retry later");
+  }
+  held_context->TryCancel();
+  held->Finish();
+  // The server frees the slot once it sees the cancel (within its 200 ms wait); a client retries.
+  bool served = false;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       !served && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(100))) {
+    grpc::ClientContext context;
+    auto next = evaluator.stub->WatchEvaluation(&context, watch);
+    served = next->Read(&event);
+    context.TryCancel();
+    next->Finish();
+  }
+  EXPECT_TRUE(served) << "the freed slot serves the next watcher";
 }
 
 // Killed mid-run (no chance to clean up), the evaluator comes back on its store with the

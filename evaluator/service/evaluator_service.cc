@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/call_slots.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/security.h"
@@ -135,7 +136,9 @@ struct Metrics {
 
 struct EvaluatorService::State {
   State(const EvaluatorServiceOptions& options, prometheus::Registry& registry)
-      : options(options), metrics(registry) {}
+      : options(options),
+        metrics(registry),
+        watches(options.max_watches, "WatchEvaluation streams (--max-watches)") {}
 
   void Work();
   absl::Status RunJob(const std::shared_ptr<Job>& job);
@@ -147,6 +150,7 @@ struct EvaluatorService::State {
 
   const EvaluatorServiceOptions options;
   Metrics metrics;
+  CallSlots watches;
   std::unique_ptr<results::ResultStore> store;
 
   absl::Mutex mu;
@@ -324,8 +328,8 @@ EvaluatorService::EvaluatorService(std::unique_ptr<State> state) : state_(std::m
 
 absl::StatusOr<std::unique_ptr<EvaluatorService>> EvaluatorService::Create(
     const EvaluatorServiceOptions& options, prometheus::Registry& registry) {
-  if (options.max_queue < 1 || options.max_loaded_models < 1) {
-    return absl::InvalidArgumentError("max_queue and max_loaded_models must be >= 1");
+  if (options.max_queue < 1 || options.max_loaded_models < 1 || options.max_watches < 1) {
+    return absl::InvalidArgumentError("max_queue, max_loaded_models and max_watches must be >= 1");
   }
   auto state = std::make_unique<State>(options, registry);
   ASSIGN_OR_RETURN(state->store, results::ResultStore::Open(options.store_dir));
@@ -466,6 +470,8 @@ grpc::Status EvaluatorService::ListEvaluations(grpc::ServerContext*,
 grpc::Status EvaluatorService::WatchEvaluation(grpc::ServerContext* context,
                                                const v1::WatchEvaluationRequest* request,
                                                grpc::ServerWriter<v1::EvaluationEvent>* writer) {
+  absl::StatusOr<CallSlots::Slot> slot = state_->watches.Take();
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   std::shared_ptr<Job> job;
   {
     absl::MutexLock lock(&state_->mu);

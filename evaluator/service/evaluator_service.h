@@ -4,8 +4,8 @@
 //
 // Evaluate is idempotent: the same checkpoint path, tokenizer, spec and provenance give the
 // same evaluation id, and asking again returns it (a failed one is queued again). The queue is
-// bounded (RESOURCE_EXHAUSTED beyond it), and so are the models kept loaded (least recently used
-// dropped first).
+// bounded (RESOURCE_EXHAUSTED beyond it), and so are the WatchEvaluation streams open at once and
+// the models kept loaded (least recently used dropped first).
 //
 // Metrics (on the registry given):
 //   prolong_eval_score{run,stage,step,task,length}   a finished task's reported metric
@@ -35,6 +35,7 @@ struct EvaluatorServiceOptions {
   int64_t prefill_chunk = 4096;
   int max_queue = 64;         // evaluations waiting
   int max_loaded_models = 2;  // runners (models) kept loaded
+  int max_watches = 256;      // WatchEvaluation streams open at once
   // Evaluate needs "authorization: Bearer <auth_token>" (common/security.h); empty: no token.
   std::string auth_token;
 };

@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
                  "Models kept loaded (least recently used go)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--max-watches", evaluator.max_watches, "WatchEvaluation streams open at once")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   prolong::AddAuthTokenFlag(app, evaluator.auth_token);
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;

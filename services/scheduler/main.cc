@@ -73,11 +73,16 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--restart-backoff-ms", restart_backoff_ms,
-                 "Wait before a gang's first restart; doubled for each further one, to a minute")
+                 "Wait before a gang's restart; doubled for each further one in a row without a "
+                 "checkpoint between them, to a minute")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--max-watches", scheduler.max_watches,
                  "WatchRun and StreamLogs calls served at once; beyond, RESOURCE_EXHAUSTED")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-unfinished-runs", scheduler.max_unfinished_runs,
+                 "Runs not yet ended (side jobs aside); SubmitRun beyond, RESOURCE_EXHAUSTED")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   prolong::AddAuthTokenFlag(app, scheduler.auth_token);

@@ -2,7 +2,9 @@
 // one store.
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <tuple>
 
@@ -76,6 +78,19 @@ TEST_F(ProlongctlDataTest, IngestTwiceThenStats) {
   testing::RunResult verified = Run({"data", "verify", "--store", dir_ + "/store"});
   ASSERT_EQ(verified.exit_code, 0) << verified.stderr_text;
   EXPECT_EQ(verified.stdout_text, "verified 2 documents (33 tokens): every one matches its id\n");
+  // A damaged table file is named (the documents it held, when they can be listed, too).
+  for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/store/shard")) {
+    if (entry.path().extension() != ".sst") continue;
+    std::fstream file(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    const char byte = static_cast<char>(file.get());
+    file.seekp(0);
+    file.put(static_cast<char>(byte ^ 0x5A));
+  }
+  testing::RunResult damaged = Run({"data", "verify", "--store", dir_ + "/store"});
+  EXPECT_EQ(damaged.exit_code, 1);
+  EXPECT_TRUE(std::regex_search(damaged.stdout_text,
+                                std::regex(R"(^BAD file: Corruption: .*/store/shard/\d+\.sst)")))
+      << damaged.stdout_text << damaged.stderr_text;
   testing::RunResult missing = Run({"data", "verify", "--store", dir_ + "/none"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_EQ(missing.stderr_text,

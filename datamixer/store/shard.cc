@@ -12,6 +12,7 @@
 #include "common/sha256.h"
 #include "datamixer/store/internal/value_layout.h"
 #include "rocksdb/db.h"
+#include "rocksdb/file_checksum.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/table.h"
@@ -50,11 +51,15 @@ std::string DocumentName(absl::string_view domain, const DocumentId& id) {
   return absl::StrCat("document ", domain, "/", HexId(id));
 }
 
-// A failed read of one of a document's values: corruption is DATA_LOSS, naming the document.
-absl::Status ReadError(const rocksdb::Status& status, absl::string_view domain,
-                       const DocumentId& id) {
+// A failed read of one of a document's values: corruption is DATA_LOSS, naming the document and
+// the shard's directory. RocksDB names a damaged table file itself, but of a blob file it only
+// says that a record's CRC mismatched: Shard::VerifyFiles, which reads every file, names it.
+absl::Status ReadError(const rocksdb::Status& status, absl::string_view dir,
+                       absl::string_view domain, const DocumentId& id) {
   if (status.IsCorruption()) {
-    return absl::DataLossError(absl::StrCat(DocumentName(domain, id), ": ", status.ToString()));
+    return absl::DataLossError(absl::StrCat(DocumentName(domain, id), ": ", status.ToString(),
+                                            " (a damaged file in ", dir,
+                                            "; `prolongctl data verify` names it)"));
   }
   return FromRocks(status, absl::StrCat("reading ", DocumentName(domain, id)));
 }
@@ -82,18 +87,16 @@ struct MaskElements {
 // Elements [offset, offset + length) of a document's value in `family`, whole or chunked
 // (internal/value_layout.h); a chunked one reads only the chunks the range overlaps.
 template <typename Elements>
-absl::StatusOr<typename Elements::Container> ReadRange(rocksdb::DB& db,
-                                                       rocksdb::ColumnFamilyHandle* family,
-                                                       absl::string_view domain,
-                                                       const DocumentId& id, int64_t offset,
-                                                       int64_t length) {
+absl::StatusOr<typename Elements::Container> ReadRange(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, absl::string_view dir,
+    absl::string_view domain, const DocumentId& id, int64_t offset, int64_t length) {
   const std::string key = internal::DocumentKey(domain, id);
   rocksdb::PinnableSlice value;
   rocksdb::Status status = db.Get(rocksdb::ReadOptions(), family, key, &value);
   if (status.IsNotFound()) {
     return absl::NotFoundError(absl::StrCat(DocumentName(domain, id), ": not found"));
   }
-  if (!status.ok()) return ReadError(status, domain, id);
+  if (!status.ok()) return ReadError(status, dir, domain, id);
   const absl::string_view whole(value.data(), value.size());
   internal::ChunkedHead head;
   if (internal::IsChunkedHead(whole)) {
@@ -128,7 +131,7 @@ absl::StatusOr<typename Elements::Container> ReadRange(rocksdb::DB& db,
                                               what));
     };
     if (status.IsNotFound()) return chunk_lost("missing");
-    if (!status.ok()) return ReadError(status, domain, id);
+    if (!status.ok()) return ReadError(status, dir, domain, id);
     const absl::string_view chunk(value.data(), value.size());
     if (Elements::Count(chunk) != head.ChunkLength(index)) return chunk_lost("corrupt");
     const int64_t chunk_begin = index * head.chunk_tokens;
@@ -158,6 +161,7 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(const std::string& dir, Mode 
         "chunk_tokens: must be 0 (no chunks) or positive, got ", options.chunk_tokens));
   }
   std::unique_ptr<Shard> shard(new Shard());
+  shard->dir_ = dir;
   shard->read_only_ = mode == Mode::kReadOnly;
   shard->options_ = options;
   struct stat info;
@@ -169,6 +173,9 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(const std::string& dir, Mode 
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
+  // Each table and blob file's CRC32C is recorded as it is written, so that VerifyFiles can
+  // name a damaged blob file (a blob read only says that its record's CRC mismatched).
+  db_options.file_checksum_gen_factory = rocksdb::GetFileChecksumGenCrc32cFactory();
   rocksdb::ColumnFamilyOptions small;  // The index: many small values, read in scans.
   small.OptimizeLevelStyleCompaction();
   small.compression = rocksdb::kZSTD;
@@ -191,6 +198,16 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Open(const std::string& dir, Mode 
   if (!status.ok()) return FromRocks(status, dir);
   shard->db_.reset(db);
   return shard;
+}
+
+absl::Status Shard::VerifyFiles() const {
+  for (const bool whole_files : {false, true}) {
+    const rocksdb::Status status = whole_files ? db_->VerifyFileChecksums(rocksdb::ReadOptions())
+                                               : db_->VerifyChecksum(rocksdb::ReadOptions());
+    if (status.IsCorruption()) return absl::DataLossError(status.ToString());
+    if (!status.ok()) return FromRocks(status, "verifying the store's files");
+  }
+  return absl::OkStatus();
 }
 
 Shard::~Shard() {
@@ -298,13 +315,13 @@ absl::Status Shard::ScanIndex(absl::string_view domain,
 absl::StatusOr<std::vector<uint32_t>> Shard::ReadTokens(absl::string_view domain,
                                                         const DocumentId& id, int64_t offset,
                                                         int64_t length) const {
-  return ReadRange<TokenElements>(*db_, handles_[kTokens], domain, id, offset, length);
+  return ReadRange<TokenElements>(*db_, handles_[kTokens], dir_, domain, id, offset, length);
 }
 
 absl::StatusOr<std::string> Shard::ReadLossMask(absl::string_view domain, const DocumentId& id,
                                                 int64_t offset, int64_t length) const {
   absl::StatusOr<std::string> mask =
-      ReadRange<MaskElements>(*db_, handles_[kMasks], domain, id, offset, length);
+      ReadRange<MaskElements>(*db_, handles_[kMasks], dir_, domain, id, offset, length);
   if (absl::IsNotFound(mask.status())) return std::string();
   return mask;
 }

@@ -99,13 +99,20 @@ class Shard {
 
   // Tokens [offset, offset + length) of a document (length -1: to the end), reading only the
   // chunks they lie in. NOT_FOUND for an unknown document, OUT_OF_RANGE past its end,
-  // DATA_LOSS (naming the document) for a corrupt or missing value.
+  // DATA_LOSS (naming the document, and for a damaged file the shard's directory) for a corrupt
+  // or missing value.
   absl::StatusOr<std::vector<uint32_t>> ReadTokens(absl::string_view domain, const DocumentId& id,
                                                    int64_t offset = 0, int64_t length = -1) const;
   // Entries [offset, offset + length) of the loss mask, as ReadTokens reads tokens; "" when
   // every token is a target (or the document is unknown).
   absl::StatusOr<std::string> ReadLossMask(absl::string_view domain, const DocumentId& id,
                                            int64_t offset = 0, int64_t length = -1) const;
+
+  // Reads every table and blob file whole and checks it against its checksums: each table
+  // block's, and each file's own as recorded when it was written (files written before the
+  // shard recorded them are checked block by block only). DATA_LOSS naming the first damaged
+  // file.
+  absl::Status VerifyFiles() const;
 
  private:
   Shard() = default;
@@ -114,6 +121,7 @@ class Shard {
   void PutValues(const Document& document, const std::string& key,
                  rocksdb::WriteBatch& batch) const;
 
+  std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, index, tokens, masks.
   bool read_only_ = false;

@@ -1,6 +1,6 @@
 // Verifying a store: a sound one passes whole; a flipped byte in a blob file, and a value that
 // reads back but is another document's tokens, are both reported by document, and the other
-// documents still verify.
+// documents still verify; a damaged blob or table file is named.
 #include "datamixer/store/verify.h"
 
 #include <algorithm>
@@ -23,6 +23,7 @@
 namespace prolong::store {
 namespace {
 
+using ::prolong::testing::StatusIs;
 using ::testing::HasSubstr;
 
 // `count` documents of `length` tokens each, distinct.
@@ -58,6 +59,7 @@ TEST(VerifyTest, ASoundStoreVerifiesWhole) {
   EXPECT_EQ(report->tokens, 4 * 3000 + 3 * 40);
   EXPECT_TRUE(report->bad.empty());
   EXPECT_EQ(calls, 7);
+  EXPECT_OK((*shard)->VerifyFiles());
   auto chat = VerifyDocuments(**shard, "chat");
   ASSERT_OK(chat);
   EXPECT_EQ(chat->documents, 3);
@@ -90,6 +92,36 @@ TEST(VerifyTest, AFlippedByteInABlobFileIsReportedByDocument) {
     EXPECT_EQ(bad.domain, "books");
     EXPECT_THAT(bad.problem, HasSubstr("books/" + HexId(bad.id))) << bad.problem;
   }
+  // RocksDB does not name the blob file when a read fails; checking the files does.
+  EXPECT_THAT(report->bad[0].problem, HasSubstr("`prolongctl data verify` names it"));
+  EXPECT_THAT((*shard)->VerifyFiles(),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr(blobs.front().string())));
+}
+
+// A byte flipped in a table file (the first, always in a data block): reading a document whose
+// value it holds is DATA_LOSS naming the document and the file, never other tokens.
+TEST(VerifyTest, AFlippedByteInATableFileIsDataLossNamingIt) {
+  const std::string dir = testing::MakeTempDir() + "/shard";
+  Write(dir).reset();
+  int tables = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".sst") continue;
+    std::fstream file(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    const char byte = static_cast<char>(file.get());
+    file.seekp(0);
+    file.put(static_cast<char>(byte ^ 0x5A));
+    ++tables;
+  }
+  ASSERT_GT(tables, 0);
+  auto shard = Shard::Open(dir, Shard::Mode::kReadOnly);
+  ASSERT_OK(shard);
+  // Short documents' tokens are kept in the table files themselves.
+  const Document chat = Documents("chat", 1, 40)[0];
+  const DocumentId id = ComputeDocumentId(chat.tokens, std::string(40, '\1'));
+  EXPECT_THAT((*shard)->ReadTokens("chat", id),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       ::testing::AllOf(HasSubstr("chat/" + HexId(id)), HasSubstr(".sst"))));
+  EXPECT_THAT((*shard)->VerifyFiles(), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(".sst")));
 }
 
 TEST(VerifyTest, AValueThatIsAnotherDocumentsIsReported) {

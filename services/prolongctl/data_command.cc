@@ -102,11 +102,21 @@ int RunIngest(IngestFlags& flags) {
   return 0;
 }
 
-// Every document read back and checked against its id; exit 1 if any is bad.
+// Every file checked against its checksums, then every document read back and checked against
+// its id; exit 1 if a file or a document is bad.
 int RunVerify(const std::string& store_dir, const std::string& domain) {
   absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::OpenForReading(store_dir);
   if (!store.ok()) return Fail("verify", store.status());
   const bool tty = isatty(STDERR_FILENO);
+  // A read names a damaged blob file's documents but not the file: reading the files does.
+  if (tty) std::cerr << "checking every file of the store" << std::flush;
+  const absl::Status files = (*store)->shard().VerifyFiles();
+  if (tty) std::cerr << "\r" << std::flush;
+  if (absl::IsDataLoss(files)) {
+    std::cout << "BAD file: " << files.message() << std::endl;
+  } else if (!files.ok()) {
+    return Fail("verify", files);
+  }
   absl::Time shown = absl::Now();
   size_t printed = 0;
   absl::StatusOr<store::VerifyReport> report =
@@ -127,7 +137,7 @@ int RunVerify(const std::string& store_dir, const std::string& domain) {
   if (report->bad.empty()) {
     std::cout << "verified " << report->documents << " documents (" << report->tokens
               << " tokens): every one matches its id" << std::endl;
-    return 0;
+    return files.ok() ? 0 : 1;
   }
   std::cout << report->bad.size() << " of " << report->documents
             << " documents are bad (listed above); the others match their ids" << std::endl;
@@ -362,8 +372,9 @@ void AddDataCommand(CLI::App& app, int* exit_code) {
   auto verify_domain = std::make_shared<std::string>();
   CLI::App* verify = data->add_subcommand(
       "verify",
-      "Read every document back and check it against its id (SHA-256 of its tokens and loss "
-      "mask) and its indexed length; list the bad ones and exit 1 if there are any");
+      "Check every file of the store against its checksums, then read every document back and "
+      "check it against its id (SHA-256 of its tokens and loss mask) and its indexed length; "
+      "list the bad ones and exit 1 if there are any");
   verify->add_option("--store", *verify_store, "Store directory")->required();
   verify->add_option("--domain", *verify_domain, "Only this domain (default: all)");
   verify->callback([verify_store, verify_domain, exit_code] {

@@ -329,6 +329,20 @@ TEST_F(ChaosTest, TwentyKillsLoseNoRunAndNoByte) {
   }
   const v1::Run chaos = AwaitEnd(run_id);
   const absl::Duration chaos_time = absl::Now() - started;
+  // What the run went through, first, so that a failure shows it too.
+  std::cout << absl::StrFormat("chaos seed %d; uninterrupted: %.1f s, a checkpoint every %.2f s\n",
+                               seed, absl::ToDoubleSeconds(calm_time),
+                               absl::ToDoubleSeconds(calm_step));
+  std::cout << " kill  target     moment                at    step  next checkpoint\n";
+  for (size_t k = 0; k < kills.size(); ++k) {
+    const Killed& killed = kills[k];
+    const std::optional<absl::Time> next = progress.FirstPast(killed.step);
+    std::cout << absl::StrFormat(
+        "%5d  %-9s  %-20s  %5.1f s  %4d  %s\n", k + 1, killed.target,
+        killed.in_recovery ? "after the last kill" : "after a checkpoint",
+        absl::ToDoubleSeconds(killed.after_start), killed.step,
+        next ? absl::StrFormat("+%.1f s", absl::ToDoubleSeconds(*next - killed.when)) : "-");
+  }
   ASSERT_EQ(chaos.state(), v1::RUN_STATE_SUCCEEDED) << chaos.message();
 
   // Bitwise the uninterrupted run's weights, AdamW state and scores.
@@ -344,20 +358,6 @@ TEST_F(ChaosTest, TwentyKillsLoseNoRunAndNoByte) {
   EXPECT_EQ(scores.size(), 2u) << chaos.ShortDebugString();
   EXPECT_EQ(scores, Scores(testing::GetRun(scheduler_, calm_id)));
 
-  // What the run went through.
-  std::cout << absl::StrFormat("chaos seed %d; uninterrupted: %.1f s, a checkpoint every %.2f s\n",
-                               seed, absl::ToDoubleSeconds(calm_time),
-                               absl::ToDoubleSeconds(calm_step));
-  std::cout << " kill  target     moment                at    step  next checkpoint\n";
-  for (size_t k = 0; k < kills.size(); ++k) {
-    const Killed& killed = kills[k];
-    const std::optional<absl::Time> next = progress.FirstPast(killed.step);
-    std::cout << absl::StrFormat(
-        "%5d  %-9s  %-20s  %5.1f s  %4d  %s\n", k + 1, killed.target,
-        killed.in_recovery ? "in the recovery" : "after a checkpoint",
-        absl::ToDoubleSeconds(killed.after_start), killed.step,
-        next ? absl::StrFormat("+%.1f s", absl::ToDoubleSeconds(*next - killed.when)) : "-");
-  }
   std::cout << absl::StrFormat(
       "with %d kills: %.1f s, %d restarts, state %s, bytes of difference %d; %.2f s lost per "
       "kill\n",

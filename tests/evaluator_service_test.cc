@@ -21,6 +21,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "prolong/v1/evaluator.grpc.pb.h"
+#include "tests/stream_retry.h"
 #include "tests/subprocess.h"
 #include "trainer/model/hf_checkpoint.h"
 #include "trainer/model/llama.h"
@@ -241,16 +242,12 @@ TEST_F(EvaluatorServiceTest, QueuedEvaluationsAndWatchesBeyondTheirLimitsAreRefu
   held_context->TryCancel();
   held->Finish();
   // The server frees the slot once it sees the cancel (within its 200 ms wait); a client retries.
-  bool served = false;
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
-       !served && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(100))) {
-    grpc::ClientContext context;
-    auto next = evaluator.stub->WatchEvaluation(&context, watch);
-    served = next->Read(&event);
-    context.TryCancel();
-    next->Finish();
-  }
-  EXPECT_TRUE(served) << "the freed slot serves the next watcher";
+  EXPECT_TRUE(testing::FirstMessageWithin<v1::EvaluationEvent>(
+      absl::Seconds(10),
+      [&](grpc::ClientContext& context) {
+        return evaluator.stub->WatchEvaluation(&context, watch);
+      }))
+      << "the freed slot serves the next watcher";
 }
 
 // Killed mid-run (no chance to clean up), the evaluator comes back on its store with the

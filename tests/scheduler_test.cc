@@ -43,6 +43,7 @@
 #include "prolong/v1/scheduler.grpc.pb.h"
 #include "scheduler/launch/local_slurm.h"
 #include "tests/run_control.h"
+#include "tests/stream_retry.h"
 #include "tests/subprocess.h"
 #include "tests/training_stack.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -613,16 +614,10 @@ TEST(SchedulerTest, WatchesBeyondTheLimitAndOversizedRequestsAreRefused) {
   held_context->TryCancel();
   held->Finish();
   // The server frees the slot when it sees the cancel (within its 1 s poll); a client retries.
-  bool served = false;
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
-       !served && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(100))) {
-    grpc::ClientContext context;
-    auto next = stub->WatchRun(&context, watch);
-    served = next->Read(&event);
-    context.TryCancel();
-    next->Finish();
-  }
-  EXPECT_TRUE(served) << "the freed slot serves the next watcher";
+  EXPECT_TRUE(testing::FirstMessageWithin<v1::RunEvent>(
+      absl::Seconds(10),
+      [&](grpc::ClientContext& context) { return stub->WatchRun(&context, watch); }))
+      << "the freed slot serves the next watcher";
   {
     grpc::ClientContext context;
     v1::SubmitRunRequest huge;

@@ -40,8 +40,9 @@ struct SchedulerServiceOptions {
   // WatchRun and StreamLogs calls served at once; beyond, RESOURCE_EXHAUSTED. Each holds a
   // thread for as long as its client watches.
   int max_watches = 256;
-  // Runs not yet ended (side jobs aside); SubmitRun beyond is RESOURCE_EXHAUSTED.
-  int max_unfinished_runs = 1024;
+  // Runs not yet ended (side jobs aside); SubmitRun beyond is RESOURCE_EXHAUSTED. Slurm's
+  // MaxJobCount has the same default.
+  int max_unfinished_runs = 10000;
   // SubmitRun and CancelRun need "authorization: Bearer <auth_token>"; empty: no token asked.
   std::string auth_token;
   // How the scheduler calls the datamixer and the evaluator.

@@ -351,7 +351,9 @@ class SchedulerProcess {
                       "--state-dir=" + state_dir, "--address=127.0.0.1:0", "--metrics-address=off",
                       "--trainer-binary=" + trainer, "--datamixer=" + datamixer_address,
                       absl::StrCat("--heartbeat-interval-ms=", flags.heartbeat_interval_ms),
-                      absl::StrCat("--restart-backoff-ms=", flags.restart_backoff_ms)}));
+                      absl::StrCat("--restart-backoff-ms=", flags.restart_backoff_ms),
+                      // What is timed is submission, not the cap on unfinished runs.
+                      "--max-unfinished-runs=1000000"}));
     return std::unique_ptr<SchedulerProcess>(new SchedulerProcess(std::move(service)));
   }
 

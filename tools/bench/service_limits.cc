@@ -13,7 +13,7 @@
 //             holding on; --max-watches=N/2 against the default 256.
 //   submits   --submitters concurrent SubmitRun callers, --runs_per_submitter runs each, every
 //             run left pending (its datamixer is not there);
-//             --max-unfinished-runs=half of them against the default 1024.
+//             --max-unfinished-runs=half of them against the default 10000.
 //
 // Each service is started for one measurement and stopped by pid after it; the temporary
 // directory is removed at the end.
@@ -349,7 +349,7 @@ absl::Status MeasureWatches(const Flags& flags, const std::string& root) {
 absl::Status MeasureSubmits(const Flags& flags, const std::string& root) {
   ASSIGN_OR_RETURN(const v1::RunSpec spec, PendingRunSpec(root));
   const int total = flags.submitters * flags.runs_per_submitter;
-  for (const int max_unfinished : {total / 2, 1024}) {
+  for (const int max_unfinished : {total / 2, 10000}) {
     const std::string state = absl::StrCat(root, "/submits-", max_unfinished);
     ASSIGN_OR_RETURN(
         Running scheduler,

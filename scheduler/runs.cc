@@ -64,6 +64,16 @@ bool IsTerminal(v1::RunState state) {
          state == v1::RUN_STATE_CANCELLED;
 }
 
+namespace {
+
+// Whether the run counts against the cap on unfinished runs (an entry not yet published has no
+// run id).
+bool CountsAsUnfinished(const v1::Run& run) {
+  return !run.run_id().empty() && !IsTerminal(run.state()) && !run.has_side_job_of();
+}
+
+}  // namespace
+
 bool HasCheckpoint(const v1::Run& run, const std::string& stage, int64_t step) {
   return std::any_of(
       run.checkpoints().begin(), run.checkpoints().end(),
@@ -77,8 +87,7 @@ std::string WorkerId(const std::string& run_id, int64_t attempt, int rank) {
 Runs::Runs(std::unique_ptr<RunStore> store, int max_unfinished)
     : store_(std::move(store)), max_unfinished_(max_unfinished) {}
 
-absl::StatusOr<std::unique_ptr<Runs>> Runs::Open(const std::string& store_dir,
-                                                 int max_unfinished) {
+absl::StatusOr<std::unique_ptr<Runs>> Runs::Open(const std::string& store_dir, int max_unfinished) {
   ASSIGN_OR_RETURN(std::unique_ptr<RunStore> store, RunStore::Open(store_dir));
   ASSIGN_OR_RETURN(std::vector<v1::Run> loaded, store->LoadRuns());
   std::unique_ptr<Runs> runs(new Runs(std::move(store), max_unfinished));
@@ -86,6 +95,7 @@ absl::StatusOr<std::unique_ptr<Runs>> Runs::Open(const std::string& store_dir,
   for (v1::Run& run : loaded) {
     Entry& entry = runs->runs_[run.run_id()];
     ASSIGN_OR_RETURN(entry.last_sequence, runs->store_->LastSequence(run.run_id()));
+    runs->unfinished_ += CountsAsUnfinished(run);
     entry.run = std::move(run);
   }
   return runs;
@@ -107,6 +117,7 @@ void Runs::AwaitIdle(Entry& entry) {
 }
 
 void Runs::Publish(Entry& entry, v1::Run run, std::vector<v1::RunEvent> events) {
+  unfinished_ += CountsAsUnfinished(run) - CountsAsUnfinished(entry.run);
   entry.run = std::move(run);
   for (v1::RunEvent& event : events) {
     entry.last_sequence = event.sequence();
@@ -138,11 +149,7 @@ absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string&
     }
     if (max_unfinished_ > 0 && side_job_of == nullptr) {
       // Each unfinished run holds a driver thread and, once running, a gang.
-      int64_t unfinished = static_cast<int64_t>(creating_runs_.size());
-      for (const auto& [id, entry] : runs_) {
-        unfinished += !IsTerminal(entry.run.state()) && !entry.run.has_side_job_of();
-      }
-      if (unfinished >= max_unfinished_) {
+      if (unfinished_ + static_cast<int64_t>(creating_runs_.size()) >= max_unfinished_) {
         return absl::ResourceExhaustedError(
             absl::StrCat("already ", max_unfinished_,
                          " unfinished runs (--max-unfinished-runs), the most this scheduler "

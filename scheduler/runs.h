@@ -122,6 +122,8 @@ class Runs {
   mutable absl::Mutex mu_;
   // Entries are never removed, so pointers to them stay valid.
   std::map<std::string, Entry> runs_ ABSL_GUARDED_BY(mu_);
+  // Runs not ended, side jobs aside (what max_unfinished_ caps).
+  int64_t unfinished_ ABSL_GUARDED_BY(mu_) = 0;
   // Run ids drawn and request ids taken by submissions being written.
   std::set<std::string> creating_runs_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> creating_requests_ ABSL_GUARDED_BY(mu_);

@@ -63,7 +63,8 @@ void ExpectSequencesFrom(const std::vector<v1::RunEvent>& events, int64_t first)
 
 // At the cap, a new run is refused until one ends; a side job and a retried request still go.
 TEST(RunsTest, NewRunsBeyondTheUnfinishedCapAreRefused) {
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir(), 2));
+  const std::string dir = NewStoreDir();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(dir, 2));
   bool created = false;
   ASSERT_OK_AND_ASSIGN(v1::Run first, runs->Create(Spec(), "first", &created));
   ASSERT_OK(runs->Create(Spec(), "", &created));
@@ -84,6 +85,12 @@ TEST(RunsTest, NewRunsBeyondTheUnfinishedCapAreRefused) {
   ASSERT_OK(runs->Transition(first.run_id(), v1::RUN_STATE_CANCELLED, "cancelled"));
   EXPECT_OK(runs->Create(Spec(), "third", &created));
   EXPECT_TRUE(created);
+
+  // Reopened, the store's unfinished runs count as before.
+  runs.reset();
+  ASSERT_OK_AND_ASSIGN(runs, Runs::Open(dir, 2));
+  EXPECT_EQ(runs->Create(Spec(), "fourth", &created).status().code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
 TEST(RunsTest, ConcurrentSubmissionsUnderOneRequestIdCreateOneRun) {

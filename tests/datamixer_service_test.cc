@@ -451,6 +451,45 @@ TEST_F(DatamixerServiceTest, BadRequestsNameTheField) {
   EXPECT_EQ(status.error_message(), "domains[1]: no domain \"poems\" in the store");
 }
 
+// Ingest calls beyond --max-ingests are refused while one is open, and served once it ends.
+TEST_F(DatamixerServiceTest, IngestsBeyondTheLimitAreRefused) {
+  const std::string dir = prolong::testing::MakeTempDir();
+  const std::string ranks = dir + "/bytes.tiktoken";
+  { std::ofstream(ranks) << tokenizer::ByteRankFile(); }
+  Datamixer datamixer = StartDatamixer({"--store=" + dir + "/store", "--tokenizer=" + ranks,
+                                        "--preset=cl100k_base", "--max-ingests=1"});
+  ASSERT_NE(datamixer.stub, nullptr);
+  v1::IngestRequest header;
+  header.mutable_header()->set_domain("web");
+  // A call with only a header: nothing to add.
+  auto probe = [&] {
+    grpc::ClientContext context;
+    v1::IngestSummary summary;
+    auto writer = datamixer.stub->Ingest(&context, &summary);
+    writer->Write(header);
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  grpc::ClientContext held_context;
+  v1::IngestSummary held_summary;
+  auto held = datamixer.stub->Ingest(&held_context, &held_summary);
+  ASSERT_TRUE(held->Write(header));
+  // Probes go through until the held call's handler has taken the one slot.
+  grpc::Status refused;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       refused.ok() && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+    refused = probe();
+  }
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(refused.error_message(),
+            "already 1 Ingest calls (--max-ingests) open, the most this server holds; retry "
+            "later");
+  held->WritesDone();
+  EXPECT_TRUE(held->Finish().ok());
+  const grpc::Status after = probe();
+  EXPECT_TRUE(after.ok()) << after.error_message();
+}
+
 TEST_F(DatamixerServiceTest, IngestAddsDocumentsThatPlansThenSee) {
   const std::string dir = prolong::testing::MakeTempDir();
   const std::string ranks = dir + "/bytes.tiktoken";

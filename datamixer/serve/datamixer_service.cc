@@ -169,15 +169,17 @@ struct DataMixerService::PlanEntry {
 DataMixerService::DataMixerService(const DataMixerOptions& options, prometheus::Registry& registry)
     : options_(options),
       streams_(options.max_streams, "StreamBatches streams (--max-streams)"),
+      ingests_(options.max_ingests, "Ingest calls (--max-ingests)"),
       metrics_(std::make_unique<Metrics>(registry)) {}
 
 DataMixerService::~DataMixerService() = default;
 
 absl::StatusOr<std::unique_ptr<DataMixerService>> DataMixerService::Create(
     const DataMixerOptions& options, prometheus::Registry& registry) {
-  if (options.prefetch_batches < 1 || options.max_plans < 1 || options.max_streams < 1) {
+  if (options.prefetch_batches < 1 || options.max_plans < 1 || options.max_streams < 1 ||
+      options.max_ingests < 1) {
     return absl::InvalidArgumentError(
-        "prefetch_batches, max_plans and max_streams must be at least 1");
+        "prefetch_batches, max_plans, max_streams and max_ingests must be at least 1");
   }
   std::unique_ptr<DataMixerService> service(new DataMixerService(options, registry));
   if (options.tokenizer != nullptr) {
@@ -384,6 +386,8 @@ grpc::Status DataMixerService::Ingest(grpc::ServerContext* context,
                                       v1::IngestSummary* summary) {
   const absl::Status allowed = CheckBearerToken(*context, options_.auth_token);
   if (!allowed.ok()) return ToGrpcStatus(allowed);
+  absl::StatusOr<CallSlots::Slot> slot = ingests_.Take();
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   return ToGrpcStatus(IngestStream(reader, summary));
 }
 

@@ -49,6 +49,9 @@ struct DataMixerOptions {
   // StreamBatches calls served at once (one per trainer rank); beyond, RESOURCE_EXHAUSTED, which
   // trainers retry. Each holds a thread and up to prefetch_batches + 1 batches.
   int max_streams = 512;
+  // Ingest calls open at once: they write one at a time, the others wait, each holding a
+  // thread; beyond, RESOURCE_EXHAUSTED.
+  int max_ingests = 8;
   // Ingest needs "authorization: Bearer <auth_token>" (common/security.h); empty: no token.
   std::string auth_token;
 };
@@ -87,6 +90,7 @@ class DataMixerService final : public v1::DataMixer::Service {
 
   const DataMixerOptions options_;
   CallSlots streams_;
+  CallSlots ingests_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Metrics> metrics_;
   // Ingests run one at a time: each reloads the index and fingerprint when it is done.

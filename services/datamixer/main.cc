@@ -39,6 +39,11 @@ int main(int argc, char** argv) {
                  "RESOURCE_EXHAUSTED, which trainers retry")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--max-ingests", mixer.max_ingests,
+                 "Ingest calls open at once (they write one at a time); beyond, "
+                 "RESOURCE_EXHAUSTED")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   prolong::AddAuthTokenFlag(app, mixer.auth_token);
   if (auto exit_code = prolong::ParseServiceCommandLine(app, options, argc, argv)) {
     return *exit_code;

@@ -35,8 +35,6 @@ class CallSlots {
     return Slot(this, [](CallSlots* slots) { slots->taken_.fetch_sub(1); });
   }
 
-  int taken() const { return taken_.load(); }
-
  private:
   const int capacity_;
   const std::string what_;

@@ -57,15 +57,6 @@ absl::StatusOr<ParsedWorkerId> ParseWorkerId(const std::string& worker_id) {
   return parsed;
 }
 
-}  // namespace
-
-bool IsTerminal(v1::RunState state) {
-  return state == v1::RUN_STATE_SUCCEEDED || state == v1::RUN_STATE_FAILED ||
-         state == v1::RUN_STATE_CANCELLED;
-}
-
-namespace {
-
 // Whether the run counts against the cap on unfinished runs (an entry not yet published has no
 // run id).
 bool CountsAsUnfinished(const v1::Run& run) {
@@ -73,6 +64,11 @@ bool CountsAsUnfinished(const v1::Run& run) {
 }
 
 }  // namespace
+
+bool IsTerminal(v1::RunState state) {
+  return state == v1::RUN_STATE_SUCCEEDED || state == v1::RUN_STATE_FAILED ||
+         state == v1::RUN_STATE_CANCELLED;
+}
 
 bool HasCheckpoint(const v1::Run& run, const std::string& stage, int64_t step) {
   return std::any_of(

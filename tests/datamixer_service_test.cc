@@ -28,6 +28,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "prolong/v1/datamixer.grpc.pb.h"
+#include "tests/capped_streams.h"
 #include "tests/subprocess.h"
 #include "trainer/worker/data_client.h"
 
@@ -320,17 +321,14 @@ TEST_F(DatamixerServiceTest, StreamsBeyondTheLimitAreRefusedAndTrainersWaitForAS
   auto held = datamixer.stub->StreamBatches(held_context.get(), large);
   v1::Batch batch;
   ASSERT_TRUE(held->Read(&batch));
-  {
-    grpc::ClientContext context;
-    auto refused = datamixer.stub->StreamBatches(&context, request);
-    while (refused->Read(&batch)) {
-    }
-    const grpc::Status status = refused->Finish();
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-    EXPECT_EQ(status.error_message(),
-              "already 1 StreamBatches streams (--max-streams) open, the most this server holds; "
-              "retry later");
-  }
+  const grpc::Status refused =
+      prolong::testing::StatusWithoutMessages<v1::Batch>([&](grpc::ClientContext& context) {
+        return datamixer.stub->StreamBatches(&context, request);
+      });
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(refused.error_message(),
+            "already 1 StreamBatches streams (--max-streams) open, the most this server holds; "
+            "retry later");
 
   worker::DataClient client(datamixer.address, absl::Seconds(60));
   std::unique_ptr<worker::BatchStream> stream =

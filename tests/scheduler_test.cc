@@ -42,8 +42,8 @@
 #include "gtest/gtest.h"
 #include "prolong/v1/scheduler.grpc.pb.h"
 #include "scheduler/launch/local_slurm.h"
+#include "tests/capped_streams.h"
 #include "tests/run_control.h"
-#include "tests/stream_retry.h"
 #include "tests/subprocess.h"
 #include "tests/training_stack.h"
 #include "trainer/checkpoint/checkpoint_store.h"
@@ -592,25 +592,18 @@ TEST(SchedulerTest, WatchesBeyondTheLimitAndOversizedRequestsAreRefused) {
   auto held = stub->WatchRun(held_context.get(), watch);
   v1::RunEvent event;
   ASSERT_TRUE(held->Read(&event));
-  {
-    grpc::ClientContext context;
-    auto refused = stub->WatchRun(&context, watch);
-    EXPECT_FALSE(refused->Read(&event));
-    const grpc::Status status = refused->Finish();
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-    EXPECT_EQ(status.error_message(),
-              "already 1 WatchRun and StreamLogs streams (--max-watches) open, the most this "
-              "server holds; retry later");
-  }
-  {
-    grpc::ClientContext context;
-    v1::StreamLogsRequest logs;
-    logs.set_run_id(run_id);
-    auto refused = stub->StreamLogs(&context, logs);
-    v1::LogLines lines;
-    EXPECT_FALSE(refused->Read(&lines));
-    EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  }
+  const grpc::Status refused = testing::StatusWithoutMessages<v1::RunEvent>(
+      [&](grpc::ClientContext& context) { return stub->WatchRun(&context, watch); });
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(refused.error_message(),
+            "already 1 WatchRun and StreamLogs streams (--max-watches) open, the most this "
+            "server holds; retry later");
+  v1::StreamLogsRequest logs;
+  logs.set_run_id(run_id);
+  EXPECT_EQ(testing::StatusWithoutMessages<v1::LogLines>([&](grpc::ClientContext& context) {
+              return stub->StreamLogs(&context, logs);
+            }).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
   held_context->TryCancel();
   held->Finish();
   // The server frees the slot when it sees the cancel (within its 1 s poll); a client retries.

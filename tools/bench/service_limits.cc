@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -90,17 +91,11 @@ class Answers {
   }
   std::string ToString() {
     absl::MutexLock lock(&mu_);
-    static const std::map<grpc::StatusCode, std::string> kNames = {
-        {grpc::StatusCode::OK, "OK"},
-        {grpc::StatusCode::RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED"},
-        {grpc::StatusCode::UNAVAILABLE, "UNAVAILABLE"},
-        {grpc::StatusCode::DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"}};
     std::vector<std::string> parts;
     for (const auto& [code, count] : counts_) {
-      auto name = kNames.find(code);
-      parts.push_back(absl::StrCat(
-          name == kNames.end() ? absl::StrCat("code ", static_cast<int>(code)) : name->second, " ",
-          count));
+      // gRPC's codes are Abseil's, number for number.
+      parts.push_back(
+          absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), " ", count));
     }
     return absl::StrJoin(parts, ", ");
   }

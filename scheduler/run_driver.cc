@@ -60,46 +60,38 @@ std::string AttemptLogDir(const DriverOptions& options, const v1::Run& run, int6
   return absl::StrCat(RunWorkDir(options, run), "/logs/attempt-", attempt);
 }
 
-RunDriver::RunDriver(std::string run_id, Runs& runs, Launcher& launcher, PlanStageFn plan_stage,
-                     DriverOptions options)
+RunDriver::RunDriver(std::string run_id, Runs& runs, std::unique_ptr<Launcher> launcher,
+                     PlanStageFn plan_stage, DriverOptions options)
     : run_id_(std::move(run_id)),
       runs_(runs),
-      launcher_(launcher),
+      launcher_(std::move(launcher)),
       plan_stage_(std::move(plan_stage)),
       options_(std::move(options)) {}
 
 RunDriver::~RunDriver() {
-  stopping_.Notify();
-  if (thread_.joinable()) thread_.join();
+  if (gang_ != nullptr) gang_->Stop();
 }
 
-void RunDriver::Start() {
-  thread_ = std::thread([this] { Drive(); });
-}
-
-void RunDriver::Drive() {
-  // The gang's processes belong to this thread (local ranks die with the thread that started
-  // them), so it stops them itself before it ends.
-  while (!stopping_.HasBeenNotified() && Step()) {
+absl::Time RunDriver::Step() {
+  const absl::Time now = absl::Now();
+  if (Look()) {
     // A gang is watched closely; a run waiting to (re)start has nothing to watch until then.
-    const absl::Duration wait =
-        gang_ != nullptr || trained_
-            ? options_.poll_interval
-            : std::clamp(restart_at_ - absl::Now(), options_.poll_interval, absl::Seconds(1));
-    stopping_.WaitForNotificationWithTimeout(wait);
+    return now + (gang_ != nullptr || trained_
+                      ? options_.poll_interval
+                      : std::clamp(restart_at_ - now, options_.poll_interval, absl::Seconds(1)));
   }
   if (gang_ != nullptr) {
     gang_->Stop();
     gang_.reset();
   }
-  if (!stopping_.HasBeenNotified() && options_.run_ended) {
+  if (options_.run_ended) {
     absl::StatusOr<v1::Run> run = runs_.Get(run_id_);
     if (run.ok() && IsTerminal(run->state())) options_.run_ended(*run);
   }
-  done_.Notify();
+  return absl::InfiniteFuture();
 }
 
-bool RunDriver::Step() {
+bool RunDriver::Look() {
   absl::StatusOr<v1::Run> run = runs_.Get(run_id_);
   if (!run.ok()) {
     PROLONG_LOG(ERROR) << "run " << run_id_ << ": " << run.status().message();
@@ -119,12 +111,16 @@ bool RunDriver::Step() {
             PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << started.message()
                                  << "; retrying every 2s";
             last_wait_reason_ = std::string(started.message());
-            // What `run get` says a pending run waits for.
+            // What `run get` says a pending run waits for. Not a transition, so not synced: a
+            // restarted scheduler finds out again.
             if (run->state() == v1::RUN_STATE_PENDING) {
-              (void)runs_.Update(run_id_, [&](v1::Run& r, auto&) {
-                r.set_message(absl::StrCat("waiting: ", last_wait_reason_));
-                return absl::OkStatus();
-              });
+              (void)runs_.Update(
+                  run_id_,
+                  [&](v1::Run& r, auto&) {
+                    r.set_message(absl::StrCat("waiting: ", last_wait_reason_));
+                    return absl::OkStatus();
+                  },
+                  RunStore::Durability::kBuffered);
             }
           }
           restart_at_ = now + absl::Seconds(2);
@@ -151,7 +147,7 @@ bool RunDriver::Step() {
   if (gang_ == nullptr && !run->launcher_job_id().empty()) {
     // Found running by a scheduler that just started: the gang of the one before may still run.
     absl::StatusOr<std::unique_ptr<Gang>> gang =
-        launcher_.Reattach(GangOf(*run, run->attempt()), run->launcher_job_id());
+        launcher_->Reattach(GangOf(*run, run->attempt()), run->launcher_job_id());
     if (gang.ok()) {
       gang_ = *std::move(gang);
       launched_ = now;
@@ -302,7 +298,7 @@ absl::Status RunDriver::StartStage(const v1::Run& run) {
       });
   if (!running.ok()) return running.status();
   launched_ = absl::Now();
-  absl::StatusOr<std::unique_ptr<Gang>> launched = launcher_.Launch(gang);
+  absl::StatusOr<std::unique_ptr<Gang>> launched = launcher_->Launch(gang);
   if (!launched.ok()) {
     Fault(*running, -1, absl::StrCat("launching the gang: ", launched.status().message()),
           /*retryable=*/true);

@@ -1,30 +1,29 @@
-// Drives one run from PENDING to its end, on a thread of its own: for each stage in order it
-// asks the datamixer for the plan, writes the stage's job (stage_job.h), persists the new
-// attempt (so a worker of an older attempt is refused from then on), launches the gang, and
-// watches it: exits through the launcher, silence through the heartbeats. A gang that outlives
-// its scheduler (a Slurm job) is reattached by a restarted one, and checkpoints written while no
-// scheduler listened are found in the stage's directory and recorded. A failed gang is
-// stopped whole and, while restarts remain and the failure is not a user error, launched again
-// after a backoff; the trainer resumes from the stage's newest checkpoint. A run found RUNNING
-// with no gang (the scheduler restarted) is relaunched the same way, without counting a
-// restart. A cancelled run has its gang stopped. A run whose stages are all trained (persisted,
-// so a restarted scheduler does not train its last stage again) succeeds once its checkpoints'
-// evaluations and side jobs have ended.
+// Drives one run from PENDING to its end, one step at a time on the scheduler's DriverPool
+// (driver_pool.h): for each stage in order it asks the datamixer for the plan, writes the
+// stage's job (stage_job.h), persists the new attempt (so a worker of an older attempt is
+// refused from then on), launches the gang, and watches it: exits through the launcher, silence
+// through the heartbeats. A gang that outlives its scheduler (a Slurm job) is reattached by a
+// restarted one, and checkpoints written while no scheduler listened are found in the stage's
+// directory and recorded. A failed gang is stopped whole and, while restarts remain and the
+// failure is not a user error, launched again after a backoff; the trainer resumes from the
+// stage's newest checkpoint. A run found RUNNING with no gang (the scheduler restarted) is
+// relaunched the same way, without counting a restart. A cancelled run has its gang stopped. A
+// run whose stages are all trained (persisted, so a restarted scheduler does not train its last
+// stage again) succeeds once its checkpoints' evaluations and side jobs have ended.
 //
-// Thread-safety: Start once; the destructor stops the thread (not the run) and the gang.
+// Thread-safety: stepped by one thread at a time; the destructor stops the gang (not the run).
 #ifndef PROLONG_SCHEDULER_RUN_DRIVER_H_
 #define PROLONG_SCHEDULER_RUN_DRIVER_H_
 
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/security.h"
 #include "prolong/v1/datamixer.pb.h"
+#include "scheduler/driver_pool.h"
 #include "scheduler/launch/launcher.h"
 #include "scheduler/runs.h"
 
@@ -66,22 +65,21 @@ using PlanStageFn =
 std::string RunWorkDir(const DriverOptions& options, const v1::Run& run);
 std::string AttemptLogDir(const DriverOptions& options, const v1::Run& run, int64_t attempt);
 
-class RunDriver {
+class RunDriver : public SteppedTask {
  public:
-  RunDriver(std::string run_id, Runs& runs, Launcher& launcher, PlanStageFn plan_stage,
-            DriverOptions options);
-  ~RunDriver();
+  RunDriver(std::string run_id, Runs& runs, std::unique_ptr<Launcher> launcher,
+            PlanStageFn plan_stage, DriverOptions options);
+  ~RunDriver() override;
   RunDriver(const RunDriver&) = delete;
   RunDriver& operator=(const RunDriver&) = delete;
 
-  void Start();
-  // Whether the run has ended and the thread is done with it.
-  bool done() const { return done_.HasBeenNotified(); }
+  // One look at the run. Once it has ended: its gang stopped, `run_ended` called, and
+  // absl::InfiniteFuture() returned.
+  absl::Time Step() override;
 
  private:
-  void Drive();
   // One look at the run; false once it has ended.
-  bool Step();
+  bool Look();
   absl::Status StartStage(const v1::Run& run);
   // The gang of the run's current stage under `attempt`, without its job flags.
   GangSpec GangOf(const v1::Run& run, int64_t attempt) const;
@@ -93,7 +91,7 @@ class RunDriver {
 
   const std::string run_id_;
   Runs& runs_;
-  Launcher& launcher_;
+  const std::unique_ptr<Launcher> launcher_;
   const PlanStageFn plan_stage_;
   const DriverOptions options_;
   std::unique_ptr<Gang> gang_;
@@ -105,9 +103,6 @@ class RunDriver {
   int checkpoints_at_last_fault_ = 0;
   // Why the last try to start the stage failed (logged when it changes).
   std::string last_wait_reason_;
-  absl::Notification stopping_;
-  absl::Notification done_;
-  std::thread thread_;
 };
 
 }  // namespace prolong::scheduler

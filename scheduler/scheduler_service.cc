@@ -26,6 +26,7 @@
 #include "prolong/v1/datamixer.grpc.pb.h"
 #include "prometheus/gauge.h"
 #include "scheduler/after_sft.h"
+#include "scheduler/driver_pool.h"
 #include "scheduler/evaluation_handoff.h"
 #include "scheduler/launch/local_launcher.h"
 #include "scheduler/launch/slurm_launcher.h"
@@ -134,6 +135,10 @@ struct SchedulerService::State {
   // `field` names the stage in errors; empty: stages[stage_index].
   absl::StatusOr<v1::StagePlan> PlanStage(const v1::RunSpec& spec, int stage_index,
                                           const std::string& field = "");
+  // A plan for a run's driver, or UNAVAILABLE (the run waits and retries) while
+  // kMaxDriverPlans are in flight: each holds a driver thread while the datamixer computes (or
+  // hangs, up to kPlanTimeout), and the other threads must go on watching running gangs.
+  absl::StatusOr<v1::StagePlan> DriverPlanStage(const v1::RunSpec& spec, int stage_index);
   void Drive(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RefreshMetrics();
   DriverOptions Driving();
@@ -162,7 +167,9 @@ struct SchedulerService::State {
   const SchedulerServiceOptions options;
   std::unique_ptr<Runs> runs;
   Metrics metrics;
-  CallSlots watches;           // WatchRun and StreamLogs
+  CallSlots watches;  // WatchRun and StreamLogs
+  static constexpr int kMaxDriverPlans = 8;
+  CallSlots driver_plans{kMaxDriverPlans, "plan calls to datamixers"};
   RefreshedSeries series;      // the metrics thread's
   std::string worker_targets;  // as last written
   std::unique_ptr<EvaluationHandoff> evaluations;
@@ -170,12 +177,8 @@ struct SchedulerService::State {
   absl::Mutex mu;
   std::string address ABSL_GUARDED_BY(mu);
   bool started ABSL_GUARDED_BY(mu) = false;
-  // A run's launcher outlives its driver.
-  struct Driven {
-    std::unique_ptr<Launcher> launcher;
-    std::unique_ptr<RunDriver> driver;
-  };
-  std::map<std::string, Driven> drivers ABSL_GUARDED_BY(mu);
+  // Steps the drivers of the runs not ended.
+  std::unique_ptr<DriverPool> drivers = std::make_unique<DriverPool>();
   // Channels to the datamixers runs name; bounded, as specs may name any number over time.
   static constexpr size_t kMaxDatamixerChannels = 16;
   std::map<std::string, std::shared_ptr<v1::DataMixer::Stub>> datamixers ABSL_GUARDED_BY(mu);
@@ -371,23 +374,30 @@ absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSp
   return plan;
 }
 
+absl::StatusOr<v1::StagePlan> SchedulerService::State::DriverPlanStage(const v1::RunSpec& spec,
+                                                                       int stage_index) {
+  absl::StatusOr<CallSlots::Slot> slot = driver_plans.Take();
+  if (!slot.ok()) return absl::UnavailableError(slot.status().message());
+  return PlanStage(spec, stage_index);
+}
+
 void SchedulerService::State::Drive(const v1::Run& run) {
-  Driven& driven = drivers[run.run_id()];
-  driven.driver.reset();  // a run driven again (never while its driver runs)
+  std::unique_ptr<Launcher> launcher;
   if (run.spec().resources().has_slurm()) {
     SlurmLauncherOptions slurm;
     slurm.env = options.slurm_env;
-    driven.launcher = std::make_unique<SlurmLauncher>(run.spec().resources().slurm(), slurm);
+    launcher = std::make_unique<SlurmLauncher>(run.spec().resources().slurm(), slurm);
   } else {
-    driven.launcher = std::make_unique<LocalLauncher>();
+    launcher = std::make_unique<LocalLauncher>();
   }
   DriverOptions driving = Driving();
   driving.scheduler_address = address;
-  driven.driver = std::make_unique<RunDriver>(
-      run.run_id(), *runs, *driven.launcher,
-      [this](const v1::RunSpec& spec, int stage_index) { return PlanStage(spec, stage_index); },
-      std::move(driving));
-  driven.driver->Start();
+  drivers->Add(std::make_unique<RunDriver>(
+      run.run_id(), *runs, std::move(launcher),
+      [this](const v1::RunSpec& spec, int stage_index) {
+        return DriverPlanStage(spec, stage_index);
+      },
+      std::move(driving)));
 }
 
 void SchedulerService::State::RefreshMetrics() {
@@ -465,12 +475,11 @@ SchedulerService::SchedulerService(std::unique_ptr<State> state) : state_(std::m
 SchedulerService::~SchedulerService() {
   state_->stopping.Notify();
   if (state_->metrics_thread.joinable()) state_->metrics_thread.join();
-  std::map<std::string, State::Driven> drivers;
   {
     absl::MutexLock lock(&state_->mu);
-    drivers.swap(state_->drivers);
+    state_->started = false;  // no run is driven from here on
   }
-  drivers.clear();  // each stops its thread and its gang
+  state_->drivers.reset();  // each driver stops its gang
   state_->evaluations.reset();
 }
 

@@ -1,7 +1,8 @@
 // The Scheduler gRPC service (proto/prolong/v1/scheduler.proto): operators submit, list, watch
 // and cancel runs; trainer workers register, heartbeat and report. Each run that has not ended
-// has a RunDriver (run_driver.h) walking its stages; runs, events and transitions live in the
-// scheduler's RocksDB (runs.h), so a restarted scheduler picks up every run where it was.
+// has a RunDriver (run_driver.h) walking its stages, stepped on a DriverPool's few threads
+// (driver_pool.h); runs, events and transitions live in the scheduler's RocksDB (runs.h), so a
+// restarted scheduler picks up every run where it was.
 //
 // Thread-safety: every method may be called from many gRPC threads at once.
 #ifndef PROLONG_SCHEDULER_SCHEDULER_SERVICE_H_

@@ -5,7 +5,7 @@
 //             submitting --runs_per_client runs with distinct request ids, while --get_clients
 //             more clients call GetRun; the scheduler is given a datamixer that is not there, so
 //             every run stays PENDING and no gang starts: what is timed is SubmitRun's whole path
-//             (spec checks, the synced RocksDB write, the run's driver thread). One client alone
+//             (spec checks, the synced RocksDB write, the run's first driver step). One client alone
 //             first, for the cost of one submission without queueing. Then the scheduler's CPU
 //             use, threads and memory with every run pending, against the same scheduler idle
 //             before the first submission.

@@ -421,6 +421,9 @@ std::string SlurmGang::JobId() const { return absl::StrCat(job_id_); }
 
 GangStatus SlurmGang::Poll() {
   if (final_.has_value()) return *final_;
+  const absl::Time now = absl::Now();
+  if (now < next_query_) return GangStatus{};
+  next_query_ = now + options_.query_interval;
   absl::StatusOr<JobInfo> info = QueryJob(job_id_, options_);
   if (!info.ok()) {
     PROLONG_LOG(WARNING) << Describe()
@@ -489,6 +492,7 @@ GangStatus SlurmGang::Poll() {
 
 void SlurmGang::Stop() {
   if (final_.has_value()) return;
+  next_query_ = absl::InfinitePast();  // the next Poll asks again: the job is ending
   if (!cancelled_) {
     absl::StatusOr<CommandResult> cancelled =
         RunCommand(options_.scancel, {absl::StrCat(job_id_)}, options_);

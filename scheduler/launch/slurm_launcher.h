@@ -48,6 +48,10 @@ struct SlurmLauncherOptions {
   absl::Duration stop_timeout = absl::Minutes(2);
   // How often Stop asks whether the job has ended.
   absl::Duration stop_poll_interval = absl::Milliseconds(200);
+  // How often Poll asks Slurm about a running job; in between it answers "running" (a job is
+  // seen ending up to this late). The scheduler looks at a gang every 50 ms, and every question
+  // is a process here and a call on slurmctld.
+  absl::Duration query_interval = absl::Seconds(1);
 };
 
 // One submitted batch job. Launch and Reattach make them.
@@ -55,11 +59,11 @@ class SlurmGang : public Gang {
  public:
   SlurmGang(int64_t job_id, std::string log_dir, SlurmLauncherOptions options);
 
-  // kRunning while the job is queued, running or completing, and while Slurm cannot be asked
-  // (the controller is down). kFailed names the first failed rank and its exit code ("rank 1
-  // exited with code 2 (Slurm job 17)"), a signal, or the job's end state (CANCELLED, TIMEOUT,
-  // NODE_FAIL...); only a rank's user-error code (exit_codes.h) is not retryable. The final
-  // status is remembered.
+  // kRunning while the job is queued, running or completing, while Slurm cannot be asked (the
+  // controller is down), and between questions (query_interval). kFailed names the first failed
+  // rank and its exit code ("rank 1 exited with code 2 (Slurm job 17)"), a signal, or the job's end
+  // state (CANCELLED, TIMEOUT, NODE_FAIL...); only a rank's user-error code (exit_codes.h) is not
+  // retryable. The final status is remembered.
   GangStatus Poll() override;
   // scancel (once it has succeeded), then waits up to stop_timeout until the job has ended.
   void Stop() override;
@@ -74,6 +78,7 @@ class SlurmGang : public Gang {
   std::string log_dir_;
   SlurmLauncherOptions options_;
   std::optional<GangStatus> final_;
+  absl::Time next_query_ = absl::InfinitePast();
   bool cancelled_ = false;
 };
 

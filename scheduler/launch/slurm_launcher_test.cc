@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <memory>
@@ -245,6 +246,37 @@ TEST_F(FakeSlurmTest, ReadsScontrol) {
   status = Poll();
   EXPECT_EQ(status.reason, "rank 3 exited with code 2 (Slurm job 7)");
   EXPECT_FALSE(status.retryable);
+}
+
+TEST_F(FakeSlurmTest, AsksSlurmAtMostOncePerQueryInterval) {
+  // The stand-in scontrol, behind one that counts its calls.
+  Shows("RUNNING", "0:0");
+  const std::string shows = options_.scontrol;
+  options_.scontrol = absl::StrCat(dir_, "/counting-scontrol");
+  const std::string calls = absl::StrCat(dir_, "/calls");
+  WriteExecutable(options_.scontrol,
+                  absl::StrCat("#!/bin/sh\necho x >> '", calls, "'\nexec '", shows, "' \"$@\"\n"));
+  options_.query_interval = absl::Milliseconds(500);
+  absl::StatusOr<std::unique_ptr<Gang>> gang =
+      SlurmLauncher(v1::SlurmLauncher(), options_).Reattach(7, dir_);
+  ASSERT_OK(gang);
+  const absl::Time start = absl::Now();
+  int polls = 0;
+  while (absl::Now() - start < absl::Milliseconds(1200)) {
+    EXPECT_EQ((*gang)->Poll().state, GangState::kRunning);
+    ++polls;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const std::string asked = ReadFile(calls).value_or("");
+  const int64_t questions = std::count(asked.begin(), asked.end(), '\n');
+  EXPECT_GE(polls, 30);
+  EXPECT_GE(questions, 2);  // at the first poll and 500 ms later, at least
+  EXPECT_LE(questions, 3);
+
+  // Its end is seen at the next question.
+  Shows("COMPLETED", "0:0");  // in place of the counting one, where the gang looks
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ((*gang)->Poll().state, GangState::kSucceeded);
 }
 
 TEST_F(FakeSlurmTest, TakesAnUnreachableControllerAsRunning) {

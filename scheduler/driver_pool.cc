@@ -29,7 +29,7 @@ void DriverPool::Add(std::unique_ptr<SteppedTask> task) {
   SteppedTask* stepped = task.get();
   owned_.emplace(stepped, std::move(task));
   const absl::Time now = absl::Now();
-  due_.emplace(std::make_pair(now, arrivals_++), stepped);
+  due_.emplace(now, stepped);
   GrowIfBusy();
   Wake(now);
 }
@@ -62,10 +62,10 @@ void DriverPool::Work() {
   pthread_setname_np(pthread_self(), "run-drivers");
   absl::MutexLock lock(&mu_);
   while (true) {
-    while (!stopping_ && (due_.empty() || due_.begin()->first.first > absl::Now())) {
+    while (!stopping_ && (due_.empty() || due_.begin()->first > absl::Now())) {
       if (!timer_taken_ && !due_.empty()) {
         timer_taken_ = true;
-        timer_deadline_ = due_.begin()->first.first;
+        timer_deadline_ = due_.begin()->first;
         timer_.WaitWithDeadline(&mu_, timer_deadline_);
         timer_taken_ = false;
       } else {
@@ -77,7 +77,7 @@ void DriverPool::Work() {
     SteppedTask* task = due_.begin()->second;
     due_.erase(due_.begin());
     GrowIfBusy();
-    if (!due_.empty()) Wake(due_.begin()->first.first);  // the next one's wait
+    if (!due_.empty()) Wake(due_.begin()->first);  // the next one's wait
 
     mu_.Unlock();
     const absl::Time next = task->Step();
@@ -89,7 +89,7 @@ void DriverPool::Work() {
       done.reset();  // outside the lock: a task may take its time to end
       mu_.Lock();
     } else {
-      due_.emplace(std::make_pair(next, arrivals_++), task);
+      due_.emplace(next, task);
       Wake(next);
     }
     ++idle_;

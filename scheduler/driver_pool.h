@@ -12,11 +12,9 @@
 #ifndef PROLONG_SCHEDULER_DRIVER_POOL_H_
 #define PROLONG_SCHEDULER_DRIVER_POOL_H_
 
-#include <cstdint>
 #include <map>
 #include <memory>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -66,9 +64,8 @@ class DriverPool {
   bool timer_taken_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time timer_deadline_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // Due time and order of arrival (first in, first stepped among equal times).
-  std::map<std::pair<absl::Time, uint64_t>, SteppedTask*> due_ ABSL_GUARDED_BY(mu_);
-  uint64_t arrivals_ ABSL_GUARDED_BY(mu_) = 0;
+  // By due time; among equal times in order of arrival (a multimap inserts after its equals).
+  std::multimap<absl::Time, SteppedTask*> due_ ABSL_GUARDED_BY(mu_);
   std::map<SteppedTask*, std::unique_ptr<SteppedTask>> owned_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   int idle_ ABSL_GUARDED_BY(mu_) = 0;

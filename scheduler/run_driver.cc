@@ -73,9 +73,10 @@ RunDriver::~RunDriver() {
 }
 
 absl::Time RunDriver::Step() {
-  const absl::Time now = absl::Now();
   if (Look()) {
-    // A gang is watched closely; a run waiting to (re)start has nothing to watch until then.
+    // Counted from the end of this look (a plan call may have taken long). A gang is watched
+    // closely; a run waiting to (re)start has nothing to watch until then.
+    const absl::Time now = absl::Now();
     return now + (gang_ != nullptr || trained_
                       ? options_.poll_interval
                       : std::clamp(restart_at_ - now, options_.poll_interval, absl::Seconds(1)));

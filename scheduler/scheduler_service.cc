@@ -168,6 +168,7 @@ struct SchedulerService::State {
   std::unique_ptr<Runs> runs;
   Metrics metrics;
   CallSlots watches;  // WatchRun and StreamLogs
+  // DriverPlanStage's calls in flight.
   static constexpr int kMaxDriverPlans = 8;
   CallSlots driver_plans{kMaxDriverPlans, "plan calls to datamixers"};
   RefreshedSeries series;      // the metrics thread's

@@ -2,8 +2,6 @@
 // test holds back.
 #include "scheduler/scheduler_service.h"
 
-#include <stdlib.h>
-
 #include <memory>
 #include <string>
 
@@ -18,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "prolong/v1/datamixer.grpc.pb.h"
 #include "prometheus/registry.h"
+#include "tests/subprocess.h"
 
 namespace prolong::scheduler {
 namespace {
@@ -54,14 +53,6 @@ class HeldPlans final : public v1::DataMixer::Service {
   absl::Notification release_;
 };
 
-std::string MakeTempDir() {
-  std::string dir = ::testing::TempDir();
-  if (dir.back() != '/') dir += '/';  // spec paths may not hold an empty component
-  dir += "scheduler-XXXXXX";
-  EXPECT_NE(mkdtemp(dir.data()), nullptr);
-  return dir;
-}
-
 constexpr char kSpec[] = R"pb(
   name: "held"
   model {
@@ -90,7 +81,7 @@ constexpr char kSpec[] = R"pb(
 )pb";
 
 TEST(SchedulerServiceTest, DriversHoldAtMostEightPlanCallsAndTheOtherRunsWait) {
-  const std::string dir = MakeTempDir();
+  const std::string dir = testing::MakeTempDir();
   auto registry = std::make_shared<prometheus::Registry>();
   HeldPlans datamixer;
   ServerOptions datamixer_options;

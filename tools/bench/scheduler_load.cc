@@ -5,10 +5,10 @@
 //             submitting --runs_per_client runs with distinct request ids, while --get_clients
 //             more clients call GetRun; the scheduler is given a datamixer that is not there, so
 //             every run stays PENDING and no gang starts: what is timed is SubmitRun's whole path
-//             (spec checks, the synced RocksDB write, the run's first driver step). One client alone
-//             first, for the cost of one submission without queueing. Then the scheduler's CPU
-//             use, threads and memory with every run pending, against the same scheduler idle
-//             before the first submission.
+//             (spec checks, the synced RocksDB write, the run's first driver step). One client
+//             alone first, for the cost of one submission without queueing. Then the
+//             scheduler's CPU use, threads and memory with every run pending, against the same
+//             scheduler idle before the first submission.
 //   recovery  A run of the tiny Llama on 2 workers (dp 2): after its first checkpoint rank 1 is
 //             killed (SIGKILL); from the scheduler's WatchRun stream, the WorkerLost event's time
 //             to the first StepMetrics event of the new attempt. After the new gang's first

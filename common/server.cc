@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/address.h"
 #include "common/log.h"
 #include "common/metrics_endpoint.h"
@@ -120,6 +121,10 @@ int RunServerUntilSignal(const ServerOptions& options, const std::vector<HostedS
                          std::shared_ptr<prometheus::Registry> registry,
                          const std::function<void(const Server&)>& on_started) {
   InstallShutdownSignalHandlers();
+  // Abseil as Debian builds it (without NDEBUG) checks every Mutex acquisition for lock-order
+  // cycles, in a graph shared by all threads under one lock: worth it in tests, which keep it,
+  // but a serving process pays it on every call of every thread.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, services, registry);
   if (!server.ok()) {
     std::fprintf(stderr, "%s: %s\n", options.component.c_str(),

@@ -112,17 +112,7 @@ bool RunDriver::Look() {
             PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << started.message()
                                  << "; retrying every 2s";
             last_wait_reason_ = std::string(started.message());
-            // What `run get` says a pending run waits for. Not a transition, so not synced: a
-            // restarted scheduler finds out again.
-            if (run->state() == v1::RUN_STATE_PENDING) {
-              (void)runs_.Update(
-                  run_id_,
-                  [&](v1::Run& r, auto&) {
-                    r.set_message(absl::StrCat("waiting: ", last_wait_reason_));
-                    return absl::OkStatus();
-                  },
-                  RunStore::Durability::kBuffered);
-            }
+            (void)runs_.SetPendingMessage(run_id_, absl::StrCat("waiting: ", last_wait_reason_));
           }
           restart_at_ = now + absl::Seconds(2);
         }

@@ -227,6 +227,15 @@ absl::StatusOr<v1::Run> Runs::Update(const std::string& run_id, const Change& ch
   return run;
 }
 
+absl::Status Runs::SetPendingMessage(const std::string& run_id, const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  Entry* entry = Find(run_id);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
+  AwaitIdle(*entry);
+  if (entry->run.state() == v1::RUN_STATE_PENDING) entry->run.set_message(message);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Run> Runs::AddCheckpoints(const std::string& run_id,
                                              const std::vector<v1::Checkpoint>& checkpoints,
                                              std::vector<v1::Checkpoint>* added) {

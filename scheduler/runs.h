@@ -70,6 +70,9 @@ class Runs {
   // with what came after it).
   absl::StatusOr<v1::Run> Update(const std::string& run_id, const Change& change,
                                  RunStore::Durability durability = RunStore::Durability::kSynced);
+  // What `run get` says a PENDING run waits for (its message), in memory only: not a
+  // transition, and a restarted scheduler finds out again. Nothing for a run no longer pending.
+  absl::Status SetPendingMessage(const std::string& run_id, const std::string& message);
   // Records each of `checkpoints` the run does not list yet, with its event: a retried report,
   // or a checkpoint both reported and found in its directory, is recorded once. `added`: those
   // recorded now.

@@ -61,6 +61,29 @@ void ExpectSequencesFrom(const std::vector<v1::RunEvent>& events, int64_t first)
   }
 }
 
+// A pending run's wait reason is shown but not stored, and never replaces a later state's.
+TEST(RunsTest, APendingMessageIsShownNotStoredAndOnlyWhilePending) {
+  const std::string dir = NewStoreDir();
+  std::string run_id;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(dir));
+    bool created = false;
+    ASSERT_OK_AND_ASSIGN(const v1::Run run, runs->Create(Spec(), "", &created));
+    run_id = run.run_id();
+    ASSERT_OK(runs->SetPendingMessage(run_id, "waiting: datamixer down"));
+    ASSERT_OK_AND_ASSIGN(const v1::Run shown, runs->Get(run_id));
+    EXPECT_EQ(shown.message(), "waiting: datamixer down");
+    EXPECT_EQ(runs->SetPendingMessage("no-such-run", "x").code(), absl::StatusCode::kNotFound);
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(dir));
+  ASSERT_OK_AND_ASSIGN(const v1::Run reopened, runs->Get(run_id));
+  EXPECT_EQ(reopened.message(), "");
+  ASSERT_OK(runs->Transition(run_id, v1::RUN_STATE_CANCELLED, "cancelled by the operator"));
+  ASSERT_OK(runs->SetPendingMessage(run_id, "waiting: datamixer down"));
+  ASSERT_OK_AND_ASSIGN(const v1::Run cancelled, runs->Get(run_id));
+  EXPECT_EQ(cancelled.message(), "cancelled by the operator");
+}
+
 // At the cap, a new run is refused until one ends; a side job and a retried request still go.
 TEST(RunsTest, NewRunsBeyondTheUnfinishedCapAreRefused) {
   const std::string dir = NewStoreDir();

@@ -30,6 +30,7 @@
 #include "scheduler/evaluation_handoff.h"
 #include "scheduler/launch/local_launcher.h"
 #include "scheduler/launch/slurm_launcher.h"
+#include "scheduler/peer_backoff.h"
 #include "scheduler/run_driver.h"
 #include "scheduler/run_spec_check.h"
 #include "scheduler/runs.h"
@@ -132,12 +133,15 @@ struct SchedulerService::State {
         metrics(registry),
         watches(this->options.max_watches, "WatchRun and StreamLogs streams (--max-watches)") {}
 
-  // `field` names the stage in errors; empty: stages[stage_index].
+  // `field` names the stage in errors; empty: stages[stage_index]. With `backoff`, a datamixer
+  // it holds back is not called: its last failure is the answer.
   absl::StatusOr<v1::StagePlan> PlanStage(const v1::RunSpec& spec, int stage_index,
-                                          const std::string& field = "");
+                                          const std::string& field = "",
+                                          PeerBackoff* backoff = nullptr);
   // A plan for a run's driver, or UNAVAILABLE (the run waits and retries) while
   // kMaxDriverPlans are in flight: each holds a driver thread while the datamixer computes (or
-  // hangs, up to kPlanTimeout), and the other threads must go on watching running gangs.
+  // hangs, up to kPlanTimeout), and the other threads must go on watching running gangs. A
+  // datamixer found missing is asked again by the next driver after datamixer_backoff's hold.
   absl::StatusOr<v1::StagePlan> DriverPlanStage(const v1::RunSpec& spec, int stage_index);
   void Drive(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RefreshMetrics();
@@ -171,6 +175,9 @@ struct SchedulerService::State {
   // DriverPlanStage's calls in flight.
   static constexpr int kMaxDriverPlans = 8;
   CallSlots driver_plans{kMaxDriverPlans, "plan calls to datamixers"};
+  // Drivers retry a failed plan every 2 s; with one datamixer down, all of its pending runs
+  // between them ask it as often as one of them would.
+  PeerBackoff datamixer_backoff{absl::Seconds(2)};
   RefreshedSeries series;      // the metrics thread's
   std::string worker_targets;  // as last written
   std::unique_ptr<EvaluationHandoff> evaluations;
@@ -342,10 +349,17 @@ void SchedulerService::State::AddEvaluation(const std::string& run_id,
 
 absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSpec& spec,
                                                                  int stage_index,
-                                                                 const std::string& field) {
+                                                                 const std::string& field,
+                                                                 PeerBackoff* backoff) {
   const std::string address = spec.data().datamixer_address().empty()
                                   ? options.datamixer_address
                                   : spec.data().datamixer_address();
+  const std::string where = absl::StrCat(
+      field.empty() ? absl::StrCat("stages[", stage_index, "]") : field, ": datamixer ", address);
+  if (backoff != nullptr) {
+    const absl::Status held = backoff->Check(address, absl::Now());
+    if (!held.ok()) return Annotate(held, where);
+  }
   std::shared_ptr<v1::DataMixer::Stub> stub;
   {
     absl::MutexLock lock(&mu);
@@ -367,11 +381,8 @@ absl::StatusOr<v1::StagePlan> SchedulerService::State::PlanStage(const v1::RunSp
   context.set_deadline(absl::ToChronoTime(absl::Now() + kPlanTimeout));
   AddCredentials(context, options.outgoing);
   const absl::Status status = FromGrpcStatus(stub->PlanStage(&context, request, &plan));
-  if (!status.ok()) {
-    return Annotate(status,
-                    absl::StrCat(field.empty() ? absl::StrCat("stages[", stage_index, "]") : field,
-                                 ": datamixer ", address));
-  }
+  if (backoff != nullptr) backoff->Record(address, status, absl::Now());
+  if (!status.ok()) return Annotate(status, where);
   return plan;
 }
 
@@ -379,7 +390,7 @@ absl::StatusOr<v1::StagePlan> SchedulerService::State::DriverPlanStage(const v1:
                                                                        int stage_index) {
   absl::StatusOr<CallSlots::Slot> slot = driver_plans.Take();
   if (!slot.ok()) return absl::UnavailableError(slot.status().message());
-  return PlanStage(spec, stage_index);
+  return PlanStage(spec, stage_index, "", &datamixer_backoff);
 }
 
 void SchedulerService::State::Drive(const v1::Run& run) {

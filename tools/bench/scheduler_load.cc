@@ -5,7 +5,8 @@
 //             submitting --runs_per_client runs with distinct request ids, while --get_clients
 //             more clients call GetRun; the scheduler is given a datamixer that is not there, so
 //             every run stays PENDING and no gang starts: what is timed is SubmitRun's whole path
-//             (spec checks, the synced RocksDB write, the run's first driver step). One client
+//             (spec checks, the synced RocksDB write, the run's first driver step), and the CPU
+//             each submission cost the scheduler and the clients meanwhile. One client
 //             alone first, for the cost of one submission without queueing. Then the
 //             scheduler's CPU use, threads and memory with every run pending, against the same
 //             scheduler idle before the first submission.
@@ -593,6 +594,9 @@ struct SubmitRound {
   LatencySummary serial;  // one client alone
   LatencySummary submit;  // --clients at once
   double submits_per_second = 0;
+  // CPU per submission while they submit (GetRun calls beside them included): the scheduler's,
+  // and this process's (the clients').
+  double scheduler_ms_per_submit = 0, clients_ms_per_submit = 0;
   LatencySummary get_during;  // GetRun while they submit
   LatencySummary get_after;   // GetRun with every run pending, nothing submitted
   int64_t runs = 0;
@@ -742,16 +746,24 @@ absl::StatusOr<SubmitRound> RunSubmitRound(const Flags& flags, int round, const 
     }
     ready.Wait();
     Getters getters(scheduler->address(), flags.get_clients, pick);
+    ASSIGN_OR_RETURN(const ProcessSample scheduler_before, SampleProcess(scheduler->pid()));
+    ASSIGN_OR_RETURN(const ProcessSample clients_before, SampleProcess(getpid()));
     const absl::Time start = absl::Now();
     go.Notify();
     for (std::thread& thread : threads) thread.join();
     const absl::Duration elapsed = absl::Now() - start;
+    ASSIGN_OR_RETURN(const ProcessSample scheduler_after, SampleProcess(scheduler->pid()));
+    ASSIGN_OR_RETURN(const ProcessSample clients_after, SampleProcess(getpid()));
     ASSIGN_OR_RETURN(const std::vector<double> gets, getters.Finish());
     RETURN_IF_ERROR(error);
     const std::vector<double> submits = log.Take();
     result.submit = LatencySummary::Of(submits);
-    result.submits_per_second =
-        static_cast<double>(submits.size()) / absl::ToDoubleSeconds(elapsed);
+    const double count = static_cast<double>(submits.size());
+    result.submits_per_second = count / absl::ToDoubleSeconds(elapsed);
+    result.scheduler_ms_per_submit =
+        1e3 * (scheduler_after.cpu_seconds - scheduler_before.cpu_seconds) / count;
+    result.clients_ms_per_submit =
+        1e3 * (clients_after.cpu_seconds - clients_before.cpu_seconds) / count;
     result.get_during = LatencySummary::Of(gets);
   }
   result.runs = static_cast<int64_t>(run_ids.size());
@@ -799,16 +811,18 @@ absl::Status MeasureSubmit(const Flags& flags, const std::string& root) {
     ASSIGN_OR_RETURN(round.other_cores, others.Cores());
     absl::PrintF(
         "round %d: 1 client: SubmitRun %s\n"
-        "  %d clients: SubmitRun %s; %.0f submits/s; GetRun meanwhile %s\n"
+        "  %d clients: SubmitRun %s; %.0f submits/s; GetRun meanwhile %s; CPU per submission: "
+        "scheduler %.3f ms, clients %.3f ms\n"
         "  %d runs pending: GetRun %s\n"
         "  scheduler: idle %.3f cores, %d threads, %.0f MiB, %.1f log lines/s; with %d runs "
         "pending %.3f cores, %d threads, %.0f MiB, %.1f log lines/s\n"
         "  other processes: %.2f cores over the round\n",
         r + 1, round.serial.ToString(), flags.clients, round.submit.ToString(),
-        round.submits_per_second, round.get_during.ToString(), round.runs,
-        round.get_after.ToString(), round.idle_cores, round.idle_threads, round.idle_rss_mib,
-        round.idle_log_lines_per_s, round.runs, round.pending_cores, round.pending_threads,
-        round.pending_rss_mib, round.pending_log_lines_per_s, round.other_cores);
+        round.submits_per_second, round.get_during.ToString(), round.scheduler_ms_per_submit,
+        round.clients_ms_per_submit, round.runs, round.get_after.ToString(), round.idle_cores,
+        round.idle_threads, round.idle_rss_mib, round.idle_log_lines_per_s, round.runs,
+        round.pending_cores, round.pending_threads, round.pending_rss_mib,
+        round.pending_log_lines_per_s, round.other_cores);
     std::fflush(stdout);
     rounds.push_back(round);
     std::filesystem::remove_all(dir);
@@ -821,7 +835,8 @@ absl::Status MeasureSubmit(const Flags& flags, const std::string& root) {
   absl::PrintF(
       "median of %d rounds: 1 client: SubmitRun p50 %.1f ms, p99 %.1f ms\n"
       "  %d clients: SubmitRun p50 %.1f ms, p99 %.1f ms, max %.1f ms; %.0f submits/s; GetRun "
-      "meanwhile p50 %.1f ms, p99 %.1f ms\n"
+      "meanwhile p50 %.1f ms, p99 %.1f ms; CPU per submission: scheduler %.3f ms, clients %.3f "
+      "ms\n"
       "  with %.0f runs pending: GetRun p50 %.1f ms, p99 %.1f ms; scheduler %.3f cores (idle "
       "%.3f), %.0f threads (idle %.0f), %.0f MiB (idle %.0f), %.1f log lines/s (idle %.1f)\n",
       flags.submit_rounds, median([](auto& r) { return r.serial.p50_ms; }),
@@ -832,6 +847,8 @@ absl::Status MeasureSubmit(const Flags& flags, const std::string& root) {
       median([](auto& r) { return r.submits_per_second; }),
       median([](auto& r) { return r.get_during.p50_ms; }),
       median([](auto& r) { return r.get_during.p99_ms; }),
+      median([](auto& r) { return r.scheduler_ms_per_submit; }),
+      median([](auto& r) { return r.clients_ms_per_submit; }),
       median([](auto& r) { return static_cast<double>(r.runs); }),
       median([](auto& r) { return r.get_after.p50_ms; }),
       median([](auto& r) { return r.get_after.p99_ms; }),

@@ -2,11 +2,11 @@
 // their event logs, the waiting of watchers, and the workers of each run's current attempt
 // (registrations and heartbeats, kept in memory: a restarted scheduler starts a new attempt).
 //
-// Every change goes through Update, which persists the run and its new events in one write and
-// only then makes them visible, so what a client was told survives a crash. The write happens
-// outside the lock (one change of a run at a time; other runs and readers go on meanwhile), so
-// concurrent submissions and changes share a sync. The newest events of each run are also kept
-// in memory, where watchers read them.
+// Every change goes through Update (a pending run's wait reason aside: SetPendingMessage), which
+// persists the run and its new events in one write and only then makes them visible, so what a
+// client was told survives a crash. The write happens outside the lock (one change of a run at
+// a time; other runs and readers go on meanwhile), so concurrent submissions and changes share
+// a sync. The newest events of each run are also kept in memory, where watchers read them.
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef PROLONG_SCHEDULER_RUNS_H_

@@ -11,10 +11,14 @@ bool MeansPeerMissing(const absl::Status& status) {
 
 }  // namespace
 
-absl::Status PeerBackoff::Check(const std::string& address, absl::Time now) const {
+absl::Status PeerBackoff::Check(const std::string& address, absl::Time now) {
   absl::MutexLock lock(&mu_);
   const auto it = failures_.find(address);
-  if (it == failures_.end() || now >= it->second.until) return absl::OkStatus();
+  if (it == failures_.end()) return absl::OkStatus();
+  if (now >= it->second.until) {
+    it->second.until = now + hold_;  // this caller's call is the next try
+    return absl::OkStatus();
+  }
   return it->second.status;
 }
 

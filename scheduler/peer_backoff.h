@@ -22,8 +22,11 @@ class PeerBackoff {
   // A failure is remembered for `hold` after the call that got it.
   explicit PeerBackoff(absl::Duration hold) : hold_(hold) {}
 
-  // OK: call `address`. Otherwise the failure of its last call, within `hold` of `now`.
-  absl::Status Check(const std::string& address, absl::Time now) const;
+  // OK: call `address`. Otherwise the failure of its last call, within `hold` of `now`. Once
+  // the hold has passed, one caller is let through and the others are held back for another
+  // `hold` or until that call's Record, so a peer that hangs gets one call per hold, not one
+  // from every caller while the first waits.
+  absl::Status Check(const std::string& address, absl::Time now);
   // The outcome of a call to `address` that ended at `now`.
   void Record(const std::string& address, const absl::Status& status, absl::Time now);
   // How many failures are kept (for tests).

@@ -19,6 +19,10 @@ TEST(PeerBackoffTest, AMissingPeerIsNotAskedAgainUntilTheHoldHasPassed) {
   EXPECT_EQ(backoff.Check("a:1", kStart + absl::Seconds(1)), refused);
   EXPECT_EQ(backoff.Check("a:1", kStart + absl::Milliseconds(1999)), refused);
   EXPECT_OK(backoff.Check("a:1", kStart + absl::Seconds(2)));
+  // That caller tries; the others wait for its outcome (or another hold).
+  EXPECT_EQ(backoff.Check("a:1", kStart + absl::Seconds(2)), refused);
+  EXPECT_EQ(backoff.Check("a:1", kStart + absl::Milliseconds(3999)), refused);
+  EXPECT_OK(backoff.Check("a:1", kStart + absl::Seconds(4)));
   // Another peer is not held back by this one.
   EXPECT_OK(backoff.Check("b:1", kStart + absl::Seconds(1)));
   // A hung peer is held back the same way.

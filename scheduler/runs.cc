@@ -199,6 +199,11 @@ std::vector<v1::Run> Runs::List() const {
   return runs;
 }
 
+void Runs::ForEach(const std::function<void(const v1::Run&)>& visit) const {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [id, entry] : runs_) visit(entry.run);
+}
+
 absl::StatusOr<v1::Run> Runs::Update(const std::string& run_id, const Change& change,
                                      RunStore::Durability durability) {
   Entry* entry = nullptr;

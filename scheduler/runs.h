@@ -61,6 +61,9 @@ class Runs {
   absl::StatusOr<v1::Run> Get(const std::string& run_id) const;
   // Newest first.
   std::vector<v1::Run> List() const;
+  // Calls `visit` with every run, under the runs' lock and without copying them: for a look at
+  // every run that keeps few of them (the metrics). `visit` must not call Runs.
+  void ForEach(const std::function<void(const v1::Run&)>& visit) const;
 
   // An event to append: its sequence and time are filled in by Update.
   using Change = std::function<absl::Status(v1::Run& run, std::vector<v1::RunEvent>& events)>;

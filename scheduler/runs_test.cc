@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,6 +83,20 @@ TEST(RunsTest, APendingMessageIsShownNotStoredAndOnlyWhilePending) {
   ASSERT_OK(runs->SetPendingMessage(run_id, "waiting: datamixer down"));
   ASSERT_OK_AND_ASSIGN(const v1::Run cancelled, runs->Get(run_id));
   EXPECT_EQ(cancelled.message(), "cancelled by the operator");
+}
+
+TEST(RunsTest, ForEachVisitsEveryRunOnce) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir()));
+  std::set<std::string> created;
+  for (int k = 0; k < 5; ++k) {
+    bool fresh = false;
+    ASSERT_OK_AND_ASSIGN(const v1::Run run, runs->Create(Spec(), "", &fresh));
+    created.insert(run.run_id());
+  }
+  std::multiset<std::string> visited;
+  runs->ForEach([&](const v1::Run& run) { visited.insert(run.run_id()); });
+  EXPECT_EQ(std::set<std::string>(visited.begin(), visited.end()), created);
+  EXPECT_EQ(visited.size(), created.size());
 }
 
 // At the cap, a new run is refused until one ends; a side job and a retried request still go.

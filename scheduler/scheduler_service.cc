@@ -418,14 +418,18 @@ void SchedulerService::State::RefreshMetrics() {
     by_state[static_cast<v1::RunState>(state)] = 0;
   }
   const absl::Time now = absl::Now();
-  nlohmann::json workers = nlohmann::json::array();
-  for (const v1::Run& run : runs->List()) {
+  // A run has series of its own from its start (before, they would all be 0) until an hour
+  // after its end (for the last scrapes and alerts). Only those runs are copied: with thousands
+  // of runs waiting to start, a copy and series of each every second held the service up.
+  std::vector<v1::Run> shown;
+  runs->ForEach([&](const v1::Run& run) {
     ++by_state[run.state()];
-    // An ended run's series stay an hour, for the last scrapes and alerts, then leave.
-    if (IsTerminal(run.state()) &&
-        now - absl::FromUnixSeconds(run.end_time().seconds()) > absl::Hours(1)) {
-      continue;
-    }
+    const bool gone = IsTerminal(run.state()) &&
+                      now - absl::FromUnixSeconds(run.end_time().seconds()) > absl::Hours(1);
+    if (run.has_start_time() && !gone) shown.push_back(run);
+  });
+  nlohmann::json workers = nlohmann::json::array();
+  for (const v1::Run& run : shown) {
     const std::map<std::string, std::string> labels = {{"run", run.run_id()}};
     series.Set(metrics.restarts, labels, run.restarts());
     series.Set(metrics.stage, labels, run.stage_index());

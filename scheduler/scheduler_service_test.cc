@@ -17,6 +17,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "prolong/v1/datamixer.grpc.pb.h"
+#include "prometheus/metric_family.h"
 #include "prometheus/registry.h"
 #include "tests/subprocess.h"
 
@@ -123,6 +124,21 @@ class InProcessScheduler {
 
   std::string datamixer_address() const { return datamixer_server_->address(); }
 
+  // The value of each series of the metric `name` whose label `label` is `value`.
+  std::vector<double> Gauges(const std::string& name, const std::string& label,
+                             const std::string& value) const {
+    std::vector<double> values;
+    for (const prometheus::MetricFamily& family : registry_->Collect()) {
+      if (family.name != name) continue;
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        for (const prometheus::ClientMetric::Label& pair : metric.label) {
+          if (pair.name == label && pair.value == value) values.push_back(metric.gauge.value);
+        }
+      }
+    }
+    return values;
+  }
+
   // Submits `count` runs of kSpec; their ids.
   std::vector<std::string> Submit(int count) {
     v1::SubmitRunRequest request;
@@ -226,6 +242,27 @@ TEST(SchedulerServiceTest, RunsPendingOnAMissingDatamixerAskItOnceEveryTwoSecond
   absl::SleepFor(absl::Milliseconds(4500));
   EXPECT_LE(datamixer.calls() - first_calls, 4);
   EXPECT_GE(datamixer.calls() - first_calls, 1);
+}
+
+// Runs waiting for their first start are counted by state but get no series of their own (they
+// would all be 0), so thousands of them cost /metrics nothing per run.
+TEST(SchedulerServiceTest, RunsNeverStartedAreCountedButHaveNoSeriesOfTheirOwn) {
+  UnavailablePlans datamixer;
+  InProcessScheduler scheduler(&datamixer);
+  const std::vector<std::string> run_ids = scheduler.Submit(3);
+  // The metrics are refreshed every second.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline &&
+         scheduler.Gauges("prolong_scheduler_runs", "state", "PENDING") != std::vector{3.0}) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(scheduler.Gauges("prolong_scheduler_runs", "state", "PENDING"), std::vector{3.0});
+  for (const char* name : {"prolong_scheduler_run_step", "prolong_scheduler_run_stage",
+                           "prolong_scheduler_run_stage_steps", "prolong_scheduler_run_restarts"}) {
+    for (const std::string& run_id : run_ids) {
+      EXPECT_TRUE(scheduler.Gauges(name, "run", run_id).empty()) << name << " " << run_id;
+    }
+  }
 }
 
 }  // namespace

@@ -3,11 +3,12 @@
 //
 //   submit    SubmitRun latency with --clients concurrent clients (each its own channel), each
 //             submitting --runs_per_client runs with distinct request ids, while --get_clients
-//             more clients call GetRun; the scheduler is given a datamixer that is not there, so
-//             every run stays PENDING and no gang starts: what is timed is SubmitRun's whole path
-//             (spec checks, the synced RocksDB write, the run's first driver step), and the CPU
-//             each submission cost the scheduler and the clients meanwhile. One client
-//             alone first, for the cost of one submission without queueing. Then the
+//             more clients call GetRun (with no pause, or --get_rate calls/s together: a
+//             load that does not grow when GetRun gets faster); the scheduler is given a datamixer
+//             that is not there, so every run stays PENDING and no gang starts: what is timed is
+//             SubmitRun's whole path (spec checks, the synced RocksDB write, the run's first driver
+//             step), and the CPU each submission cost the scheduler and the clients meanwhile. One
+//             client alone first, for the cost of one submission without queueing. Then the
 //             scheduler's CPU use, threads and memory with every run pending, against the same
 //             scheduler idle before the first submission.
 //   recovery  A run of the tiny Llama on 2 workers (dp 2): after its first checkpoint rank 1 is
@@ -92,6 +93,7 @@ struct Flags {
   int clients = 50;
   int runs_per_client = 20;
   int get_clients = 10;
+  double get_rate = 0;
   int serial_submits = 100;
   double cpu_window_s = 10;
   // recovery
@@ -631,16 +633,21 @@ absl::StatusOr<CpuWindow> MeasureCpu(const SchedulerProcess& scheduler, absl::Du
 // Finish.
 class Getters {
  public:
-  Getters(const std::string& address, int clients, std::function<std::string(std::mt19937&)> pick)
+  // Each client calls once per `interval` (or again at once if a call took longer); zero: no
+  // pause between calls.
+  Getters(const std::string& address, int clients, absl::Duration interval,
+          std::function<std::string(std::mt19937&)> pick)
       : pick_(std::move(pick)) {
     absl::BlockingCounter ready(clients);
     for (int c = 0; c < clients; ++c) {
-      threads_.emplace_back([this, address, c, &ready] {
+      threads_.emplace_back([this, address, c, interval, &ready] {
         std::unique_ptr<v1::Scheduler::Stub> stub = Connect(address);
         Warm(*stub);
         ready.DecrementCount();
         std::mt19937 random(c);
-        while (!done_.HasBeenNotified()) {
+        absl::Time next = absl::Now();
+        while (!done_.WaitForNotificationWithDeadline(next)) {
+          next = std::max(next + interval, absl::Now());
           const std::string run_id = pick_(random);
           const absl::Time start = absl::Now();
           absl::StatusOr<v1::Run> run = Get(*stub, run_id);
@@ -676,6 +683,11 @@ class Getters {
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
 };
+
+absl::Duration GetInterval(const Flags& flags) {
+  return flags.get_rate > 0 ? absl::Seconds(flags.get_clients / flags.get_rate)
+                            : absl::ZeroDuration();
+}
 
 absl::StatusOr<SubmitRound> RunSubmitRound(const Flags& flags, int round, const std::string& dir) {
   SubmitRound result;
@@ -745,7 +757,7 @@ absl::StatusOr<SubmitRound> RunSubmitRound(const Flags& flags, int round, const 
       });
     }
     ready.Wait();
-    Getters getters(scheduler->address(), flags.get_clients, pick);
+    Getters getters(scheduler->address(), flags.get_clients, GetInterval(flags), pick);
     ASSIGN_OR_RETURN(const ProcessSample scheduler_before, SampleProcess(scheduler->pid()));
     ASSIGN_OR_RETURN(const ProcessSample clients_before, SampleProcess(getpid()));
     const absl::Time start = absl::Now();
@@ -773,7 +785,7 @@ absl::StatusOr<SubmitRound> RunSubmitRound(const Flags& flags, int round, const 
   ASSIGN_OR_RETURN(const CpuWindow pending,
                    MeasureCpu(*scheduler, absl::Seconds(flags.cpu_window_s)));
   {
-    Getters getters(scheduler->address(), flags.get_clients, pick);
+    Getters getters(scheduler->address(), flags.get_clients, GetInterval(flags), pick);
     absl::SleepFor(absl::Seconds(3));
     ASSIGN_OR_RETURN(const std::vector<double> gets, getters.Finish());
     result.get_after = LatencySummary::Of(gets);
@@ -801,8 +813,10 @@ absl::StatusOr<SubmitRound> RunSubmitRound(const Flags& flags, int round, const 
 absl::Status MeasureSubmit(const Flags& flags, const std::string& root) {
   absl::PrintF(
       "== submit: %d clients x %d runs (plus %d by one client first), %d GetRun clients beside "
-      "them; datamixer 127.0.0.1:1 (runs stay PENDING)\n",
-      flags.clients, flags.runs_per_client, flags.serial_submits, flags.get_clients);
+      "them (%s); datamixer 127.0.0.1:1 (runs stay PENDING)\n",
+      flags.clients, flags.runs_per_client, flags.serial_submits, flags.get_clients,
+      flags.get_rate > 0 ? absl::StrFormat("%.0f calls/s together", flags.get_rate)
+                         : std::string("no pause between calls"));
   std::vector<SubmitRound> rounds;
   for (int r = 0; r < flags.submit_rounds; ++r) {
     const std::string dir = absl::StrCat(root, "/submit-", r);
@@ -1298,9 +1312,11 @@ absl::Status MeasureWatch(const Flags& flags, const std::string& root, const Ser
 
 absl::Status Run(const Flags& flags, const std::string& root) {
   if (flags.serial_submits < 1 || flags.clients < 1 || flags.runs_per_client < 1 ||
-      flags.window_s <= flags.settle_s || flags.watch_steps <= flags.watch_warmup_steps) {
+      flags.get_rate < 0 || flags.window_s <= flags.settle_s ||
+      flags.watch_steps <= flags.watch_warmup_steps) {
     return absl::InvalidArgumentError(
-        "--serial_submits, --clients and --runs_per_client must be at least 1, --window_s above "
+        "--serial_submits, --clients and --runs_per_client must be at least 1, --get_rate at "
+        "least 0, --window_s above "
         "--settle_s and --watch_steps above --watch_warmup_steps");
   }
   for (const char* binary :
@@ -1351,6 +1367,10 @@ int main(int argc, char** argv) {
   app.add_option("--runs_per_client", flags.runs_per_client, "submit: runs each client submits")
       ->capture_default_str();
   app.add_option("--get_clients", flags.get_clients, "submit: GetRun clients beside them")
+      ->capture_default_str();
+  app.add_option("--get_rate", flags.get_rate,
+                 "submit: GetRun calls per second, all GetRun clients together; 0: each calls "
+                 "again as soon as it has its answer")
       ->capture_default_str();
   app.add_option("--serial_submits", flags.serial_submits,
                  "submit: runs one client submits alone first")

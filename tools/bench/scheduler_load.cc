@@ -646,7 +646,9 @@ class Getters {
         ready.DecrementCount();
         std::mt19937 random(c);
         absl::Time next = absl::Now();
-        while (!done_.WaitForNotificationWithDeadline(next)) {
+        while (!done_.HasBeenNotified()) {
+          // Paced: wait for this call's time (without a pause, it has always come).
+          if (absl::Now() < next && done_.WaitForNotificationWithDeadline(next)) break;
           next = std::max(next + interval, absl::Now());
           const std::string run_id = pick_(random);
           const absl::Time start = absl::Now();
@@ -1316,8 +1318,7 @@ absl::Status Run(const Flags& flags, const std::string& root) {
       flags.watch_steps <= flags.watch_warmup_steps) {
     return absl::InvalidArgumentError(
         "--serial_submits, --clients and --runs_per_client must be at least 1, --get_rate at "
-        "least 0, --window_s above "
-        "--settle_s and --watch_steps above --watch_warmup_steps");
+        "least 0, --window_s above --settle_s and --watch_steps above --watch_warmup_steps");
   }
   for (const char* binary :
        {testing::kSchedulerBinary, testing::kDatamixerBinary, testing::kTrainerBinary}) {

@@ -93,6 +93,14 @@ absl::Time RunDriver::Step() {
 }
 
 bool RunDriver::Look() {
+  if (absl::Now() < restart_at_) {
+    // Waiting for its next try: if the run still waits, there is nothing to do, and no need to
+    // copy it (a pending run is looked at every second, with thousands pending).
+    const absl::StatusOr<v1::RunState> state = runs_.StateOf(run_id_);
+    if (state.ok() && (*state == v1::RUN_STATE_PENDING || *state == v1::RUN_STATE_RESTARTING)) {
+      return true;
+    }
+  }
   absl::StatusOr<v1::Run> run = runs_.Get(run_id_);
   if (!run.ok()) {
     PROLONG_LOG(ERROR) << "run " << run_id_ << ": " << run.status().message();
@@ -109,8 +117,7 @@ bool RunDriver::Look() {
         if (started.ok()) started = StartStage(*run);
         if (!started.ok()) {
           if (started.message() != last_wait_reason_) {  // once, not every retry
-            PROLONG_LOG(WARNING) << "run " << run_id_ << ": " << started.message()
-                                 << "; retrying every 2s";
+            options_.wait_log->Waiting(run_id_, started.message(), now);
             last_wait_reason_ = std::string(started.message());
             (void)runs_.SetPendingMessage(run_id_, absl::StrCat("waiting: ", last_wait_reason_));
           }

@@ -26,6 +26,7 @@
 #include "scheduler/driver_pool.h"
 #include "scheduler/launch/launcher.h"
 #include "scheduler/runs.h"
+#include "scheduler/wait_log.h"
 
 namespace prolong::scheduler {
 
@@ -55,6 +56,9 @@ struct DriverOptions {
   std::function<void(const v1::Run& run, const v1::Checkpoint& checkpoint)> checkpoint_recorded;
   // The workers' TLS files (their --client-tls-* flags).
   ClientSecurityFiles worker_tls;
+  // Where a run's reason to wait is logged: shared by the drivers of a scheduler, so that runs
+  // waiting for one reason share a line.
+  std::shared_ptr<WaitLog> wait_log = std::make_shared<WaitLog>();
 };
 
 // The datamixer's plan of a stage of a spec.

@@ -24,6 +24,8 @@ absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
   return absl::InternalError(message);
 }
 
+constexpr char kRequestPrefix[] = "request/";
+
 std::string RunKey(const std::string& run_id) { return absl::StrCat("run/", run_id); }
 std::string EventPrefix(const std::string& run_id) { return absl::StrCat("event/", run_id, "/"); }
 std::string EventKey(const std::string& run_id, int64_t sequence) {
@@ -51,7 +53,7 @@ absl::Status RunStore::Write(const v1::Run& run, const std::vector<v1::RunEvent>
   for (const v1::RunEvent& event : events) {
     batch.Put(EventKey(run.run_id(), event.sequence()), event.SerializeAsString());
   }
-  if (!request_id.empty()) batch.Put(absl::StrCat("request/", request_id), run.run_id());
+  if (!request_id.empty()) batch.Put(absl::StrCat(kRequestPrefix, request_id), run.run_id());
   rocksdb::WriteOptions options;
   options.sync = durability == Durability::kSynced;
   return FromRocks(db_->Write(options, &batch), "write");
@@ -71,14 +73,15 @@ absl::StatusOr<std::vector<v1::Run>> RunStore::LoadRuns() const {
   return runs;
 }
 
-absl::StatusOr<std::optional<std::string>> RunStore::RunOfRequest(
-    const std::string& request_id) const {
-  std::string run_id;
-  const rocksdb::Status status =
-      db_->Get(rocksdb::ReadOptions(), absl::StrCat("request/", request_id), &run_id);
-  if (status.IsNotFound()) return std::nullopt;
-  RETURN_IF_ERROR(FromRocks(status, "read"));
-  return run_id;
+absl::StatusOr<RunStore::Requests> RunStore::LoadRequests() const {
+  Requests requests;
+  const rocksdb::Slice prefix(kRequestPrefix);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    requests.emplace(it->key().ToString().substr(prefix.size()), it->value().ToString());
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan"));
+  return requests;
 }
 
 absl::StatusOr<std::vector<v1::RunEvent>> RunStore::Events(const std::string& run_id, int64_t after,

@@ -14,10 +14,10 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "prolong/v1/scheduler.pb.h"
 
@@ -41,8 +41,10 @@ class RunStore {
 
   // Every run, in no particular order.
   absl::StatusOr<std::vector<v1::Run>> LoadRuns() const;
-  // The run a request id created, if any.
-  absl::StatusOr<std::optional<std::string>> RunOfRequest(const std::string& request_id) const;
+  // Request id -> the run it created.
+  using Requests = absl::flat_hash_map<std::string, std::string>;
+  // Every request id with the run it created.
+  absl::StatusOr<Requests> LoadRequests() const;
   // The run's events with a sequence above `after`, at most `limit`, in order.
   absl::StatusOr<std::vector<v1::RunEvent>> Events(const std::string& run_id, int64_t after,
                                                    int limit) const;

@@ -86,8 +86,10 @@ Runs::Runs(std::unique_ptr<RunStore> store, int max_unfinished)
 absl::StatusOr<std::unique_ptr<Runs>> Runs::Open(const std::string& store_dir, int max_unfinished) {
   ASSIGN_OR_RETURN(std::unique_ptr<RunStore> store, RunStore::Open(store_dir));
   ASSIGN_OR_RETURN(std::vector<v1::Run> loaded, store->LoadRuns());
+  ASSIGN_OR_RETURN(RunStore::Requests requests, store->LoadRequests());
   std::unique_ptr<Runs> runs(new Runs(std::move(store), max_unfinished));
   absl::MutexLock lock(&runs->mu_);
+  runs->run_of_request_ = std::move(requests);
   for (v1::Run& run : loaded) {
     Entry& entry = runs->runs_[run.run_id()];
     ASSIGN_OR_RETURN(entry.last_sequence, runs->store_->LastSequence(run.run_id()));
@@ -133,11 +135,12 @@ absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string&
       // A retry of a submission still being written waits for it, then gets its run.
       auto settled = [this, &request_id] { return creating_requests_.count(request_id) == 0; };
       mu_.Await(absl::Condition(&settled));
-      ASSIGN_OR_RETURN(std::optional<std::string> existing, store_->RunOfRequest(request_id));
-      if (existing.has_value()) {
-        const Entry* entry = Find(*existing);
+      auto existing = run_of_request_.find(request_id);
+      if (existing != run_of_request_.end()) {
+        const Entry* entry = Find(existing->second);
         if (entry == nullptr) {
-          return absl::DataLossError(absl::StrCat("request ", request_id, " names run ", *existing,
+          return absl::DataLossError(absl::StrCat("request ", request_id, " names run ",
+                                                  existing->second,
                                                   ", which the store does not hold"));
         }
         return entry->run;
@@ -174,6 +177,7 @@ absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string&
   creating_runs_.erase(run.run_id());
   creating_requests_.erase(request_id);
   RETURN_IF_ERROR(written);
+  if (!request_id.empty()) run_of_request_.emplace(request_id, run.run_id());
   Publish(runs_[run.run_id()], run, {std::move(event)});
   *created = true;
   return run;
@@ -184,6 +188,13 @@ absl::StatusOr<v1::Run> Runs::Get(const std::string& run_id) const {
   const Entry* entry = Find(run_id);
   if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
   return entry->run;
+}
+
+absl::StatusOr<v1::RunState> Runs::StateOf(const std::string& run_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  const Entry* entry = Find(run_id);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("run_id: no run ", run_id));
+  return entry->run.state();
 }
 
 std::vector<v1::Run> Runs::List() const {

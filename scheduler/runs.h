@@ -15,13 +15,13 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -59,6 +59,8 @@ class Runs {
   absl::StatusOr<v1::Run> Create(const v1::RunSpec& spec, const std::string& request_id,
                                  bool* created, const v1::SideJobOf* side_job_of = nullptr);
   absl::StatusOr<v1::Run> Get(const std::string& run_id) const;
+  // The run's state alone, without a copy of the run.
+  absl::StatusOr<v1::RunState> StateOf(const std::string& run_id) const;
   // Newest first.
   std::vector<v1::Run> List() const;
   // Calls `visit` with every run, under the runs' lock and without copying them: for a look at
@@ -126,13 +128,16 @@ class Runs {
   std::unique_ptr<RunStore> store_;
   const int max_unfinished_;
   mutable absl::Mutex mu_;
-  // Entries are never removed, so pointers to them stay valid.
-  std::map<std::string, Entry> runs_ ABSL_GUARDED_BY(mu_);
+  // Entries are never removed, and a node map does not move them: pointers to them stay valid.
+  absl::node_hash_map<std::string, Entry> runs_ ABSL_GUARDED_BY(mu_);
+  // Each request id with the run it created, as the store has it (loaded by Open, so that a
+  // retried submission is answered without a read of the store under the lock).
+  RunStore::Requests run_of_request_ ABSL_GUARDED_BY(mu_);
   // Runs not ended, side jobs aside (what max_unfinished_ caps).
   int64_t unfinished_ ABSL_GUARDED_BY(mu_) = 0;
   // Run ids drawn and request ids taken by submissions being written.
-  std::set<std::string> creating_runs_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> creating_requests_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> creating_runs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> creating_requests_ ABSL_GUARDED_BY(mu_);
 };
 
 // "run-name-1a2b3c" ids; worker ids "<run id>/<attempt>/<rank>".

@@ -131,6 +131,32 @@ TEST(RunsTest, NewRunsBeyondTheUnfinishedCapAreRefused) {
             absl::StatusCode::kResourceExhausted);
 }
 
+// The request ids a store holds are known again once it is reopened: a submission retried
+// across a restart of the scheduler is its run, not a second one.
+TEST(RunsTest, ARequestIdNamesItsRunAfterTheStoreIsReopened) {
+  const std::string dir = NewStoreDir();
+  std::string first, second;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(dir));
+    bool created = false;
+    ASSERT_OK_AND_ASSIGN(v1::Run run, runs->Create(Spec(), "request-1", &created));
+    first = run.run_id();
+    ASSERT_OK_AND_ASSIGN(run, runs->Create(Spec(), "request-2", &created));
+    second = run.run_id();
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(dir));
+  bool created = true;
+  ASSERT_OK_AND_ASSIGN(v1::Run again, runs->Create(Spec(), "request-2", &created));
+  EXPECT_FALSE(created);
+  EXPECT_EQ(again.run_id(), second);
+  ASSERT_OK_AND_ASSIGN(again, runs->Create(Spec(), "request-1", &created));
+  EXPECT_FALSE(created);
+  EXPECT_EQ(again.run_id(), first);
+  ASSERT_OK_AND_ASSIGN(v1::Run fresh, runs->Create(Spec(), "request-3", &created));
+  EXPECT_TRUE(created);
+  EXPECT_EQ(runs->List().size(), 3u);
+}
+
 TEST(RunsTest, ConcurrentSubmissionsUnderOneRequestIdCreateOneRun) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir()));
   constexpr int kClients = 16;

@@ -178,6 +178,7 @@ struct SchedulerService::State {
   // Drivers retry a failed plan every 2 s; with one datamixer down, all of its pending runs
   // between them ask it as often as one of them would.
   PeerBackoff datamixer_backoff{absl::Seconds(2)};
+  std::shared_ptr<WaitLog> wait_log = std::make_shared<WaitLog>();
   RefreshedSeries series;      // the metrics thread's
   std::string worker_targets;  // as last written
   std::unique_ptr<EvaluationHandoff> evaluations;
@@ -202,6 +203,7 @@ DriverOptions SchedulerService::State::Driving() {
   driving.datamixer_address = options.datamixer_address;
   driving.restart_backoff = options.restart_backoff;
   driving.worker_tls = options.worker_tls;
+  driving.wait_log = wait_log;
   driving.pending_evaluations = [this](const v1::Run& run) {
     return evaluations->Pending(run.run_id()) + static_cast<int>(AwaitingAfterSft(run).size());
   };

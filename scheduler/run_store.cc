@@ -32,6 +32,15 @@ std::string EventKey(const std::string& run_id, int64_t sequence) {
   return absl::StrFormat("%s%016d", EventPrefix(run_id), sequence);
 }
 
+void AddRecord(const v1::Run& run, const std::vector<const v1::RunEvent*>& events,
+               const std::string& request_id, rocksdb::WriteBatch& batch) {
+  batch.Put(RunKey(run.run_id()), run.SerializeAsString());
+  for (const v1::RunEvent* event : events) {
+    batch.Put(EventKey(run.run_id(), event->sequence()), event->SerializeAsString());
+  }
+  if (!request_id.empty()) batch.Put(absl::StrCat(kRequestPrefix, request_id), run.run_id());
+}
+
 }  // namespace
 
 RunStore::RunStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
@@ -49,13 +58,21 @@ absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& dir)
 absl::Status RunStore::Write(const v1::Run& run, const std::vector<v1::RunEvent>& events,
                              const std::string& request_id, Durability durability) {
   rocksdb::WriteBatch batch;
-  batch.Put(RunKey(run.run_id()), run.SerializeAsString());
-  for (const v1::RunEvent& event : events) {
-    batch.Put(EventKey(run.run_id(), event.sequence()), event.SerializeAsString());
-  }
-  if (!request_id.empty()) batch.Put(absl::StrCat(kRequestPrefix, request_id), run.run_id());
+  std::vector<const v1::RunEvent*> pointers;
+  for (const v1::RunEvent& event : events) pointers.push_back(&event);
+  AddRecord(run, pointers, request_id, batch);
   rocksdb::WriteOptions options;
   options.sync = durability == Durability::kSynced;
+  return FromRocks(db_->Write(options, &batch), "write");
+}
+
+absl::Status RunStore::WriteAll(const std::vector<Record>& records) {
+  rocksdb::WriteBatch batch;
+  for (const Record& record : records) {
+    AddRecord(*record.run, {record.event}, record.request_id, batch);
+  }
+  rocksdb::WriteOptions options;
+  options.sync = true;
   return FromRocks(db_->Write(options, &batch), "write");
 }
 

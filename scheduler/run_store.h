@@ -38,6 +38,13 @@ class RunStore {
   absl::Status Write(const v1::Run& run, const std::vector<v1::RunEvent>& events,
                      const std::string& request_id = "",
                      Durability durability = Durability::kSynced);
+  // Several runs' records as Write writes one, in one write (one sync for all of them).
+  struct Record {
+    const v1::Run* run;
+    const v1::RunEvent* event;
+    std::string request_id;
+  };
+  absl::Status WriteAll(const std::vector<Record>& records);
 
   // Every run, in no particular order.
   absl::StatusOr<std::vector<v1::Run>> LoadRuns() const;

@@ -34,6 +34,17 @@ std::string NewRunId(const std::string& name) {
   return absl::StrFormat("%s-%06x", name, random() & 0xffffff);
 }
 
+// A new run's record and first event; the run id is set.
+void NewPendingRun(const v1::RunSpec& spec, v1::Run& run, v1::RunEvent& event) {
+  *run.mutable_spec() = spec;
+  run.set_state(v1::RUN_STATE_PENDING);
+  *run.mutable_create_time() = Now();
+  event.set_sequence(1);
+  *event.mutable_time() = run.create_time();
+  event.mutable_state_changed()->set_to(v1::RUN_STATE_PENDING);
+  event.mutable_state_changed()->set_message("submitted");
+}
+
 int WorldOf(const v1::Run& run) {
   const Layout layout = StageLayoutOf(run.spec(), run.stage_index());
   return layout.dp * layout.cp;
@@ -124,6 +135,48 @@ void Runs::Publish(Entry& entry, v1::Run run, std::vector<v1::RunEvent> events) 
   while (entry.recent.size() > kRecentEvents) entry.recent.pop_front();
 }
 
+absl::StatusOr<const Runs::Entry*> Runs::RequestedBefore(const std::string& request_id) const {
+  auto existing = run_of_request_.find(request_id);
+  if (existing == run_of_request_.end()) return nullptr;
+  const Entry* entry = Find(existing->second);
+  if (entry == nullptr) {
+    return absl::DataLossError(absl::StrCat("request ", request_id, " names run ", existing->second,
+                                            ", which the store does not hold"));
+  }
+  return entry;
+}
+
+absl::Status Runs::RoomForARun() const {
+  // Each unfinished run holds a driver and, once running, a gang.
+  if (max_unfinished_ > 0 &&
+      unfinished_ + static_cast<int64_t>(creating_runs_.size()) >= max_unfinished_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("already ", max_unfinished_,
+                     " unfinished runs (--max-unfinished-runs), the most this scheduler "
+                     "holds; retry once some have ended"));
+  }
+  return absl::OkStatus();
+}
+
+std::string Runs::Reserve(const std::string& name, const std::string& request_id) {
+  if (!request_id.empty()) creating_requests_.insert(request_id);
+  std::string run_id;
+  do {
+    run_id = NewRunId(name);
+  } while (runs_.contains(run_id) || creating_runs_.contains(run_id));
+  creating_runs_.insert(run_id);
+  return run_id;
+}
+
+void Runs::Settle(const v1::Run& run, v1::RunEvent event, const std::string& request_id,
+                  bool written) {
+  creating_runs_.erase(run.run_id());
+  creating_requests_.erase(request_id);
+  if (!written) return;
+  if (!request_id.empty()) run_of_request_.emplace(request_id, run.run_id());
+  Publish(runs_[run.run_id()], run, {std::move(event)});
+}
+
 absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string& request_id,
                                      bool* created, const v1::SideJobOf* side_job_of) {
   *created = false;
@@ -133,54 +186,78 @@ absl::StatusOr<v1::Run> Runs::Create(const v1::RunSpec& spec, const std::string&
     absl::MutexLock lock(&mu_);
     if (!request_id.empty()) {
       // A retry of a submission still being written waits for it, then gets its run.
-      auto settled = [this, &request_id] { return creating_requests_.count(request_id) == 0; };
+      auto settled = [this, &request_id] { return !creating_requests_.contains(request_id); };
       mu_.Await(absl::Condition(&settled));
-      auto existing = run_of_request_.find(request_id);
-      if (existing != run_of_request_.end()) {
-        const Entry* entry = Find(existing->second);
-        if (entry == nullptr) {
-          return absl::DataLossError(absl::StrCat("request ", request_id, " names run ",
-                                                  existing->second,
-                                                  ", which the store does not hold"));
-        }
-        return entry->run;
-      }
+      ASSIGN_OR_RETURN(const Entry* existing, RequestedBefore(request_id));
+      if (existing != nullptr) return existing->run;
     }
-    if (max_unfinished_ > 0 && side_job_of == nullptr) {
-      // Each unfinished run holds a driver thread and, once running, a gang.
-      if (unfinished_ + static_cast<int64_t>(creating_runs_.size()) >= max_unfinished_) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("already ", max_unfinished_,
-                         " unfinished runs (--max-unfinished-runs), the most this scheduler "
-                         "holds; retry once some have ended"));
-      }
-    }
-    if (!request_id.empty()) creating_requests_.insert(request_id);
-    std::string run_id;
-    do {
-      run_id = NewRunId(spec.name());
-    } while (runs_.count(run_id) > 0 || creating_runs_.count(run_id) > 0);
-    creating_runs_.insert(run_id);
-    run.set_run_id(run_id);
+    if (side_job_of == nullptr) RETURN_IF_ERROR(RoomForARun());
+    run.set_run_id(Reserve(spec.name(), request_id));
   }
-  *run.mutable_spec() = spec;
   if (side_job_of != nullptr) *run.mutable_side_job_of() = *side_job_of;
-  run.set_state(v1::RUN_STATE_PENDING);
-  *run.mutable_create_time() = Now();
-  event.set_sequence(1);
-  *event.mutable_time() = run.create_time();
-  event.mutable_state_changed()->set_to(v1::RUN_STATE_PENDING);
-  event.mutable_state_changed()->set_message("submitted");
+  NewPendingRun(spec, run, event);
   const absl::Status written = store_->Write(run, {event}, request_id);
 
   absl::MutexLock lock(&mu_);
-  creating_runs_.erase(run.run_id());
-  creating_requests_.erase(request_id);
+  Settle(run, std::move(event), request_id, written.ok());
   RETURN_IF_ERROR(written);
-  if (!request_id.empty()) run_of_request_.emplace(request_id, run.run_id());
-  Publish(runs_[run.run_id()], run, {std::move(event)});
   *created = true;
   return run;
+}
+
+void Runs::CreateMany(std::vector<Submission>& submissions) {
+  // A submission whose request id is being written (by another call, or by one before it
+  // here) waits for that in Create, once these are written.
+  std::vector<Submission*> fresh, later;
+  std::vector<v1::Run> runs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (Submission& submission : submissions) {
+      if (!submission.request_id.empty()) {
+        if (creating_requests_.contains(submission.request_id)) {
+          later.push_back(&submission);
+          continue;
+        }
+        const absl::StatusOr<const Entry*> existing = RequestedBefore(submission.request_id);
+        if (!existing.ok()) {
+          submission.run = existing.status();
+          continue;
+        }
+        if (*existing != nullptr) {
+          submission.run = (*existing)->run;
+          continue;
+        }
+      }
+      if (absl::Status room = RoomForARun(); !room.ok()) {
+        submission.run = std::move(room);
+        continue;
+      }
+      fresh.push_back(&submission);
+      runs.emplace_back().set_run_id(Reserve(submission.spec->name(), submission.request_id));
+    }
+  }
+  std::vector<v1::RunEvent> events(runs.size());
+  std::vector<RunStore::Record> records;
+  for (size_t k = 0; k < runs.size(); ++k) {
+    NewPendingRun(*fresh[k]->spec, runs[k], events[k]);
+    records.push_back({&runs[k], &events[k], fresh[k]->request_id});
+  }
+  const absl::Status written = records.empty() ? absl::OkStatus() : store_->WriteAll(records);
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t k = 0; k < runs.size(); ++k) {
+      Settle(runs[k], std::move(events[k]), fresh[k]->request_id, written.ok());
+      fresh[k]->created = written.ok();
+      if (written.ok()) {
+        fresh[k]->run = std::move(runs[k]);
+      } else {
+        fresh[k]->run = written;
+      }
+    }
+  }
+  for (Submission* submission : later) {
+    submission->run = Create(*submission->spec, submission->request_id, &submission->created);
+  }
 }
 
 absl::StatusOr<v1::Run> Runs::Get(const std::string& run_id) const {

@@ -58,6 +58,16 @@ class Runs {
   // the cap.
   absl::StatusOr<v1::Run> Create(const v1::RunSpec& spec, const std::string& request_id,
                                  bool* created, const v1::SideJobOf* side_job_of = nullptr);
+  // Create for each of `submissions` (none a side job), their new runs written together: one
+  // synced write for a burst of submissions instead of one each. Each submission's `run` and
+  // `created` are Create's result for it.
+  struct Submission {
+    const v1::RunSpec* spec = nullptr;
+    std::string request_id;
+    absl::StatusOr<v1::Run> run;
+    bool created = false;
+  };
+  void CreateMany(std::vector<Submission>& submissions);
   absl::StatusOr<v1::Run> Get(const std::string& run_id) const;
   // The run's state alone, without a copy of the run.
   absl::StatusOr<v1::RunState> StateOf(const std::string& run_id) const;
@@ -120,6 +130,17 @@ class Runs {
   Runs(std::unique_ptr<RunStore> store, int max_unfinished);
   Entry* Find(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Entry* Find(const std::string& run_id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Create's steps. The run the request id created, if any.
+  absl::StatusOr<const Entry*> RequestedBefore(const std::string& request_id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED at the cap on unfinished runs.
+  absl::Status RoomForARun() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // A new run id, held with the request id until Settle.
+  std::string Reserve(const std::string& name, const std::string& request_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the hold; a run that was written is shown, with its first event.
+  void Settle(const v1::Run& run, v1::RunEvent event, const std::string& request_id, bool written)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits until no change of the entry's run is being written.
   void AwaitIdle(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Publish(Entry& entry, v1::Run run, std::vector<v1::RunEvent> events)

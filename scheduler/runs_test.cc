@@ -157,6 +157,52 @@ TEST(RunsTest, ARequestIdNamesItsRunAfterTheStoreIsReopened) {
   EXPECT_EQ(runs->List().size(), 3u);
 }
 
+// A batch of submissions: each new one a run, written with the others; a request id seen
+// before, or twice in the batch, one run; at the cap, the rest refused. All as the store has it.
+TEST(RunsTest, ABatchOfSubmissionsIsCreatedAsOneByOneWouldBe) {
+  const std::string dir = NewStoreDir();
+  const v1::RunSpec spec = Spec();
+  std::string before, repeated;
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(dir, /*max_unfinished=*/4));
+    bool created = false;
+    ASSERT_OK_AND_ASSIGN(v1::Run run, runs->Create(spec, "before", &created));
+    before = run.run_id();
+    std::vector<Runs::Submission> batch(6);
+    const std::vector<std::string> request_ids = {"a", "before", "b", "a", "", "c"};
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i].spec = &spec;
+      batch[i].request_id = request_ids[i];
+    }
+    runs->CreateMany(batch);
+    // "a", "b" and the one without a request id are new; the cap (4 unfinished) refuses "c".
+    ASSERT_OK(batch[0].run);
+    EXPECT_TRUE(batch[0].created);
+    ASSERT_OK(batch[1].run);
+    EXPECT_FALSE(batch[1].created);
+    EXPECT_EQ(batch[1].run->run_id(), before);
+    ASSERT_OK(batch[2].run);
+    EXPECT_TRUE(batch[2].created);
+    ASSERT_OK(batch[3].run);
+    EXPECT_FALSE(batch[3].created);
+    EXPECT_EQ(batch[3].run->run_id(), batch[0].run->run_id());
+    ASSERT_OK(batch[4].run);
+    EXPECT_TRUE(batch[4].created);
+    EXPECT_EQ(batch[5].run.status().code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_FALSE(batch[5].created);
+    EXPECT_EQ(batch[2].run->state(), v1::RUN_STATE_PENDING);
+    EXPECT_EQ(ReadAll(*runs, batch[2].run->run_id(), 0).size(), 1u);
+    repeated = batch[0].run->run_id();
+  }
+  // Written: a reopened store has the four runs, and "a" is still its run.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(dir));
+  EXPECT_EQ(runs->List().size(), 4u);
+  bool created = true;
+  ASSERT_OK_AND_ASSIGN(v1::Run again, runs->Create(spec, "a", &created));
+  EXPECT_FALSE(created);
+  EXPECT_EQ(again.run_id(), repeated);
+}
+
 TEST(RunsTest, ConcurrentSubmissionsUnderOneRequestIdCreateOneRun) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Runs> runs, Runs::Open(NewStoreDir()));
   constexpr int kClients = 16;

@@ -2,6 +2,10 @@
 
 #include <unistd.h>
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +30,8 @@
 #include "prolong/v1/datamixer.grpc.pb.h"
 #include "prometheus/gauge.h"
 #include "scheduler/after_sft.h"
+#include "scheduler/batch_worker.h"
+#include "scheduler/call_workers.h"
 #include "scheduler/driver_pool.h"
 #include "scheduler/evaluation_handoff.h"
 #include "scheduler/launch/local_launcher.h"
@@ -38,6 +44,21 @@
 
 namespace prolong::scheduler {
 namespace {
+
+// gRPC's callback handlers (SubmitRun, GetRun) run on gRPC's own threads, and the server's
+// Shutdown waits for them inside libgrpc, which is not built for ThreadSanitizer, so TSan cannot
+// see that a service destroyed after Shutdown comes after its handlers. Each handler says when
+// it is done with the service, and the destructor that it has waited for them all.
+void HandlerDone([[maybe_unused]] const void* service) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_release(const_cast<void*>(service));
+#endif
+}
+void HandlersWaitedFor([[maybe_unused]] const void* service) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_acquire(const_cast<void*>(service));
+#endif
+}
 
 constexpr absl::Duration kPlanTimeout = absl::Seconds(120);
 
@@ -144,6 +165,14 @@ struct SchedulerService::State {
   // datamixer found missing is asked again by the next driver after datamixer_backoff's hold.
   absl::StatusOr<v1::StagePlan> DriverPlanStage(const v1::RunSpec& spec, int stage_index);
   void Drive(const v1::Run& run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // SubmitRun's parts: what is checked on gRPC's thread (the caller's token, the spec), and a
+  // dry run's plans.
+  absl::Status CheckSubmission(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                               const v1::SubmitRunRequest& request) const;
+  absl::Status DryRun(const v1::RunSpec& spec, v1::Run* response);
+  struct QueuedSubmit;
+  // The runs of a batch of submissions, written together, then driven; each call finished.
+  void CreateRuns(std::vector<QueuedSubmit>& batch);
   void RefreshMetrics();
   DriverOptions Driving();
   // Hands a newly recorded checkpoint to the evaluator, or to a side job that fine-tunes it
@@ -194,6 +223,18 @@ struct SchedulerService::State {
 
   absl::Notification stopping;
   std::thread metrics_thread;
+  // SubmitRun's blocking parts, off gRPC's threads: one thread creates the runs of the calls
+  // queued meanwhile as one batch (CreateRuns), and dry runs have threads of their own.
+  // ~SchedulerService ends them before anything else, once they have done what is queued.
+  struct QueuedSubmit {
+    const v1::SubmitRunRequest* request;
+    v1::Run* response;
+    grpc::ServerUnaryReactor* reactor;
+  };
+  std::unique_ptr<BatchWorker<QueuedSubmit>> submissions =
+      std::make_unique<BatchWorker<QueuedSubmit>>(
+          "submit-runs", [this](std::vector<QueuedSubmit>& batch) { CreateRuns(batch); });
+  std::unique_ptr<CallWorkers> dry_run_workers = std::make_unique<CallWorkers>(2, "dry-runs");
 };
 
 DriverOptions SchedulerService::State::Driving() {
@@ -491,6 +532,9 @@ void SchedulerService::State::RefreshMetrics() {
 SchedulerService::SchedulerService(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 SchedulerService::~SchedulerService() {
+  HandlersWaitedFor(this);
+  state_->submissions.reset();
+  state_->dry_run_workers.reset();
   state_->stopping.Notify();
   if (state_->metrics_thread.joinable()) state_->metrics_thread.join();
   {
@@ -554,59 +598,95 @@ void SchedulerService::Start(const std::string& address) {
   });
 }
 
-grpc::Status SchedulerService::SubmitRun(grpc::ServerContext* context,
-                                         const v1::SubmitRunRequest* request, v1::Run* response) {
-  State& s = *state_;
-  const absl::Status allowed = CheckBearerToken(*context, s.options.auth_token);
-  if (!allowed.ok()) return Error(allowed);
-  const absl::Status valid =
-      RunSpecStatus(CheckRunSpec(request->spec(), PathRoots{s.options.path_roots}));
-  if (!valid.ok()) return Error(valid);
-  if (request->spec().resources().has_kubernetes()) {
-    return Error(absl::FailedPreconditionError(
+absl::Status SchedulerService::State::CheckSubmission(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const v1::SubmitRunRequest& request) const {
+  RETURN_IF_ERROR(CheckBearerToken(metadata, options.auth_token));
+  RETURN_IF_ERROR(RunSpecStatus(CheckRunSpec(request.spec(), PathRoots{options.path_roots})));
+  if (request.spec().resources().has_kubernetes()) {
+    return absl::FailedPreconditionError(
         "resources.kubernetes: this scheduler launches gangs locally or through Slurm; "
         "Kubernetes gangs are rendered as manifests (scheduler/launch/kubernetes_manifest.h) but "
-        "not submitted"));
+        "not submitted");
   }
-  if (request->validate_only()) {
-    response->set_run_id("");
-    *response->mutable_spec() = request->spec();
-    for (int k = 0; k < request->spec().stages_size(); ++k) {
-      absl::StatusOr<v1::StagePlan> plan = s.PlanStage(request->spec(), k);
-      if (!plan.ok()) return Error(plan.status());
-      *response->add_stage_plans() = *std::move(plan);
-    }
-    if (request->spec().evaluation().has_after_sft()) {
-      // The side jobs' stage, as the first of them would plan it.
-      v1::Checkpoint first;
-      first.set_stage(request->spec().stages(0).name());
-      first.set_path(request->spec().checkpoint().directory());
-      absl::StatusOr<v1::StagePlan> plan =
-          s.PlanStage(SideJobSpec(request->spec(), first), 0, "evaluation.after_sft.stage");
-      if (!plan.ok()) return Error(plan.status());
-    }
-    response->set_stage_steps(response->stage_plans(0).steps());
-    return grpc::Status::OK;
-  }
-  bool created = false;
-  absl::StatusOr<v1::Run> run = s.runs->Create(request->spec(), request->request_id(), &created);
-  if (!run.ok()) return Error(run.status());
-  if (created) {
-    PROLONG_LOG(INFO) << "run " << run->run_id() << " submitted (" << request->spec().stages_size()
-                      << " stages)";
-    absl::MutexLock lock(&s.mu);
-    if (s.started) s.Drive(*run);
-  }
-  *response = *std::move(run);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status SchedulerService::GetRun(grpc::ServerContext*, const v1::GetRunRequest* request,
-                                      v1::Run* response) {
+absl::Status SchedulerService::State::DryRun(const v1::RunSpec& spec, v1::Run* response) {
+  response->set_run_id("");
+  *response->mutable_spec() = spec;
+  for (int k = 0; k < spec.stages_size(); ++k) {
+    ASSIGN_OR_RETURN(*response->add_stage_plans(), PlanStage(spec, k));
+  }
+  if (spec.evaluation().has_after_sft()) {
+    // The side jobs' stage, as the first of them would plan it.
+    v1::Checkpoint first;
+    first.set_stage(spec.stages(0).name());
+    first.set_path(spec.checkpoint().directory());
+    RETURN_IF_ERROR(PlanStage(SideJobSpec(spec, first), 0, "evaluation.after_sft.stage").status());
+  }
+  response->set_stage_steps(response->stage_plans(0).steps());
+  return absl::OkStatus();
+}
+
+void SchedulerService::State::CreateRuns(std::vector<QueuedSubmit>& batch) {
+  std::vector<Runs::Submission> submissions;
+  submissions.reserve(batch.size());
+  for (const QueuedSubmit& queued : batch) {
+    Runs::Submission& submission = submissions.emplace_back();
+    submission.spec = &queued.request->spec();
+    submission.request_id = queued.request->request_id();
+  }
+  runs->CreateMany(submissions);
+  {
+    absl::MutexLock lock(&mu);
+    for (const Runs::Submission& submission : submissions) {
+      if (!submission.created) continue;
+      PROLONG_LOG(INFO) << "run " << submission.run->run_id() << " submitted ("
+                        << submission.spec->stages_size() << " stages)";
+      if (started) Drive(*submission.run);
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (submissions[i].run.ok()) *batch[i].response = *std::move(submissions[i].run);
+    batch[i].reactor->Finish(Error(submissions[i].run.status()));
+  }
+}
+
+grpc::ServerUnaryReactor* SchedulerService::SubmitRun(grpc::CallbackServerContext* context,
+                                                      const v1::SubmitRunRequest* request,
+                                                      v1::Run* response) {
+  State& s = *state_;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Status checked = s.CheckSubmission(context->client_metadata(), *request);
+  if (!checked.ok()) {
+    reactor->Finish(Error(checked));
+    HandlerDone(this);
+    return reactor;
+  }
+  // What follows blocks (the synced write; a dry run's plan calls), so it runs off gRPC's
+  // callback threads, and dry runs apart: a datamixer that hangs delays no submission.
+  if (request->validate_only()) {
+    s.dry_run_workers->Add([&s, request, response, reactor] {
+      reactor->Finish(Error(s.DryRun(request->spec(), response)));
+    });
+  } else {
+    s.submissions->Add({request, response, reactor});
+  }
+  HandlerDone(this);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SchedulerService::GetRun(grpc::CallbackServerContext* context,
+                                                   const v1::GetRunRequest* request,
+                                                   v1::Run* response) {
+  // From memory, without blocking: answered on gRPC's thread.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<v1::Run> run = state_->runs->Get(request->run_id());
-  if (!run.ok()) return Error(run.status());
-  *response = *std::move(run);
-  return grpc::Status::OK;
+  if (run.ok()) *response = *std::move(run);
+  reactor->Finish(Error(run.status()));
+  HandlerDone(this);
+  return reactor;
 }
 
 grpc::Status SchedulerService::ListRuns(grpc::ServerContext*, const v1::ListRunsRequest* request,

@@ -53,7 +53,14 @@ struct SchedulerServiceOptions {
   ClientSecurityFiles worker_tls;
 };
 
-class SchedulerService final : public v1::Scheduler::Service {
+// SubmitRun and GetRun use gRPC's callback API, whose handlers run on gRPC's own few threads
+// and must not block. GetRun reads memory and answers there. SubmitRun checks the caller and
+// the spec there, then queues the call: one thread creates the runs of every call queued
+// meanwhile with one synced write (batch_worker.h, Runs::CreateMany), and dry runs, which call
+// datamixers, go to threads of their own (call_workers.h). The other methods are synchronous.
+class SchedulerService final
+    : public v1::Scheduler::WithCallbackMethod_SubmitRun<
+          v1::Scheduler::WithCallbackMethod_GetRun<v1::Scheduler::Service>> {
  public:
   // Opens the run store. FAILED_PRECONDITION when another scheduler holds it, NOT_FOUND for a
   // trainer binary that is not there.
@@ -66,10 +73,11 @@ class SchedulerService final : public v1::Scheduler::Service {
   // at `address` (the server's, as workers reach it). Call once, when the server is up.
   void Start(const std::string& address);
 
-  grpc::Status SubmitRun(grpc::ServerContext* context, const v1::SubmitRunRequest* request,
-                         v1::Run* response) override;
-  grpc::Status GetRun(grpc::ServerContext* context, const v1::GetRunRequest* request,
-                      v1::Run* response) override;
+  grpc::ServerUnaryReactor* SubmitRun(grpc::CallbackServerContext* context,
+                                      const v1::SubmitRunRequest* request,
+                                      v1::Run* response) override;
+  grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* context,
+                                   const v1::GetRunRequest* request, v1::Run* response) override;
   grpc::Status ListRuns(grpc::ServerContext* context, const v1::ListRunsRequest* request,
                         v1::ListRunsResponse* response) override;
   grpc::Status CancelRun(grpc::ServerContext* context, const v1::CancelRunRequest* request,

@@ -1,9 +1,6 @@
-// A few threads that run the blocking part of calls (a synced write, a call to a datamixer) in
-// the order the calls came. gRPC's callback API runs handlers on a couple of shared threads that
-// must not block; its synchronous API gives every call in flight a thread of its own, and with
-// 50 callers on 2 cores they take turns in whatever order the kernel picks. A handler that
-// queues its blocking part here returns at once, and a few threads working through the queue
-// keep the calls in order and concurrent writes grouped.
+// A few threads that run the blocking part of calls (a dry run's calls to a datamixer) in the
+// order the calls came. gRPC's callback API runs handlers on a couple of shared threads that
+// must not block: a handler that queues its blocking part here returns at once.
 //
 // Thread-safety: Add may be called from any thread.
 #ifndef PROLONG_SCHEDULER_CALL_WORKERS_H_

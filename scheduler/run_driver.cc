@@ -66,7 +66,8 @@ RunDriver::RunDriver(std::string run_id, Runs& runs, std::unique_ptr<Launcher> l
       runs_(runs),
       launcher_(std::move(launcher)),
       plan_stage_(std::move(plan_stage)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      wait_log_(options_.wait_log != nullptr ? options_.wait_log : std::make_shared<WaitLog>()) {}
 
 RunDriver::~RunDriver() {
   if (gang_ != nullptr) gang_->Stop();
@@ -117,7 +118,7 @@ bool RunDriver::Look() {
         if (started.ok()) started = StartStage(*run);
         if (!started.ok()) {
           if (started.message() != last_wait_reason_) {  // once, not every retry
-            options_.wait_log->Waiting(run_id_, started.message(), now);
+            wait_log_->Waiting(run_id_, started.message(), now);
             last_wait_reason_ = std::string(started.message());
             (void)runs_.SetPendingMessage(run_id_, absl::StrCat("waiting: ", last_wait_reason_));
           }

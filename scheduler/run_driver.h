@@ -57,8 +57,8 @@ struct DriverOptions {
   // The workers' TLS files (their --client-tls-* flags).
   ClientSecurityFiles worker_tls;
   // Where a run's reason to wait is logged: shared by the drivers of a scheduler, so that runs
-  // waiting for one reason share a line.
-  std::shared_ptr<WaitLog> wait_log = std::make_shared<WaitLog>();
+  // waiting for one reason share a line. None: the driver has one of its own.
+  std::shared_ptr<WaitLog> wait_log;
 };
 
 // The datamixer's plan of a stage of a spec.
@@ -98,6 +98,7 @@ class RunDriver : public SteppedTask {
   const std::unique_ptr<Launcher> launcher_;
   const PlanStageFn plan_stage_;
   const DriverOptions options_;
+  const std::shared_ptr<WaitLog> wait_log_;  // options_.wait_log, or one of its own
   std::unique_ptr<Gang> gang_;
   absl::Time launched_;
   bool trained_ = false;  // the run's `trained`, as last seen

@@ -32,13 +32,14 @@ std::string EventKey(const std::string& run_id, int64_t sequence) {
   return absl::StrFormat("%s%016d", EventPrefix(run_id), sequence);
 }
 
-void AddRecord(const v1::Run& run, const std::vector<const v1::RunEvent*>& events,
-               const std::string& request_id, rocksdb::WriteBatch& batch) {
+// A run's record and, if any, the request id that created it.
+void AddRun(const v1::Run& run, const std::string& request_id, rocksdb::WriteBatch& batch) {
   batch.Put(RunKey(run.run_id()), run.SerializeAsString());
-  for (const v1::RunEvent* event : events) {
-    batch.Put(EventKey(run.run_id(), event->sequence()), event->SerializeAsString());
-  }
   if (!request_id.empty()) batch.Put(absl::StrCat(kRequestPrefix, request_id), run.run_id());
+}
+
+void AddEvent(const std::string& run_id, const v1::RunEvent& event, rocksdb::WriteBatch& batch) {
+  batch.Put(EventKey(run_id, event.sequence()), event.SerializeAsString());
 }
 
 }  // namespace
@@ -58,9 +59,8 @@ absl::StatusOr<std::unique_ptr<RunStore>> RunStore::Open(const std::string& dir)
 absl::Status RunStore::Write(const v1::Run& run, const std::vector<v1::RunEvent>& events,
                              const std::string& request_id, Durability durability) {
   rocksdb::WriteBatch batch;
-  std::vector<const v1::RunEvent*> pointers;
-  for (const v1::RunEvent& event : events) pointers.push_back(&event);
-  AddRecord(run, pointers, request_id, batch);
+  AddRun(run, request_id, batch);
+  for (const v1::RunEvent& event : events) AddEvent(run.run_id(), event, batch);
   rocksdb::WriteOptions options;
   options.sync = durability == Durability::kSynced;
   return FromRocks(db_->Write(options, &batch), "write");
@@ -69,7 +69,8 @@ absl::Status RunStore::Write(const v1::Run& run, const std::vector<v1::RunEvent>
 absl::Status RunStore::WriteAll(const std::vector<Record>& records) {
   rocksdb::WriteBatch batch;
   for (const Record& record : records) {
-    AddRecord(*record.run, {record.event}, record.request_id, batch);
+    AddRun(*record.run, record.request_id, batch);
+    AddEvent(record.run->run_id(), *record.event, batch);
   }
   rocksdb::WriteOptions options;
   options.sync = true;

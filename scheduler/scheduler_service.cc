@@ -638,13 +638,15 @@ void SchedulerService::State::CreateRuns(std::vector<QueuedSubmit>& batch) {
     submission.request_id = queued.request->request_id();
   }
   runs->CreateMany(submissions);
+  for (const Runs::Submission& submission : submissions) {
+    if (!submission.created) continue;
+    PROLONG_LOG(INFO) << "run " << submission.run->run_id() << " submitted ("
+                      << submission.spec->stages_size() << " stages)";
+  }
   {
     absl::MutexLock lock(&mu);
     for (const Runs::Submission& submission : submissions) {
-      if (!submission.created) continue;
-      PROLONG_LOG(INFO) << "run " << submission.run->run_id() << " submitted ("
-                        << submission.spec->stages_size() << " stages)";
-      if (started) Drive(*submission.run);
+      if (submission.created && started) Drive(*submission.run);
     }
   }
   for (size_t i = 0; i < batch.size(); ++i) {
